@@ -1,0 +1,5 @@
+import Chart from "./chart.js";
+
+export const commands = {
+  chart: Chart,
+};
