@@ -1,5 +1,17 @@
 import Chart from "./chart.js";
+import Jc from "./jc.js";
+import Resume from "./resume.js";
+import Run from "./run.js";
+import Send from "./send.js";
+import Status from "./status.js";
+import Topic from "./topic.js";
 
 export const commands = {
   chart: Chart,
+  jc: Jc,
+  resume: Resume,
+  run: Run,
+  send: Send,
+  status: Status,
+  topic: Topic,
 };

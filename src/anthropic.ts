@@ -1,0 +1,163 @@
+// The Messages API: pure mappers (history → request, reply → text, error → failure kind) and one
+// thin call through @anthropic-ai/sdk.
+import Anthropic from "@anthropic-ai/sdk";
+import type { Failure, Note, WorkItem } from "../machines/relay.js";
+import type { Block, HistoryEntry } from "./conversation.js";
+import { entryBlocks, userText } from "./conversation.js";
+import { type Usage, usageFromApi } from "./pricing.js";
+
+type TextBlockParam = Anthropic.TextBlockParam;
+type MessageParam = Anthropic.MessageParam;
+export type MessagesRequest = Anthropic.MessageCreateParamsNonStreaming;
+type CacheTtl = "5m" | "1h";
+
+const cacheControl = (ttl: CacheTtl): Anthropic.CacheControlEphemeral =>
+  ttl === "1h" ? { type: "ephemeral", ttl: "1h" } : { type: "ephemeral" };
+
+/** Group blocks into alternating messages; consecutive same-role blocks share one message. */
+export function toMessages(blocks: Block[]): MessageParam[] {
+  const messages: { role: "user" | "assistant"; content: TextBlockParam[] }[] = [];
+  for (const block of blocks) {
+    const last = messages[messages.length - 1];
+    const param: TextBlockParam = { type: "text", text: block.text };
+    if (last && last.role === block.role) last.content.push(param);
+    else messages.push({ role: block.role, content: [param] });
+  }
+  return messages;
+}
+
+/**
+ * The request for one turn. Cache breakpoints (at most 3 of the 4 allowed): the system prompt,
+ * the end of the previous turn's user message (the prefix the previous call cached), and the
+ * end of this request (the prefix the next call will reuse). Everything before the newest turn
+ * is byte-identical from call to call, so each call reads what the one before wrote.
+ */
+export function buildReplyRequest(args: {
+  model: string;
+  maxTokens: number;
+  systemPrompt: string;
+  history: HistoryEntry[];
+  notes: Note[];
+  item: WorkItem;
+  cacheTtl: CacheTtl;
+}): MessagesRequest {
+  const blocks: Block[] = [
+    ...args.history.flatMap(entryBlocks),
+    ...args.notes.map((n) => ({ role: "user" as const, text: userText({ kind: "note", session: n.session, text: n.text }) })),
+    { role: "user", text: userText({ kind: "item", source: args.item.source, session: args.item.session, text: args.item.text, timestamp: args.item.timestamp }) },
+  ];
+  const messages = toMessages(blocks);
+  const cc = cacheControl(args.cacheTtl);
+  const last = messages[messages.length - 1];
+  if (last && Array.isArray(last.content)) {
+    const tail = last.content[last.content.length - 1];
+    if (tail && tail.type === "text") tail.cache_control = cc;
+  }
+  // the previous request's final block: the last user block before the last assistant message
+  for (let i = messages.length - 2; i >= 0; i--) {
+    const m = messages[i];
+    if (m?.role === "user" && Array.isArray(m.content)) {
+      const tail = m.content[m.content.length - 1];
+      if (tail && tail.type === "text") tail.cache_control = cc;
+      break;
+    }
+  }
+  return {
+    model: args.model,
+    max_tokens: args.maxTokens,
+    system: [{ type: "text", text: args.systemPrompt, cache_control: cc }],
+    messages,
+  };
+}
+
+export function buildSummaryRequest(args: { model: string; maxTokens: number; summarizationPrompt: string; transcript: string }): MessagesRequest {
+  return {
+    model: args.model,
+    max_tokens: args.maxTokens,
+    system: [{ type: "text", text: args.summarizationPrompt }],
+    messages: [
+      {
+        role: "user",
+        content: [{ type: "text", text: `${args.transcript}\n\n[relay] Write the summary of the conversation above now.` }],
+      },
+    ],
+  };
+}
+
+/** The text blocks of a reply, concatenated. */
+export const replyText = (message: Pick<Anthropic.Message, "content">): string =>
+  message.content.map((b) => (b.type === "text" ? b.text : "")).join("");
+
+function retryAfterMs(headers: Headers | undefined): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get("retry-after-ms");
+  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const after = headers.get("retry-after");
+  if (!after) return undefined;
+  if (/^\d+(\.\d+)?$/.test(after.trim())) return Math.round(Number(after) * 1000);
+  const date = Date.parse(after);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+const PERMANENT_400 = /credit balance|spend(ing)? limit|usage limit|billing|quota/i;
+
+/**
+ * Tell failures apart by error type and message, not status alone (FACTS.md): an exhausted
+ * credit balance or a spend limit is a 400 or a 429 but stops every call, so it pauses the relay.
+ */
+export function classifyFailure(err: unknown): Failure {
+  if (err instanceof Anthropic.APIConnectionTimeoutError) return { kind: "transient", message: "the API did not answer in time" };
+  if (err instanceof Anthropic.APIUserAbortError) return { kind: "transient", message: "the call was cancelled" };
+  if (err instanceof Anthropic.APIConnectionError) return { kind: "transient", message: `cannot reach the API: ${err.message}` };
+  if (err instanceof Anthropic.APIError) {
+    const status = err.status ?? 0;
+    const apiMessage = err.apiMessage ?? err.message;
+    const message = `${status} ${err.type ?? "error"}: ${apiMessage}`;
+    const base = { message, status };
+    if (status === 429) {
+      if (err.errorCode === "enforced_spend_limit_reached" || /spend limit/i.test(apiMessage)) return { ...base, kind: "permanent" };
+      const after = retryAfterMs(err.headers);
+      return { ...base, kind: "transient", ...(after === undefined ? {} : { retryAfterMs: after }) };
+    }
+    if (status === 400 && PERMANENT_400.test(apiMessage)) return { ...base, kind: "permanent" };
+    if (status === 400 || status === 413 || status === 422) return { ...base, kind: "envelope" };
+    if (status === 401 || status === 402 || status === 403 || status === 404) return { ...base, kind: "permanent" };
+    if (status === 408 || status === 409 || status >= 500) {
+      const after = retryAfterMs(err.headers);
+      return { ...base, kind: "transient", ...(after === undefined ? {} : { retryAfterMs: after }) };
+    }
+    return { ...base, kind: "permanent" };
+  }
+  return { kind: "transient", message: err instanceof Error ? err.message : String(err) };
+}
+
+export interface ApiReply {
+  text: string;
+  usage: Usage;
+  model: string;
+  latencyMs: number;
+}
+
+/**
+ * The SDK's own retries are off (maxRetries 0): the machine's back-off owns retrying, so a
+ * failure streak is visible in `relay status` and a retry never doubles behind our back.
+ */
+export function createClient(opts: { apiKey: string; baseUrl?: string; timeoutMs: number }): Anthropic {
+  return new Anthropic({
+    apiKey: opts.apiKey,
+    ...(opts.baseUrl === undefined ? {} : { baseURL: opts.baseUrl }),
+    maxRetries: 0,
+    timeout: opts.timeoutMs,
+  });
+}
+
+export async function callMessages(client: Anthropic, request: MessagesRequest, signal?: AbortSignal): Promise<ApiReply> {
+  const started = performance.now();
+  const message = await client.messages.create(request, signal ? { signal } : {});
+  return {
+    text: replyText(message),
+    usage: usageFromApi(message.usage),
+    model: message.model,
+    latencyMs: Math.round(performance.now() - started),
+  };
+}

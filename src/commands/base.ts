@@ -1,0 +1,34 @@
+import { resolve } from "node:path";
+import { Command, Flags } from "@oclif/core";
+import { ConfigError } from "../config.js";
+import { type RelayPaths, relayPaths } from "../paths.js";
+
+/** Holds `--root` and turns every expected failure into one line and a non-zero exit. */
+export abstract class RelayCommand extends Command {
+  static override baseFlags = {
+    root: Flags.string({ description: "the relay's root directory (default: $RELAY_ROOT, else the current directory)", helpGroup: "GLOBAL" }),
+  };
+
+  protected resolvePaths(root: string | undefined): RelayPaths {
+    return relayPaths(resolve(root ?? process.env.RELAY_ROOT ?? process.cwd()));
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      this.logToStderr(`relay: ${err.message}`);
+      this.exit(err instanceof UsageError ? err.exitCode : 2);
+    }
+    return super.catch(err);
+  }
+}
+
+/** Bad input from the user: printed as one line, exit code 2 (or the one given). */
+export class UsageError extends Error {
+  override name = "UsageError";
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,14 @@
+import { ensureDirs, writeAtomic } from "../store.js";
+import { RelayCommand } from "./base.js";
+
+export default class Resume extends RelayCommand {
+  static override description = "Ask a relay paused by a permanent API failure (or backing off) to try again now.";
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Resume);
+    const paths = this.resolvePaths(flags.root);
+    await ensureDirs(paths.state);
+    await writeAtomic(paths.resumeRequest, `${new Date().toISOString()}\n`);
+    this.log("resume requested; the relay retries within its poll interval");
+  }
+}

@@ -1,0 +1,230 @@
+// config.yaml + .env + the environment, validated at the edge (CONTRACT §3, §4).
+import { randomBytes } from "node:crypto";
+import { copyFile, readFile } from "node:fs/promises";
+import { parse as parseDotenv } from "dotenv";
+import { isMap, parseDocument } from "yaml";
+import { z } from "zod";
+import type { RelayPaths } from "./paths.js";
+import { isErrno, writeAtomic } from "./store.js";
+
+export const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
+export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
+
+const positiveInt = (what: string) =>
+  z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
+const text = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}` });
+
+const sessionSchema = z.strictObject(
+  {
+    id: z.string({ error: "expected a session id" }).regex(SESSION_ID, { error: `expected a session id matching ${SESSION_ID.source}` }),
+    system_prompt: text("a non-empty system prompt").optional(),
+    model: z.string().regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }).optional(),
+  },
+  { error: "expected a mapping with id (and optionally system_prompt, model)" },
+);
+
+export const fileConfigSchema = z.strictObject(
+  {
+    model: z.string({ error: "expected an Anthropic model id" }).regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }),
+    max_tokens: positiveInt("a positive whole number of tokens").max(128_000, { error: "expected at most 128000" }).default(4096),
+    system_prompt: text("a non-empty system prompt"),
+    summarization_prompt: text("a non-empty summarization prompt"),
+    keep_recent_turns: z.number().int().min(0, { error: "expected a whole number ≥ 0" }).default(10),
+    history_char_cap: positiveInt("a positive whole number of characters").default(400_000),
+    poll_interval_ms: positiveInt("a positive whole number of milliseconds").default(1000),
+    api_timeout_ms: positiveInt("a positive whole number of milliseconds").default(300_000),
+    cache_ttl: z.enum(["5m", "1h"], { error: 'expected "5m" or "1h"' }).default("5m"),
+    ntfy: z.strictObject({ server: z.url({ error: "expected an http(s) URL" }).optional() }).default({}),
+    budget: z
+      .strictObject({
+        daily_usd: z.number({ error: "expected a number of USD" }).positive({ error: "expected a positive number of USD" }).optional(),
+        session_daily_usd: z.number({ error: "expected a number of USD" }).positive({ error: "expected a positive number of USD" }).optional(),
+      })
+      .optional(),
+    status_http: z.string().optional(),
+    sessions: z
+      .array(sessionSchema, { error: "expected a list of sessions" })
+      .min(1, { error: "expected at least one session" })
+      .refine((list) => new Set(list.map((s) => s.id)).size === list.length, { error: "expected unique session ids" }),
+  },
+  { error: "expected a YAML mapping" },
+);
+export type FileConfig = z.infer<typeof fileConfigSchema>;
+
+export interface SessionConfig {
+  id: string;
+  /** "shared", or the session's own conversation when it has its own system prompt */
+  conversation: string;
+  systemPrompt: string;
+  model: string;
+}
+
+export interface RelayConfig {
+  model: string;
+  maxTokens: number;
+  systemPrompt: string;
+  summarizationPrompt: string;
+  keepRecentTurns: number;
+  historyCharCap: number;
+  pollIntervalMs: number;
+  apiTimeoutMs: number;
+  cacheTtl: "5m" | "1h";
+  sessions: SessionConfig[];
+  budget: { dailyUsd?: number; sessionDailyUsd?: number };
+  statusHttp?: string;
+  anthropic: { apiKey?: string; baseUrl?: string };
+  ntfy: { server: string; topic?: string; token?: string };
+}
+
+/** A configuration problem, as one line naming the file, the key and what was expected. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const ENV_KEYS = [
+  "ANTHROPIC_API_KEY",
+  "ANTHROPIC_BASE_URL",
+  "NTFY_TOPIC",
+  "NTFY_SERVER",
+  "NTFY_TOKEN",
+  "HISTORY_CHAR_CAP",
+  "POLL_INTERVAL_MS",
+] as const;
+type EnvKey = (typeof ENV_KEYS)[number];
+
+export const SHARED_CONVERSATION = "shared";
+export const conversationOf = (id: string, ownPrompt: boolean): string => (ownPrompt ? `session.${id}` : SHARED_CONVERSATION);
+
+/** The commented default config.yaml shipped with the package. */
+export const DEFAULT_CONFIG_URL = new URL("../../config.yaml", import.meta.url);
+
+export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
+  try {
+    await copyFile(DEFAULT_CONFIG_URL, paths.config, 1 /* COPYFILE_EXCL */);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "EEXIST")) return false;
+    throw err;
+  }
+}
+
+async function readIfPresent(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return null;
+    throw err;
+  }
+}
+
+/** .env values, then the real environment on top (CONTRACT §3). */
+export async function loadEnv(paths: RelayPaths, env: NodeJS.ProcessEnv): Promise<Partial<Record<EnvKey, string>>> {
+  const raw = await readIfPresent(paths.env);
+  const fromFile = raw === null ? {} : parseDotenv(raw);
+  const merged: Partial<Record<EnvKey, string>> = {};
+  for (const key of ENV_KEYS) {
+    const value = env[key] ?? fromFile[key];
+    if (value !== undefined && value !== "") merged[key] = value;
+  }
+  return merged;
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), "");
+}
+
+function envInt(name: EnvKey, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) {
+    throw new ConfigError(`.env or environment: ${name}: expected a positive whole number, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Parse and validate config.yaml text; throws ConfigError naming the key. */
+export function parseFileConfig(yamlText: string, file = "config.yaml"): FileConfig {
+  const doc = parseDocument(yamlText, { prettyErrors: false });
+  const [first] = doc.errors;
+  if (first) throw new ConfigError(`${file}: malformed YAML: ${first.message.split("\n")[0]}`);
+  if (!isMap(doc.contents)) throw new ConfigError(`${file}: expected a YAML mapping of settings`);
+  const parsed = fileConfigSchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    const [issue] = parsed.error.issues;
+    const key = issue ? formatPath(issue.path) : "";
+    if (issue?.code === "unrecognized_keys") {
+      throw new ConfigError(`${file}: ${[key, ...issue.keys].filter(Boolean).join(".")}: unknown key (check its spelling)`);
+    }
+    throw new ConfigError(`${file}: ${key || "(top level)"}: ${issue?.message ?? "invalid"}`);
+  }
+  return parsed.data;
+}
+
+export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean } = {}): Promise<RelayConfig> {
+  if (opts.seed !== false) await seedConfigIfMissing(paths);
+  const yamlText = (await readIfPresent(paths.config)) ?? "";
+  const file = parseFileConfig(yamlText);
+  const vars = await loadEnv(paths, env);
+  if (vars.NTFY_TOPIC !== undefined && !NTFY_TOPIC.test(vars.NTFY_TOPIC)) {
+    throw new ConfigError(".env or environment: NTFY_TOPIC: expected 22 to 64 characters from [A-Za-z0-9_-]");
+  }
+  const ntfyServer = vars.NTFY_SERVER ?? file.ntfy.server ?? "https://ntfy.sh";
+  if (!/^https?:\/\/[^\s]+$/.test(ntfyServer)) throw new ConfigError(".env or environment: NTFY_SERVER: expected an http(s) URL");
+  return {
+    model: file.model,
+    maxTokens: file.max_tokens,
+    systemPrompt: file.system_prompt,
+    summarizationPrompt: file.summarization_prompt,
+    keepRecentTurns: file.keep_recent_turns,
+    historyCharCap: envInt("HISTORY_CHAR_CAP", vars.HISTORY_CHAR_CAP) ?? file.history_char_cap,
+    pollIntervalMs: envInt("POLL_INTERVAL_MS", vars.POLL_INTERVAL_MS) ?? file.poll_interval_ms,
+    apiTimeoutMs: file.api_timeout_ms,
+    cacheTtl: file.cache_ttl,
+    sessions: file.sessions.map((s) => ({
+      id: s.id,
+      conversation: conversationOf(s.id, s.system_prompt !== undefined),
+      systemPrompt: s.system_prompt ?? file.system_prompt,
+      model: s.model ?? file.model,
+    })),
+    budget: {
+      ...(file.budget?.daily_usd === undefined ? {} : { dailyUsd: file.budget.daily_usd }),
+      ...(file.budget?.session_daily_usd === undefined ? {} : { sessionDailyUsd: file.budget.session_daily_usd }),
+    },
+    ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
+    anthropic: {
+      ...(vars.ANTHROPIC_API_KEY === undefined ? {} : { apiKey: vars.ANTHROPIC_API_KEY }),
+      ...(vars.ANTHROPIC_BASE_URL === undefined ? {} : { baseUrl: vars.ANTHROPIC_BASE_URL }),
+    },
+    ntfy: {
+      server: ntfyServer.replace(/\/+$/, ""),
+      ...(vars.NTFY_TOPIC === undefined ? {} : { topic: vars.NTFY_TOPIC }),
+      ...(vars.NTFY_TOKEN === undefined ? {} : { token: vars.NTFY_TOKEN }),
+    },
+  };
+}
+
+/** 24 random bytes as base64url: 32 characters, 192 bits (CONTRACT §3 asks for at least 128). */
+export const generateTopic = (): string => randomBytes(24).toString("base64url");
+
+/**
+ * Make sure a topic exists: keep the one in the environment or .env, else generate one and add
+ * it to .env without disturbing its other lines (.env is created 0600 when missing).
+ */
+export async function ensureTopic(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, key = "NTFY_TOPIC"): Promise<string> {
+  const existing = env[key];
+  if (existing) return existing;
+  const raw = await readIfPresent(paths.env);
+  const fromFile = raw === null ? undefined : parseDotenv(raw)[key];
+  if (fromFile) return fromFile;
+  const topic = generateTopic();
+  const lines = raw === null ? [] : raw.split("\n");
+  const emptyLine = lines.findIndex((l) => new RegExp(`^\\s*(export\\s+)?${key}\\s*=\\s*(""|'')?\\s*$`).test(l));
+  if (emptyLine >= 0) lines[emptyLine] = `${key}=${topic}`;
+  else {
+    if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+    lines.push(`${key}=${topic}`, "");
+  }
+  await writeAtomic(paths.env, lines.join("\n"), { mode: 0o600 });
+  return topic;
+}

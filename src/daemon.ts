@@ -1,0 +1,434 @@
+// `relay run`: wires the file system, the clock, Anthropic and ntfy to the machine. Pollers and
+// watchers only wake the loop; the loop turns what it finds into events; side effects on files
+// happen after the snapshot that decided them is on disk.
+import { watch, type FSWatcher } from "node:fs";
+import { unlink } from "node:fs/promises";
+import { join } from "node:path";
+import type Anthropic from "@anthropic-ai/sdk";
+import { type Actor, createActor, fromPromise, type SnapshotFrom } from "xstate";
+import {
+  type CallResult,
+  type CommitInput,
+  type CommitResult,
+  type NotifyParams,
+  relayMachine,
+  stateName,
+  type SummarizeResult,
+  type WorkItem,
+  type Note,
+} from "../machines/relay.js";
+import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure } from "./anthropic.js";
+import type { RelayConfig, SessionConfig } from "./config.js";
+import { ConversationStore, noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "./conversation.js";
+import { ensureSessionDir, inputExists, publishReply, stageReply, stagingExists } from "./dispatch.js";
+import { claimJcInput, parseJcInput, releaseJcClaim, claimedJcFile } from "./jc.js";
+import { appendLedger, makeLedgerRecord } from "./ledger.js";
+import type { Logger } from "./log.js";
+import { type Notification, type Notifier } from "./ntfy.js";
+import type { RelayPaths } from "./paths.js";
+import { listQueue, readEntry, rejectFile } from "./queue.js";
+import { readSnapshot, SnapshotWriter } from "./snapshot.js";
+import { removeIfPresent } from "./store.js";
+import { crashPoint } from "./crash.js";
+
+export type RelayActor = Actor<typeof relayMachine>;
+type RelaySnapshot = SnapshotFrom<typeof relayMachine>;
+
+export interface DaemonDeps {
+  paths: RelayPaths;
+  config: () => RelayConfig;
+  log: Logger;
+  notifier: Notifier;
+  /** null in --dry-run: replies are a fixed acknowledgement */
+  client: Anthropic | null;
+  now: () => number;
+  random: () => number;
+}
+
+export const DRY_RUN_PREFIX = "[relay dry-run] Received";
+
+const sessionOf = (config: RelayConfig, id: string): SessionConfig =>
+  config.sessions.find((s) => s.id === id) ?? {
+    // a session removed from config.yaml while its turn was in flight: answer it in the shared conversation
+    id,
+    conversation: "shared",
+    systemPrompt: config.systemPrompt,
+    model: config.model,
+  };
+
+
+const RESTING = new Set(["idle", "awaitingAck", "needsJc", "backingOff", "paused"]);
+
+/** The real actors, from the deps. */
+export function provideMachine(deps: DaemonDeps) {
+  const history = new ConversationStore(deps.paths);
+
+  const record = async (session: SessionConfig, purpose: "reply" | "summary", reply: { usage: Parameters<typeof makeLedgerRecord>[0]["usage"]; model: string; latencyMs: number }) => {
+    const rec = makeLedgerRecord({ session: session.id, conversation: session.conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs });
+    deps.log.info(
+      {
+        session: session.id,
+        purpose,
+        model: rec.model,
+        inputTokens: rec.inputTokens,
+        outputTokens: rec.outputTokens,
+        cacheWriteTokens: rec.cacheWriteTokens,
+        cacheReadTokens: rec.cacheReadTokens,
+        usd: rec.usd,
+        latencyMs: rec.latencyMs,
+      },
+      "api call",
+    );
+    await appendLedger(deps.paths.root, rec);
+  };
+
+  const callApi = async ({ item, notes }: { item: WorkItem; notes: Note[] }, signal: AbortSignal): Promise<CallResult> => {
+    const config = deps.config();
+    const session = sessionOf(config, item.session);
+    // After a crash the turn may be in the history already: reuse its reply, call nothing.
+    const recorded = await history.has(session.conversation, item.id);
+    if (recorded?.kind === "turn") return { ok: true, text: recorded.reply, at: deps.now() };
+    await crashPoint("before-call");
+    if (!deps.client) {
+      return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now() };
+    }
+    const request = buildReplyRequest({
+      model: session.model,
+      maxTokens: config.maxTokens,
+      systemPrompt: session.systemPrompt,
+      history: await history.entries(session.conversation),
+      notes: notes.filter((n) => sessionOf(config, n.session).conversation === session.conversation),
+      item,
+      cacheTtl: config.cacheTtl,
+    });
+    try {
+      const reply = await callMessages(deps.client, request, signal);
+      await record(session, "reply", reply);
+      await crashPoint("after-call");
+      return { ok: true, text: reply.text, at: deps.now() };
+    } catch (err) {
+      const failure = classifyFailure(err);
+      deps.log.warn({ session: item.session, envelope: item.id, failure: failure.kind, status: failure.status }, `api call failed: ${failure.message}`);
+      return { ok: false, failure, at: deps.now(), jitter: deps.random() };
+    }
+  };
+
+  const commitTurn = async ({ turn, notes }: CommitInput): Promise<CommitResult> => {
+    const config = deps.config();
+    const at = new Date(deps.now());
+    const byConversation = new Map<string, HistoryEntry[]>();
+    const add = (conversation: string, entry: HistoryEntry) => byConversation.set(conversation, [...(byConversation.get(conversation) ?? []), entry]);
+    for (const note of notes) add(sessionOf(config, note.session).conversation, noteEntry(note, at));
+    if (turn) add(sessionOf(config, turn.item.session).conversation, turnEntry(turn.item, turn.reply, at));
+    let overCap = false;
+    for (const [conversation, entries] of byConversation) {
+      await history.append(conversation, entries);
+      if ((await history.chars(conversation)) > config.historyCharCap) overCap = true;
+    }
+    await crashPoint("after-commit");
+    return { overCap, noteIds: notes.map((n) => n.id), at: deps.now() };
+  };
+
+  const summarize = async ({ session: sessionId }: { session: string }, signal: AbortSignal): Promise<SummarizeResult> => {
+    const config = deps.config();
+    const session = sessionOf(config, sessionId);
+    const entries = await history.entries(session.conversation);
+    if ((await history.chars(session.conversation)) <= config.historyCharCap) return { ok: true };
+    const split = splitForSummary(entries, config.keepRecentTurns);
+    if (!split) return { ok: true };
+    let summary: string;
+    if (!deps.client) {
+      summary = `(dry-run summary of ${split.fold.length} entries)`;
+    } else {
+      try {
+        const reply = await callMessages(
+          deps.client,
+          buildSummaryRequest({ model: session.model, maxTokens: config.maxTokens, summarizationPrompt: config.summarizationPrompt, transcript: transcript(split.fold) }),
+          signal,
+        );
+        await record(session, "summary", reply);
+        summary = reply.text.trim() === "" ? "(the summary came back empty)" : reply.text;
+      } catch (err) {
+        const failure = classifyFailure(err);
+        return { ok: false, message: failure.message };
+      }
+    }
+    await crashPoint("before-summary-write");
+    const at = new Date(deps.now()).toISOString();
+    await history.replace(session.conversation, [{ kind: "summary", id: `summary-${deps.now()}`, text: summary, folded: split.fold.length, at }, ...split.keep]);
+    deps.log.info({ conversation: session.conversation, folded: split.fold.length, kept: split.keep.length }, "history summarized");
+    return { ok: true };
+  };
+
+  const notify = (params: NotifyParams) => deps.notifier.notify(notification(params));
+
+  return relayMachine.provide({
+    actors: {
+      callApi: fromPromise(({ input, signal }) => callApi(input, signal)),
+      commitTurn: fromPromise(({ input }) => commitTurn(input)),
+      summarize: fromPromise(({ input, signal }) => summarize(input, signal)),
+    },
+    actions: { notify: (_, params: NotifyParams) => notify(params) },
+  });
+}
+
+export function notification(p: NotifyParams): Notification {
+  const start = p.message.length > 600 ? `${p.message.slice(0, 600)}…` : p.message;
+  switch (p.kind) {
+    case "needsJc":
+      return { title: `relay: ${p.session ?? "a session"} needs JC`, message: `${start}\n\nAnswer with: relay jc "…" (or "@${p.session}: …" to send directly)`, priority: 4, tags: ["raising_hand"] };
+    case "failureStarted":
+      return { title: "relay: API calls failing, retrying", message: start, priority: 3, tags: ["warning"] };
+    case "failureEnded":
+      return { title: "relay: API calls work again", message: start, priority: 2, tags: ["white_check_mark"] };
+    case "paused":
+      return { title: "relay paused: the API refuses calls", message: `${start}\n\nFix it, then: relay resume`, priority: 5, tags: ["no_entry"] };
+    case "error":
+      return { title: "relay: error", message: start, priority: 4, tags: ["x"] };
+  }
+}
+
+export interface DaemonHandle {
+  actor: RelayActor;
+  /** resolves with the exit code once the daemon has stopped */
+  done: Promise<number>;
+  stop(): void;
+}
+
+export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: number } = {}): Promise<DaemonHandle> {
+  const { paths, log } = deps;
+  const machine = provideMachine(deps);
+  const restored = await readSnapshot(paths);
+  if (restored.kind === "invalid") throw new Error(restored.error);
+  const actor = createActor(machine, restored.kind === "ok" ? { snapshot: restored.snapshot } : {});
+  const writer = new SnapshotWriter(paths, log);
+  const stopping = new AbortController();
+  let wakeRequested = true;
+  let wakeLoop: (() => void) | null = null;
+  const wake = () => {
+    wakeRequested = true;
+    wakeLoop?.();
+  };
+  /** queue files of finished turns, deleted once the snapshot that finished them is on disk */
+  const finishedFiles: string[] = [];
+
+  let previous: RelaySnapshot | null = null;
+  actor.subscribe({
+    next(snapshot) {
+      if (snapshot.status === "active") writer.save(actor.getPersistedSnapshot());
+      const prevState = previous ? stateName(previous.value) : null;
+      const state = stateName(snapshot.value);
+      if (prevState !== state) log.info({ from: prevState, to: state }, `state ${state}`);
+      const prevCurrent = previous?.context.current;
+      if (prevCurrent?.file && snapshot.context.current?.id !== prevCurrent.id && snapshot.context.done.includes(prevCurrent.id)) {
+        finishedFiles.push(prevCurrent.file);
+      }
+      previous = snapshot;
+      wake();
+    },
+    error(err) {
+      log.error({ err }, "machine error");
+    },
+  });
+  actor.start();
+  log.info({ state: stateName(actor.getSnapshot().value), restored: restored.kind === "ok" }, "relay started");
+
+  const send = async (event: Parameters<RelayActor["send"]>[0]) => {
+    actor.send(event);
+    await writer.flush();
+  };
+
+  const tick = async () => {
+    const config = deps.config();
+    const registered = new Set(config.sessions.map((s) => s.id));
+    let snap = actor.getSnapshot();
+
+    // 1. JC input, first and in any state.
+    const jc = await claimJcInput(paths);
+    if (jc) {
+      if (snap.context.done.includes(jc.id)) {
+        await releaseJcClaim(paths);
+      } else {
+        const parsed = parseJcInput(jc.raw);
+        if (parsed.kind === "empty") {
+          log.warn({}, "state/jc_input.txt was empty; ignored");
+          await releaseJcClaim(paths);
+        } else if (parsed.kind === "direct" && !registered.has(parsed.session)) {
+          log.error({ session: parsed.session }, "JC input names an unknown session; kept as state/jc_input.rejected.txt");
+          await rejectJc(paths, `@${parsed.session} is not a session in config.yaml`, jc.raw);
+        } else {
+          await crashPoint("jc-claimed");
+          await send({
+            type: "jc.inputFound",
+            id: jc.id,
+            text: parsed.text,
+            direct: parsed.kind === "direct" ? { session: parsed.session, text: parsed.text } : null,
+            defaultSession: config.sessions[0]?.id ?? "session-1",
+            at: deps.now(),
+          });
+          log.info({ kind: parsed.kind, session: parsed.kind === "direct" ? parsed.session : undefined }, "JC input taken");
+          await releaseJcClaim(paths);
+        }
+      }
+      snap = actor.getSnapshot();
+    }
+
+    // 2. `relay resume`.
+    if (await removeIfPresent(paths.resumeRequest)) {
+      log.info({}, "resume requested");
+      await send({ type: "operator.resume" });
+    }
+
+    // 3. Files of finished and rejected envelopes (their fate is on disk already).
+    await writer.flush();
+    while (finishedFiles.length > 0) {
+      const file = finishedFiles.shift() as string;
+      await removeIfPresent(join(paths.queue, file));
+    }
+    for (const r of actor.getSnapshot().context.rejections) {
+      await rejectFile(paths, r.file, r.reason, r.at);
+      log.warn({ file: r.file }, `envelope rejected by the API: ${r.reason}`);
+      await send({ type: "queue.rejectionFiled", id: r.id });
+    }
+
+    // 4. Acknowledgements: CC deleted input.txt.
+    for (const session of actor.getSnapshot().context.unacked) {
+      if (!(await inputExists(paths, session))) await send({ type: "dispatch.acknowledged", session });
+    }
+
+    // 5. Deliveries: the head of each session's outbox, when its input.txt is free.
+    for (const [session, replies] of Object.entries(actor.getSnapshot().context.outbox)) {
+      const head = replies[0];
+      if (!head) continue;
+      try {
+        if (!head.staged) {
+          if (await inputExists(paths, session)) continue;
+          await stageReply(paths, session, head.id, head.text);
+          await send({ type: "dispatch.staged", session, id: head.id });
+          await crashPoint("after-stage");
+        }
+        if (await stagingExists(paths, session, head.id)) {
+          if (await inputExists(paths, session)) continue;
+          await publishReply(paths, session, head.id);
+          await crashPoint("after-publish");
+        }
+        await send({ type: "dispatch.delivered", session, id: head.id });
+        log.info({ session, reply: head.id, chars: head.text.length }, "reply dispatched");
+      } catch (err) {
+        log.error({ session, err: (err as Error).message }, "cannot dispatch");
+      }
+    }
+
+    // 6. The clock, for back-off and probes.
+    const state = stateName(actor.getSnapshot().value);
+    if (state === "backingOff" || state === "paused") actor.send({ type: "clock.tick", now: deps.now() });
+
+    // 7. The queue, oldest first, when the machine can take an envelope.
+    snap = actor.getSnapshot();
+    if (!snap.can({ type: "queue.envelopeFound", item: { id: "", source: "envelope", session: "", text: "" }, at: 0 })) return;
+    for (const entry of await listQueue(paths)) {
+      const intake = await readEntry(paths, entry, registered, deps.now());
+      if (intake.kind === "gone") continue;
+      if (intake.kind === "wait") break;
+      if (intake.kind === "reject") {
+        await rejectFile(paths, entry.name, intake.reason, deps.now());
+        log.warn({ file: entry.name }, `envelope rejected: ${intake.reason}`);
+        continue;
+      }
+      if (snap.context.done.includes(intake.item.id)) {
+        await removeIfPresent(join(paths.queue, entry.name)); // answered before a crash
+        continue;
+      }
+      await ensureSessionDir(paths, intake.item.session);
+      log.info({ session: intake.item.session, envelope: intake.item.id, file: entry.name }, "envelope taken");
+      await send({ type: "queue.envelopeFound", item: intake.item, at: deps.now() });
+      break;
+    }
+  };
+
+  // Wake-ups: file-system events for speed, the poll interval as the safety net.
+  const watchers: FSWatcher[] = [];
+  const watchDir = (dir: string) => {
+    try {
+      const w = watch(dir, { persistent: false }, () => wake());
+      w.on("error", () => {});
+      watchers.push(w);
+    } catch {
+      // the poll interval still covers it
+    }
+  };
+  watchDir(paths.queue);
+  watchDir(paths.state);
+  for (const s of deps.config().sessions) watchDir(await ensureSessionDir(paths, s.id));
+
+  const loop = async (): Promise<number> => {
+    const grace = opts.shutdownGraceMs ?? 30_000;
+    let graceDeadline = Number.POSITIVE_INFINITY;
+    for (;;) {
+      const snapshot = actor.getSnapshot();
+      if (snapshot.status === "done") {
+        log.fatal({ lastError: snapshot.context.lastError?.message }, `relay stopped: ${snapshot.context.lastError?.message ?? "halted"}`);
+        return 1;
+      }
+      if (stopping.signal.aborted) {
+        if (graceDeadline === Number.POSITIVE_INFINITY) graceDeadline = Date.now() + grace;
+        if (RESTING.has(stateName(snapshot.value)) || Date.now() >= graceDeadline) break;
+      }
+      if (wakeRequested) {
+        wakeRequested = false;
+        try {
+          if (!stopping.signal.aborted) await tick();
+        } catch (err) {
+          const message = (err as Error).message;
+          log.error({ err: message }, "relay step failed");
+          if (isDiskFailure(err)) {
+            log.fatal({}, `relay stopped: cannot write its files: ${message}`);
+            return 1;
+          }
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, stopping.signal.aborted ? 50 : deps.config().pollIntervalMs);
+        wakeLoop = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeLoop = null;
+      wakeRequested = true;
+    }
+    return 0;
+  };
+
+  const done = loop().then(async (code) => {
+    for (const w of watchers) w.close();
+    actor.stop();
+    await writer.flush();
+    await deps.notifier.flush();
+    log.info({ state: stateName(actor.getSnapshot().value) }, code === 0 ? "relay stopped" : "relay halted");
+    return code;
+  });
+
+  return {
+    actor,
+    done,
+    stop() {
+      stopping.abort();
+      wake();
+    },
+  };
+}
+
+function isDiskFailure(err: unknown): boolean {
+  const code = typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : "";
+  return ["ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EIO"].includes(code);
+}
+
+async function rejectJc(paths: RelayPaths, reason: string, raw: string): Promise<void> {
+  const { writeAtomic } = await import("./store.js");
+  await writeAtomic(join(paths.state, "jc_input.rejected.txt"), `# ${reason}\n${raw}`);
+  await unlink(claimedJcFile(paths)).catch(() => {});
+}
+
+

@@ -1,0 +1,181 @@
+// queue/ intake (CONTRACT §5): list, read safely, validate, reject with a reason file.
+import { createHash } from "node:crypto";
+import { constants } from "node:fs";
+import { lstat, open, readdir, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import type { WorkItem } from "../machines/relay.js";
+import { SESSION_ID } from "./config.js";
+import type { RelayPaths } from "./paths.js";
+import { isErrno, writeJsonAtomic } from "./store.js";
+
+export const SETTLE_MS = 2_000;
+export const MAX_CONTENT_BYTES = 1024 * 1024;
+/** JSON escapes can make content up to 6x longer on disk; anything bigger cannot be valid. */
+const MAX_FILE_BYTES = 6 * MAX_CONTENT_BYTES + 64 * 1024;
+
+export interface QueueEntry {
+  name: string;
+  mtimeMs: number;
+  regular: boolean;
+}
+
+export type Intake =
+  | { kind: "envelope"; item: WorkItem }
+  | { kind: "reject"; reason: string }
+  | { kind: "wait" }
+  | { kind: "gone" };
+
+/** In-progress writes: `.NAME`, `NAME.tmp`. */
+export const isInProgressName = (name: string): boolean => name.startsWith(".") || name.endsWith(".tmp");
+
+/** The files waiting in queue/, oldest first (mtime, then name). */
+export async function listQueue(paths: RelayPaths): Promise<QueueEntry[]> {
+  let names: string[];
+  try {
+    names = await readdir(paths.queue);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return [];
+    throw err;
+  }
+  const entries: QueueEntry[] = [];
+  for (const name of names) {
+    if (isInProgressName(name)) continue;
+    try {
+      const st = await lstat(join(paths.queue, name));
+      entries.push({ name, mtimeMs: st.mtimeMs, regular: st.isFile() });
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err; // vanished between listing and lstat
+    }
+  }
+  return entries.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+const envelopeSchema = z.object(
+  {
+    session_id: z.string({ error: "session_id must be a string" }),
+    content: z
+      .string({ error: "content must be a string" })
+      .refine((s) => s.trim().length > 0, { error: "content must be a non-empty string" })
+      .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_CONTENT_BYTES, { error: "content is over 1 MiB (UTF-8 bytes)" }),
+    timestamp: z.iso.datetime({ offset: true, error: "timestamp must be an ISO 8601 time" }).optional(),
+  },
+  { error: "the envelope must be a JSON object" },
+);
+
+/** Same bytes, same name, same mtime: the same envelope, even after a restart. */
+export const envelopeId = (name: string, mtimeMs: number, raw: Buffer): string =>
+  createHash("sha256").update(name).update("\0").update(String(mtimeMs)).update("\0").update(raw).digest("hex").slice(0, 24);
+
+/** Validate an envelope's bytes (pure, for tests and fuzzing). */
+export function parseEnvelope(raw: Buffer, sessions: ReadonlySet<string>): { ok: true; session: string; content: string; timestamp?: string } | { ok: false; reason: string; json: boolean } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString("utf8"));
+  } catch (err) {
+    return { ok: false, json: false, reason: `invalid JSON: ${(err as Error).message}` };
+  }
+  const parsed = envelopeSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path[0];
+    const missing = issue?.code === "invalid_type" && field !== undefined && typeof json === "object" && json !== null && !(String(field) in json);
+    return { ok: false, json: true, reason: missing ? `${String(field)} is missing` : (issue?.message ?? "invalid envelope") };
+  }
+  const { session_id: session, content, timestamp } = parsed.data;
+  if (!SESSION_ID.test(session)) return { ok: false, json: true, reason: `session_id ${JSON.stringify(session.slice(0, 80))} does not match ${SESSION_ID.source}` };
+  if (!sessions.has(session)) return { ok: false, json: true, reason: `session_id ${JSON.stringify(session)} is not registered in config.yaml` };
+  return { ok: true, session, content, ...(timestamp === undefined ? {} : { timestamp }) };
+}
+
+/** Read one queue entry without following links or blocking on FIFOs, and decide what it is. */
+export async function readEntry(paths: RelayPaths, entry: QueueEntry, sessions: ReadonlySet<string>, now: number): Promise<Intake> {
+  if (!entry.regular) return { kind: "reject", reason: "not a regular file (links, directories and FIFOs are refused, never followed)" };
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(join(paths.queue, entry.name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return { kind: "gone" };
+    if (isErrno(err, "ELOOP")) return { kind: "reject", reason: "not a regular file (links are refused, never followed)" };
+    throw err;
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) return { kind: "reject", reason: "not a regular file" };
+    if (st.size > MAX_FILE_BYTES) return { kind: "reject", reason: "content is over 1 MiB (UTF-8 bytes)" };
+    const raw = await handle.readFile();
+    const result = parseEnvelope(raw, sessions);
+    if (!result.ok) {
+      // A half-written file is not rejected until it has settled.
+      if (!result.json && now - st.mtimeMs < SETTLE_MS) return { kind: "wait" };
+      return { kind: "reject", reason: result.reason };
+    }
+    return {
+      kind: "envelope",
+      item: {
+        id: envelopeId(entry.name, st.mtimeMs, raw),
+        source: "envelope",
+        session: result.session,
+        text: result.content,
+        file: entry.name,
+        ...(result.timestamp === undefined ? {} : { timestamp: result.timestamp }),
+      },
+    };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Re-derive the id of a queue file (to recognise one already answered). */
+export async function idOfQueueFile(paths: RelayPaths, name: string): Promise<string | null> {
+  try {
+    const handle = await open(join(paths.queue, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      const st = await handle.stat();
+      if (!st.isFile() || st.size > MAX_FILE_BYTES) return null;
+      return envelopeId(name, st.mtimeMs, await handle.readFile());
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    if (isErrno(err, "ENOENT") || isErrno(err, "ELOOP")) return null;
+    throw err;
+  }
+}
+
+/**
+ * Move queue/NAME to queue/.rejected/NAME beside NAME.reason.json. The reason is written first,
+ * so a crash in between only means the file is rejected again. A name already taken in
+ * .rejected/ gets a numeric suffix rather than overwriting an earlier rejection.
+ */
+export async function rejectFile(paths: RelayPaths, name: string, reason: string, now: number): Promise<string | null> {
+  let target = name;
+  for (let n = 2; await exists(join(paths.rejected, target)); n++) target = `${name}.${n}`;
+  await writeJsonAtomic(join(paths.rejected, `${target}.reason.json`), { error: reason, at: new Date(now).toISOString(), ...(target === name ? {} : { file: name }) });
+  try {
+    await rename(join(paths.queue, name), join(paths.rejected, target));
+    return target;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return null;
+    throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return false;
+    throw err;
+  }
+}
+
+export async function countRejected(paths: RelayPaths): Promise<number> {
+  try {
+    return (await readdir(paths.rejected)).filter((n) => n.endsWith(".reason.json")).length;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return 0;
+    throw err;
+  }
+}
