@@ -30,7 +30,8 @@ export interface OutboxReply {
 }
 
 export interface Failure {
-  kind: "transient" | "permanent" | "envelope";
+  /** transient: retry with back-off; permanent: pause; envelope: reject it; budget: ask JC first */
+  kind: "transient" | "permanent" | "envelope" | "budget";
   message: string;
   status?: number;
   retryAfterMs?: number;
@@ -196,6 +197,7 @@ export const relayMachine = setup({
     failureIsTransient: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "transient",
     failureIsPermanent: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "permanent",
     requestAtFault: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "envelope",
+    budgetExhausted: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "budget",
     historyOverCap: (_, p: { commit: CommitResult }) => p.commit.overCap,
     summaryFailed: (_, p: { result: SummarizeResult }) => !p.result.ok,
     nothingAwaitingAck: ({ context }) => context.unacked.length === 0 && Object.keys(context.outbox).length === 0,
@@ -310,6 +312,26 @@ export const relayMachine = setup({
                   enqueue({ type: "notify", params: { kind: "paused", message: context.failure.message } });
                 }
               }),
+            ],
+          },
+          {
+            // A budget ran out: no call was made. The envelope goes back to the queue (it was never
+            // removed from it) and JC decides.
+            guard: { type: "budgetExhausted", params: ({ event }) => ({ result: event.output }) },
+            target: "needsJc",
+            actions: [
+              assign(({ context, event }) => {
+                if (event.output.ok || !context.current) return {};
+                return {
+                  needsJc: { session: context.current.session, question: event.output.failure.message, since: event.output.at },
+                  current: null,
+                  failure: null,
+                };
+              }),
+              {
+                type: "notify",
+                params: ({ context }) => ({ kind: "needsJc" as const, session: context.needsJc?.session ?? "", message: context.needsJc?.question ?? "" }),
+              },
             ],
           },
           {

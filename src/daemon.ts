@@ -30,11 +30,14 @@ import { listQueue, readEntry, rejectFile } from "./queue.js";
 import { readSnapshot, SnapshotWriter } from "./snapshot.js";
 import { removeIfPresent } from "./store.js";
 import { crashPoint } from "./crash.js";
+import { budgetExhausted, type SpendTracker } from "./budget.js";
 
 export type RelayActor = Actor<typeof relayMachine>;
 type RelaySnapshot = SnapshotFrom<typeof relayMachine>;
 
 export interface DaemonDeps {
+  /** today's spend, for budgets */
+  spend: SpendTracker;
   paths: RelayPaths;
   config: () => RelayConfig;
   log: Logger;
@@ -80,6 +83,7 @@ export function provideMachine(deps: DaemonDeps) {
       "api call",
     );
     await appendLedger(deps.paths.root, rec);
+    deps.spend.add(rec);
   };
 
   const callApi = async ({ item, notes }: { item: WorkItem; notes: Note[] }, signal: AbortSignal): Promise<CallResult> => {
@@ -89,6 +93,9 @@ export function provideMachine(deps: DaemonDeps) {
     const recorded = await history.has(session.conversation, item.id);
     if (recorded?.kind === "turn") return { ok: true, text: recorded.reply, at: deps.now() };
     await crashPoint("before-call");
+    // JC's own chat turns are JC's decision to spend; envelopes wait when a budget is spent.
+    const overBudget = item.source === "envelope" ? budgetExhausted(config, deps.spend, item.session) : null;
+    if (overBudget) return { ok: false, failure: overBudget, at: deps.now(), jitter: 0 };
     if (!deps.client) {
       return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now() };
     }
@@ -242,6 +249,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     const config = deps.config();
     const registered = new Set(config.sessions.map((s) => s.id));
     let snap = actor.getSnapshot();
+    await watchAll(); // sessions added by a config reload
 
     // 1. JC input, first and in any state.
     const jc = await claimJcInput(paths);
@@ -347,19 +355,29 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
   };
 
   // Wake-ups: file-system events for speed, the poll interval as the safety net.
-  const watchers: FSWatcher[] = [];
+  // RELAY_NO_WATCH=1 turns the events off (the benchmark's baseline of a polling-only relay).
+  const watchers = new Map<string, FSWatcher>();
+  const useWatch = process.env.RELAY_NO_WATCH !== "1";
   const watchDir = (dir: string) => {
+    if (!useWatch || watchers.has(dir)) return;
     try {
       const w = watch(dir, { persistent: false }, () => wake());
-      w.on("error", () => {});
-      watchers.push(w);
+      w.on("error", () => {
+        w.close();
+        watchers.delete(dir);
+      });
+      watchers.set(dir, w);
     } catch {
       // the poll interval still covers it
     }
   };
-  watchDir(paths.queue);
-  watchDir(paths.state);
-  for (const s of deps.config().sessions) watchDir(await ensureSessionDir(paths, s.id));
+  const watchAll = async () => {
+    watchDir(paths.queue);
+    watchDir(paths.state);
+    for (const s of deps.config().sessions) watchDir(await ensureSessionDir(paths, s.id));
+    for (const s of Object.keys(actor.getSnapshot().context.outbox)) watchDir(await ensureSessionDir(paths, s));
+  };
+  await watchAll();
 
   const loop = async (): Promise<number> => {
     const grace = opts.shutdownGraceMs ?? 30_000;
@@ -402,7 +420,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
   };
 
   const done = loop().then(async (code) => {
-    for (const w of watchers) w.close();
+    for (const w of watchers.values()) w.close();
     actor.stop();
     await writer.flush();
     await deps.notifier.flush();

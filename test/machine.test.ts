@@ -247,6 +247,16 @@ describe("relay machine: failures", () => {
     expect(filed.context.rejections).toEqual([]);
   });
 
+  it("asks JC instead of calling when a budget is spent, leaving the envelope in the queue", () => {
+    const step = callDone(calling(), { ok: false, failure: { kind: "budget", message: "[NEEDS-JC] The daily budget of $5.00 is spent" }, at: 9, jitter: 0 });
+    const [s] = step;
+    expect(s.value).toBe("needsJc");
+    expect(s.context.needsJc).toEqual({ session: "session-1", question: "[NEEDS-JC] The daily budget of $5.00 is spent", since: 9 });
+    expect(s.context.current).toBeNull();
+    expect(s.context.done).not.toContain("e1");
+    expect(notifications(step)).toEqual(["needsJc"]);
+  });
+
   it("treats an unexpected exception as transient", () => {
     const [s] = send(calling(), { type: `xstate.error.actor.${invokeId("calling")}`, error: new Error("boom") });
     expect(s.value).toBe("backingOff");

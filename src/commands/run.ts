@@ -1,15 +1,18 @@
 import { Flags } from "@oclif/core";
-import { ensureTopic, loadConfig, type RelayConfig } from "../config.js";
 import { createClient } from "../anthropic.js";
+import { SpendTracker } from "../budget.js";
+import { ensureTopic, loadConfig } from "../config.js";
 import { startDaemon } from "../daemon.js";
+import { readLedger } from "../ledger.js";
 import { acquireLock } from "../lock.js";
 import { createLogger } from "../log.js";
 import { createNotifier } from "../ntfy.js";
+import { startConfigReloader } from "../reload.js";
 import { ensureDirs } from "../store.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
-  static override description = "Run the relay daemon in the foreground (SIGINT/SIGTERM: finish the current step, exit 0).";
+  static override description = "Run the relay daemon in the foreground (SIGINT/SIGTERM: finish the current step, exit 0; SIGHUP: reload config).";
   static override flags = {
     "dry-run": Flags.boolean({ description: "reply with a fixed acknowledgement instead of calling the API (no key needed)" }),
   };
@@ -18,9 +21,9 @@ export default class Run extends RelayCommand {
     const { flags } = await this.parse(Run);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
-    let config: RelayConfig = await loadConfig(paths);
+    const initial = await loadConfig(paths);
     const dryRun = flags["dry-run"];
-    const apiKey = config.anthropic.apiKey;
+    const apiKey = initial.anthropic.apiKey;
     if (!dryRun && !apiKey) {
       throw new UsageError("ANTHROPIC_API_KEY is not set: put it in .env or the environment (or try --dry-run)");
     }
@@ -31,12 +34,20 @@ export default class Run extends RelayCommand {
     }
     try {
       const topic = await ensureTopic(paths);
-      config = { ...config, ntfy: { ...config.ntfy, topic } };
-      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, config.ntfy.token] });
-      const notifier = createNotifier({ server: config.ntfy.server, topic, token: config.ntfy.token }, log);
-      const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(config.anthropic.baseUrl ? { baseUrl: config.anthropic.baseUrl } : {}), timeoutMs: config.apiTimeoutMs });
-      log.info({ root: paths.root, dryRun, sessions: config.sessions.map((s) => s.id), model: config.model }, "relay starting");
-      const handle = await startDaemon({ paths, config: () => config, log, notifier, client, now: Date.now, random: Math.random });
+      const withTopic = (c: typeof initial) => ({ ...c, ntfy: { ...c.ntfy, topic } });
+      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token] });
+      const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
+      const reloader = startConfigReloader({
+        paths,
+        initial: withTopic(initial),
+        load: async () => withTopic(await loadConfig(paths)),
+        log,
+        onInvalid: (message) => notifier.notify({ title: "relay: config.yaml edit ignored", message, priority: 4, tags: ["warning"] }),
+      });
+      const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
+      const spend = new SpendTracker(Date.now, await readLedger(paths.root));
+      log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
+      const handle = await startDaemon({ paths, config: reloader.current, log, notifier, client, spend, now: Date.now, random: Math.random });
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals += 1;
@@ -49,11 +60,15 @@ export default class Run extends RelayCommand {
           process.exit(130);
         }
       };
+      const onHangup = () => void reloader.reload("SIGHUP");
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
+      process.on("SIGHUP", onHangup);
       const code = await handle.done;
+      reloader.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      process.off("SIGHUP", onHangup);
       if (code !== 0) this.exit(code);
     } finally {
       held.lock.release();

@@ -1,0 +1,62 @@
+// Daily spending limits (CONTRACT §10). Days are UTC days, like `relay costs --by day`.
+import type { Failure } from "../machines/relay.js";
+import type { RelayConfig } from "./config.js";
+import type { LedgerRecord } from "./ledger.js";
+
+const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** Today's spend, kept in memory from the ledger read once at start plus every call since. */
+export class SpendTracker {
+  private day = "";
+  private total = 0;
+  private bySession = new Map<string, number>();
+
+  constructor(
+    private readonly now: () => number,
+    records: LedgerRecord[] = [],
+  ) {
+    for (const r of records) this.add(r);
+  }
+
+  add(record: Pick<LedgerRecord, "at" | "session" | "usd">): void {
+    this.rollOver();
+    if (dayOf(Date.parse(record.at)) !== this.day) return;
+    const usd = record.usd ?? 0;
+    this.total += usd;
+    this.bySession.set(record.session, (this.bySession.get(record.session) ?? 0) + usd);
+  }
+
+  today(session?: string): number {
+    this.rollOver();
+    return session === undefined ? this.total : (this.bySession.get(session) ?? 0);
+  }
+
+  private rollOver(): void {
+    const today = dayOf(this.now());
+    if (today !== this.day) {
+      this.day = today;
+      this.total = 0;
+      this.bySession = new Map();
+    }
+  }
+}
+
+/** The budget a call for `session` would start past, as the question for JC; null if none. */
+export function budgetExhausted(config: RelayConfig, spend: SpendTracker, session: string): Failure | null {
+  const { dailyUsd, sessionDailyUsd } = config.budget;
+  const today = spend.today();
+  if (dailyUsd !== undefined && today >= dailyUsd) {
+    return {
+      kind: "budget",
+      message: `[NEEDS-JC] The daily budget of $${dailyUsd.toFixed(2)} is spent ($${today.toFixed(2)} today, UTC). No API call was made; the envelope from ${session} waits in queue/. Raise budget.daily_usd in config.yaml and answer to go on, or answer "@${session}: ..." to instruct the session directly.`,
+    };
+  }
+  const sessionToday = spend.today(session);
+  if (sessionDailyUsd !== undefined && sessionToday >= sessionDailyUsd) {
+    return {
+      kind: "budget",
+      message: `[NEEDS-JC] The per-session daily budget of $${sessionDailyUsd.toFixed(2)} is spent by ${session} ($${sessionToday.toFixed(2)} today, UTC). No API call was made; its envelope waits in queue/. Raise budget.session_daily_usd in config.yaml and answer to go on, or answer "@${session}: ..." directly.`,
+    };
+  }
+  return null;
+}

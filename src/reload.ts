@@ -1,0 +1,97 @@
+// Live reload of config.yaml (and .env): on an edit or SIGHUP the new config replaces the
+// running one; an invalid edit keeps the running config, logs one clear error and notifies.
+import { type FSWatcher, watch } from "node:fs";
+import { stat } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { ConfigError, type RelayConfig } from "./config.js";
+import type { Logger } from "./log.js";
+import type { RelayPaths } from "./paths.js";
+
+export interface ConfigReloader {
+  current(): RelayConfig;
+  /** re-read now (SIGHUP); resolves true when the new config is in force */
+  reload(reason: string): Promise<boolean>;
+  close(): void;
+}
+
+const SETTLE_MS = 150;
+const POLL_MS = 5_000;
+
+export function startConfigReloader(opts: {
+  paths: RelayPaths;
+  initial: RelayConfig;
+  load: () => Promise<RelayConfig>;
+  log: Logger;
+  onInvalid: (message: string) => void;
+  onReloaded?: (next: RelayConfig) => void;
+}): ConfigReloader {
+  let config = opts.initial;
+  let lastError = "";
+  let timer: NodeJS.Timeout | null = null;
+  let lastStamp = "";
+  const stamp = async () => {
+    const [c, e] = await Promise.all([opts.paths.config, opts.paths.env].map((p) => stat(p).then((s) => `${s.mtimeMs}:${s.size}`, () => "-")));
+    return `${c}|${e}`;
+  };
+  void stamp().then((s) => {
+    lastStamp = s;
+  });
+
+  const reload = async (reason: string): Promise<boolean> => {
+    lastStamp = await stamp();
+    try {
+      const next = await opts.load();
+      const changed = JSON.stringify(next) !== JSON.stringify(config);
+      config = next;
+      lastError = "";
+      if (changed) {
+        opts.log.info({ reason, sessions: next.sessions.map((s) => s.id), model: next.model }, "config reloaded");
+        opts.onReloaded?.(next);
+      }
+      return true;
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.message : `cannot reload the config: ${(err as Error).message}`;
+      if (message !== lastError) {
+        lastError = message;
+        opts.log.error({ reason }, `config edit ignored, the running config stays: ${message}`);
+        opts.onInvalid(message);
+      }
+      return false;
+    }
+  };
+
+  const schedule = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      void reload("file changed");
+    }, SETTLE_MS);
+  };
+
+  const names = new Set([basename(opts.paths.config), basename(opts.paths.env)]);
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dirname(opts.paths.config), { persistent: false }, (_event, name) => {
+      if (name && names.has(String(name))) schedule();
+    });
+    watcher.on("error", () => {});
+  } catch {
+    // the poll below still notices edits
+  }
+  const poll = setInterval(() => {
+    void stamp().then((s) => {
+      if (lastStamp && s !== lastStamp) schedule();
+    });
+  }, POLL_MS);
+  poll.unref();
+
+  return {
+    current: () => config,
+    reload,
+    close() {
+      watcher?.close();
+      clearInterval(poll);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { budgetExhausted, SpendTracker } from "../src/budget.js";
+import type { RelayConfig } from "../src/config.js";
+
+const config = (budget: RelayConfig["budget"]): RelayConfig => ({
+  model: "claude-sonnet-4-6",
+  maxTokens: 100,
+  systemPrompt: "s",
+  summarizationPrompt: "s",
+  keepRecentTurns: 2,
+  historyCharCap: 1000,
+  pollIntervalMs: 100,
+  apiTimeoutMs: 1000,
+  cacheTtl: "5m",
+  sessions: [{ id: "session-1", conversation: "shared", systemPrompt: "s", model: "claude-sonnet-4-6" }],
+  budget,
+  anthropic: {},
+  ntfy: { server: "http://127.0.0.1:1" },
+});
+
+const NOON = Date.parse("2026-11-24T12:00:00Z");
+const rec = (at: string, session: string, usd: number | null) => ({ at, session, usd });
+
+describe("budgets", () => {
+  it("counts only today's spend (UTC), overall and per session", () => {
+    const spend = new SpendTracker(() => NOON, [rec("2026-11-23T23:59:59Z", "session-1", 100), rec("2026-11-24T00:00:01Z", "session-1", 2), rec("2026-11-24T08:00:00Z", "session-2", 3)]);
+    expect(spend.today()).toBe(5);
+    expect(spend.today("session-1")).toBe(2);
+    spend.add(rec("2026-11-24T12:00:00Z", "session-1", null));
+    expect(spend.today()).toBe(5);
+  });
+
+  it("starts a new day at midnight UTC", () => {
+    let now = NOON;
+    const spend = new SpendTracker(() => now, [rec("2026-11-24T08:00:00Z", "session-1", 4)]);
+    now = Date.parse("2026-11-25T00:00:00Z");
+    expect(spend.today()).toBe(0);
+  });
+
+  it("stops a call that would start past the daily budget, naming it", () => {
+    const spend = new SpendTracker(() => NOON, [rec("2026-11-24T08:00:00Z", "session-1", 5)]);
+    const failure = budgetExhausted(config({ dailyUsd: 5 }), spend, "session-1");
+    expect(failure?.kind).toBe("budget");
+    expect(failure?.message).toMatch(/^\[NEEDS-JC\] The daily budget of \$5\.00 is spent/);
+    expect(budgetExhausted(config({ dailyUsd: 5.01 }), spend, "session-1")).toBeNull();
+  });
+
+  it("stops a session past its own daily budget but not the others", () => {
+    const spend = new SpendTracker(() => NOON, [rec("2026-11-24T08:00:00Z", "session-1", 1)]);
+    expect(budgetExhausted(config({ sessionDailyUsd: 1 }), spend, "session-1")?.message).toContain("per-session daily budget");
+    expect(budgetExhausted(config({ sessionDailyUsd: 1 }), spend, "session-2")).toBeNull();
+    expect(budgetExhausted(config({}), spend, "session-1")).toBeNull();
+  });
+});
