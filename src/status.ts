@@ -12,7 +12,8 @@ import { isErrno } from "./store.js";
 
 export interface StatusReport {
   state: string;
-  daemon: { running: boolean; pid: number | null };
+  /** `lastPid`: the pid of the last daemon, when the lock is free (it stopped or was killed) */
+  daemon: { running: boolean; pid: number | null; lastPid?: number };
   needsJc: { session: string; question: string; since: string } | null;
   queue: { depth: number; rejected: number };
   sessions: Record<string, { pending: number; awaitingAck: boolean }>;
@@ -65,7 +66,7 @@ export async function readStatus(paths: RelayPaths, sessionIds: string[], now = 
   const failure = context?.failure ?? null;
   return {
     state,
-    daemon: lock.held ? { running: true, pid: lock.pid } : { running: false, pid: null },
+    daemon: lock.held ? { running: true, pid: lock.pid } : { running: false, pid: null, ...(lock.lastPid ? { lastPid: lock.lastPid } : {}) },
     needsJc: context?.needsJc ? { session: context.needsJc.session, question: context.needsJc.question, since: iso(context.needsJc.since) } : null,
     queue: { depth: await queueDepth(paths), rejected: await countRejected(paths) },
     sessions,
@@ -81,7 +82,13 @@ export async function readStatus(paths: RelayPaths, sessionIds: string[], now = 
 
 export function formatStatus(s: StatusReport): string {
   const lines = [
-    `state:     ${s.state}${s.daemon.running ? ` (daemon running, pid ${s.daemon.pid ?? "?"})` : " (no daemon running)"}`,
+    `state:     ${s.state}${
+      s.daemon.running
+        ? ` (daemon running, pid ${s.daemon.pid ?? "?"})`
+        : s.daemon.lastPid
+          ? ` (no daemon running: pid ${s.daemon.lastPid} was killed without releasing state/.lock, which is free)`
+          : " (no daemon running)"
+    }`,
   ];
   if (s.needsJc) lines.push(`needs JC:  ${s.needsJc.session} asks: ${s.needsJc.question.slice(0, 300).replace(/\s+/g, " ")}`);
   if (s.retry) {
