@@ -5,6 +5,7 @@ import { parse as parseDotenv } from "dotenv";
 import { isMap, parseDocument } from "yaml";
 import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
+import { ConfigError } from "./errors.js";
 import { isErrno, writeAtomic } from "./store.js";
 
 export const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -77,10 +78,7 @@ export interface RelayConfig {
   ntfy: { server: string; topic?: string; token?: string };
 }
 
-/** A configuration problem, as one line naming the file, the key and what was expected. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError } from "./errors.js";
 
 const ENV_KEYS = [
   "ANTHROPIC_API_KEY",

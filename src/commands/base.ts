@@ -1,7 +1,9 @@
 import { resolve } from "node:path";
 import { Command, Flags } from "@oclif/core";
-import { ConfigError } from "../config.js";
+import { ConfigError, UsageError } from "../errors.js";
 import { type RelayPaths, relayPaths } from "../paths.js";
+
+export { UsageError };
 
 /** Holds `--root` and turns every expected failure into one line and a non-zero exit. */
 export abstract class RelayCommand extends Command {
@@ -22,13 +24,3 @@ export abstract class RelayCommand extends Command {
   }
 }
 
-/** Bad input from the user: printed as one line, exit code 2 (or the one given). */
-export class UsageError extends Error {
-  override name = "UsageError";
-  constructor(
-    message: string,
-    readonly exitCode = 2,
-  ) {
-    super(message);
-  }
-}

@@ -1,6 +1,4 @@
 import { Args } from "@oclif/core";
-import { loadConfig } from "../config.js";
-import { submitJcInput } from "../inbox.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Jc extends RelayCommand {
@@ -10,6 +8,7 @@ export default class Jc extends RelayCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Jc);
     const paths = this.resolvePaths(flags.root);
+    const [{ loadConfig }, { submitJcInput }] = await Promise.all([import("../config.js"), import("../inbox.js")]);
     const result = await submitJcInput(paths, await loadConfig(paths), args.text);
     if (!result.ok) throw new UsageError(result.error);
     this.log(result.value.kind === "direct" ? `sent to ${result.value.session} (no API call)` : "queued as the next chat turn");

@@ -1,14 +1,4 @@
 import { Flags } from "@oclif/core";
-import { createClient } from "../anthropic.js";
-import { SpendTracker } from "../budget.js";
-import { ensureTopic, loadConfig } from "../config.js";
-import { startDaemon } from "../daemon.js";
-import { readLedger } from "../ledger.js";
-import { acquireLock } from "../lock.js";
-import { createLogger } from "../log.js";
-import { createNotifier } from "../ntfy.js";
-import { startConfigReloader } from "../reload.js";
-import { ensureDirs } from "../store.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
@@ -19,6 +9,20 @@ export default class Run extends RelayCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Run);
+    // Loaded here, not at the top: every command shares the CLI's start-up, and only `run` needs these.
+    const [{ createClient }, { SpendTracker }, { ensureTopic, loadConfig }, { startDaemon }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
+      await Promise.all([
+        import("../anthropic.js"),
+        import("../budget.js"),
+        import("../config.js"),
+        import("../daemon.js"),
+        import("../ledger.js"),
+        import("../lock.js"),
+        import("../log.js"),
+        import("../ntfy.js"),
+        import("../reload.js"),
+        import("../store.js"),
+      ]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     const initial = await loadConfig(paths);
@@ -34,7 +38,7 @@ export default class Run extends RelayCommand {
     }
     try {
       const topic = await ensureTopic(paths);
-      const withTopic = (c: typeof initial) => ({ ...c, ntfy: { ...c.ntfy, topic } });
+      const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic } });
       const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token] });
       const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
       const reloader = startConfigReloader({

@@ -1,5 +1,3 @@
-import { ensureTopic, loadConfig } from "../config.js";
-import { ensureDirs } from "../store.js";
 import { RelayCommand } from "./base.js";
 
 export default class Topic extends RelayCommand {
@@ -9,6 +7,7 @@ export default class Topic extends RelayCommand {
   async run(): Promise<{ url: string; topic: string; server: string }> {
     const { flags } = await this.parse(Topic);
     const paths = this.resolvePaths(flags.root);
+    const [{ ensureTopic, loadConfig }, { ensureDirs }] = await Promise.all([import("../config.js"), import("../store.js")]);
     await ensureDirs(paths.root);
     const config = await loadConfig(paths);
     const topic = await ensureTopic(paths);
