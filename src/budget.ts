@@ -13,7 +13,7 @@ export class SpendTracker {
 
   constructor(
     private readonly now: () => number,
-    records: LedgerRecord[] = [],
+    records: Pick<LedgerRecord, "at" | "session" | "usd">[] = [],
   ) {
     for (const r of records) this.add(r);
   }

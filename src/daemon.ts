@@ -24,7 +24,7 @@ import { ensureSessionDir, inputExists, publishReply, stageReply, stagingExists 
 import { claimJcInput, parseJcInput, releaseJcClaim, claimedJcFile } from "./jc.js";
 import { appendLedger, makeLedgerRecord } from "./ledger.js";
 import type { Logger } from "./log.js";
-import { type Notification, type Notifier } from "./ntfy.js";
+import type { Notification, Notifier, NtfyAction } from "./ntfy.js";
 import type { RelayPaths } from "./paths.js";
 import { listQueue, readEntry, rejectFile } from "./queue.js";
 import { readSnapshot, SnapshotWriter } from "./snapshot.js";
@@ -46,6 +46,15 @@ export interface DaemonDeps {
   client: Anthropic | null;
   now: () => number;
   random: () => number;
+  /** for the needs-JC notification's buttons: JC's reply topic URL and the status page */
+  links?: NotificationLinks;
+}
+
+export interface NotificationLinks {
+  replyUrl?: string;
+  statusUrl?: string;
+  /** sent with the buttons' requests, for ntfy servers with access control */
+  token?: string;
 }
 
 export const DRY_RUN_PREFIX = "[relay dry-run] Received";
@@ -167,7 +176,7 @@ export function provideMachine(deps: DaemonDeps) {
     return { ok: true };
   };
 
-  const notify = (params: NotifyParams) => deps.notifier.notify(notification(params));
+  const notify = (params: NotifyParams) => deps.notifier.notify(notification(params, deps.links));
 
   return relayMachine.provide({
     actors: {
@@ -179,11 +188,31 @@ export function provideMachine(deps: DaemonDeps) {
   });
 }
 
-export function notification(p: NotifyParams): Notification {
+/** The buttons of a needs-JC notification: answers published to JC's reply topic, and the page. */
+export function needsJcActions(links: NotificationLinks = {}): NtfyAction[] {
+  const actions: NtfyAction[] = [];
+  const headers = links.token ? { Authorization: `Bearer ${links.token}` } : undefined;
+  if (links.replyUrl) {
+    actions.push({ action: "http", label: "Approve", url: links.replyUrl, method: "POST", body: "Approved: go ahead.", clear: true, ...(headers ? { headers } : {}) });
+    actions.push({ action: "http", label: "Reject", url: links.replyUrl, method: "POST", body: "Rejected: do not do that; propose another way.", clear: true, ...(headers ? { headers } : {}) });
+  }
+  if (links.statusUrl) actions.push({ action: "view", label: "Status", url: links.statusUrl });
+  return actions;
+}
+
+export function notification(p: NotifyParams, links?: NotificationLinks): Notification {
   const start = p.message.length > 600 ? `${p.message.slice(0, 600)}…` : p.message;
   switch (p.kind) {
-    case "needsJc":
-      return { title: `relay: ${p.session ?? "a session"} needs JC`, message: `${start}\n\nAnswer with: relay jc "…" (or "@${p.session}: …" to send directly)`, priority: 4, tags: ["raising_hand"] };
+    case "needsJc": {
+      const actions = needsJcActions(links);
+      return {
+        title: `relay: ${p.session ?? "a session"} needs JC`,
+        message: `${start}\n\nAnswer with: relay jc "…" (or "@${p.session}: …" to send directly)${links?.replyUrl ? ", or publish your answer to your reply topic" : ""}`,
+        priority: 4,
+        tags: ["raising_hand"],
+        ...(actions.length > 0 ? { actions } : {}),
+      };
+    }
     case "failureStarted":
       return { title: "relay: API calls failing, retrying", message: start, priority: 3, tags: ["warning"] };
     case "failureEnded":

@@ -16,7 +16,7 @@ export interface NtfyTarget {
 
 export type NtfyAction =
   | { action: "view"; label: string; url: string; clear?: boolean }
-  | { action: "http"; label: string; url: string; method?: string; body?: string; clear?: boolean };
+  | { action: "http"; label: string; url: string; method?: string; headers?: Record<string, string>; body?: string; clear?: boolean };
 
 export interface Notification {
   title: string;
