@@ -75,7 +75,8 @@ export interface RelayConfig {
   budget: { dailyUsd?: number; sessionDailyUsd?: number };
   statusHttp?: string;
   anthropic: { apiKey?: string; baseUrl?: string };
-  ntfy: { server: string; topic?: string; token?: string };
+  /** `replyTopic`: JC's private topic; what is published there is taken like state/jc_input.txt */
+  ntfy: { server: string; topic?: string; replyTopic?: string; token?: string };
 }
 
 export { ConfigError } from "./errors.js";
@@ -84,6 +85,7 @@ const ENV_KEYS = [
   "ANTHROPIC_API_KEY",
   "ANTHROPIC_BASE_URL",
   "NTFY_TOPIC",
+  "NTFY_REPLY_TOPIC",
   "NTFY_SERVER",
   "NTFY_TOKEN",
   "HISTORY_CHAR_CAP",
@@ -164,8 +166,9 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
   const yamlText = (await readIfPresent(paths.config)) ?? "";
   const file = parseFileConfig(yamlText);
   const vars = await loadEnv(paths, env);
-  if (vars.NTFY_TOPIC !== undefined && !NTFY_TOPIC.test(vars.NTFY_TOPIC)) {
-    throw new ConfigError(".env or environment: NTFY_TOPIC: expected 22 to 64 characters from [A-Za-z0-9_-]");
+  for (const key of ["NTFY_TOPIC", "NTFY_REPLY_TOPIC"] as const) {
+    const value = vars[key];
+    if (value !== undefined && !NTFY_TOPIC.test(value)) throw new ConfigError(`.env or environment: ${key}: expected 22 to 64 characters from [A-Za-z0-9_-]`);
   }
   const ntfyServer = vars.NTFY_SERVER ?? file.ntfy.server ?? "https://ntfy.sh";
   if (!/^https?:\/\/[^\s]+$/.test(ntfyServer)) throw new ConfigError(".env or environment: NTFY_SERVER: expected an http(s) URL");
@@ -197,6 +200,7 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
     ntfy: {
       server: ntfyServer.replace(/\/+$/, ""),
       ...(vars.NTFY_TOPIC === undefined ? {} : { topic: vars.NTFY_TOPIC }),
+      ...(vars.NTFY_REPLY_TOPIC === undefined ? {} : { replyTopic: vars.NTFY_REPLY_TOPIC }),
       ...(vars.NTFY_TOKEN === undefined ? {} : { token: vars.NTFY_TOKEN }),
     },
   };

@@ -17,7 +17,7 @@ export abstract class RelayCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof ConfigError || err instanceof UsageError) {
-      this.logToStderr(`relay: ${err.message}`);
+      process.stderr.write(`relay: ${err.message}\n`);
       this.exit(err instanceof UsageError ? err.exitCode : 2);
     }
     return super.catch(err);

@@ -1,4 +1,5 @@
 import Chart from "./chart.js";
+import Costs from "./costs.js";
 import Jc from "./jc.js";
 import Resume from "./resume.js";
 import Run from "./run.js";
@@ -8,6 +9,7 @@ import Topic from "./topic.js";
 
 export const commands = {
   chart: Chart,
+  costs: Costs,
   jc: Jc,
   resume: Resume,
   run: Run,

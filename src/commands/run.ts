@@ -23,6 +23,7 @@ export default class Run extends RelayCommand {
         import("../reload.js"),
         import("../store.js"),
       ]);
+    const [{ subscribeReplies }, { takeReplyFromPhone }] = await Promise.all([import("../ntfy-replies.js"), import("../phone.js")]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     const initial = await loadConfig(paths);
@@ -38,7 +39,8 @@ export default class Run extends RelayCommand {
     }
     try {
       const topic = await ensureTopic(paths);
-      const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic } });
+      const replyTopic = await ensureTopic(paths, process.env, "NTFY_REPLY_TOPIC");
+      const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic, replyTopic } });
       const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token] });
       const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
       const reloader = startConfigReloader({
@@ -51,7 +53,19 @@ export default class Run extends RelayCommand {
       const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
       const spend = new SpendTracker(Date.now, await readLedger(paths.root));
       log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
-      const handle = await startDaemon({ paths, config: reloader.current, log, notifier, client, spend, now: Date.now, random: Math.random });
+      const links = { replyUrl: `${initial.ntfy.server}/${replyTopic}`, ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}) };
+      const handle = await startDaemon({ paths, config: reloader.current, log, notifier, client, spend, now: Date.now, random: Math.random, links });
+      // JC's answers from the phone: the reply topic, taken exactly like state/jc_input.txt.
+      const stopReplies = new AbortController();
+      const replies = subscribeReplies({
+        server: initial.ntfy.server,
+        topic: replyTopic,
+        ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
+        paths,
+        log,
+        signal: stopReplies.signal,
+        onMessage: (m) => takeReplyFromPhone(paths, reloader.current(), m, notifier),
+      });
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals += 1;
@@ -69,6 +83,8 @@ export default class Run extends RelayCommand {
       process.on("SIGTERM", onSignal);
       process.on("SIGHUP", onHangup);
       const code = await handle.done;
+      stopReplies.abort();
+      await replies;
       reloader.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);

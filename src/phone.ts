@@ -1,0 +1,22 @@
+// JC's answers published to the private reply topic go down the same path as `relay jc`.
+import { readFile } from "node:fs/promises";
+import type { RelayConfig } from "./config.js";
+import { submitJcInput } from "./inbox.js";
+import { claimedJcFile } from "./jc.js";
+import type { Notifier } from "./ntfy.js";
+import type { RelayPaths } from "./paths.js";
+
+const holds = async (path: string, text: string) => (await readFile(path, "utf8").catch(() => "")).trim() === text.trim();
+
+/**
+ * Resolves once the answer is in state/jc_input.txt (or is refused for good, and JC is told why);
+ * rejects while an earlier answer is still unread, so the subscriber retries later.
+ */
+export async function takeReplyFromPhone(paths: RelayPaths, config: RelayConfig, m: { text: string; redelivered?: boolean }, notifier: Notifier): Promise<void> {
+  // After a crash inside the hand-over the same message comes again: skip it if it is already there.
+  if (m.redelivered && ((await holds(paths.jcInput, m.text)) || (await holds(claimedJcFile(paths), m.text)))) return;
+  const result = await submitJcInput(paths, config, m.text, { waitMs: 2_000 });
+  if (result.ok) return;
+  if (/not been read yet/.test(result.error)) throw new Error(result.error);
+  notifier.notify({ title: "relay: your answer was not taken", message: result.error, priority: 3, tags: ["warning"] });
+}

@@ -1,0 +1,62 @@
+// JC answers from the phone: the needs-JC notification's buttons and the private reply topic.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { startFakeAnthropic } from "./support/fake-anthropic.js";
+import { startFakeNtfy } from "./support/fake-ntfy.js";
+
+const BIN = new URL("../bin/relay.js", import.meta.url).pathname;
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe("answering from the phone", () => {
+  it("a needs-JC notification offers Approve/Reject on the reply topic, and a reply published there reaches the session", async () => {
+    const api = await startFakeAnthropic();
+    const ntfy = await startFakeNtfy();
+    cleanups.push(() => api.close(), () => ntfy.close());
+    const root = mkdtempSync(join(tmpdir(), "relay-phone-"));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    writeFileSync(join(root, "config.yaml"), "model: claude-sonnet-4-6\nsystem_prompt: s\nsummarization_prompt: s\nsessions:\n  - id: session-1\n");
+    const topic = "main-topic-0123456789abcdef";
+    const replyTopic = "reply-topic-0123456789abcdef";
+    const child: ChildProcess = spawn(process.execPath, [BIN, "run", "--root", root], {
+      env: { ...process.env, ANTHROPIC_API_KEY: "sk-ant-phone", ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: ntfy.url, NTFY_TOPIC: topic, NTFY_REPLY_TOPIC: replyTopic, POLL_INTERVAL_MS: "100" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    cleanups.push(() => child.kill("SIGKILL"));
+    await waitFor(() => ntfy.requests.some((r) => r.method === "GET" && r.path.startsWith(`/${replyTopic}/json`) && !r.path.includes("poll=1")), 15_000, "the reply-topic subscription");
+
+    api.enqueue({ kind: "reply", text: "[NEEDS-JC] Ship it?" });
+    const tmp = join(root, "queue", ".e.tmp");
+    writeFileSync(tmp, JSON.stringify({ session_id: "session-1", content: "release candidate ready" }));
+    renameSync(tmp, join(root, "queue", "e.json"));
+    const [note] = await ntfy.waitForMessages(1, 10_000);
+    expect(note?.topic).toBe(topic);
+    expect(note?.message).toContain("[NEEDS-JC] Ship it?");
+    expect(note?.actions).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: "http", label: "Approve", url: `${ntfy.url}/${replyTopic}`, body: "Approved: go ahead." }),
+        expect.objectContaining({ action: "http", label: "Reject", url: `${ntfy.url}/${replyTopic}` }),
+      ]),
+    );
+
+    ntfy.publish(replyTopic, "@session-1: ship it tonight");
+    const input = join(root, "dispatch", "session-1", "input.txt");
+    await waitFor(() => existsSync(input), 10_000, "the phone's direct answer");
+    expect(readFileSync(input, "utf8")).toBe("ship it tonight");
+    expect(api.requests).toHaveLength(1);
+  });
+});
