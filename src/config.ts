@@ -1,5 +1,6 @@
 // config.yaml + .env + the environment, validated at the edge (CONTRACT §3, §4).
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { copyFile, readFile } from "node:fs/promises";
 import { parse as parseDotenv } from "dotenv";
 import { isMap, parseDocument } from "yaml";
@@ -96,8 +97,8 @@ type EnvKey = (typeof ENV_KEYS)[number];
 export const SHARED_CONVERSATION = "shared";
 export const conversationOf = (id: string, ownPrompt: boolean): string => (ownPrompt ? `session.${id}` : SHARED_CONVERSATION);
 
-/** The commented default config.yaml shipped with the package. */
-export const DEFAULT_CONFIG_URL = new URL("../../config.yaml", import.meta.url);
+/** The commented default config.yaml shipped with the package (found from dist/src/ or src/). */
+export const DEFAULT_CONFIG_URL = [new URL("../../config.yaml", import.meta.url), new URL("../config.yaml", import.meta.url)].find((u) => existsSync(u)) ?? new URL("../../config.yaml", import.meta.url);
 
 export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
   try {

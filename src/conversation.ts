@@ -90,6 +90,9 @@ export class ConversationStore {
       if (!isErrno(err, "ENOENT")) throw err;
     }
     const entries = parseHistory(raw);
+    // A kill mid-append can leave a torn last line: rewrite the file without it, so the next
+    // append does not glue a good entry onto the fragment.
+    if (raw !== "" && !raw.endsWith("\n")) await this.replace(conversation, entries);
     this.cache.set(conversation, entries);
     return entries;
   }

@@ -2,7 +2,6 @@
 // watchers only wake the loop; the loop turns what it finds into events; side effects on files
 // happen after the snapshot that decided them is on disk.
 import { watch, type FSWatcher } from "node:fs";
-import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type Anthropic from "@anthropic-ai/sdk";
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from "xstate";
@@ -21,14 +20,14 @@ import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure }
 import type { RelayConfig, SessionConfig } from "./config.js";
 import { ConversationStore, noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "./conversation.js";
 import { ensureSessionDir, inputExists, publishReply, stageReply, stagingExists } from "./dispatch.js";
-import { claimJcInput, parseJcInput, releaseJcClaim, claimedJcFile } from "./jc.js";
+import { claimJcInput, parseJcInput, releaseJcClaim } from "./jc.js";
 import { appendLedger, makeLedgerRecord } from "./ledger.js";
 import type { Logger } from "./log.js";
 import type { Notification, Notifier, NtfyAction } from "./ntfy.js";
 import type { RelayPaths } from "./paths.js";
 import { listQueue, readEntry, rejectFile } from "./queue.js";
 import { readSnapshot, SnapshotWriter } from "./snapshot.js";
-import { removeIfPresent } from "./store.js";
+import { removeIfPresent, writeAtomic } from "./store.js";
 import { crashPoint } from "./crash.js";
 import { budgetExhausted, type SpendTracker } from "./budget.js";
 
@@ -284,15 +283,16 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     const jc = await claimJcInput(paths);
     if (jc) {
       if (snap.context.done.includes(jc.id)) {
-        await releaseJcClaim(paths);
+        await releaseJcClaim(paths, jc.id);
       } else {
         const parsed = parseJcInput(jc.raw);
         if (parsed.kind === "empty") {
           log.warn({}, "state/jc_input.txt was empty; ignored");
-          await releaseJcClaim(paths);
+          await releaseJcClaim(paths, jc.id);
         } else if (parsed.kind === "direct" && !registered.has(parsed.session)) {
           log.error({ session: parsed.session }, "JC input names an unknown session; kept as state/jc_input.rejected.txt");
           await rejectJc(paths, `@${parsed.session} is not a session in config.yaml`, jc.raw);
+          await releaseJcClaim(paths, jc.id);
         } else {
           await crashPoint("jc-claimed");
           await send({
@@ -304,7 +304,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
             at: deps.now(),
           });
           log.info({ kind: parsed.kind, session: parsed.kind === "direct" ? parsed.session : undefined }, "JC input taken");
-          await releaseJcClaim(paths);
+          await releaseJcClaim(paths, jc.id);
         }
       }
       snap = actor.getSnapshot();
@@ -473,9 +473,7 @@ function isDiskFailure(err: unknown): boolean {
 }
 
 async function rejectJc(paths: RelayPaths, reason: string, raw: string): Promise<void> {
-  const { writeAtomic } = await import("./store.js");
   await writeAtomic(join(paths.state, "jc_input.rejected.txt"), `# ${reason}\n${raw}`);
-  await unlink(claimedJcFile(paths)).catch(() => {});
 }
 
 

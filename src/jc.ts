@@ -1,7 +1,7 @@
 // state/jc_input.txt: JC's answers (CONTRACT §6). The file is claimed by renaming it, so a new
 // answer written meanwhile is never deleted unread, and a claimed one survives a crash.
-import { createHash } from "node:crypto";
-import { readFile, rename, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { readdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { RelayPaths } from "./paths.js";
 import { isErrno, removeIfPresent } from "./store.js";
@@ -22,30 +22,33 @@ export function parseJcInput(raw: string): JcInput {
   return { kind: "chat", text };
 }
 
-export const claimedJcFile = (paths: RelayPaths): string => join(paths.state, "jc_input.claimed");
+const CLAIM = /^jc_input\.([0-9a-f]{16})\.claimed$/;
+const claimFile = (paths: RelayPaths, id: string) => join(paths.state, `jc_input.${id.replace(/^jc-/, "")}.claimed`);
+
+/** Claimed answers not yet released (at most one, unless a crash left one behind). */
+export async function claimedJcFiles(paths: RelayPaths): Promise<string[]> {
+  const names = await readdir(paths.state).catch((err: unknown) => (isErrno(err, "ENOENT") ? [] : Promise.reject(err)));
+  return names.filter((n) => CLAIM.test(n)).sort().map((n) => join(paths.state, n));
+}
 
 /**
  * Take the pending JC input, if any: an earlier claim left by a crash first, else rename
- * jc_input.txt to the claim file. Returns its text and a stable id.
+ * jc_input.txt to a claim file with a fresh random name. The name is the input's id, so the
+ * same answer written twice is two inputs, and a claim re-read after a crash is the same one.
  */
 export async function claimJcInput(paths: RelayPaths): Promise<{ id: string; raw: string } | null> {
-  const claimed = claimedJcFile(paths);
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(claimed);
-  } catch (err) {
-    if (!isErrno(err, "ENOENT")) throw err;
+  let [claimed] = await claimedJcFiles(paths);
+  if (!claimed) {
+    claimed = join(paths.state, `jc_input.${randomBytes(8).toString("hex")}.claimed`);
     try {
       await rename(paths.jcInput, claimed);
-    } catch (renameErr) {
-      if (isErrno(renameErr, "ENOENT")) return null;
-      throw renameErr;
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return null;
+      throw err;
     }
-    st = await stat(claimed);
   }
-  const raw = await readFile(claimed, "utf8");
-  const id = `jc-${createHash("sha256").update(String(st.mtimeMs)).update("\0").update(String(st.ino)).update("\0").update(raw).digest("hex").slice(0, 20)}`;
-  return { id, raw };
+  const id = `jc-${CLAIM.exec(claimed.slice(paths.state.length + 1))?.[1] ?? ""}`;
+  return { id, raw: await readFile(claimed, "utf8") };
 }
 
-export const releaseJcClaim = (paths: RelayPaths): Promise<boolean> => removeIfPresent(claimedJcFile(paths));
+export const releaseJcClaim = (paths: RelayPaths, id: string): Promise<boolean> => removeIfPresent(claimFile(paths, id));

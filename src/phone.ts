@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import type { RelayConfig } from "./config.js";
 import { submitJcInput } from "./inbox.js";
-import { claimedJcFile } from "./jc.js";
+import { claimedJcFiles } from "./jc.js";
 import type { Notifier } from "./ntfy.js";
 import type { RelayPaths } from "./paths.js";
 
@@ -14,7 +14,9 @@ const holds = async (path: string, text: string) => (await readFile(path, "utf8"
  */
 export async function takeReplyFromPhone(paths: RelayPaths, config: RelayConfig, m: { text: string; redelivered?: boolean }, notifier: Notifier): Promise<void> {
   // After a crash inside the hand-over the same message comes again: skip it if it is already there.
-  if (m.redelivered && ((await holds(paths.jcInput, m.text)) || (await holds(claimedJcFile(paths), m.text)))) return;
+  if (m.redelivered) {
+    for (const file of [paths.jcInput, ...(await claimedJcFiles(paths))]) if (await holds(file, m.text)) return;
+  }
   const result = await submitJcInput(paths, config, m.text, { waitMs: 2_000 });
   if (result.ok) return;
   if (/not been read yet/.test(result.error)) throw new Error(result.error);

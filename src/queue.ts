@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { WorkItem } from "../machines/relay.js";
 import { SESSION_ID } from "./config.js";
 import type { RelayPaths } from "./paths.js";
-import { isErrno, writeJsonAtomic } from "./store.js";
+import { isErrno, removeIfPresent, writeJsonAtomic } from "./store.js";
 
 export const SETTLE_MS = 2_000;
 export const MAX_CONTENT_BYTES = 1024 * 1024;
@@ -58,7 +58,7 @@ const envelopeSchema = z.object(
       .string({ error: "content must be a string" })
       .refine((s) => s.trim().length > 0, { error: "content must be a non-empty string" })
       .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_CONTENT_BYTES, { error: "content is over 1 MiB (UTF-8 bytes)" }),
-    timestamp: z.iso.datetime({ offset: true, error: "timestamp must be an ISO 8601 time" }).optional(),
+    timestamp: z.iso.datetime({ offset: true, local: true, error: "timestamp must be an ISO 8601 time" }).optional(),
   },
   { error: "the envelope must be a JSON object" },
 );
@@ -71,7 +71,7 @@ export const envelopeId = (name: string, mtimeMs: number, raw: Buffer): string =
 export function parseEnvelope(raw: Buffer, sessions: ReadonlySet<string>): { ok: true; session: string; content: string; timestamp?: string } | { ok: false; reason: string; json: boolean } {
   let json: unknown;
   try {
-    json = JSON.parse(raw.toString("utf8"));
+    json = JSON.parse(raw.toString("utf8").replace(/^\uFEFF/, ""));
   } catch (err) {
     return { ok: false, json: false, reason: `invalid JSON: ${(err as Error).message}` };
   }
@@ -149,15 +149,18 @@ export async function idOfQueueFile(paths: RelayPaths, name: string): Promise<st
  * .rejected/ gets a numeric suffix rather than overwriting an earlier rejection.
  */
 export async function rejectFile(paths: RelayPaths, name: string, reason: string, now: number): Promise<string | null> {
+  if (!(await exists(join(paths.queue, name)))) return null; // moved already (a repeat after a crash)
   let target = name;
-  for (let n = 2; await exists(join(paths.rejected, target)); n++) target = `${name}.${n}`;
-  await writeJsonAtomic(join(paths.rejected, `${target}.reason.json`), { error: reason, at: new Date(now).toISOString(), ...(target === name ? {} : { file: name }) });
+  for (let n = 2; (await exists(join(paths.rejected, target))) || (await exists(join(paths.rejected, `${target}.reason.json`))); n++) target = `${name}.${n}`;
+  const reasonFile = join(paths.rejected, `${target}.reason.json`);
+  await writeJsonAtomic(reasonFile, { error: reason, at: new Date(now).toISOString(), ...(target === name ? {} : { file: name }) });
   try {
     await rename(join(paths.queue, name), join(paths.rejected, target));
     return target;
   } catch (err) {
-    if (isErrno(err, "ENOENT")) return null;
-    throw err;
+    if (!isErrno(err, "ENOENT")) throw err;
+    await removeIfPresent(reasonFile); // it vanished meanwhile: leave no orphan reason
+    return null;
   }
 }
 

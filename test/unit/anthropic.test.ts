@@ -1,0 +1,340 @@
+import Anthropic from "@anthropic-ai/sdk";
+import fc from "fast-check";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Note, WorkItem } from "../../machines/relay.js";
+import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure, createClient, replyText, type MessagesRequest } from "../../src/anthropic.js";
+import { noteEntry, turnEntry, type HistoryEntry } from "../../src/conversation.js";
+import { startFakeAnthropic, type Behaviour, type FakeAnthropic } from "../support/fake-anthropic.js";
+
+const MODEL = "claude-sonnet-4-6";
+const KEY = "sk-ant-unit-test-key-0123456789";
+const AT = new Date("2026-05-02T15:30:00.000Z");
+
+// ---------------------------------------------------------------------------
+// Arbitraries: histories as the relay can hold them, including empty replies and blank texts.
+
+const text = fc.oneof(
+  { weight: 5, arbitrary: fc.string({ unit: "grapheme", maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.constantFrom("", " ", "\n\t ", "\u00a0") },
+);
+const session = fc.constantFrom("session-1", "session-2", "s.3");
+const id = fc.uuid();
+const timestamp = fc.option(fc.constant("2026-05-02T15:30:00Z"), { nil: undefined });
+
+const itemArb: fc.Arbitrary<WorkItem> = fc
+  .record({ id, source: fc.constantFrom<"envelope" | "jc">("envelope", "jc"), session, text, timestamp })
+  .map(({ timestamp: ts, ...rest }) => (ts === undefined ? rest : { ...rest, timestamp: ts }));
+const noteArb: fc.Arbitrary<Note> = fc.record({ id, session, text });
+const entryArb: fc.Arbitrary<HistoryEntry> = fc.oneof(
+  { weight: 5, arbitrary: fc.tuple(itemArb, text).map(([item, reply]) => turnEntry(item, reply, AT)) },
+  { weight: 2, arbitrary: noteArb.map((n) => noteEntry(n, AT)) },
+  { weight: 1, arbitrary: fc.record({ id, text }).map(({ id: sid, text: t }): HistoryEntry => ({ kind: "summary", id: sid, text: t, folded: 4, at: AT.toISOString() })) },
+);
+const historyArb = fc.array(entryArb, { maxLength: 12 });
+const ttlArb = fc.constantFrom<"5m" | "1h">("5m", "1h");
+
+const build = (history: HistoryEntry[], notes: Note[], item: WorkItem, cacheTtl: "5m" | "1h" = "5m", systemPrompt = "You review.") =>
+  buildReplyRequest({ model: MODEL, maxTokens: 512, systemPrompt, history, notes, item, cacheTtl });
+
+interface FlatBlock {
+  role: "system" | "user" | "assistant";
+  text: string;
+  cache: unknown;
+}
+
+/** Every text block of a request in prompt order: system, then messages. */
+function flatten(req: MessagesRequest): FlatBlock[] {
+  const out: FlatBlock[] = [];
+  const system = req.system;
+  if (typeof system === "string") out.push({ role: "system", text: system, cache: undefined });
+  else for (const b of system ?? []) out.push({ role: "system", text: b.text, cache: b.cache_control });
+  for (const m of req.messages) {
+    if (typeof m.content === "string") {
+      out.push({ role: m.role, text: m.content, cache: undefined });
+      continue;
+    }
+    for (const b of m.content) {
+      if (b.type !== "text") throw new Error(`unexpected ${b.type} block`);
+      out.push({ role: m.role, text: b.text, cache: b.cache_control });
+    }
+  }
+  return out;
+}
+
+describe("buildReplyRequest: the request is always one the API accepts", () => {
+  it("property: starts with user, alternates, ends with user, no blank text, ≤ 4 breakpoints, cached system block", () => {
+    fc.assert(
+      fc.property(historyArb, fc.array(noteArb, { maxLength: 3 }), itemArb, ttlArb, (history, notes, item, ttl) => {
+        const req = build(history, notes, item, ttl);
+        expect(req.messages.length).toBeGreaterThan(0);
+        expect(req.messages[0]?.role).toBe("user");
+        expect(req.messages[req.messages.length - 1]?.role).toBe("user");
+        for (let i = 1; i < req.messages.length; i++) expect(req.messages[i]?.role).not.toBe(req.messages[i - 1]?.role);
+        for (const m of req.messages) {
+          expect(Array.isArray(m.content) && m.content.length > 0).toBe(true);
+        }
+        const blocks = flatten(req);
+        for (const b of blocks) expect(b.text.trim()).not.toBe("");
+        const breakpoints = blocks.filter((b) => b.cache !== undefined && b.cache !== null);
+        expect(breakpoints.length).toBeLessThanOrEqual(4);
+        const expected = ttl === "1h" ? { type: "ephemeral", ttl: "1h" } : { type: "ephemeral" };
+        for (const b of breakpoints) expect(b.cache).toEqual(expected);
+        expect(req.system).toEqual([{ type: "text", text: "You review.", cache_control: expected }]);
+        // the end of this request is a breakpoint: the next call reads what this one writes
+        expect(blocks[blocks.length - 1]?.cache).toEqual(expected);
+        expect(Object.keys(req).sort()).toEqual(["max_tokens", "messages", "model", "system"]);
+      }),
+      { numRuns: 250 },
+    );
+  });
+
+  it("property: the prefix of request N is byte-identical inside request N+1, and N's final breakpoint is a breakpoint in N+1", () => {
+    fc.assert(
+      fc.property(historyArb, fc.array(noteArb, { maxLength: 3 }), itemArb, text, itemArb, ttlArb, (history, notes, item, reply, nextItem, ttl) => {
+        const first = build(history, notes, item, ttl);
+        // what commitTurn records: the notes, then the turn
+        const after = [...history, ...notes.map((n) => noteEntry(n, AT)), turnEntry(item, reply, AT)];
+        const second = build(after, [], nextItem, ttl);
+        const a = flatten(first);
+        const b = flatten(second);
+        const strip = (blocks: FlatBlock[]) => JSON.stringify(blocks.map(({ role, text: t }) => [role, t]));
+        expect(b.length).toBeGreaterThan(a.length);
+        expect(strip(b.slice(0, a.length))).toBe(strip(a));
+        expect(b[a.length - 1]?.cache).toEqual(a[a.length - 1]?.cache);
+        // and the messages of N, as sent, are the start of N+1 apart from cache markers
+        const bare = (req: MessagesRequest) =>
+          req.messages.map((m) => ({ role: m.role, content: Array.isArray(m.content) ? m.content.map((c) => (c.type === "text" ? c.text : "")) : m.content }));
+        const firstBare = bare(first);
+        const secondBare = bare(second);
+        expect(JSON.stringify(secondBare.slice(0, firstBare.length))).toBe(JSON.stringify(firstBare));
+      }),
+      { numRuns: 250 },
+    );
+  });
+
+  it("an empty history gives one user message with the labelled item", () => {
+    const req = build([], [], { id: "e1", source: "envelope", session: "session-1", text: "hello", timestamp: "2026-05-02T15:30:00Z" });
+    expect(req.messages).toEqual([{ role: "user", content: [{ type: "text", text: "[session-1 · 2026-05-02T15:30:00Z] hello", cache_control: { type: "ephemeral" } }] }]);
+  });
+
+  it("notes waiting for the turn come before the item in the same user message", () => {
+    const req = build([], [{ id: "n1", session: "session-2", text: "stop" }], { id: "e1", source: "jc", session: "session-1", text: "go" });
+    expect(req.messages).toHaveLength(1);
+    const content = req.messages[0]?.content;
+    expect(Array.isArray(content) ? content.map((c) => (c.type === "text" ? c.text : "")) : content).toEqual([
+      "[JC → session-2, sent directly without you] stop",
+      "[JC, about session-1] go",
+    ]);
+  });
+
+  it("the summary request ends with a user turn asking for the summary", () => {
+    const req = buildSummaryRequest({ model: MODEL, maxTokens: 100, summarizationPrompt: "Summarize.", transcript: "[session-1] hi" });
+    expect(req.messages[req.messages.length - 1]?.role).toBe("user");
+    expect(flatten(req).every((b) => b.text.trim() !== "")).toBe(true);
+  });
+});
+
+describe("replyText", () => {
+  it("concatenates the text blocks only, in order", () => {
+    const content: Anthropic.ContentBlock[] = [
+      { type: "thinking", thinking: "hmm", signature: "sig" },
+      { type: "text", text: "Hello, ", citations: null },
+      { type: "tool_use", id: "toolu_1", name: "x", input: {}, caller: { type: "direct" } },
+      { type: "redacted_thinking", data: "opaque" },
+      { type: "text", text: "world.", citations: null },
+    ];
+    expect(replyText({ content })).toBe("Hello, world.");
+  });
+
+  it("no text blocks give the empty string", () => {
+    expect(replyText({ content: [] })).toBe("");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Against the local stand-in: real SDK errors, real validation.
+
+describe("against the fake Messages API", () => {
+  let fake: FakeAnthropic;
+  let client: Anthropic;
+
+  beforeAll(async () => {
+    fake = await startFakeAnthropic({ apiKey: KEY });
+    client = createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 5_000 });
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+  beforeEach(() => {
+    fake.requests.length = 0;
+  });
+
+  const simple = () => build([], [], { id: "e1", source: "envelope", session: "session-1", text: "hello" });
+
+  async function failureOf(behaviour: Behaviour | null, c: Anthropic = client, request: MessagesRequest = simple()): Promise<unknown> {
+    if (behaviour) fake.enqueue(behaviour);
+    return callMessages(c, request).then(
+      () => new Error("expected the call to fail"),
+      (e: unknown) => e,
+    );
+  }
+  const apiError = (status: number, type: string, message: string, extra: { headers?: Record<string, string>; details?: Record<string, unknown> } = {}): Behaviour => ({ kind: "error", status, type, message, ...extra });
+
+  describe("buildReplyRequest output is accepted", () => {
+    const histories: [string, HistoryEntry[], Note[], "5m" | "1h"][] = [
+      ["empty history", [], [], "5m"],
+      [
+        "turns with an empty and a whitespace reply",
+        [turnEntry({ id: "a", source: "envelope", session: "session-1", text: "q1" }, "", AT), turnEntry({ id: "b", source: "jc", session: "session-2", text: "" }, " \n ", AT)],
+        [],
+        "5m",
+      ],
+      [
+        "summary, notes and pending notes, 1h cache",
+        [
+          { kind: "summary", id: "s", text: "earlier", folded: 3, at: AT.toISOString() },
+          noteEntry({ id: "n0", session: "session-2", text: "" }, AT),
+          turnEntry({ id: "c", source: "envelope", session: "session-1", text: "q", timestamp: "2026-05-02T15:30:00Z" }, "a", AT),
+          noteEntry({ id: "n1", session: "session-1", text: "direct" }, AT),
+        ],
+        [{ id: "n2", session: "session-2", text: "pending" }],
+        "1h",
+      ],
+    ];
+    for (const [label, history, notes, ttl] of histories) {
+      it(`${label}: 200 with a text reply`, async () => {
+        const reply = await callMessages(client, build(history, notes, { id: "x", source: "envelope", session: "session-1", text: "now" }, ttl));
+        expect(reply.text).toMatch(/^ack: /);
+        expect(fake.requests[0]?.response.status).toBe(200);
+      });
+    }
+
+    it("property: random histories are accepted by the validating fake", async () => {
+      await fc.assert(
+        fc.asyncProperty(historyArb, fc.array(noteArb, { maxLength: 2 }), itemArb, ttlArb, async (history, notes, item, ttl) => {
+          const reply = await callMessages(client, build(history, notes, item, ttl));
+          expect(typeof reply.text).toBe("string");
+        }),
+        { numRuns: 40 },
+      );
+    });
+  });
+
+  describe("classifyFailure with real SDK error objects", () => {
+    it("429 with retry-after is transient and carries retryAfterMs", async () => {
+      const err = await failureOf(apiError(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit", { headers: { "retry-after": "7" } }));
+      expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+      expect(classifyFailure(err)).toMatchObject({ kind: "transient", status: 429, retryAfterMs: 7000 });
+    });
+
+    it("429 with retry-after-ms is transient with that delay", async () => {
+      const err = await failureOf(apiError(429, "rate_limit_error", "slow down", { headers: { "retry-after-ms": "1500" } }));
+      expect(classifyFailure(err)).toMatchObject({ kind: "transient", retryAfterMs: 1500 });
+    });
+
+    it("429 without retry-after is transient with no fixed delay", async () => {
+      const failure = classifyFailure(await failureOf(apiError(429, "rate_limit_error", "slow down")));
+      expect(failure.kind).toBe("transient");
+      expect(failure.retryAfterMs).toBeUndefined();
+    });
+
+    it("429 with details.error_code enforced_spend_limit_reached is permanent", async () => {
+      const err = await failureOf(apiError(429, "rate_limit_error", "You have reached your monthly usage cap.", { details: { error_code: "enforced_spend_limit_reached" } }));
+      expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+      expect(classifyFailure(err)).toMatchObject({ kind: "permanent", status: 429 });
+    });
+
+    it("400 credit balance too low is permanent, not the envelope's fault", async () => {
+      const err = await failureOf(
+        apiError(400, "invalid_request_error", "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."),
+      );
+      expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(classifyFailure(err)).toMatchObject({ kind: "permanent", status: 400 });
+    });
+
+    it("400 workspace usage limit is permanent", async () => {
+      const err = await failureOf(apiError(400, "invalid_request_error", "You have reached your specified workspace API usage limits. You will regain access on 2026-12-01 at 00:00 UTC."));
+      expect(classifyFailure(err).kind).toBe("permanent");
+    });
+
+    it("400 about the request itself is the envelope's fault", async () => {
+      const err = await failureOf(apiError(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"));
+      expect(classifyFailure(err)).toMatchObject({ kind: "envelope", status: 400 });
+    });
+
+    it("a real validation 400 from the fake (empty text block) is the envelope's fault", async () => {
+      const bad: MessagesRequest = { model: MODEL, max_tokens: 10, messages: [{ role: "user", content: [{ type: "text", text: "" }] }] };
+      const err = await failureOf(null, client, bad);
+      expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(classifyFailure(err).kind).toBe("envelope");
+    });
+
+    it("a real 401 from a wrong key is permanent, and the message does not carry the key", async () => {
+      const wrongKey = "sk-ant-wrong-key-abcdefghijklmnop";
+      const wrong = createClient({ apiKey: wrongKey, baseUrl: fake.url, timeoutMs: 5_000 });
+      const err = await failureOf(null, wrong);
+      expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
+      const failure = classifyFailure(err);
+      expect(failure).toMatchObject({ kind: "permanent", status: 401 });
+      expect(failure.message).not.toContain(wrongKey);
+    });
+
+    for (const [status, type] of [
+      [401, "authentication_error"],
+      [403, "permission_error"],
+      [402, "billing_error"],
+      [404, "not_found_error"],
+    ] as const) {
+      it(`${status} ${type} is permanent`, async () => {
+        expect(classifyFailure(await failureOf(apiError(status, type, "refused")))).toMatchObject({ kind: "permanent", status });
+      });
+    }
+
+    it("413 request_too_large is the envelope's fault", async () => {
+      expect(classifyFailure(await failureOf(apiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")))).toMatchObject({ kind: "envelope", status: 413 });
+    });
+
+    for (const [status, type] of [
+      [500, "api_error"],
+      [502, "api_error"],
+      [503, "api_error"],
+      [504, "timeout_error"],
+      [529, "overloaded_error"],
+    ] as const) {
+      it(`${status} ${type} is transient`, async () => {
+        const err = await failureOf(apiError(status, type, "try again"));
+        expect(err).toBeInstanceOf(Anthropic.APIError);
+        expect(classifyFailure(err)).toMatchObject({ kind: "transient", status });
+      });
+    }
+
+    it("a 529 with retry-after honours it", async () => {
+      expect(classifyFailure(await failureOf(apiError(529, "overloaded_error", "Overloaded", { headers: { "retry-after": "3" } })))).toMatchObject({ kind: "transient", retryAfterMs: 3000 });
+    });
+
+    it("a connection reset is transient", async () => {
+      const err = await failureOf({ kind: "reset" });
+      expect(err).toBeInstanceOf(Anthropic.APIConnectionError);
+      expect(classifyFailure(err).kind).toBe("transient");
+    });
+
+    it("a timeout is transient", async () => {
+      const impatient = createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 150 });
+      const err = await failureOf({ kind: "hang" }, impatient);
+      expect(err).toBeInstanceOf(Anthropic.APIConnectionTimeoutError);
+      expect(classifyFailure(err).kind).toBe("transient");
+    });
+
+    it("a server that is not there is transient", async () => {
+      const nowhere = createClient({ apiKey: KEY, baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 });
+      const err = await failureOf(null, nowhere);
+      expect(err).toBeInstanceOf(Anthropic.APIConnectionError);
+      expect(classifyFailure(err).kind).toBe("transient");
+    });
+
+    it("the SDK does not retry behind the relay's back (maxRetries 0): one request per failure", async () => {
+      await failureOf(apiError(529, "overloaded_error", "Overloaded"));
+      expect(fake.requests).toHaveLength(1);
+    });
+  });
+});

@@ -1,0 +1,86 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DispatchPathError, ensureSessionDir, inputExists, publishReply, stageReply, stagingExists, stagingFile } from "../../src/dispatch.js";
+import { inputFile, relayPaths, sessionDir, type RelayPaths } from "../../src/paths.js";
+
+let root: string;
+let outside: string;
+let paths: RelayPaths;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), "relay-dispatch-"));
+  outside = await mkdtemp(join(tmpdir(), "relay-elsewhere-"));
+  paths = relayPaths(root);
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+  await rm(outside, { recursive: true, force: true });
+});
+
+describe("ensureSessionDir", () => {
+  it("creates dispatch/<session> as a real directory", async () => {
+    expect(await ensureSessionDir(paths, "session-1")).toBe(sessionDir(paths, "session-1"));
+    expect(await readdir(paths.dispatch)).toEqual(["session-1"]);
+  });
+
+  it("refuses a symlinked dispatch/<session> pointing outside the root, and writes nothing there", async () => {
+    await mkdir(paths.dispatch);
+    await symlink(outside, sessionDir(paths, "session-1"));
+    await expect(ensureSessionDir(paths, "session-1")).rejects.toBeInstanceOf(DispatchPathError);
+    await expect(stageReply(paths, "session-1", "r1", "reply")).rejects.toBeInstanceOf(DispatchPathError);
+    await expect(publishReply(paths, "session-1", "r1")).rejects.toBeInstanceOf(DispatchPathError);
+    expect(await readdir(outside)).toEqual([]);
+  });
+
+  it("refuses a symlinked dispatch/ itself, and writes nothing through it", async () => {
+    await symlink(outside, paths.dispatch);
+    await expect(ensureSessionDir(paths, "session-1")).rejects.toBeInstanceOf(DispatchPathError);
+    await expect(stageReply(paths, "session-1", "r1", "reply")).rejects.toBeInstanceOf(DispatchPathError);
+    expect(await readdir(outside)).toEqual([]);
+  });
+
+  it("refuses a regular file where the session directory should be, naming the path", async () => {
+    await mkdir(paths.dispatch);
+    await writeFile(sessionDir(paths, "session-1"), "not a dir");
+    await expect(ensureSessionDir(paths, "session-1")).rejects.toThrow(sessionDir(paths, "session-1"));
+  });
+});
+
+describe("stage, then publish", () => {
+  const texts = ["plain reply", "ünïcødé 😀 and CJK 漢字\n", "line one\r\nline two\r\n", "no newline at the end", " leading and trailing spaces  \n\n", "x".repeat(2_000_000)];
+
+  for (const text of texts) {
+    it(`input.txt holds exactly the reply text (${JSON.stringify(text.slice(0, 24))}, ${text.length} chars)`, async () => {
+      await stageReply(paths, "session-1", "r1", text);
+      expect(await stagingExists(paths, "session-1", "r1")).toBe(true);
+      expect(await inputExists(paths, "session-1")).toBe(false);
+      await publishReply(paths, "session-1", "r1");
+      expect(await readFile(inputFile(paths, "session-1"), "utf8")).toBe(text);
+      expect(await stagingExists(paths, "session-1", "r1")).toBe(false);
+      expect(await readdir(sessionDir(paths, "session-1"))).toEqual(["input.txt"]);
+    });
+  }
+
+  it("the staging file is an in-progress name inside the session directory", () => {
+    const staged = stagingFile(paths, "session-1", "abc");
+    expect(staged.startsWith(`${sessionDir(paths, "session-1")}/.`)).toBe(true);
+    expect(staged.endsWith(".tmp")).toBe(true);
+  });
+
+  it("inputExists follows the acknowledgement: true while input.txt exists, false once CC deletes it", async () => {
+    expect(await inputExists(paths, "session-2")).toBe(false);
+    await stageReply(paths, "session-2", "r9", "hi");
+    await publishReply(paths, "session-2", "r9");
+    expect(await inputExists(paths, "session-2")).toBe(true);
+    await unlink(inputFile(paths, "session-2"));
+    expect(await inputExists(paths, "session-2")).toBe(false);
+  });
+
+  it("publishing a reply whose staging file is gone fails instead of creating an empty input.txt", async () => {
+    await ensureSessionDir(paths, "session-1");
+    await expect(publishReply(paths, "session-1", "never-staged")).rejects.toMatchObject({ code: "ENOENT" });
+    expect(await inputExists(paths, "session-1")).toBe(false);
+  });
+});
