@@ -75,6 +75,8 @@ export interface RelayConfig {
   sessions: SessionConfig[];
   budget: { dailyUsd?: number; sessionDailyUsd?: number };
   statusHttp?: string;
+  /** RELAY_HTTP_TOKEN: required by the status page when it listens beyond loopback */
+  httpToken?: string;
   anthropic: { apiKey?: string; baseUrl?: string };
   /** `replyTopic`: JC's private topic; what is published there is taken like state/jc_input.txt */
   ntfy: { server: string; topic?: string; replyTopic?: string; token?: string };
@@ -91,6 +93,7 @@ const ENV_KEYS = [
   "NTFY_TOKEN",
   "HISTORY_CHAR_CAP",
   "POLL_INTERVAL_MS",
+  "RELAY_HTTP_TOKEN",
 ] as const;
 type EnvKey = (typeof ENV_KEYS)[number];
 
@@ -194,6 +197,7 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
       ...(file.budget?.session_daily_usd === undefined ? {} : { sessionDailyUsd: file.budget.session_daily_usd }),
     },
     ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
+    ...(vars.RELAY_HTTP_TOKEN === undefined ? {} : { httpToken: vars.RELAY_HTTP_TOKEN }),
     anthropic: {
       ...(vars.ANTHROPIC_API_KEY === undefined ? {} : { apiKey: vars.ANTHROPIC_API_KEY }),
       ...(vars.ANTHROPIC_BASE_URL === undefined ? {} : { baseUrl: vars.ANTHROPIC_BASE_URL }),

@@ -5,6 +5,7 @@ export default class Run extends RelayCommand {
   static override description = "Run the relay daemon in the foreground (SIGINT/SIGTERM: finish the current step, exit 0; SIGHUP: reload config).";
   static override flags = {
     "dry-run": Flags.boolean({ description: "reply with a fixed acknowledgement instead of calling the API (no key needed)" }),
+    http: Flags.string({ description: "also serve the status page on [HOST:]PORT (default host 127.0.0.1; config.yaml: status_http)", helpValue: "[HOST:]PORT" }),
   };
 
   async run(): Promise<void> {
@@ -27,6 +28,16 @@ export default class Run extends RelayCommand {
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     const initial = await loadConfig(paths);
+    let listen: { host: string; port: number } | null = null;
+    const spec = flags.http ?? initial.statusHttp;
+    if (spec !== undefined) {
+      const { parseListen } = await import("../http/listen.js");
+      try {
+        listen = parseListen(spec);
+      } catch (err) {
+        throw new UsageError(`--http: ${(err as Error).message}`);
+      }
+    }
     const dryRun = flags["dry-run"];
     const apiKey = initial.anthropic.apiKey;
     if (!dryRun && !apiKey) {
@@ -41,7 +52,7 @@ export default class Run extends RelayCommand {
       const topic = await ensureTopic(paths);
       const replyTopic = await ensureTopic(paths, process.env, "NTFY_REPLY_TOPIC");
       const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic, replyTopic } });
-      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token] });
+      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token, initial.httpToken] });
       const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
       const reloader = startConfigReloader({
         paths,
@@ -53,8 +64,36 @@ export default class Run extends RelayCommand {
       const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
       const spend = new SpendTracker(Date.now, await readLedger(paths.root));
       log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
-      const links = { replyUrl: `${initial.ntfy.server}/${replyTopic}`, ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}) };
+      // The status page comes up first, so its URL can go on the needs-JC notification.
+      const listeners = new Set<() => void>();
+      let statusServer: { url: string; close(): Promise<void> } | null = null;
+      if (listen) {
+        const { startStatusServer } = await import("../http/server.js");
+        try {
+          statusServer = await startStatusServer({
+            paths,
+            config: reloader.current,
+            listen,
+            ...(initial.httpToken ? { token: initial.httpToken } : {}),
+            log,
+            subscribe: (listener) => {
+              listeners.add(listener);
+              return () => listeners.delete(listener);
+            },
+          });
+        } catch (err) {
+          throw new UsageError(`cannot serve the status page: ${(err as Error).message}`, 1);
+        }
+      }
+      const links = {
+        replyUrl: `${initial.ntfy.server}/${replyTopic}`,
+        ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
+        ...(statusServer ? { statusUrl: statusServer.url } : {}),
+      };
       const handle = await startDaemon({ paths, config: reloader.current, log, notifier, client, spend, now: Date.now, random: Math.random, links });
+      const pageUpdates = handle.actor.subscribe(() => {
+        for (const listener of listeners) listener();
+      });
       // JC's answers from the phone: the reply topic, taken exactly like state/jc_input.txt.
       const stopReplies = new AbortController();
       const replies = subscribeReplies({
@@ -85,6 +124,8 @@ export default class Run extends RelayCommand {
       const code = await handle.done;
       stopReplies.abort();
       await replies;
+      pageUpdates.unsubscribe();
+      await statusServer?.close();
       reloader.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);

@@ -1,0 +1,297 @@
+// The relay's status page: live over server-sent events (/events), no build step, no remote
+// sources. Every text from the relay goes in through textContent, never as HTML; the only
+// markup inserted is the SVG that the bundled mermaid draws from /chart.mmd.
+/* global mermaid, document, location, history, fetch, EventSource, URL */
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
+const $ = (id) => document.getElementById(id);
+
+// Opened with ?token=...: the server has set the cookie; keep the token out of the address bar.
+{
+  const here = new URL(location.href);
+  if (here.searchParams.has("token")) {
+    here.searchParams.delete("token");
+    history.replaceState(null, "", here.pathname + here.search + here.hash);
+  }
+}
+
+const el = (tag, props = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+};
+const svgEl = (tag, attrs = {}, text) => {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+const usd = (n) => (n === null || n === undefined ? "price unknown" : n >= 100 ? `$${n.toFixed(0)}` : n >= 1 ? `$${n.toFixed(2)}` : `$${n.toFixed(4)}`);
+const int = (n) => n.toLocaleString("en-US");
+const when = (iso) => {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+};
+const pad = (n) => String(n).padStart(2, "0");
+/** Local "MM-DD HH:MM:SS" (the full time is in the cell's title). */
+const stamp = (iso) => {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+};
+const ago = (iso) => {
+  const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+  if (!Number.isFinite(s)) return "";
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+};
+
+// ---- the state chart ---------------------------------------------------------------------
+
+mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral", fontFamily: "system-ui, sans-serif" });
+
+let chartText = null;
+let chartState = null;
+let renderSeq = 0;
+
+/** The chart with `state` (its top-level part) given the `current` class. */
+async function renderChart(state) {
+  if (chartText === null) chartText = await (await fetch("/chart.mmd")).text();
+  const top = state.split(/[.,]/)[0];
+  const known = new RegExp(`(^|\\s)${top.replace(/[^A-Za-z0-9_]/g, "")}(\\s|:|$)`, "m").test(chartText);
+  const text = known
+    ? `${chartText}  classDef current fill:#ffd54f,stroke:#d97706,stroke-width:3px,color:#111,font-weight:bold\n  class ${top} current\n`
+    : chartText;
+  const seq = ++renderSeq;
+  const { svg } = await mermaid.render(`relay-chart-${seq}`, text);
+  if (seq !== renderSeq) return; // a newer state is being drawn
+  const box = $("chart");
+  box.innerHTML = svg;
+  box.dataset.state = top;
+}
+
+async function showState(state) {
+  if (state === chartState) return;
+  chartState = state;
+  try {
+    await renderChart(state);
+  } catch (err) {
+    $("chart").replaceChildren(el("p", { class: "error", text: `cannot draw the chart: ${err instanceof Error ? err.message : String(err)}` }));
+  }
+}
+
+// ---- status ------------------------------------------------------------------------------
+
+let lastCalls = -1;
+
+function renderStatus({ status, rejected }) {
+  const pill = $("state");
+  pill.textContent = status.state;
+  pill.className = `pill state-${status.state.split(/[.,]/)[0]}`;
+  document.title = status.needsJc ? `relay: needs JC` : `relay: ${status.state}`;
+  $("daemon").textContent = status.daemon.running ? `daemon running (pid ${status.daemon.pid})` : "no daemon running";
+  void showState(status.state);
+
+  // needs JC
+  const banner = $("needs-jc");
+  if (status.needsJc) {
+    const fresh = banner.hidden || $("jc-question").textContent !== status.needsJc.question;
+    banner.hidden = false;
+    $("jc-session").textContent = status.needsJc.session;
+    $("jc-direct-session").textContent = status.needsJc.session;
+    $("jc-since").textContent = `(${ago(status.needsJc.since)})`;
+    $("jc-question").textContent = status.needsJc.question;
+    if (fresh) banner.querySelector(".form-status").textContent = "";
+  } else {
+    banner.hidden = true;
+  }
+
+  // failures
+  const trouble = $("trouble");
+  if (status.retry) {
+    trouble.hidden = false;
+    $("trouble-title").textContent = status.retry.kind === "permanent" ? "Paused:" : `Retrying (attempt ${status.retry.attempt}):`;
+    $("trouble-text").textContent = `${status.retry.message}; next try ${when(status.retry.nextTryAt)}${status.retry.kind === "permanent" ? " (or run: relay resume)" : ""}`;
+  } else if (status.snapshotError) {
+    trouble.hidden = false;
+    $("trouble-title").textContent = "Warning:";
+    $("trouble-text").textContent = status.snapshotError;
+  } else if (status.lastError && Date.now() - new Date(status.lastError.at).getTime() < 3_600_000) {
+    trouble.hidden = false;
+    $("trouble-title").textContent = "Last error:";
+    $("trouble-text").textContent = `${status.lastError.message} (${ago(status.lastError.at)})`;
+  } else {
+    trouble.hidden = true;
+  }
+
+  // queue
+  $("queue-depth").textContent = int(status.queue.depth);
+  $("queue-rejected").textContent = int(status.queue.rejected);
+  const list = $("rejected-list");
+  list.replaceChildren(
+    ...(rejected.length === 0
+      ? [el("li", { class: "muted", text: "none" })]
+      : rejected.map((r) => el("li", {}, el("span", { class: "file", text: r.file }), " ", el("span", { class: "muted", text: r.at ? `(${ago(r.at)})` : "" }), el("br"), r.error))),
+  );
+
+  // sessions
+  const rows = Object.entries(status.sessions).map(([id, s]) =>
+    el(
+      "tr",
+      { "data-session": id },
+      el("td", { text: id }),
+      el("td", { class: "num", text: String(s.pending) }),
+      el(
+        "td",
+        s.awaitingAck
+          ? { class: "awaiting", text: "awaiting ack", title: "dispatch/" + id + "/input.txt exists: the session has not taken its reply yet" }
+          : { class: "muted", text: "free" },
+      ),
+    ),
+  );
+  $("sessions").tBodies[0].replaceChildren(...rows);
+  $("history").textContent = `history: ${int(status.history.turns)} turns, ${int(status.history.chars)} characters`;
+
+  // cost
+  $("cost-today").textContent = usd(status.cost.todayUsd);
+  $("cost-total").textContent = usd(status.cost.totalUsd);
+  $("cost-calls").textContent = int(status.cost.calls);
+  const unpriced = $("cost-unpriced");
+  unpriced.hidden = status.cost.unpricedCalls === 0;
+  unpriced.textContent = `${status.cost.unpricedCalls} call(s) of unknown price are not in these totals`;
+  if (status.cost.calls !== lastCalls) {
+    lastCalls = status.cost.calls;
+    void loadCosts();
+  }
+}
+
+// ---- costs -------------------------------------------------------------------------------
+
+/** Horizontal bars: one row per {label, value}, drawn as inline SVG. */
+function bars(box, rows, { highlight } = {}) {
+  if (rows.length === 0) {
+    box.replaceChildren(el("p", { class: "muted small", text: "no calls yet" }));
+    return;
+  }
+  const rowH = 20;
+  const labelW = 96;
+  const valueW = 64;
+  const width = 360;
+  const max = Math.max(...rows.map((r) => r.value), 1e-9);
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${rows.length * rowH}`, role: "img" });
+  rows.forEach((r, i) => {
+    const y = i * rowH;
+    const w = Math.max(r.value > 0 ? 2 : 0, ((width - labelW - valueW) * r.value) / max);
+    svg.append(svgEl("text", { x: labelW - 6, y: y + 14, "text-anchor": "end" }, r.label));
+    const bar = svgEl("rect", { x: labelW, y: y + 3, width: w.toFixed(1), height: rowH - 6, rx: 2, class: `bar${highlight === r.label ? " today" : ""}` });
+    bar.append(svgEl("title", {}, `${r.label}: ${usd(r.value)} (${r.calls} calls)`));
+    svg.append(bar);
+    svg.append(svgEl("text", { x: labelW + w + 4, y: y + 14, class: "value" }, usd(r.value)));
+  });
+  box.replaceChildren(svg);
+}
+
+async function loadCosts() {
+  try {
+    const [costs, calls] = await Promise.all([fetch("/api/costs").then((r) => r.json()), fetch("/api/calls?limit=50").then((r) => r.json())]);
+    const today = new Date().toISOString().slice(0, 10);
+    bars($("cost-by-day"), costs.byDay.slice(-14).map((r) => ({ label: r.key, value: r.usd, calls: r.calls })), { highlight: today });
+    bars($("cost-by-session"), costs.bySession.map((r) => ({ label: r.key, value: r.usd, calls: r.calls })));
+    const body = $("calls").tBodies[0];
+    if (calls.calls.length === 0) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "muted", text: "no calls yet" })));
+      return;
+    }
+    body.replaceChildren(
+      ...calls.calls.map((c) =>
+        el(
+          "tr",
+          {},
+          el("td", { text: stamp(c.at), title: c.at }),
+          el("td", { text: c.session }),
+          el("td", {}, c.model, ...(c.purpose === "reply" ? [] : [" ", el("span", { class: "tag", text: c.purpose })])),
+          el("td", { class: "num", text: int(c.inputTokens) }),
+          el("td", { class: "num", text: int(c.outputTokens) }),
+          el("td", { class: "num", text: `${int(c.cacheWriteTokens)} / ${int(c.cacheReadTokens)}` }),
+          el("td", { class: "num", text: usd(c.usd) }),
+          el("td", { class: "num", text: `${(c.latencyMs / 1000).toFixed(1)} s` }),
+        ),
+      ),
+    );
+  } catch (err) {
+    $("cost-by-day").replaceChildren(el("p", { class: "muted small", text: `cannot load costs: ${err instanceof Error ? err.message : String(err)}` }));
+  }
+}
+
+// ---- answering as JC ---------------------------------------------------------------------
+
+function wireForm(form, textOf) {
+  const status = form.querySelector(".form-status");
+  const button = form.querySelector("button");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = textOf();
+    if (text.trim() === "") return;
+    button.disabled = true;
+    status.className = "form-status";
+    status.textContent = "sending…";
+    try {
+      const res = await fetch("/jc", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ text }),
+      });
+      const body = await res.json().catch(() => ({ ok: false, error: `HTTP ${res.status}` }));
+      if (res.ok && body.ok) {
+        status.className = "form-status ok";
+        status.textContent = body.kind === "direct" ? `sent to ${body.session}` : "sent as the next chat turn";
+        form.querySelector("textarea").value = "";
+      } else {
+        status.className = "form-status bad";
+        status.textContent = body.error ?? `HTTP ${res.status}`;
+      }
+    } catch (err) {
+      status.className = "form-status bad";
+      status.textContent = err instanceof Error ? err.message : String(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+wireForm($("jc-answer-form"), () => {
+  const text = $("jc-answer-text").value;
+  const session = $("jc-session").textContent;
+  return $("jc-direct").checked && session ? `@${session}: ${text}` : text;
+});
+wireForm($("jc-form"), () => $("jc-text").value);
+
+// ---- live updates ------------------------------------------------------------------------
+
+const live = $("live");
+const events = new EventSource("/events");
+events.addEventListener("open", () => {
+  live.className = "live on";
+  live.textContent = "live";
+});
+events.addEventListener("error", () => {
+  live.className = "live off";
+  live.textContent = "reconnecting…";
+});
+events.addEventListener("status", (ev) => {
+  try {
+    renderStatus(JSON.parse(ev.data));
+  } catch (err) {
+    live.textContent = `bad update: ${err instanceof Error ? err.message : String(err)}`;
+  }
+});
