@@ -1,19 +1,31 @@
 import Chart from "./chart.js";
 import Costs from "./costs.js";
+import HookClaudeStart from "./hook/claude-start.js";
+import HookClaudeStop from "./hook/claude-stop.js";
+import HookInstall from "./hook/install.js";
+import HookUninstall from "./hook/uninstall.js";
 import Jc from "./jc.js";
 import Resume from "./resume.js";
 import Run from "./run.js";
 import Send from "./send.js";
+import ServiceInstall from "./service/install.js";
+import ServicePrint from "./service/print.js";
 import Status from "./status.js";
 import Topic from "./topic.js";
 
 export const commands = {
   chart: Chart,
   costs: Costs,
+  "hook:claude-start": HookClaudeStart,
+  "hook:claude-stop": HookClaudeStop,
+  "hook:install": HookInstall,
+  "hook:uninstall": HookUninstall,
   jc: Jc,
   resume: Resume,
   run: Run,
   send: Send,
+  "service:install": ServiceInstall,
+  "service:print": ServicePrint,
   status: Status,
   topic: Topic,
 };

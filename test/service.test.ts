@@ -1,0 +1,161 @@
+// `relay service print` / `install`: a systemd unit that runs `relay run` on this root, checked
+// line by line and, where systemd-analyze exists, by systemd itself.
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { execWord, renderUnit, unitDir, unitName } from "../src/service.js";
+import { BIN, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
+
+afterEach(killAll);
+afterAll(removeRoots);
+
+const tempDirs: string[] = [];
+afterAll(async () => {
+  for (const d of tempDirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Settings of a unit file as [section, key, value] lines. */
+function settings(unit: string): string[] {
+  let section = "";
+  const out: string[] = [];
+  for (const line of unit.split("\n")) {
+    const header = /^\[(\w+)\]$/.exec(line);
+    if (header?.[1]) section = header[1];
+    else if (line.includes("=")) out.push(`${section}: ${line}`);
+  }
+  return out;
+}
+
+describe("relay service print", () => {
+  it("prints a system unit: restart on failure, the root as working directory, .env as environment file, journald, SIGTERM", async () => {
+    const root = await makeRoot();
+    const r = await runCli(["service", "print", "--root", root]);
+    expect(r.code).toBe(0);
+    const lines = settings(r.stdout);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        "Unit: After=network-online.target",
+        "Service: Type=simple",
+        `Service: WorkingDirectory=${root}`,
+        `Service: EnvironmentFile=-${root}/.env`,
+        `Service: ExecStart=${process.execPath} ${BIN} run --root ${root}`,
+        "Service: Restart=on-failure",
+        "Service: RestartSec=5",
+        "Service: KillSignal=SIGTERM",
+        "Service: TimeoutStopSec=60",
+        "Service: StandardOutput=journal",
+        "Service: StandardError=journal",
+        "Install: WantedBy=multi-user.target",
+      ]),
+    );
+    expect(lines.some((l) => l.startsWith("Service: User="))).toBe(true);
+  });
+
+  it("prints a user unit with --user: WantedBy=default.target, no User= and no system-only targets", async () => {
+    const root = await makeRoot();
+    const r = await runCli(["service", "print", "--user", "--root", root]);
+    expect(r.code).toBe(0);
+    const lines = settings(r.stdout);
+    expect(lines).toContain("Install: WantedBy=default.target");
+    expect(lines.some((l) => /User=|network-online/.test(l))).toBe(false);
+  });
+
+  it("escapes what systemd would expand, and quotes paths with spaces", () => {
+    expect(execWord("/srv/relay root/50%")).toBe('"/srv/relay root/50%%"');
+    expect(execWord("/a/$HOME")).toBe("/a/$$HOME");
+    expect(execWord('/a/"q"')).toBe('"/a/\\"q\\""');
+    expect(unitName("/home/jc/My Relay (prod)")).toBe("relay-My-Relay-prod.service");
+    expect(unitName("/")).toBe("relay-root.service");
+    expect(() => renderUnit({ root: "relative/root", node: "/usr/bin/node", bin: "/b", user: true })).toThrow(/absolute path/);
+  });
+
+  it("puts user units under $XDG_CONFIG_HOME or ~/.config, system units under /etc/systemd/system", () => {
+    expect(unitDir(true, {}, "/home/jc")).toBe("/home/jc/.config/systemd/user");
+    expect(unitDir(true, { XDG_CONFIG_HOME: "/cfg" }, "/home/jc")).toBe("/cfg/systemd/user");
+    expect(unitDir(false, {}, "/home/jc")).toBe("/etc/systemd/system");
+  });
+});
+
+describe("relay service install", () => {
+  it("writes relay-<root name>.service into the unit directory, prints the next commands, and is idempotent", async () => {
+    const root = await makeRoot();
+    const dir = join(await tempDir("relay-units-"), "user");
+    const r = await runCli(["service", "install", "--user", "--unit-dir", dir, "--root", root]);
+    expect(r.code).toBe(0);
+    const name = `relay-${root.split("/").at(-1) ?? ""}.service`;
+    const path = join(dir, name);
+    expect(r.stdout).toContain(`wrote ${path}`);
+    expect(r.stdout).toContain("systemctl --user daemon-reload");
+    expect(r.stdout).toContain(`systemctl --user enable --now ${name}`);
+    expect(r.stderr).toMatch(/ANTHROPIC_API_KEY/); // the root has no .env yet: the service would have no key
+    const printed = await runCli(["service", "print", "--user", "--root", root]);
+    expect(await readFile(path, "utf8")).toBe(`${printed.stdout.trimEnd()}\n`);
+
+    const mtime = (await stat(path)).mtimeMs;
+    const again = await runCli(["service", "install", "--user", "--unit-dir", dir, "--root", root]);
+    expect(again.stdout).toContain("already up to date");
+    expect((await stat(path)).mtimeMs).toBe(mtime);
+  });
+
+  const asRoot = process.getuid?.() === 0;
+  it.skipIf(asRoot)(`says what to do, in one line, when the unit directory cannot be written${asRoot ? " (skipped: running as root, which may write anywhere)" : ""}`, async () => {
+    const root = await makeRoot();
+    const locked = await tempDir("relay-locked-");
+    await chmod(locked, 0o500);
+    const r = await runCli(["service", "install", "--unit-dir", join(locked, "units"), "--root", root]);
+    await chmod(locked, 0o700);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/cannot write .*run it with sudo, or use --user/);
+  });
+});
+
+const analyze = spawnSync("sh", ["-c", "command -v systemd-analyze"], { encoding: "utf8" }).stdout.trim();
+const noAnalyze = analyze === "" ? "systemd-analyze is not installed (Debian: apt-get install systemd)" : null;
+
+describe.skipIf(noAnalyze !== null)(`the unit passes systemd-analyze verify${noAnalyze ? ` (skipped: ${noAnalyze})` : ""}`, () => {
+  /** verify needs the file under its unit name; a user unit needs a runtime directory for the user manager. */
+  async function verify(root: string, user: boolean): Promise<{ status: number | null; output: string }> {
+    const dir = await tempDir("relay-verify-");
+    const runtime = await tempDir("relay-xdg-");
+    const r = await runCli(["service", "install", ...(user ? ["--user"] : []), "--unit-dir", dir, "--root", root]);
+    expect(r.code).toBe(0);
+    const path = join(dir, unitName(root));
+    const result = spawnSync(analyze, [...(user ? ["--user"] : []), "verify", path], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_RUNTIME_DIR: runtime, SYSTEMD_LOG_LEVEL: "notice" },
+    });
+    return { status: result.status, output: `${result.stdout}${result.stderr}` };
+  }
+
+  it("as a system unit", async () => {
+    const root = await makeRoot();
+    const v = await verify(root, false);
+    expect(v.output).not.toMatch(/relay-.*\.service:\d+/); // no warning about any line of ours
+    expect(v.status).toBe(0);
+  });
+
+  it("as a user unit", async () => {
+    const root = await makeRoot();
+    const v = await verify(root, true);
+    expect(v.output).not.toMatch(/relay-.*\.service:\d+/);
+    expect(v.status).toBe(0);
+  });
+
+  it("with a root whose path has spaces and a %", async () => {
+    const parent = await tempDir("relay-odd-");
+    const root = join(parent, "my relay 100%");
+    await mkdir(root);
+    execFileSync("cp", [join(await makeRoot(), "config.yaml"), join(root, "config.yaml")]);
+    const v = await verify(root, false);
+    expect(v.output).not.toMatch(/\.service:\d+/);
+    expect(v.status).toBe(0);
+  });
+});
