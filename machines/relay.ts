@@ -46,7 +46,8 @@ export interface CommitInput {
   notes: Note[];
 }
 export interface CommitResult {
-  overCap: boolean;
+  /** the conversations this commit pushed past the char cap */
+  overCap: string[];
   noteIds: string[];
   at: number;
 }
@@ -69,6 +70,8 @@ export interface RelayContext {
   done: string[];
   /** envelopes the API refused as their own fault, for the daemon to move to queue/.rejected/ */
   rejections: { id: string; file: string; reason: string; at: number }[];
+  /** conversations past the char cap, to summarize */
+  overCap: string[];
 }
 
 export type RelayEvent =
@@ -129,7 +132,7 @@ export const relayMachine = setup({
     commitTurn: fromPromise<CommitResult, CommitInput>(() =>
       Promise.reject(new Error("commitTurn is provided by src/daemon.ts")),
     ),
-    summarize: fromPromise<SummarizeResult, { session: string }>(() =>
+    summarize: fromPromise<SummarizeResult, { conversations: string[] }>(() =>
       Promise.reject(new Error("summarize is provided by src/daemon.ts")),
     ),
   },
@@ -198,7 +201,7 @@ export const relayMachine = setup({
     failureIsPermanent: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "permanent",
     requestAtFault: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "envelope",
     budgetExhausted: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "budget",
-    historyOverCap: (_, p: { commit: CommitResult }) => p.commit.overCap,
+    historyOverCap: (_, p: { commit: CommitResult }) => p.commit.overCap.length > 0,
     summaryFailed: (_, p: { result: SummarizeResult }) => !p.result.ok,
     nothingAwaitingAck: ({ context }) => context.unacked.length === 0 && Object.keys(context.outbox).length === 0,
     retryDue: ({ context, event }) => event.type === "clock.tick" && context.failure !== null && event.now >= context.failure.nextAt,
@@ -218,6 +221,7 @@ export const relayMachine = setup({
     lastSession: null,
     done: [],
     rejections: [],
+    overCap: [],
   },
   initial: "idle",
   // Facts that can arrive in any state. JC input takes priority over the queue at any time:
@@ -413,7 +417,7 @@ export const relayMachine = setup({
           {
             guard: { type: "historyOverCap", params: ({ event }) => ({ commit: event.output }) },
             target: "summarizing",
-            actions: assign(({ context, event }) => finishTurn(context, event.output.noteIds)),
+            actions: assign(({ context, event }) => ({ ...finishTurn(context, event.output.noteIds), overCap: event.output.overCap })),
           },
           { target: "idle", actions: assign(({ context, event }) => finishTurn(context, event.output.noteIds)) },
         ],
@@ -429,17 +433,17 @@ export const relayMachine = setup({
     summarizing: {
       invoke: {
         src: "summarize",
-        input: ({ context }) => ({ session: context.lastSession ?? "" }),
+        input: ({ context }) => ({ conversations: context.overCap }),
         onDone: [
           {
             guard: { type: "summaryFailed", params: ({ event }) => ({ result: event.output }) },
             target: "idle",
             actions: [
-              assign(({ event }) => (event.output.ok ? {} : { lastError: { message: `summarization failed: ${event.output.message}`, at: Date.now() } })),
+              assign(({ event }) => (event.output.ok ? {} : { overCap: [], lastError: { message: `summarization failed: ${event.output.message}`, at: Date.now() } })),
               { type: "notify", params: ({ context }) => ({ kind: "error" as const, message: context.lastError?.message ?? "summarization failed" }) },
             ],
           },
-          { target: "idle" },
+          { target: "idle", actions: assign({ overCap: [] }) },
         ],
         onError: { target: "halted", actions: assign(({ event }) => ({ lastError: { message: String(event.error), at: Date.now() } })) },
       },

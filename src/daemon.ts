@@ -25,7 +25,7 @@ import { appendLedger, makeLedgerRecord } from "./ledger.js";
 import type { Logger } from "./log.js";
 import type { Notification, Notifier, NtfyAction } from "./ntfy.js";
 import type { RelayPaths } from "./paths.js";
-import { listQueue, readEntry, rejectFile } from "./queue.js";
+import { idOfQueueFile, listQueue, readEntry, rejectFile } from "./queue.js";
 import { readSnapshot, SnapshotWriter } from "./snapshot.js";
 import { removeIfPresent, writeAtomic } from "./store.js";
 import { crashPoint } from "./crash.js";
@@ -135,20 +135,31 @@ export function provideMachine(deps: DaemonDeps) {
     const add = (conversation: string, entry: HistoryEntry) => byConversation.set(conversation, [...(byConversation.get(conversation) ?? []), entry]);
     for (const note of notes) add(sessionOf(config, note.session).conversation, noteEntry(note, at));
     if (turn) add(sessionOf(config, turn.item.session).conversation, turnEntry(turn.item, turn.reply, at));
-    let overCap = false;
+    const overCap: string[] = [];
     for (const [conversation, entries] of byConversation) {
       await history.append(conversation, entries);
-      if ((await history.chars(conversation)) > config.historyCharCap) overCap = true;
+      if ((await history.chars(conversation)) > config.historyCharCap) overCap.push(conversation);
     }
     await crashPoint("after-commit");
     return { overCap, noteIds: notes.map((n) => n.id), at: deps.now() };
   };
 
-  const summarize = async ({ session: sessionId }: { session: string }, signal: AbortSignal): Promise<SummarizeResult> => {
+  /** Fold each conversation past the cap into a summary plus its most recent turns. */
+  const summarize = async ({ conversations }: { conversations: string[] }, signal: AbortSignal): Promise<SummarizeResult> => {
+    for (const conversation of conversations) {
+      const result = await summarizeOne(conversation, signal);
+      if (!result.ok) return result;
+    }
+    return { ok: true };
+  };
+
+  const summarizeOne = async (conversation: string, signal: AbortSignal): Promise<SummarizeResult> => {
     const config = deps.config();
-    const session = sessionOf(config, sessionId);
-    const entries = await history.entries(session.conversation);
-    if ((await history.chars(session.conversation)) <= config.historyCharCap) return { ok: true };
+    // the conversation's sessions share its prompt and model; a vanished one falls back to the defaults
+    const session = config.sessions.find((s) => s.conversation === conversation) ?? sessionOf(config, conversation);
+    const entries = await history.entries(conversation);
+    // Repeated after a crash, this finds the work done already and does nothing.
+    if ((await history.chars(conversation)) <= config.historyCharCap) return { ok: true };
     const split = splitForSummary(entries, config.keepRecentTurns);
     if (!split) return { ok: true };
     let summary: string;
@@ -161,17 +172,16 @@ export function provideMachine(deps: DaemonDeps) {
           buildSummaryRequest({ model: session.model, maxTokens: config.maxTokens, summarizationPrompt: config.summarizationPrompt, transcript: transcript(split.fold) }),
           signal,
         );
-        await record(session, "summary", reply);
+        await record({ ...session, conversation }, "summary", reply);
         summary = reply.text.trim() === "" ? "(the summary came back empty)" : reply.text;
       } catch (err) {
-        const failure = classifyFailure(err);
-        return { ok: false, message: failure.message };
+        return { ok: false, message: classifyFailure(err).message };
       }
     }
     await crashPoint("before-summary-write");
     const at = new Date(deps.now()).toISOString();
-    await history.replace(session.conversation, [{ kind: "summary", id: `summary-${deps.now()}`, text: summary, folded: split.fold.length, at }, ...split.keep]);
-    deps.log.info({ conversation: session.conversation, folded: split.fold.length, kept: split.keep.length }, "history summarized");
+    await history.replace(conversation, [{ kind: "summary", id: `summary-${deps.now()}`, text: summary, folded: split.fold.length, at }, ...split.keep]);
+    deps.log.info({ conversation, folded: split.fold.length, kept: split.keep.length }, "history summarized");
     return { ok: true };
   };
 
@@ -246,6 +256,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
   };
   /** queue files of finished turns, deleted once the snapshot that finished them is on disk */
   const finishedFiles: string[] = [];
+  let swept = false;
 
   let previous: RelaySnapshot | null = null;
   actor.subscribe({
@@ -326,6 +337,16 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
       await rejectFile(paths, r.file, r.reason, r.at);
       log.warn({ file: r.file }, `envelope rejected by the API: ${r.reason}`);
       await send({ type: "queue.rejectionFiled", id: r.id });
+    }
+
+    // After a restart, queue files of envelopes answered just before the crash go, whatever the state.
+    if (!swept) {
+      swept = true;
+      const done = new Set(actor.getSnapshot().context.done);
+      for (const entry of await listQueue(paths)) {
+        const id = await idOfQueueFile(paths, entry.name);
+        if (id && done.has(id)) await removeIfPresent(join(paths.queue, entry.name));
+      }
     }
 
     // 4. Acknowledgements: CC deleted input.txt.

@@ -58,7 +58,11 @@ const envelopeSchema = z.object(
       .string({ error: "content must be a string" })
       .refine((s) => s.trim().length > 0, { error: "content must be a non-empty string" })
       .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_CONTENT_BYTES, { error: "content is over 1 MiB (UTF-8 bytes)" }),
-    timestamp: z.iso.datetime({ offset: true, local: true, error: "timestamp must be an ISO 8601 time" }).optional(),
+    timestamp: z
+      .union([z.iso.datetime({ offset: true, local: true }), z.iso.datetime({ offset: true, local: true, precision: -1 })], {
+        error: "timestamp must be an ISO 8601 time",
+      })
+      .optional(),
   },
   { error: "the envelope must be a JSON object" },
 );

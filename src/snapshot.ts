@@ -34,6 +34,7 @@ export const relayContextSchema = z.object({
   lastSession: z.string().nullable(),
   done: z.array(z.string()),
   rejections: z.array(z.object({ id: z.string(), file: z.string(), reason: z.string(), at: z.number() })),
+  overCap: z.array(z.string()),
 }) satisfies z.ZodType<RelayContext>;
 
 const stateValue: z.ZodType<StateValue> = z.union([z.string(), z.record(z.string(), z.lazy(() => stateValue))]);

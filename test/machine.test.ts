@@ -17,7 +17,7 @@ const send = (snap: Snap, event: RelayEvent | { type: string; output?: unknown; 
   transition(relayMachine, snap, event as RelayEvent);
 const callDone = (snap: Snap, output: CallResult) => send(snap, { type: `xstate.done.actor.${invokeId("calling")}`, output });
 const commitDone = (snap: Snap, output: Partial<CommitResult> = {}) =>
-  send(snap, { type: `xstate.done.actor.${invokeId("dispatching")}`, output: { overCap: false, noteIds: [], at: 10, ...output } });
+  send(snap, { type: `xstate.done.actor.${invokeId("dispatching")}`, output: { overCap: [], noteIds: [], at: 10, ...output } });
 
 const envelope = (id: string, session = "session-1", text = `text of ${id}`): WorkItem => ({ id, source: "envelope", session, text, file: `${id}.json` });
 const notifications = (step: Step) =>
@@ -88,11 +88,13 @@ describe("relay machine: relaying", () => {
   it("summarizes when the history is over the cap, then rests", () => {
     let s = send(start(), { type: "queue.envelopeFound", item: envelope("e1"), at: 1 })[0];
     s = callDone(s, { ok: true, text: "r", at: 2 })[0];
-    s = commitDone(s, { overCap: true })[0];
+    s = commitDone(s, { overCap: ["shared"] })[0];
     expect(s.value).toBe("summarizing");
+    expect(s.context.overCap).toEqual(["shared"]);
     expect(s.context.outbox["session-1"]).toHaveLength(1);
     s = send(s, { type: `xstate.done.actor.${invokeId("summarizing")}`, output: { ok: true } })[0];
     expect(s.value).toBe("awaitingAck");
+    expect(s.context.overCap).toEqual([]);
   });
 
   it("halts when the history cannot be written, keeping the turn to redo", () => {

@@ -61,6 +61,7 @@ export const emptyContext = (): RelayContext => ({
   lastSession: null,
   done: [],
   rejections: [],
+  overCap: [],
 });
 
 /** state/snapshot.json as the daemon writes it, through the real writer. */

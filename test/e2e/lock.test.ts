@@ -1,0 +1,40 @@
+// Single instance (CONTRACT §8): a second `relay run` on the same root is refused at once, naming
+// the holder's pid; a lock left by a killed process never blocks the next start.
+import { afterAll, describe, it } from "vitest";
+import { killAll, makeRoot, runCli, Scope, secretsCheck } from "../support/cli.js";
+
+afterAll(killAll);
+
+describe("single instance", () => {
+  it("refuses a second `relay run` on the same root at once, naming the pid; after kill -9 of the first a new start succeeds at once", async (ctx) => {
+    const { expect } = ctx;
+    const scope = await Scope.create(ctx);
+    const vars = scope.vars();
+    const root = await makeRoot();
+    const first = await scope.start(root);
+    expect(first.alive()).toBe(true);
+
+    const started = Date.now();
+    const second = await runCli(["run", "--root", root], { env: vars, timeoutMs: 10_000 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(second.signal).toBeNull();
+    expect(second.code).not.toBe(0);
+    const lines = second.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(String(first.pid));
+    expect(first.alive()).toBe(true);
+
+    process.kill(first.pid, "SIGKILL");
+    expect((await first.exited).signal).toBe("SIGKILL");
+
+    const t0 = Date.now();
+    const third = await scope.start(root);
+    expect(third.alive()).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    const status = JSON.parse((await runCli(["status", "--json", "--root", root], { env: vars })).stdout) as { daemon: unknown };
+    expect(status.daemon).toEqual({ running: true, pid: third.pid });
+    expect(third.alive()).toBe(true);
+  });
+});
+
+secretsCheck();
