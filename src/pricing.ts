@@ -6,7 +6,7 @@
  * applied at run time: each number below is the one the pricing page prints.
  *
  * Sources (checked November 2026):
- *  - /work/shared/FACTS.md, "Prompt caching" and "List prices" (authoritative):
+ *  - ../shared/FACTS.md, "Prompt caching" and "List prices" (authoritative):
  *    5m write = 1.25x input, 1h write = 2x input, read = 0.1x input except
  *    0.05x for Opus 5.5 and Sonnet 5.5 and 0.025x for Fable 5.1 / Mythos 5.1.
  *  - platform.claude.com/docs/en/about-claude/pricing ("Model pricing" table)

@@ -3,7 +3,7 @@
  * real `@anthropic-ai/sdk` HTTP code runs against it in tests and benchmarks.
  * Node built-ins only; never reaches the internet.
  *
- * What it models (see /work/shared/FACTS.md and the Messages API reference):
+ * What it models (see ../shared/FACTS.md and the Messages API reference):
  * - Auth: `Authorization: Bearer <key>` (what SDK 1.x sends) or `x-api-key`
  *   (which wins when both are present, as on the real API). A request with
  *   neither is a 401; with `opts.apiKey` set, a different key is a 401.

@@ -21,7 +21,8 @@ const anyChar = fc
   .oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 0x7f }) }, fc.integer({ min: 0x80, max: 0xd7ff }), fc.integer({ min: 0xe000, max: 0x10ffff }))
   .map((c) => String.fromCodePoint(c));
 
-const SHIPPED_CONFIG = "/work/main/config.yaml";
+const REPO = new URL("../../", import.meta.url).pathname;
+const SHIPPED_CONFIG = `${REPO}config.yaml`;
 
 const MINIMAL = `model: claude-sonnet-4-6
 system_prompt: You review.
@@ -216,7 +217,7 @@ describe("config.yaml seeding", () => {
   });
 
   it("the built module (what `relay run` executes) seeds config.yaml from the shipped default", async () => {
-    const builtModule = "/work/main/dist/src/config.js";
+    const builtModule = `${REPO}dist/src/config.js`;
     const built = (await import(builtModule)) as typeof import("../../src/config.js");
     expect(await built.seedConfigIfMissing(paths)).toBe(true);
     expect(await readFile(paths.config, "utf8")).toBe(readFileSync(SHIPPED_CONFIG, "utf8"));
@@ -291,7 +292,7 @@ describe("ensureTopic", () => {
   });
 
   it("leaves a commented-out `# NTFY_TOPIC=` (as in .env.example) alone and adds a real line", async () => {
-    const example = readFileSync("/work/main/.env.example", "utf8");
+    const example = readFileSync(`${REPO}.env.example`, "utf8");
     await writeEnv(example);
     const topic = await ensureTopic(paths, {});
     const after = await readFile(paths.env, "utf8");

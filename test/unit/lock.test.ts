@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { acquireLock, probeLock, type HeldLock } from "../../src/lock.js";
 
-const BUILT_LOCK = "/work/main/dist/src/lock.js";
+const BUILT_LOCK = new URL("../../dist/src/lock.js", import.meta.url).pathname;
 
 let dir: string;
 let lockPath: string;
