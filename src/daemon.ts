@@ -25,7 +25,7 @@ import { appendLedger, makeLedgerRecord } from "./ledger.js";
 import type { Logger } from "./log.js";
 import type { Notification, Notifier, NtfyAction } from "./ntfy.js";
 import type { RelayPaths } from "./paths.js";
-import { idOfQueueFile, listQueue, readEntry, rejectFile } from "./queue.js";
+import { idOfQueueFile, listQueue, QueueIndex, readEntry, rejectFile } from "./queue.js";
 import { readSnapshot, SnapshotWriter } from "./snapshot.js";
 import { removeIfPresent, writeAtomic } from "./store.js";
 import { crashPoint } from "./crash.js";
@@ -257,6 +257,9 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
   /** queue files of finished turns, deleted once the snapshot that finished them is on disk */
   const finishedFiles: string[] = [];
   let swept = false;
+  let claimsChecked = false;
+  /** the next queue intake re-reads the whole directory (poll ticks, lost events) */
+  let fullScan = true;
 
   let previous: RelaySnapshot | null = null;
   actor.subscribe({
@@ -279,7 +282,12 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
   actor.start();
   log.info({ state: stateName(actor.getSnapshot().value), restored: restored.kind === "ok" }, "relay started");
 
-  const send = async (event: Parameters<RelayActor["send"]>[0]) => {
+  /** Send an event; the snapshot it leads to is written in the background (latest wins). */
+  const send = (event: Parameters<RelayActor["send"]>[0]) => {
+    actor.send(event);
+  };
+  /** Send an event and wait until its snapshot is on disk: for a decision a side effect relies on. */
+  const sendDurable = async (event: Parameters<RelayActor["send"]>[0]) => {
     actor.send(event);
     await writer.flush();
   };
@@ -288,10 +296,11 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     const config = deps.config();
     const registered = new Set(config.sessions.map((s) => s.id));
     let snap = actor.getSnapshot();
-    await watchAll(); // sessions added by a config reload
+    if (config !== watchedConfig || Object.keys(snap.context.outbox).some((s) => !watchedSessions.has(s))) await watchAll(); // sessions added by a reload
 
     // 1. JC input, first and in any state.
-    const jc = await claimJcInput(paths);
+    const jc = await claimJcInput(paths, { leftovers: !claimsChecked });
+    claimsChecked = true;
     if (jc) {
       if (snap.context.done.includes(jc.id)) {
         await releaseJcClaim(paths, jc.id);
@@ -306,7 +315,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
           await releaseJcClaim(paths, jc.id);
         } else {
           await crashPoint("jc-claimed");
-          await send({
+          await sendDurable({
             type: "jc.inputFound",
             id: jc.id,
             text: parsed.text,
@@ -324,7 +333,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     // 2. `relay resume`.
     if (await removeIfPresent(paths.resumeRequest)) {
       log.info({}, "resume requested");
-      await send({ type: "operator.resume" });
+      send({ type: "operator.resume" });
     }
 
     // 3. Files of finished and rejected envelopes (their fate is on disk already).
@@ -332,11 +341,12 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     while (finishedFiles.length > 0) {
       const file = finishedFiles.shift() as string;
       await removeIfPresent(join(paths.queue, file));
+      queueIndex.forget(file);
     }
     for (const r of actor.getSnapshot().context.rejections) {
       await rejectFile(paths, r.file, r.reason, r.at);
       log.warn({ file: r.file }, `envelope rejected by the API: ${r.reason}`);
-      await send({ type: "queue.rejectionFiled", id: r.id });
+      send({ type: "queue.rejectionFiled", id: r.id });
     }
 
     // After a restart, queue files of envelopes answered just before the crash go, whatever the state.
@@ -351,7 +361,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
 
     // 4. Acknowledgements: CC deleted input.txt.
     for (const session of actor.getSnapshot().context.unacked) {
-      if (!(await inputExists(paths, session))) await send({ type: "dispatch.acknowledged", session });
+      if (!(await inputExists(paths, session))) send({ type: "dispatch.acknowledged", session });
     }
 
     // 5. Deliveries: the head of each session's outbox, when its input.txt is free.
@@ -362,7 +372,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
         if (!head.staged) {
           if (await inputExists(paths, session)) continue;
           await stageReply(paths, session, head.id, head.text);
-          await send({ type: "dispatch.staged", session, id: head.id });
+          await sendDurable({ type: "dispatch.staged", session, id: head.id });
           await crashPoint("after-stage");
         }
         if (await stagingExists(paths, session, head.id)) {
@@ -370,7 +380,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
           await publishReply(paths, session, head.id);
           await crashPoint("after-publish");
         }
-        await send({ type: "dispatch.delivered", session, id: head.id });
+        send({ type: "dispatch.delivered", session, id: head.id });
         log.info({ session, reply: head.id, chars: head.text.length }, "reply dispatched");
       } catch (err) {
         log.error({ session, err: (err as Error).message }, "cannot dispatch");
@@ -384,22 +394,36 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     // 7. The queue, oldest first, when the machine can take an envelope.
     snap = actor.getSnapshot();
     if (!snap.can({ type: "queue.envelopeFound", item: { id: "", source: "envelope", session: "", text: "" }, at: 0 })) return;
-    for (const entry of await listQueue(paths)) {
+    if (fullScan || !watchers.has(paths.queue)) {
+      fullScan = false;
+      touched.clear();
+      await queueIndex.rescan();
+    } else {
+      const names = [...touched];
+      touched.clear();
+      for (const name of names) await queueIndex.touch(name);
+    }
+    for (const entry of queueIndex.list()) {
       const intake = await readEntry(paths, entry, registered, deps.now());
-      if (intake.kind === "gone") continue;
+      if (intake.kind === "gone") {
+        queueIndex.forget(entry.name);
+        continue;
+      }
       if (intake.kind === "wait") break;
       if (intake.kind === "reject") {
         await rejectFile(paths, entry.name, intake.reason, deps.now());
+        queueIndex.forget(entry.name);
         log.warn({ file: entry.name }, `envelope rejected: ${intake.reason}`);
         continue;
       }
       if (snap.context.done.includes(intake.item.id)) {
         await removeIfPresent(join(paths.queue, entry.name)); // answered before a crash
+        queueIndex.forget(entry.name);
         continue;
       }
       await ensureSessionDir(paths, intake.item.session);
       log.info({ session: intake.item.session, envelope: intake.item.id, file: entry.name }, "envelope taken");
-      await send({ type: "queue.envelopeFound", item: intake.item, at: deps.now() });
+      send({ type: "queue.envelopeFound", item: intake.item, at: deps.now() });
       break;
     }
   };
@@ -408,6 +432,27 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
   // RELAY_NO_WATCH=1 turns the events off (the benchmark's baseline of a polling-only relay).
   const watchers = new Map<string, FSWatcher>();
   const useWatch = process.env.RELAY_NO_WATCH !== "1";
+  const queueIndex = new QueueIndex(paths);
+  const touched = new Set<string>();
+  /** The queue's watcher reports names, so the index is updated one file at a time. */
+  const watchQueue = () => {
+    if (!useWatch || watchers.has(paths.queue)) return;
+    try {
+      const w = watch(paths.queue, { persistent: false }, (_event, name) => {
+        if (name) touched.add(String(name));
+        else fullScan = true;
+        wake();
+      });
+      w.on("error", () => {
+        w.close();
+        watchers.delete(paths.queue);
+        fullScan = true;
+      });
+      watchers.set(paths.queue, w);
+    } catch {
+      // the poll interval still covers it
+    }
+  };
   const watchDir = (dir: string) => {
     if (!useWatch || watchers.has(dir)) return;
     try {
@@ -421,11 +466,16 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
       // the poll interval still covers it
     }
   };
+  let watchedConfig: RelayConfig | null = null;
+  const watchedSessions = new Set<string>();
   const watchAll = async () => {
-    watchDir(paths.queue);
+    watchedConfig = deps.config();
+    watchQueue();
     watchDir(paths.state);
-    for (const s of deps.config().sessions) watchDir(await ensureSessionDir(paths, s.id));
-    for (const s of Object.keys(actor.getSnapshot().context.outbox)) watchDir(await ensureSessionDir(paths, s));
+    for (const s of [...watchedConfig.sessions.map((c) => c.id), ...Object.keys(actor.getSnapshot().context.outbox)]) {
+      watchDir(await ensureSessionDir(paths, s));
+      watchedSessions.add(s);
+    }
   };
   await watchAll();
 
@@ -457,7 +507,10 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
         continue;
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, stopping.signal.aborted ? 50 : deps.config().pollIntervalMs);
+        const timer = setTimeout(() => {
+          fullScan = true; // the safety net: whatever the events missed
+          resolve();
+        }, stopping.signal.aborted ? 50 : deps.config().pollIntervalMs);
         wakeLoop = () => {
           clearTimeout(timer);
           resolve();

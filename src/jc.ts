@@ -36,8 +36,9 @@ export async function claimedJcFiles(paths: RelayPaths): Promise<string[]> {
  * jc_input.txt to a claim file with a fresh random name. The name is the input's id, so the
  * same answer written twice is two inputs, and a claim re-read after a crash is the same one.
  */
-export async function claimJcInput(paths: RelayPaths): Promise<{ id: string; raw: string } | null> {
-  let [claimed] = await claimedJcFiles(paths);
+export async function claimJcInput(paths: RelayPaths, opts: { leftovers?: boolean } = {}): Promise<{ id: string; raw: string } | null> {
+  // Leftover claims exist only after a crash: a running daemon looks for them once, at start.
+  let [claimed] = opts.leftovers === false ? [] : await claimedJcFiles(paths);
   if (!claimed) {
     claimed = join(paths.state, `jc_input.${randomBytes(8).toString("hex")}.claimed`);
     try {

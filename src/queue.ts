@@ -186,3 +186,41 @@ export async function countRejected(paths: RelayPaths): Promise<number> {
     throw err;
   }
 }
+
+/**
+ * The queue's files and mtimes, kept up to date one name at a time from file-system events and
+ * re-read in full on every poll tick (the safety net), so a burst of envelopes costs one lstat
+ * each instead of a whole listing each.
+ */
+export class QueueIndex {
+  private readonly entries = new Map<string, QueueEntry>();
+
+  constructor(private readonly paths: RelayPaths) {}
+
+  async rescan(): Promise<void> {
+    const fresh = await listQueue(this.paths);
+    this.entries.clear();
+    for (const e of fresh) this.entries.set(e.name, e);
+  }
+
+  /** Re-check one name after an event (created, renamed, changed or gone). */
+  async touch(name: string): Promise<void> {
+    if (isInProgressName(name)) return;
+    try {
+      const st = await lstat(join(this.paths.queue, name));
+      this.entries.set(name, { name, mtimeMs: st.mtimeMs, regular: st.isFile() });
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+      this.entries.delete(name);
+    }
+  }
+
+  forget(name: string): void {
+    this.entries.delete(name);
+  }
+
+  /** Oldest first (mtime, then name). */
+  list(): QueueEntry[] {
+    return [...this.entries.values()].sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+}

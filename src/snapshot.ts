@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { RelayContext } from "../machines/relay.js";
 import type { Logger } from "./log.js";
 import type { RelayPaths } from "./paths.js";
-import { readJsonFile, writeJsonAtomic } from "./store.js";
+import { readJsonFile, writeAtomic } from "./store.js";
 
 const FORMAT = "relay-snapshot/1";
 
@@ -80,7 +80,7 @@ export class SnapshotWriter {
       while (this.pending !== null) {
         const snapshot = this.pending;
         this.pending = null;
-        await writeJsonAtomic(this.paths.snapshot, { format: FORMAT, savedAt: new Date().toISOString(), snapshot });
+        await writeAtomic(this.paths.snapshot, `${JSON.stringify({ format: FORMAT, savedAt: new Date().toISOString(), snapshot })}\n`);
       }
     } catch (err) {
       this.failure = err as Error;
