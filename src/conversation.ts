@@ -77,6 +77,7 @@ export function parseHistory(raw: string): HistoryEntry[] {
 /** The history of every conversation, kept in memory and written through to state/history/. */
 export class ConversationStore {
   private readonly cache = new Map<string, HistoryEntry[]>();
+  private readonly charCount = new Map<string, number>();
 
   constructor(private readonly paths: RelayPaths) {}
 
@@ -111,16 +112,24 @@ export class ConversationStore {
     // One write of all lines: a kill cannot leave the notes without their turn.
     await appendLine(historyFile(this.paths, conversation), fresh.map((e) => JSON.stringify(e)).join("\n"));
     entries.push(...fresh);
+    const counted = this.charCount.get(conversation);
+    if (counted !== undefined) this.charCount.set(conversation, counted + fresh.reduce((n, e) => n + entryChars(e), 0));
   }
 
   async replace(conversation: string, next: HistoryEntry[]): Promise<void> {
     await ensureDirs(this.paths.history);
     await writeAtomic(historyFile(this.paths, conversation), next.map((e) => `${JSON.stringify(e)}\n`).join(""));
     this.cache.set(conversation, next);
+    this.charCount.delete(conversation);
   }
 
+  /** Characters the conversation sends (kept as a running count, not re-rendered per call). */
   async chars(conversation: string): Promise<number> {
-    return (await this.entries(conversation)).reduce((n, e) => n + entryChars(e), 0);
+    const known = this.charCount.get(conversation);
+    if (known !== undefined) return known;
+    const count = (await this.entries(conversation)).reduce((n, e) => n + entryChars(e), 0);
+    this.charCount.set(conversation, count);
+    return count;
   }
 }
 

@@ -73,6 +73,7 @@ const RESTING = new Set(["idle", "awaitingAck", "needsJc", "backingOff", "paused
 /** The real actors, from the deps. */
 export function provideMachine(deps: DaemonDeps) {
   const history = new ConversationStore(deps.paths);
+  let ledgerWrites: Promise<void> = Promise.resolve();
 
   const record = async (session: SessionConfig, purpose: "reply" | "summary", reply: { usage: Parameters<typeof makeLedgerRecord>[0]["usage"]; model: string; latencyMs: number }) => {
     const rec = makeLedgerRecord({ session: session.id, conversation: session.conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs });
@@ -90,8 +91,9 @@ export function provideMachine(deps: DaemonDeps) {
       },
       "api call",
     );
-    await appendLedger(deps.paths.root, rec);
     deps.spend.add(rec);
+    // Off the reply's path, in order; a failure is logged (the call is in logs/ too).
+    ledgerWrites = ledgerWrites.then(() => appendLedger(deps.paths.root, rec)).catch((err: unknown) => deps.log.error({ err: (err as Error).message }, "cannot append to state/costs.jsonl"));
   };
 
   const callApi = async ({ item, notes }: { item: WorkItem; notes: Note[] }, signal: AbortSignal): Promise<CallResult> => {
@@ -187,7 +189,7 @@ export function provideMachine(deps: DaemonDeps) {
 
   const notify = (params: NotifyParams) => deps.notifier.notify(notification(params, deps.links));
 
-  return relayMachine.provide({
+  const machine = relayMachine.provide({
     actors: {
       callApi: fromPromise(({ input, signal }) => callApi(input, signal)),
       commitTurn: fromPromise(({ input }) => commitTurn(input)),
@@ -195,6 +197,7 @@ export function provideMachine(deps: DaemonDeps) {
     },
     actions: { notify: (_, params: NotifyParams) => notify(params) },
   });
+  return { machine, flushLedger: () => ledgerWrites };
 }
 
 /** The buttons of a needs-JC notification: answers published to JC's reply topic, and the page. */
@@ -242,7 +245,7 @@ export interface DaemonHandle {
 
 export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: number } = {}): Promise<DaemonHandle> {
   const { paths, log } = deps;
-  const machine = provideMachine(deps);
+  const { machine, flushLedger } = provideMachine(deps);
   const restored = await readSnapshot(paths);
   if (restored.kind === "invalid") throw new Error(restored.error);
   const actor = createActor(machine, restored.kind === "ok" ? { snapshot: restored.snapshot } : {});
@@ -526,6 +529,7 @@ export async function startDaemon(deps: DaemonDeps, opts: { shutdownGraceMs?: nu
     for (const w of watchers.values()) w.close();
     actor.stop();
     await writer.flush();
+    await flushLedger();
     await deps.notifier.flush();
     log.info({ state: stateName(actor.getSnapshot().value) }, code === 0 ? "relay stopped" : "relay halted");
     return code;

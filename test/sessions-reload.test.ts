@@ -68,7 +68,9 @@ describe("per-session prompts", () => {
     expect(JSON.stringify(docs?.messages)).not.toContain("code change A");
     expect(existsSync(join(root, "state", "history", "shared.jsonl"))).toBe(true);
     expect(readFileSync(join(root, "state", "history", "session.docs.jsonl"), "utf8")).toContain("README section B");
-    const ledger = readFileSync(join(root, "state", "costs.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { session: string; conversation: string; model: string });
+    const ledgerFile = join(root, "state", "costs.jsonl");
+    await waitFor(() => existsSync(ledgerFile) && readFileSync(ledgerFile, "utf8").trim().split("\n").length === 2, 5_000, "both ledger lines");
+    const ledger = readFileSync(ledgerFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { session: string; conversation: string; model: string });
     expect(ledger.map((r) => [r.session, r.conversation, r.model])).toEqual([
       ["session-1", "shared", "claude-sonnet-4-6"],
       ["docs", "session.docs", "claude-haiku-4-5"],
