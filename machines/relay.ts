@@ -93,6 +93,23 @@ export interface NotifyParams {
 
 export { stateName } from "./state-name.js";
 
+/** A relay that has done nothing yet. */
+export const initialContext: RelayContext = {
+  current: null,
+  reply: null,
+  notes: [],
+  jcChats: [],
+  outbox: {},
+  unacked: [],
+  needsJc: null,
+  failure: null,
+  lastError: null,
+  lastSession: null,
+  done: [],
+  rejections: [],
+  overCap: [],
+};
+
 const DONE_KEPT = 200;
 const NEEDS_JC_MARK = "[NEEDS-JC]";
 const NEEDS_JC_WINDOW = 200;
@@ -208,21 +225,7 @@ export const relayMachine = setup({
   },
 }).createMachine({
   id: "relay",
-  context: {
-    current: null,
-    reply: null,
-    notes: [],
-    jcChats: [],
-    outbox: {},
-    unacked: [],
-    needsJc: null,
-    failure: null,
-    lastError: null,
-    lastSession: null,
-    done: [],
-    rejections: [],
-    overCap: [],
-  },
+  context: initialContext,
   initial: "idle",
   // Facts that can arrive in any state. JC input takes priority over the queue at any time:
   // a direct dispatch is queued at once, a chat turn waits only for the step under way.

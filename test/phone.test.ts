@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
+import { waitFor } from "./support/cli.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeAnthropic } from "./support/fake-anthropic.js";
 import { startFakeNtfy } from "./support/fake-ntfy.js";
@@ -14,13 +14,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe("answering from the phone", () => {
   it("a needs-JC notification offers Approve/Reject on the reply topic, and a reply published there reaches the session", async () => {
@@ -37,7 +30,7 @@ describe("answering from the phone", () => {
       stdio: ["ignore", "ignore", "pipe"],
     });
     cleanups.push(() => child.kill("SIGKILL"));
-    await waitFor(() => ntfy.requests.some((r) => r.method === "GET" && r.path.startsWith(`/${replyTopic}/json`) && !r.path.includes("poll=1")), 15_000, "the reply-topic subscription");
+    await waitFor(() => ntfy.requests.some((r) => r.method === "GET" && r.path.startsWith(`/${replyTopic}/json`) && !r.path.includes("poll=1")), { timeoutMs: 15_000, what: "the reply-topic subscription" });
 
     api.enqueue({ kind: "reply", text: "[NEEDS-JC] Ship it?" });
     const tmp = join(root, "queue", ".e.tmp");
@@ -55,7 +48,7 @@ describe("answering from the phone", () => {
 
     ntfy.publish(replyTopic, "@session-1: ship it tonight");
     const input = join(root, "dispatch", "session-1", "input.txt");
-    await waitFor(() => existsSync(input), 10_000, "the phone's direct answer");
+    await waitFor(() => existsSync(input), { timeoutMs: 10_000, what: "the phone's direct answer" });
     expect(readFileSync(input, "utf8")).toBe("ship it tonight");
     expect(api.requests).toHaveLength(1);
   });

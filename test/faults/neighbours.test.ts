@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { waitFor } from "../support/cli.js";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type FakeAnthropic, startFakeAnthropic } from "../support/fake-anthropic.js";
 import { closedPortUrl, type FakeNtfy, startFakeNtfy } from "../support/fake-ntfy.js";
@@ -40,13 +41,6 @@ function relay(root: string, args: string[], env: Record<string, string>) {
   return { child, exited, output: () => output };
 }
 
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function writeJc(root: string, text: string) {
   writeFileSync(join(root, "state", "jc_input.tmp"), text);
@@ -82,20 +76,20 @@ describe("slow and dead neighbours", () => {
     api.enqueue({ kind: "reply", text: "[NEEDS-JC] Which database?" }, { kind: "hang" });
     const root = makeRoot();
     const r = relay(root, ["run"], { ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: ntfy.url });
-    await waitFor(() => r.output().includes("relay started"), 10_000, "start");
+    await waitFor(() => r.output().includes("relay started"), { timeoutMs: 10_000, what: "start" });
 
     // needs-JC, with a notification that ntfy swallows forever
     await send(root, "session-1", "schema ready");
-    await waitFor(() => r.output().includes("state needsJc"), 5_000, "needsJc");
+    await waitFor(() => r.output().includes("state needsJc"), { timeoutMs: 5_000, what: "needsJc" });
     // JC answers in chat; that call hangs at the API
     await writeJc(root, "Postgres.");
-    await waitFor(() => api.requests.length === 2, 5_000, "the hanging call");
+    await waitFor(() => api.requests.length === 2, { timeoutMs: 5_000, what: "the hanging call" });
     expect(existsSync(join(root, "state", "jc_input.txt"))).toBe(false);
 
     // a direct dispatch still lands within the poll interval (plus the test's own polling)
     await writeJc(root, "@session-2: pause the migration");
     const input = join(root, "dispatch", "session-2", "input.txt");
-    await waitFor(() => existsSync(input), 2 * POLL_MS + 500, "the direct dispatch during a hanging call");
+    await waitFor(() => existsSync(input), { timeoutMs: 2 * POLL_MS + 500, what: "the direct dispatch during a hanging call" });
     expect(readFileSync(input, "utf8")).toBe("pause the migration");
     expect(api.requests).toHaveLength(2);
   });
@@ -105,12 +99,12 @@ describe("slow and dead neighbours", () => {
     api.enqueue({ kind: "reply", text: "[NEEDS-JC] ok?" });
     const root = makeRoot();
     const r = relay(root, ["run"], { ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: await closedPortUrl() });
-    await waitFor(() => r.output().includes("relay started"), 10_000, "start");
+    await waitFor(() => r.output().includes("relay started"), { timeoutMs: 10_000, what: "start" });
     await send(root, "session-1", "first");
-    await waitFor(() => r.output().includes("state needsJc"), 5_000, "needsJc");
+    await waitFor(() => r.output().includes("state needsJc"), { timeoutMs: 5_000, what: "needsJc" });
     await writeJc(root, "@session-1: yes");
     await send(root, "session-2", "second");
-    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), 5_000, "the next reply");
+    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 5_000, what: "the next reply" });
     expect(r.output()).toMatch(/ntfy publish failed/);
   });
 });

@@ -7,7 +7,7 @@ import { request } from "node:http";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RelayContext } from "../../machines/relay.js";
+import { initialContext, type RelayContext } from "../../machines/relay.js";
 import { loadConfig, type RelayConfig } from "../../src/config.js";
 import { appendLedger, makeLedgerRecord } from "../../src/ledger.js";
 import { silentLogger } from "../../src/log.js";
@@ -48,21 +48,7 @@ export async function makeRoot(env: NodeJS.ProcessEnv = {}): Promise<TestRoot> {
   return { root, paths, config, remove: () => rm(root, { recursive: true, force: true }) };
 }
 
-export const emptyContext = (): RelayContext => ({
-  current: null,
-  reply: null,
-  notes: [],
-  jcChats: [],
-  outbox: {},
-  unacked: [],
-  needsJc: null,
-  failure: null,
-  lastError: null,
-  lastSession: null,
-  done: [],
-  rejections: [],
-  overCap: [],
-});
+export const emptyContext = (): RelayContext => structuredClone(initialContext);
 
 /** state/snapshot.json as the daemon writes it, through the real writer. */
 export async function writeSnapshot(paths: RelayPaths, value: string, context: Partial<RelayContext> = {}): Promise<void> {
