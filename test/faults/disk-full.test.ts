@@ -46,8 +46,8 @@ function envelope(root: string, name: string, content: string) {
   return () => renameSync(tmp, join(root, "queue", `${name}.json`));
 }
 
-function fill(root: string): string {
-  const filler = join(root, "filler");
+function fill(root: string, name: string): string {
+  const filler = join(root, name);
   try {
     execFileSync("dd", ["if=/dev/zero", `of=${filler}`, "bs=4k"], { stdio: "pipe" });
   } catch {
@@ -76,15 +76,22 @@ describe("disk trouble", () => {
     const input = join(root, "dispatch", "session-1", "input.txt");
     await waitFor(() => existsSync(input));
     unlinkSync(input);
+    // Let the relay settle (acknowledgement recorded, queue file gone) before the disk fills, so
+    // no page it frees afterwards gives the next envelope room.
+    await waitFor(() => !existsSync(join(root, "queue", "a.json")) && readFileSync(join(root, "state", "snapshot.json"), "utf8").includes('"value":"idle"'));
+    await sleep(300);
 
     const releaseB = envelope(root, "b", "second envelope, arriving on a full disk");
-    const filler = fill(root);
+    const filler = fill(root, "filler");
+    await sleep(200);
+    const filler2 = fill(root, "filler2"); // whatever was freed meanwhile
     releaseB();
     const code = await Promise.race([first.exited, sleep(15_000).then(() => "still running")]);
     expect(code).toBe(1);
     expect(first.stderr()).toMatch(/relay stopped.*(ENOSPC|no space)/i);
 
     rmSync(filler);
+    rmSync(filler2);
     const second = startRelay(root);
     await waitFor(() => existsSync(input));
     expect(readFileSync(input, "utf8")).toContain("from session-1");
