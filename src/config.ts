@@ -1,13 +1,13 @@
 // config.yaml + .env + the environment, validated at the edge (CONTRACT §3, §4).
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, readFile } from "node:fs/promises";
+import { copyFile } from "node:fs/promises";
 import { parse as parseDotenv } from "dotenv";
 import { isMap, parseDocument } from "yaml";
 import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
 import { ConfigError } from "./errors.js";
-import { isErrno, writeAtomic } from "./store.js";
+import { isErrno, readIfPresent, writeAtomic } from "./store.js";
 
 export const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
@@ -109,15 +109,6 @@ export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
     return true;
   } catch (err) {
     if (isErrno(err, "EEXIST")) return false;
-    throw err;
-  }
-}
-
-async function readIfPresent(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return null;
     throw err;
   }
 }

@@ -2,7 +2,7 @@
 // SessionStart hooks read on stdin, the agent's last message, the decision printed back, the wait
 // for dispatch/<session>/input.txt, and the entries merged into .claude/settings.json.
 import { existsSync, type FSWatcher, watch } from "node:fs";
-import { mkdir, readFile, unlink } from "node:fs/promises";
+import { mkdir, unlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,7 +14,7 @@ import { dropEnvelope } from "./inbox.js";
 import { probeLock } from "./lock.js";
 import { inputFile, type RelayPaths } from "./paths.js";
 import { readSnapshot } from "./snapshot.js";
-import { isErrno, readJsonFile, syncDir, writeAtomic, writeJsonAtomic } from "./store.js";
+import { isErrno, readIfPresent, readJsonFile, syncDir, writeAtomic, writeJsonAtomic } from "./store.js";
 
 // ---------------------------------------------------------------------------
 // Knobs
@@ -173,15 +173,6 @@ export function lastAssistantText(jsonl: string): TranscriptMessage {
 }
 
 const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? join(homedir(), path.slice(1)) : path);
-
-async function readIfPresent(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return null;
-    throw err;
-  }
-}
 
 /**
  * The agent's last message from the transcript. The Stop hook may run before the last lines are

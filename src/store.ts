@@ -73,6 +73,16 @@ export async function readJsonFile<T>(path: string, schema: z.ZodType<T>): Promi
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, missing: false, error: `${path}: ${parsed.error.message}` };
 }
 
+/** A file's text, or null when it does not exist. */
+export async function readIfPresent(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return null;
+    throw err;
+  }
+}
+
 export async function ensureDirs(...dirs: string[]): Promise<void> {
   for (const dir of dirs) await mkdir(dir, { recursive: true });
 }
