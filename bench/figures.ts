@@ -1,16 +1,18 @@
 // One function per figure of issue 4. Each starts the real CLI (`relay run`) on a fresh root
 // against its own Messages API stand-in and drives it from the CC side.
+import { spawn } from "node:child_process";
 import { readFileSync, renameSync, unlinkSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { entryChars, type HistoryEntry, parseHistory } from "../src/conversation.js";
-import { type ApiUsage, costUsd, type Usage, usageFromApi } from "../src/pricing.js";
-import type { FakeAnthropic } from "../test/support/fake-anthropic.js";
+import { entryChars, type HistoryEntry, parseHistory } from "../src/history/conversation-store.js";
+import { type ApiUsage, costUsd, type Usage, usageFromApi } from "../src/costs/pricing.js";
+import type { FakeAnthropic, RecordedRequest } from "../test/support/fake-anthropic.js";
 import {
   API_KEY,
   clockTicksPerSecond,
   closeStandIn,
+  commitEnvelopeSync,
   cpuTicks,
   type CpuTimes,
   type Daemon,
@@ -27,10 +29,12 @@ import {
   randomBetween,
   runCli,
   spawnRelay,
+  stageEnvelopeSync,
   startDaemon,
   startStandIn,
+  trackChild,
   usesInotify,
-  waitSnapshot,
+  waitRelay,
   Watcher,
   writeDurableSync,
 } from "./lib.js";
@@ -114,7 +118,7 @@ export async function latency(design: Design, opts: { cycles: number; jc: number
   const input = inputPath(root, session);
   const watcher = new Watcher([join(root, "dispatch", session)]);
   const gap = () => sleep(randomBetween(opts.gapMs[0], opts.gapMs[1]));
-  const quiet = () => waitSnapshot(root, isQuiet, 15_000, "the relay to be at rest");
+  const quiet = () => waitRelay(root, isQuiet, 15_000, "the relay to be at rest");
   const result: LatencyResult = { envToApi: [], replyToInput: [], ackToNext: [], jcToInput: [], jcCliToInput: [], jcCliExit: [],
     inotify: usesInotify(daemon.proc.pid),
     daemon,
@@ -145,9 +149,9 @@ export async function latency(design: Design, opts: { cycles: number; jc: number
 
       await gap();
       const tB = dropEnvelopeSync(root, `cycle-${i}-b`, session, `cycle ${i}, envelope B: and the tests pass too.`);
-      await waitSnapshot(
+      await waitRelay(
         root,
-        (s) => (s.outbox[session]?.length ?? 0) >= 1 && s.current === null && (s.state === "idle" || s.state === "awaitingAck"),
+        (s) => (s.pending[session] ?? 0) >= 1 && !s.busy && (s.state === "idle" || s.state === "awaitingAck"),
         15_000,
         `reply B of cycle ${i} to wait in the outbox`,
       );
@@ -399,7 +403,7 @@ export async function memory(design: Design, envelopes: number, statusRuns: numb
         dropEnvelopeSync(root, `mem-${i}`, session, `envelope ${i}: a short note.`);
         await watcher.until(() => exists(input), 30_000, `reply ${i}`);
         unlinkSync(input);
-        await waitSnapshot(root, isQuiet, 15_000, "the relay to be at rest");
+        await waitRelay(root, isQuiet, 15_000, "the relay to be at rest");
       }
       await sleep(500);
       settled = memoryKb(daemon.proc.pid).rss;
@@ -585,5 +589,375 @@ export async function cost(turns: number): Promise<CostResult> {
     await closeStandIn(fake);
     for (const f of extra) await closeStandIn(f);
     log("cost figure done");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Figures 10-13: one conversation per session, calls in parallel (max_parallel_calls)
+
+/** Sessions session-1..n, each with a system_prompt of its own (so n conversations). */
+function ownConversations(n: number, tag: string): { sessions: string[]; sessionPrompts: Record<string, string> } {
+  const sessions = Array.from({ length: n }, (_, i) => `session-${i + 1}`);
+  const sessionPrompts = Object.fromEntries(sessions.map((s) => [s, `BENCH-CONV-${tag}-${s}: you review ${s} alone. Answer briefly.`]));
+  return { sessions, sessionPrompts };
+}
+
+const systemOf = (r: RecordedRequest): string => {
+  const sys = (r.body as { system?: unknown } | null)?.system;
+  if (typeof sys === "string") return sys;
+  return Array.isArray(sys) ? sys.map((b: { text?: string }) => b.text ?? "").join("\n") : "";
+};
+
+/** The first request at or after `from` whose body contains `marker` (later requests carry it in their history). */
+function requestWith(fake: FakeAnthropic, marker: string, from = 0): RecordedRequest | undefined {
+  for (let i = from; i < fake.requests.length; i++) {
+    const r = fake.requests[i];
+    if (r && JSON.stringify(r.body).includes(marker)) return r;
+  }
+  return undefined;
+}
+
+/** Poll (2 ms) until `get` returns something; reject after `timeoutMs`. */
+async function pollFor<T>(get: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = get();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** One envelope per session through a zero-latency API (first calls: connections, lazy compilation), then at rest. */
+async function warmUp(root: string, sessions: string[], watcher: Watcher, label: string): Promise<void> {
+  for (const s of sessions) {
+    dropEnvelopeSync(root, `${label}-warmup-${s}`, s, `warm-up envelope for ${s}`);
+    await watcher.until(() => exists(inputPath(root, s)), 30_000, `the warm-up reply of ${s}`);
+    unlinkSync(inputPath(root, s));
+  }
+  await waitRelay(root, isQuiet, 30_000, "the relay to be at rest after the warm-up");
+}
+
+export interface ParallelResult {
+  /** per repetition: the burst (first rename) → the last of the replies visible (ms) */
+  elapsedMs: number[];
+  /** per repetition: the most requests in flight at the stand-in at once */
+  maxInFlight: number[];
+  replies: number;
+  latencyMs: number;
+}
+
+/**
+ * Figure 10. Four sessions with a conversation each; the stand-in answers every request after
+ * `latencyMs` (each request sleeps on its own timer, so concurrent requests overlap). Two
+ * envelopes per session are staged, then renamed into queue/ in one burst; the CC side deletes
+ * each input.txt as soon as it appears. Repeated `reps` times from rest.
+ */
+export async function parallel(reps: number, latencyMs = 2_000): Promise<ParallelResult> {
+  const fake = await startStandIn();
+  const { sessions, sessionPrompts } = ownConversations(4, "PAR");
+  const daemon = await startDaemon({ label: "parallel", design: "relay", fake, config: { sessions, sessionPrompts } });
+  const { root } = daemon;
+  const watcher = new Watcher(sessions.map((s) => join(root, "dispatch", s)));
+  const inputs = sessions.map((s) => inputPath(root, s));
+  const result: ParallelResult = { elapsedMs: [], maxInFlight: [], replies: sessions.length * 2, latencyMs };
+  try {
+    await warmUp(root, sessions, watcher, "parallel");
+    fake.setLatency(latencyMs);
+    for (let rep = 0; rep < reps; rep++) {
+      const names: string[] = [];
+      for (let k = 0; k < 2; k++) {
+        for (const s of sessions) {
+          const name = `par-${rep}-${k}-${s}`;
+          stageEnvelopeSync(root, name, s, `repetition ${rep}, envelope ${k} of ${s}: status report, continuing.`);
+          names.push(name);
+        }
+      }
+      fsyncDirSync(join(root, "queue"));
+      let seen = 0;
+      let last = 0;
+      const off = watcher.onChange(() => {
+        for (const p of inputs) {
+          if (!exists(p)) continue;
+          try {
+            unlinkSync(p);
+            seen++;
+            last = nowMs();
+          } catch {
+            // gone already
+          }
+        }
+      });
+      try {
+        fake.resetConcurrency();
+        const t0 = commitEnvelopeSync(root, names[0] ?? "");
+        for (const name of names.slice(1)) commitEnvelopeSync(root, name);
+        await watcher.until(() => seen >= names.length, 60_000 + names.length * latencyMs * 2, `${names.length} replies (repetition ${rep}; ${seen} so far)`);
+        result.elapsedMs.push(last - t0);
+        result.maxInFlight.push(fake.concurrency().max);
+      } finally {
+        off();
+      }
+      await waitRelay(root, isQuiet, 60_000, "the relay to be at rest");
+      log(`parallel ${rep + 1}/${reps}: ${Math.round(result.elapsedMs.at(-1) ?? NaN)} ms, max ${result.maxInFlight.at(-1)} in flight`);
+    }
+    return result;
+  } finally {
+    watcher.close();
+    await daemon.stop();
+    await closeStandIn(fake);
+  }
+}
+
+export interface IsolationResult {
+  /** B's envelope renamed into queue/ → B's request at the stand-in (ms), while A's call was in flight */
+  bToApi: number[];
+  /** whether a B request had to wait for A's answer (then sampling stopped) */
+  blocked: boolean;
+  aDelayMs: number;
+}
+
+/**
+ * Figure 11. Two conversations A and B (sessions with system prompts of their own). The
+ * stand-in holds every request of A for `aDelayMs`; once A's call is at the stand-in, envelopes
+ * for B are renamed into queue/ one after the other (each answered, its input.txt deleted, before
+ * the next) for as long as A's call lasts, at most `samples` of them.
+ */
+export async function isolation(aDelayMs: number, samples: number): Promise<IsolationResult> {
+  const fake = await startStandIn();
+  const { sessions, sessionPrompts } = ownConversations(2, "ISO");
+  const [a, b] = sessions as [string, string];
+  const daemon = await startDaemon({ label: "isolation", design: "relay", fake, config: { sessions, sessionPrompts } });
+  const { root } = daemon;
+  const watcher = new Watcher(sessions.map((s) => join(root, "dispatch", s)));
+  const result: IsolationResult = { bToApi: [], blocked: false, aDelayMs };
+  try {
+    await warmUp(root, sessions, watcher, "isolation");
+    const aMarker = sessionPrompts[a] ?? "";
+    fake.setDelay((r) => (r.system.includes(aMarker) ? aDelayMs : 0));
+    const base = fake.requests.length;
+    dropEnvelopeSync(root, "iso-a", a, "ISO-A: a long review, please take your time.");
+    const reqA = await pollFor(() => requestWith(fake, "ISO-A:", base), 30_000, "A's request at the stand-in");
+    await sleep(200);
+    const inputB = inputPath(root, b);
+    for (let k = 0; k < samples; k++) {
+      if (reqA.sentAt !== undefined) break; // A answered: no longer isolation
+      const marker = `ISO-B-${k}:`;
+      stageEnvelopeSync(root, `iso-b-${k}`, b, `${marker} a quick question while A is busy.`);
+      const t0 = commitEnvelopeSync(root, `iso-b-${k}`);
+      const reqB = await pollFor(() => requestWith(fake, marker, base), aDelayMs + 60_000, `B's request ${k}`);
+      result.bToApi.push((reqB.receivedAt ?? reqB.at) - t0);
+      if (reqA.sentAt !== undefined && reqA.sentAt <= (reqB.receivedAt ?? reqB.at)) {
+        result.blocked = true;
+        break;
+      }
+      await watcher.until(() => exists(inputB), 30_000, `B's reply ${k}`);
+      unlinkSync(inputB);
+      await sleep(100);
+    }
+    if (systemOf(reqA).includes(aMarker) === false) throw new Error("A's request does not carry A's system prompt");
+    return result;
+  } finally {
+    fake.setDelay(null);
+    watcher.close();
+    await daemon.stop();
+    await closeStandIn(fake);
+  }
+}
+
+export interface LoopResult {
+  /** envelope renamed → its reply's input.txt visible (ms), every session */
+  waits: number[];
+  latencyMs: number;
+  sessions: number;
+  durationMs: number;
+  maxInFlight: number;
+}
+
+/**
+ * Figure 12. Four sessions (a conversation each) loop for `durationMs`: envelope, wait for its
+ * reply, 3 s of "work", delete input.txt, next envelope. The API answers after `latencyMs`.
+ * Session i starts i × 500 ms late so the four are not in lockstep.
+ */
+export async function loop(durationMs: number, latencyMs = 2_000, thinkMs = 3_000): Promise<LoopResult> {
+  const fake = await startStandIn();
+  const { sessions, sessionPrompts } = ownConversations(4, "LOOP");
+  const daemon = await startDaemon({ label: "loop", design: "relay", fake, config: { sessions, sessionPrompts } });
+  const { root } = daemon;
+  const watcher = new Watcher(sessions.map((s) => join(root, "dispatch", s)));
+  const waits: number[] = [];
+  try {
+    await warmUp(root, sessions, watcher, "loop");
+    fake.setLatency(latencyMs);
+    fake.resetConcurrency();
+    const end = Date.now() + durationMs;
+    const side = async (s: string, i: number): Promise<void> => {
+      await sleep(i * 500);
+      const input = inputPath(root, s);
+      for (let k = 0; Date.now() < end; k++) {
+        const name = `loop-${s}-${k}`;
+        stageEnvelopeSync(root, name, s, `loop ${k} of ${s}: done with the step, what next?`);
+        const t0 = commitEnvelopeSync(root, name);
+        const seen = await watcher.until(() => exists(input), 60_000 + 8 * latencyMs, `${s}'s reply ${k}`);
+        waits.push(seen - t0);
+        await sleep(thinkMs);
+        unlinkSync(input);
+      }
+    };
+    await Promise.all(sessions.map((s, i) => side(s, i)));
+    return { waits, latencyMs, sessions: sessions.length, durationMs, maxInFlight: fake.concurrency().max };
+  } finally {
+    watcher.close();
+    await daemon.stop();
+    await closeStandIn(fake);
+  }
+}
+
+export interface FsyncCount {
+  /** fsync + fdatasync calls per envelope over the traced run, and those on the reply path (API reply sent → input.txt visible) */
+  perEnvelope: number;
+  replyPath: number;
+  /** the same count from strace's own -C summary (cross-check) */
+  summaryPerEnvelope: number | null;
+  envelopes: number;
+}
+
+export interface PerEnvelopeResult {
+  envelopes: number;
+  /** envelope renamed → request at the API (ms) */
+  renameToRequest: number[];
+  /** API reply sent (res.end) → input.txt visible (ms) */
+  replyToInput: number[];
+  /** utime+stime of the daemon over the untraced run, per envelope (ms) */
+  cpuMsPerEnvelope: number;
+  fsync: FsyncCount | { error: string };
+}
+
+/** `strace -f -C -ttt -e trace=fsync,fdatasync -o FILE -p PID`, attached; stop() detaches and parses. */
+async function attachStrace(pid: number, file: string): Promise<{ stop(): Promise<{ calls: number[]; summary: number | null }> }> {
+  const child = spawn("/usr/bin/strace", ["-f", "-C", "-ttt", "-e", "trace=fsync,fdatasync", "-o", file, "-p", String(pid)], { stdio: ["ignore", "ignore", "pipe"] });
+  trackChild(child);
+  let err = "";
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    err += d;
+  });
+  const closed = new Promise<number | null>((ok) => {
+    child.once("error", (e) => {
+      err += String(e);
+      ok(-1);
+    });
+    child.once("close", (code) => ok(code));
+  });
+  let exited = false;
+  void closed.then(() => {
+    exited = true;
+  });
+  const deadline = Date.now() + 15_000;
+  while (!/attached/.test(err)) {
+    if (exited || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`strace could not attach: ${err.trim().split("\n").slice(-1)[0] ?? "no output"}`);
+    }
+    await sleep(10);
+  }
+  await sleep(300); // every thread attached
+  return {
+    async stop() {
+      child.kill("SIGINT");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await closed;
+      clearTimeout(timer);
+      const text = readFileSync(file, "utf8");
+      const calls: number[] = [];
+      let summary: number | null = null;
+      for (const line of text.split("\n")) {
+        const call = /^(?:\[pid\s+)?\d+\]?\s+(\d+\.\d+)\s+(?:fsync|fdatasync)\(/.exec(line);
+        if (call) calls.push(Number(call[1]) * 1000);
+        const sum = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(?:fsync|fdatasync)\s*$/.exec(line);
+        if (sum) summary = (summary ?? 0) + Number(sum[1]);
+      }
+      return { calls, summary };
+    },
+  };
+}
+
+/**
+ * Figure 13. One session, `n` sequential envelopes on a zero-latency API, each answered, its
+ * input.txt deleted and the relay at rest before the next. First untraced (latencies, CPU), then
+ * `tracedN` more under strace (fsync counts: strace slows every syscall, so nothing is timed then).
+ */
+export async function perEnvelope(n: number, tracedN: number): Promise<PerEnvelopeResult> {
+  const fake = await startStandIn();
+  const session = "session-1";
+  const daemon = await startDaemon({ label: "per-envelope", design: "relay", fake, config: { sessions: [session] } });
+  const { root } = daemon;
+  const input = inputPath(root, session);
+  const watcher = new Watcher([join(root, "dispatch", session)]);
+  const quiet = () => waitRelay(root, isQuiet, 30_000, "the relay to be at rest");
+  const one = async (label: string, k: number): Promise<{ t0: number; req: RecordedRequest; seen: number }> => {
+    const marker = `${label}-${k}:`;
+    const base = fake.requests.length;
+    stageEnvelopeSync(root, `${label}-${k}`, session, `${marker} the build is green, next step?`);
+    const t0 = commitEnvelopeSync(root, `${label}-${k}`);
+    const seen = await watcher.until(() => exists(input), 60_000, `reply ${k} (${label})`);
+    const req = await pollFor(() => requestWith(fake, marker, base), 5_000, `request ${k} (${label}) on record`);
+    unlinkSync(input);
+    await quiet();
+    return { t0, req, seen };
+  };
+  try {
+    await warmUp(root, [session], watcher, "per-envelope");
+    for (let k = 0; k < 3; k++) await one("warm", k);
+    const hz = clockTicksPerSecond();
+    const result: PerEnvelopeResult = { envelopes: n, renameToRequest: [], replyToInput: [], cpuMsPerEnvelope: NaN, fsync: { error: "not run" } };
+    const begin = cpuTicks(daemon.proc.pid);
+    for (let k = 0; k < n; k++) {
+      await sleep(randomBetween(0, 20));
+      const { t0, req, seen } = await one("env", k);
+      result.renameToRequest.push((req.receivedAt ?? req.at) - t0);
+      if (req.sentAt !== undefined) result.replyToInput.push(seen - req.sentAt);
+    }
+    const endTicks = cpuTicks(daemon.proc.pid);
+    result.cpuMsPerEnvelope = ((endTicks.ticks - begin.ticks) / hz) * 1000 / n;
+
+    if (tracedN > 0) {
+      let tracer: Awaited<ReturnType<typeof attachStrace>> | null = null;
+      try {
+        tracer = await attachStrace(daemon.proc.pid, join(root, "strace.out"));
+      } catch (err) {
+        result.fsync = { error: err instanceof Error ? err.message : String(err) };
+      }
+      if (tracer) {
+        // strace stamps with the wall clock (gettimeofday); the stand-in and the bench use
+        // performance.timeOrigin + now(): measure the offset between the two.
+        let off = 0;
+        for (let i = 0; i < 200; i++) off += Date.now() + 0.5 - nowMs();
+        off /= 200;
+        const windows: [number, number][] = [];
+        const t0 = nowMs();
+        try {
+          for (let k = 0; k < tracedN; k++) {
+            const e = await one("traced", k);
+            if (e.req.sentAt !== undefined) windows.push([e.req.sentAt + off, e.seen + off]);
+          }
+        } finally {
+          const t1 = nowMs();
+          const { calls, summary } = await tracer.stop();
+          const inRun = calls.filter((c) => c >= t0 + off - 1 && c <= t1 + off + 1);
+          const onReply = inRun.filter((c) => windows.some(([a, b]) => c >= a - 0.5 && c <= b + 0.5));
+          result.fsync = {
+            perEnvelope: inRun.length / tracedN,
+            replyPath: windows.length > 0 ? onReply.length / windows.length : NaN,
+            summaryPerEnvelope: summary === null ? null : summary / tracedN,
+            envelopes: tracedN,
+          };
+        }
+      }
+    }
+    return result;
+  } finally {
+    watcher.close();
+    await daemon.stop();
+    await closeStandIn(fake);
   }
 }

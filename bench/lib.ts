@@ -139,6 +139,12 @@ export function spawnRelay(args: string[], design: Design, fake: FakeAnthropic |
   return { child, pid: child.pid, exited, output: () => out, alive: () => !done };
 }
 
+/** Have `cleanup()` (and the signal handlers) kill a child the bench spawned itself (strace). */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once("close", () => children.delete(child));
+}
+
 /** Run one CLI command to completion and time it (spawn → exit). */
 export async function runCli(args: string[], timeoutMs = 20_000): Promise<{ ms: number; code: number | null; output: string; startedAt: number; child: Child }> {
   const startedAt = nowMs();
@@ -151,6 +157,8 @@ export async function runCli(args: string[], timeoutMs = 20_000): Promise<{ ms: 
 
 export interface ConfigOptions {
   sessions: string[];
+  /** a session's own system_prompt: a conversation of its own */
+  sessionPrompts?: Record<string, string>;
   systemPrompt?: string;
   model?: string;
   maxTokens?: number;
@@ -172,7 +180,10 @@ export function configYaml(opts: ConfigOptions): string {
     indent("BENCH-SUMMARIZE: fold the conversation into short notes."),
     "keep_recent_turns: 10",
     "sessions:",
-    ...opts.sessions.map((id) => `  - id: ${id}`),
+    ...opts.sessions.flatMap((id) => {
+      const own = opts.sessionPrompts?.[id];
+      return own === undefined ? [`  - id: ${id}`] : [`  - id: ${id}`, "    system_prompt: |", indent(indent(indent(own)))];
+    }),
     "",
   ].join("\n");
 }
@@ -259,6 +270,18 @@ export function dropEnvelopeSync(root: string, name: string, session: string, co
   return at;
 }
 
+/** The two halves of dropEnvelopeSync: stage queue/.NAME.tmp (written and fsync'd) now … */
+export function stageEnvelopeSync(root: string, name: string, session: string, content: string): void {
+  writeDurableSync(join(root, "queue", `.${name}.tmp`), envelopeJson(session, content));
+}
+
+/** … and rename it to queue/NAME.json later. Returns nowMs() (sub-millisecond) just before the rename. */
+export function commitEnvelopeSync(root: string, name: string): number {
+  const at = nowMs();
+  renameSync(join(root, "queue", `.${name}.tmp`), join(root, "queue", `${name}.json`));
+  return at;
+}
+
 export const inputPath = (root: string, session: string): string => join(root, "dispatch", session, "input.txt");
 
 // ---------------------------------------------------------------------------
@@ -340,13 +363,25 @@ export class Watcher {
 export const exists = (path: string): boolean => existsSync(path);
 
 // ---------------------------------------------------------------------------
-// The relay's persisted snapshot (read only, to know when it is at rest)
+// The relay's state, read only, to know when it is at rest
+//
+// state/status.json is the public read model (the object of `relay status --json`): `state`,
+// `sessions: {ID: {pending, awaitingAck}}` (`pending`: replies waiting for that session's
+// input.txt to be acknowledged) and `queue: {depth}`. When it is absent (a relay from before it
+// existed), the private state/snapshot.json is read as before.
 
-export interface SnapshotView {
+export interface RelayView {
+  source: "status.json" | "snapshot.json";
+  /** "idle", "awaitingAck", "calling", … (nested snapshot states joined with ".") */
   state: string;
-  outbox: Record<string, { id: string; staged: boolean }[]>;
-  unacked: string[];
-  current: unknown;
+  /** a call or a dispatch in flight (status: the state says so; snapshot: `current` is set) */
+  busy: boolean;
+  /** replies waiting per session (status: `pending`; snapshot: the outbox) */
+  pending: Record<string, number>;
+  /** sessions whose input.txt is not acknowledged yet */
+  awaitingAck: string[];
+  /** envelopes in queue/ (status.json only) */
+  queueDepth: number | null;
 }
 
 const stateString = (value: unknown): string =>
@@ -356,32 +391,66 @@ const stateString = (value: unknown): string =>
         .map(([k, v]) => `${k}.${stateString(v)}`)
         .join("");
 
-export function readSnapshotView(root: string): SnapshotView | null {
+const BUSY_STATES = new Set(["calling", "dispatching", "summarizing"]);
+
+function viewOfStatus(raw: unknown): RelayView | null {
+  const s = raw as { state?: unknown; sessions?: Record<string, { pending?: unknown; awaitingAck?: unknown }>; queue?: { depth?: unknown } };
+  if (typeof s?.state !== "string" || typeof s.sessions !== "object" || s.sessions === null) return null;
+  const pending: Record<string, number> = {};
+  const awaitingAck: string[] = [];
+  for (const [id, v] of Object.entries(s.sessions)) {
+    pending[id] = typeof v?.pending === "number" ? v.pending : 0;
+    if (v?.awaitingAck === true) awaitingAck.push(id);
+  }
+  return {
+    source: "status.json",
+    state: s.state,
+    busy: BUSY_STATES.has(s.state.split(".")[0] ?? ""),
+    pending,
+    awaitingAck,
+    queueDepth: typeof s.queue?.depth === "number" ? s.queue.depth : null,
+  };
+}
+
+function viewOfSnapshot(raw: unknown): RelayView | null {
+  const { value, context } = (raw as { snapshot: { value: unknown; context: { outbox: Record<string, unknown[]>; unacked: string[]; current: unknown } } }).snapshot;
+  const pending: Record<string, number> = {};
+  for (const [id, list] of Object.entries(context.outbox)) if (list.length > 0) pending[id] = list.length;
+  return { source: "snapshot.json", state: stateString(value), busy: context.current !== null, pending, awaitingAck: [...context.unacked], queueDepth: null };
+}
+
+/** status.json when it exists, else snapshot.json; null when neither can be read (yet, or mid-replace). */
+export function readRelayView(root: string): RelayView | null {
+  const state = join(root, "state");
+  const status = join(state, "status.json");
+  if (existsSync(status)) {
+    try {
+      return viewOfStatus(JSON.parse(readFileSync(status, "utf8")));
+    } catch {
+      return null;
+    }
+  }
   try {
-    const raw = JSON.parse(readFileSync(join(root, "state", "snapshot.json"), "utf8")) as {
-      snapshot: { value: unknown; context: { outbox: SnapshotView["outbox"]; unacked: string[]; current: unknown } };
-    };
-    const { value, context } = raw.snapshot;
-    return { state: stateString(value), outbox: context.outbox, unacked: context.unacked, current: context.current };
+    return viewOfSnapshot(JSON.parse(readFileSync(join(state, "snapshot.json"), "utf8")));
   } catch {
     return null;
   }
 }
 
-/** Poll the snapshot every 5 ms until `cond` holds. */
-export async function waitSnapshot(root: string, cond: (s: SnapshotView) => boolean, timeoutMs: number, what: string): Promise<SnapshotView> {
+/** Poll the relay's state every 5 ms until `cond` holds. */
+export async function waitRelay(root: string, cond: (v: RelayView) => boolean, timeoutMs: number, what: string): Promise<RelayView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const view = readSnapshotView(root);
+    const view = readRelayView(root);
     if (view && cond(view)) return view;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(view)})`);
     await sleep(5);
   }
 }
 
-/** At rest, nothing in flight, nothing to deliver, every input.txt acknowledged. */
-export const isQuiet = (s: SnapshotView): boolean =>
-  s.state === "idle" && s.current === null && Object.keys(s.outbox).length === 0 && s.unacked.length === 0;
+/** At rest: nothing in flight, nothing to deliver, every input.txt acknowledged (and, from status.json, the queue empty). */
+export const isQuiet = (v: RelayView): boolean =>
+  v.state === "idle" && !v.busy && Object.values(v.pending).every((n) => n === 0) && v.awaitingAck.length === 0 && (v.queueDepth ?? 0) === 0;
 
 // ---------------------------------------------------------------------------
 // /proc

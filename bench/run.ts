@@ -8,7 +8,27 @@
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
-import { type CostResult, cost, type IdleCpuResult, idleCpu, type LatencyResult, latency, type MemoryResult, memory, statusColdStart, type ThroughputResult, throughput } from "./figures.js";
+import {
+  type CostResult,
+  cost,
+  type IdleCpuResult,
+  idleCpu,
+  type IsolationResult,
+  isolation,
+  type LatencyResult,
+  latency,
+  loop,
+  type LoopResult,
+  type MemoryResult,
+  memory,
+  parallel,
+  type ParallelResult,
+  perEnvelope,
+  type PerEnvelopeResult,
+  statusColdStart,
+  type ThroughputResult,
+  throughput,
+} from "./figures.js";
 import { cleanup, fmtMs, fmtNum, fsTypeOf, fsyncProbe, log, median, percentile, POLL_MS, prepareEnvironment } from "./lib.js";
 
 const argv = process.argv.slice(2);
@@ -17,8 +37,11 @@ const outIndex = argv.indexOf("--out");
 const outFile = outIndex >= 0 ? argv[outIndex + 1] : undefined;
 
 const plan = quick
-  ? { cycles: 10, seedCycles: 3, jc: 10, seedJc: 2, jcCli: 2, status: 10, tpN: 300, tpLimitMs: 4_000, seedTp: true, memEnvelopes: 3, seedMemory: false, memStatus: 0, cpuWarmupMs: 2_000, cpuWindowMs: 10_000, turns: 40 }
-  : { cycles: 30, seedCycles: 8, jc: 30, seedJc: 8, jcCli: 5, status: 10, tpN: 600, tpLimitMs: 15_000, seedTp: true, memEnvelopes: 3, seedMemory: true, memStatus: 10, cpuWarmupMs: 3_000, cpuWindowMs: 60_000, turns: 40 };
+  ? { cycles: 10, seedCycles: 3, jc: 10, seedJc: 2, jcCli: 2, status: 10, tpN: 300, tpLimitMs: 4_000, seedTp: true, memEnvelopes: 3, seedMemory: false, memStatus: 0, cpuWarmupMs: 2_000, cpuWindowMs: 10_000, turns: 40,
+      parReps: 1, isoDelayMs: 10_000, isoSamples: 3, loopMs: 12_000, perEnvN: 20, perEnvTraced: 10 }
+  : { cycles: 30, seedCycles: 8, jc: 30, seedJc: 8, jcCli: 5, status: 10, tpN: 600, tpLimitMs: 15_000, seedTp: true, memEnvelopes: 3, seedMemory: true, memStatus: 10, cpuWarmupMs: 3_000, cpuWindowMs: 60_000, turns: 40,
+      parReps: 3, isoDelayMs: 30_000, isoSamples: 5, loopMs: 40_000, perEnvN: 100, perEnvTraced: 30 };
+const API_LATENCY_MS = 2_000;
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -126,6 +149,113 @@ function costCells(c: Outcome<CostResult>): { p50: string; baseline: string } {
   };
 }
 
+const NEW_FIGURE = "not run (no seed-design figure)";
+const secs = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : "n/a");
+const fixed1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "n/a");
+
+function parallelRows(par: Outcome<ParallelResult>, iso: Outcome<IsolationResult>, lp: Outcome<LoopResult>, per: Outcome<PerEnvelopeResult>): Row[] {
+  const rows: Row[] = [];
+  const failedRow = (figure: string, o: { ok: false; error: string }, target: string): Row => ({ figure, p50: `error: ${o.error}`, tail: "", target: `${target}: ${verdict(null)}`, baseline: NEW_FIGURE });
+
+  const parFigure = (n: number) => `parallel: 8 envelopes dropped at once (4 sessions × 2, a conversation each), API latency ${API_LATENCY_MS / 1000} s: drop → last reply visible (n = ${n})`;
+  if (par.ok) {
+    const v = par.value;
+    rows.push({
+      figure: parFigure(v.elapsedMs.length),
+      p50: secs(median(v.elapsedMs)),
+      tail: `max ${secs(Math.max(...v.elapsedMs))}`,
+      target: `≤ 5 s (ideal ~4 s): ${verdict(v.elapsedMs.length > 0 ? median(v.elapsedMs) <= 5_000 : null)}`,
+      baseline: NEW_FIGURE,
+    });
+    rows.push({
+      figure: "parallel: requests in flight at the API stand-in at once (max, same run)",
+      p50: String(Math.max(...v.maxInFlight)),
+      tail: `per repetition: ${v.maxInFlight.join(", ")}`,
+      target: "(informational: 4 = one call per conversation, max_parallel_calls 4)",
+      baseline: NEW_FIGURE,
+    });
+  } else rows.push(failedRow(parFigure(0), par, "≤ 5 s (ideal ~4 s)"));
+
+  const isoFigure = (n: number) => `isolation: conversation A's call held ${plan.isoDelayMs / 1000} s at the API; B's envelope renamed into \`queue/\` → B's request at the API (n = ${n})`;
+  if (iso.ok) {
+    const v = iso.value.bToApi;
+    rows.push({
+      figure: isoFigure(v.length),
+      p50: fmtMs(median(v)),
+      tail: `max ${fmtMs(Math.max(...v))}${iso.value.blocked ? " (B waited for A's reply)" : ""}`,
+      target: `≤ 50 ms: ${verdict(v.length > 0 ? median(v) <= 50 : null)}`,
+      baseline: NEW_FIGURE,
+    });
+  } else rows.push(failedRow(isoFigure(0), iso, "≤ 50 ms"));
+
+  const loopFigure = (n: number) => `loop: 4 conversations for ${plan.loopMs / 1000} s (CC works 3 s per reply), API latency ${API_LATENCY_MS / 1000} s: envelope renamed → \`input.txt\` visible (n = ${n})`;
+  if (lp.ok) {
+    const v = lp.value.waits;
+    const ratio = median(v) / lp.value.latencyMs;
+    rows.push({
+      figure: loopFigure(v.length),
+      p50: `${fmtMs(median(v))} (${ratio.toFixed(2)}× the API latency)`,
+      tail: tail(v),
+      target: `p50 ≤ 1.2× the API latency: ${verdict(v.length > 0 ? ratio <= 1.2 : null)}`,
+      baseline: NEW_FIGURE,
+    });
+  } else rows.push(failedRow(loopFigure(0), lp, "p50 ≤ 1.2× the API latency"));
+
+  if (per.ok) {
+    const v = per.value;
+    const f = v.fsync;
+    rows.push({
+      figure: `per envelope, zero-latency API: fsync + fdatasync on the reply path (API reply sent → \`input.txt\` visible), strace -f${"error" in f ? "" : ` (n = ${f.envelopes})`}`,
+      p50: "error" in f ? `n/a: ${f.error}` : `${fixed1(f.replyPath)} per envelope`,
+      tail: "error" in f ? "" : `whole envelope ${fixed1(f.perEnvelope)}${f.summaryPerEnvelope !== null ? ` (strace -C summary: ${fixed1(f.summaryPerEnvelope)})` : ""}`,
+      target: `≤ 4 on the reply path: ${verdict("error" in f ? null : f.replyPath <= 4)}`,
+      baseline: NEW_FIGURE,
+    });
+    rows.push({
+      figure: `per envelope, zero-latency API: API reply sent → \`input.txt\` visible (n = ${v.replyToInput.length})`,
+      p50: fmtMs(median(v.replyToInput)),
+      tail: tail(v.replyToInput),
+      target: `p50 ≤ 8 ms: ${verdict(v.replyToInput.length > 0 ? median(v.replyToInput) <= 8 : null)}`,
+      baseline: NEW_FIGURE,
+    });
+    rows.push({
+      figure: `per envelope, zero-latency API: envelope renamed into \`queue/\` → request at the API (n = ${v.renameToRequest.length})`,
+      p50: fmtMs(median(v.renameToRequest)),
+      tail: tail(v.renameToRequest),
+      target: `p50 ≤ 4 ms: ${verdict(v.renameToRequest.length > 0 ? median(v.renameToRequest) <= 4 : null)}`,
+      baseline: NEW_FIGURE,
+    });
+    rows.push({
+      figure: `per envelope, zero-latency API: daemon CPU (utime+stime) per envelope over ${v.envelopes} envelopes`,
+      p50: `${fixed1(v.cpuMsPerEnvelope)} ms`,
+      tail: "",
+      target: `≤ 12 ms: ${verdict(Number.isFinite(v.cpuMsPerEnvelope) ? v.cpuMsPerEnvelope <= 12 : null)}`,
+      baseline: NEW_FIGURE,
+    });
+  } else rows.push(failedRow("per envelope, zero-latency API (fsyncs, latencies, CPU)", per, "see the figures"));
+  return rows;
+}
+
+function parallelNotes(par: Outcome<ParallelResult>, iso: Outcome<IsolationResult>, lp: Outcome<LoopResult>, per: Outcome<PerEnvelopeResult>): string[] {
+  const notes: string[] = [];
+  notes.push(
+    `Parallel conversations (figures from "parallel" on): each session has a \`system_prompt\` of its own, so a conversation of its own; the relay's \`max_parallel_calls\` is left at its default. The stand-in sleeps on a timer of its own per request (\`setLatency\`, \`setDelay\`), so concurrent requests overlap; it counts the requests received and not yet answered. Every session first sends one warm-up envelope through a zero-latency API. A relay that makes one call at a time gives ~16 s and 1 in flight for "parallel", and ~A's hold for "isolation".` +
+      (par.ok ? ` Parallel: the 8 envelopes are written and fsync'd as \`queue/.NAME.tmp\`, then renamed in one burst (s1, s2, s3, s4, s1, …); the CC side deletes each \`input.txt\` as soon as it appears; times per repetition: ${par.value.elapsedMs.map((ms) => secs(ms)).join(", ")}.` : ""),
+  );
+  if (iso.ok) notes.push(`Isolation: the stand-in holds every request whose system prompt is A's for ${plan.isoDelayMs / 1000} s; once A's request is there (+200 ms), B's envelopes go one after the other (each answered at once, its \`input.txt\` deleted) while A's call lasts, at most ${plan.isoSamples}; B's request is found by a marker in its content and stamped on arrival (sub-ms clock, as the bench's rename stamp). Samples: ${iso.value.bToApi.map((ms) => fmtMs(ms)).join(", ")}${iso.value.blocked ? "; the last B waited for A's reply, so sampling stopped there" : ""}.`);
+  if (lp.ok) notes.push(`Loop: each of the 4 CC sides sends an envelope, waits for its \`input.txt\`, works 3 s, deletes it and sends the next (session i starts i × 0.5 s late); no new envelope after ${plan.loopMs / 1000} s, the last ones are waited for. ${lp.value.waits.length} replies, at most ${lp.value.maxInFlight} requests in flight at the stand-in.`);
+  if (per.ok) {
+    const f = per.value.fsync;
+    notes.push(
+      `Per envelope: one session, each envelope answered, its \`input.txt\` deleted and the relay at rest before the next (after 4 warm-up envelopes; 0–20 ms random pause). Latencies and CPU come from ${per.value.envelopes} untraced envelopes (CPU: /proc/PID/stat utime+stime, 10 ms ticks, over the whole run, rests included). ` +
+        ("error" in f
+          ? `fsyncs: n/a (${f.error}).`
+          : `fsyncs come from ${f.envelopes} more envelopes with \`strace -f -C -ttt -e trace=fsync,fdatasync -p PID\` attached to the daemon (every thread; nothing timed then, strace slows each syscall): "whole envelope" counts every call from the first rename to the last \`input.txt\`, divided by the envelopes; "reply path" counts the calls stamped between the stand-in's \`res.end()\` and the bench seeing \`input.txt\` (strace's wall clock aligned to the bench's by a measured offset, ±0.5 ms).`),
+    );
+  }
+  return notes;
+}
+
 function table(rows: Row[]): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
   return [
@@ -165,6 +295,12 @@ async function main(): Promise<number> {
     : ({ ok: false, error: "skipped in --quick" } as Outcome<MemoryResult>);
 
   const fig9 = await attempt(`9. billed input cost of a ${plan.turns}-turn conversation`, () => cost(plan.turns));
+
+  // Conversations in parallel (one actor per conversation, max_parallel_calls): relay only.
+  const par = await attempt(`10. parallel: 8 envelopes, 4 conversations, API latency ${API_LATENCY_MS / 1000} s`, () => parallel(plan.parReps, API_LATENCY_MS));
+  const iso = await attempt(`11. isolation: B while A's call takes ${plan.isoDelayMs / 1000} s`, () => isolation(plan.isoDelayMs, plan.isoSamples));
+  const lp = await attempt(`12. loop: 4 conversations for ${plan.loopMs / 1000} s, API latency ${API_LATENCY_MS / 1000} s`, () => loop(plan.loopMs, API_LATENCY_MS));
+  const per = await attempt(`13. per envelope: ${plan.perEnvN} envelopes (+ ${plan.perEnvTraced} under strace), zero-latency API`, () => perEnvelope(plan.perEnvN, plan.perEnvTraced));
 
   // Figure 6 last, with nothing else of the bench running: the two idle daemons side by side.
   const [cpuRelay, cpuSeed] = await Promise.all([
@@ -223,6 +359,8 @@ async function main(): Promise<number> {
     baseline: cc.baseline,
   });
 
+  rows.push(...parallelRows(par, iso, lp, per));
+
   const notes: string[] = [];
   notes.push(`Both designs run the same CLI (\`node bin/relay.js run\`) with POLL_INTERVAL_MS=${POLL_MS}. The seed design is emulated by preloading \`dist-bench/bench/no-watch.js\` (\`node --import\`), which makes \`fs.watch\` throw so the relay falls back to its poll alone (RELAY_NO_WATCH=1 is set as well).`);
   const ino = (o: Outcome<LatencyResult>) => (o.ok ? (o.value.inotify ? "holds an inotify instance" : "holds no inotify instance") : "not checked");
@@ -239,6 +377,7 @@ async function main(): Promise<number> {
       `Cost: ${v.turns} turns of a 1,000-char envelope and a 1,000-char reply; system prompt ${v.systemChars.toLocaleString("en-US")} chars (${Math.ceil(v.systemChars / 4)} tokens by the stand-in's chars/4 estimate). The relay's bill is its own cost ledger (the stand-in's usage, priced by src/pricing.ts \`costUsd\`, output tokens left out); it ${v.ledgerMatchesReplay ? "matches" : "DOES NOT match"} a replay of the same requests against a fresh stand-in. The baseline replays the same ${v.turns} request bodies with \`cache_control\` on the system prompt only against another fresh stand-in. Tokens, relay: ${v.relayTokens.inputTokens} uncached, ${v.relayTokens.cacheWrite5mTokens + v.relayTokens.cacheWrite1hTokens} written, ${v.relayTokens.cacheReadTokens} read (at most ${v.maxBreakpoints} breakpoints per request); baseline: ${v.baselineTokens.inputTokens} uncached, ${v.baselineTokens.cacheWrite5mTokens + v.baselineTokens.cacheWrite1hTokens} written, ${v.baselineTokens.cacheReadTokens} read. Priced as ${v.altModel} (reads at 0.1x input instead of ${v.model}'s 0.05x) the ratio is ${(v.altRatio * 100).toFixed(1)} %.`,
     );
   }
+  notes.push(...parallelNotes(par, iso, lp, per));
   notes.push(`Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${loadAfter}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s${quick ? " (--quick: fewer samples, 4 s throughput window, 10 s CPU window, no seed-design memory run)" : ""}.`);
 
   const md = [
@@ -254,7 +393,7 @@ async function main(): Promise<number> {
     await writeFile(outFile, `# relay benchmark (\`npm run bench\`${quick ? " -- --quick" : ""}), ${new Date().toISOString().slice(0, 10)}\n\n${md}`);
     log(`table written to ${outFile}`);
   }
-  const failed = [lat, seedLat, tp, mem, fig9, cpuRelay, statusTimes].some((o) => !o.ok);
+  const failed = [lat, seedLat, tp, mem, fig9, cpuRelay, statusTimes, par, iso, lp, per].some((o) => !o.ok);
   return failed ? 1 : 0;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { budgetExhausted, SpendTracker } from "../src/budget.js";
-import type { RelayConfig } from "../src/config.js";
+import { budgetExhausted, SpendTracker } from "../src/costs/budget.js";
+import type { RelayConfig } from "../src/config/config.js";
 
 const config = (budget: RelayConfig["budget"]): RelayConfig => ({
   model: "claude-sonnet-4-6",

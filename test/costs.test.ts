@@ -4,8 +4,8 @@
  * appendLedger, the code the daemon appends with.
  */
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { appendLedger, makeLedgerRecord, type LedgerRecord } from "../src/ledger.js";
-import { costUsd, type Usage } from "../src/pricing.js";
+import { appendLedger, makeLedgerRecord, type LedgerRecord } from "../src/costs/ledger.js";
+import { costUsd, type Usage } from "../src/costs/pricing.js";
 import { killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
 
 afterEach(killAll);

@@ -10,7 +10,7 @@ import {
   spentSince,
   summarize,
   type LedgerRecord,
-} from "../src/ledger.js";
+} from "../src/costs/ledger.js";
 
 let root: string;
 

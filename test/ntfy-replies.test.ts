@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Logger } from "../src/log.js";
+import type { Logger } from "../src/runtime/log.js";
 import {
   backoffDelay,
   isRelayNotification,
@@ -15,8 +15,8 @@ import {
   subscribeReplies,
   type RepliesState,
   type ReplySubscriberOptions,
-} from "../src/ntfy-replies.js";
-import { relayPaths, type RelayPaths } from "../src/paths.js";
+} from "../src/operator/phone-replies.js";
+import { relayPaths, type RelayPaths } from "../src/config/paths.js";
 import { startFakeNtfy, type FakeNtfy, type FakeNtfyRequest } from "./support/fake-ntfy.js";
 
 const TOPIC = "reply-Topic_Zq8xW3kLm9Pa2Hf7Uw";

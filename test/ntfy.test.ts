@@ -7,7 +7,7 @@ import {
   type NotifyLog,
   type NtfyAction,
   type NtfyTarget,
-} from "../src/ntfy.js";
+} from "../src/operator/ntfy.js";
 import { closedPortUrl, startFakeNtfy, type FakeNtfy, type NtfyMessage } from "./support/fake-ntfy.js";
 
 const TOPIC = "relay-test_Topic-Zq8xW3kLm9Pa2";

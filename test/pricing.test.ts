@@ -8,7 +8,7 @@ import {
   usageFromApi,
   type ModelPrice,
   type Usage,
-} from "../src/pricing.js";
+} from "../src/costs/pricing.js";
 
 const usage = (u: Partial<Usage>): Usage => ({
   inputTokens: 0,

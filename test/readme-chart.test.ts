@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { relayMachine } from "../machines/relay.js";
-import { toMermaid } from "../src/chart.js";
+import { toMermaid } from "../src/status/chart.js";
 
 describe("README state diagram", () => {
   it("is the diagram derived from the machine definition (regenerate with: relay chart)", () => {

@@ -5,7 +5,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { execWord, renderUnit, unitDir, unitName } from "../src/service.js";
+import { execWord, renderUnit, unitDir, unitName } from "../src/service/unit.js";
 import { BIN, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
 
 afterEach(killAll);

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
 import { ConfigError, UsageError } from "../errors.js";
-import { type RelayPaths, relayPaths } from "../paths.js";
+import { type RelayPaths, relayPaths } from "../config/paths.js";
 
 export { UsageError };
 

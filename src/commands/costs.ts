@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
-import { type CostRow, type CostsBy, type LedgerRecord, readLedger, summarize } from "../ledger.js";
-import { formatUsd, priceFor, promptTokensOf } from "../pricing.js";
+import { type CostRow, type CostsBy, type LedgerRecord, readLedger, summarize } from "../costs/ledger.js";
+import { formatUsd, priceFor, promptTokensOf } from "../costs/pricing.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export interface CostsRow extends CostRow {

@@ -8,7 +8,7 @@ export default class Jc extends RelayCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Jc);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { submitJcInput }] = await Promise.all([import("../config.js"), import("../inbox.js")]);
+    const [{ loadConfig }, { submitJcInput }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
     const result = await submitJcInput(paths, await loadConfig(paths), args.text);
     if (!result.ok) throw new UsageError(result.error);
     this.log(result.value.kind === "direct" ? `sent to ${result.value.session} (no API call)` : "queued as the next chat turn");

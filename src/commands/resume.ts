@@ -6,7 +6,7 @@ export default class Resume extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Resume);
     const paths = this.resolvePaths(flags.root);
-    const { ensureDirs, writeAtomic } = await import("../store.js");
+    const { ensureDirs, writeAtomic } = await import("../store/files.js");
     await ensureDirs(paths.state);
     await writeAtomic(paths.resumeRequest, `${new Date().toISOString()}\n`);
     this.log("resume requested; the relay retries within its poll interval");

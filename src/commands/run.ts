@@ -13,25 +13,25 @@ export default class Run extends RelayCommand {
     // Loaded here, not at the top: every command shares the CLI's start-up, and only `run` needs these.
     const [{ createClient }, { SpendTracker }, { ensureTopic, loadConfig }, { startDaemon }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
       await Promise.all([
-        import("../anthropic.js"),
-        import("../budget.js"),
-        import("../config.js"),
-        import("../daemon.js"),
-        import("../ledger.js"),
-        import("../lock.js"),
-        import("../log.js"),
-        import("../ntfy.js"),
-        import("../reload.js"),
-        import("../store.js"),
+        import("../anthropic/messages.js"),
+        import("../costs/budget.js"),
+        import("../config/config.js"),
+        import("../runtime/daemon.js"),
+        import("../costs/ledger.js"),
+        import("../store/lock.js"),
+        import("../runtime/log.js"),
+        import("../operator/ntfy.js"),
+        import("../config/reload.js"),
+        import("../store/files.js"),
       ]);
-    const [{ subscribeReplies }, { takeReplyFromPhone }] = await Promise.all([import("../ntfy-replies.js"), import("../phone.js")]);
+    const [{ subscribeReplies }, { takeReplyFromPhone }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js")]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     const initial = await loadConfig(paths);
     let listen: { host: string; port: number } | null = null;
     const spec = flags.http ?? initial.statusHttp;
     if (spec !== undefined) {
-      const { parseListen } = await import("../http/listen.js");
+      const { parseListen } = await import("../status/http/listen.js");
       try {
         listen = parseListen(spec);
       } catch (err) {
@@ -68,7 +68,7 @@ export default class Run extends RelayCommand {
       const listeners = new Set<() => void>();
       let statusServer: { url: string; close(): Promise<void> } | null = null;
       if (listen) {
-        const { startStatusServer } = await import("../http/server.js");
+        const { startStatusServer } = await import("../status/http/server.js");
         try {
           statusServer = await startStatusServer({
             paths,

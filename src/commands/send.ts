@@ -18,7 +18,7 @@ export default class Send extends RelayCommand {
   async run(): Promise<{ file: string }> {
     const { args, flags } = await this.parse(Send);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { dropEnvelope }] = await Promise.all([import("../config.js"), import("../inbox.js")]);
+    const [{ loadConfig }, { dropEnvelope }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
     const config = await loadConfig(paths);
     const result = await dropEnvelope(paths, config, flags.session, args.text ?? (await readStdin()));
     if (!result.ok) throw new UsageError(result.error);

@@ -1,5 +1,5 @@
 import { Flags } from "@oclif/core";
-import type { StatusReport } from "../status.js";
+import type { StatusReport } from "../status/report.js";
 import { RelayCommand } from "./base.js";
 
 export default class Status extends RelayCommand {
@@ -12,7 +12,7 @@ export default class Status extends RelayCommand {
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { formatStatus, readStatus }] = await Promise.all([import("../config.js"), import("../status.js")]);
+    const [{ loadConfig }, { formatStatus, readStatus }] = await Promise.all([import("../config/config.js"), import("../status/report.js")]);
     let sessions: string[] = [];
     try {
       sessions = (await loadConfig(paths, process.env, { seed: false })).sessions.map((s) => s.id);

@@ -7,7 +7,7 @@ export default class Topic extends RelayCommand {
   async run(): Promise<{ url: string; topic: string; server: string; replyUrl: string }> {
     const { flags } = await this.parse(Topic);
     const paths = this.resolvePaths(flags.root);
-    const [{ ensureTopic, loadConfig }, { ensureDirs }] = await Promise.all([import("../config.js"), import("../store.js")]);
+    const [{ ensureTopic, loadConfig }, { ensureDirs }] = await Promise.all([import("../config/config.js"), import("../store/files.js")]);
     await ensureDirs(paths.root);
     const config = await loadConfig(paths);
     const topic = await ensureTopic(paths);

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { afterEach, describe, expect, it } from "vitest";
-import { dropEnvelope } from "../../src/inbox.js";
-import { inputFile } from "../../src/paths.js";
+import { dropEnvelope } from "../../src/transport/file/client.js";
+import { inputFile } from "../../src/config/paths.js";
 import { makeRoot, type TestRoot } from "./support.js";
 
 const CHROMIUM = "/usr/bin/chromium";

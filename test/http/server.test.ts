@@ -2,10 +2,10 @@ import { existsSync } from "node:fs";
 import { access, readFile } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { relayMachine } from "../../machines/relay.js";
-import { toMermaid } from "../../src/chart.js";
-import { silentLogger } from "../../src/log.js";
-import { readStatus } from "../../src/status.js";
-import { parseListen, startStatusServer } from "../../src/http/server.js";
+import { toMermaid } from "../../src/status/chart.js";
+import { silentLogger } from "../../src/runtime/log.js";
+import { readStatus } from "../../src/status/report.js";
+import { parseListen, startStatusServer } from "../../src/status/http/server.js";
 import { csrfOf, makeRoot, raw, seedActivity, SESSIONS, startServer, stateChanges, type TestRoot, writeSnapshot } from "./support.js";
 
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -147,9 +147,9 @@ describe("the status API", () => {
 });
 
 describe("the build", () => {
-  const built = new URL("../../dist/src/http/server.js", import.meta.url);
-  it.skipIf(!existsSync(built))("serves the page and its assets from dist/ (resolved back to src/http/page/)", async () => {
-    const mod = (await import(built.href)) as typeof import("../../src/http/server.js");
+  const built = new URL("../../dist/src/status/http/server.js", import.meta.url);
+  it.skipIf(!existsSync(built))("serves the page and its assets from dist/ (resolved back to src/status/http/page/)", async () => {
+    const mod = (await import(built.href)) as typeof import("../../src/status/http/server.js");
     const s = await mod.startStatusServer({ paths: t.paths, config: () => t.config, listen: { host: "127.0.0.1", port: 0 }, subscribe: stateChanges().subscribe, log: silentLogger() });
     try {
       const page = await raw(s.url);

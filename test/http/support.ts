@@ -8,14 +8,14 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initialContext, type RelayContext } from "../../machines/relay.js";
-import { loadConfig, type RelayConfig } from "../../src/config.js";
-import { appendLedger, makeLedgerRecord } from "../../src/ledger.js";
-import { silentLogger } from "../../src/log.js";
-import { inputFile, relayPaths, type RelayPaths, sessionDir } from "../../src/paths.js";
-import { rejectFile } from "../../src/queue.js";
-import { SnapshotWriter } from "../../src/snapshot.js";
-import { ensureDirs } from "../../src/store.js";
-import { startStatusServer, type StatusServer, type StatusServerOptions } from "../../src/http/server.js";
+import { loadConfig, type RelayConfig } from "../../src/config/config.js";
+import { appendLedger, makeLedgerRecord } from "../../src/costs/ledger.js";
+import { silentLogger } from "../../src/runtime/log.js";
+import { inputFile, relayPaths, type RelayPaths, sessionDir } from "../../src/config/paths.js";
+import { rejectFile } from "../../src/transport/file/queue.js";
+import { SnapshotWriter } from "../../src/store/snapshot-file.js";
+import { ensureDirs } from "../../src/store/files.js";
+import { startStatusServer, type StatusServer, type StatusServerOptions } from "../../src/status/http/server.js";
 
 export const SESSIONS = ["session-1", "session-2"];
 

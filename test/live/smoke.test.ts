@@ -1,6 +1,6 @@
 // Opt-in: `npm run test:live` with a billed ANTHROPIC_API_KEY. Never part of `npm test`.
 import { describe, expect, it } from "vitest";
-import { buildReplyRequest, callMessages, classifyFailure, createClient } from "../../src/anthropic.js";
+import { buildReplyRequest, callMessages, classifyFailure, createClient } from "../../src/anthropic/messages.js";
 
 const key = process.env.ANTHROPIC_API_KEY;
 const model = process.env.RELAY_LIVE_MODEL ?? "claude-haiku-4-5";

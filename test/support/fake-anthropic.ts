@@ -37,6 +37,10 @@ export interface RecordedRequest {
   at: number;
   /** HTTP status answered; 0 while unanswered, or when hung up / reset. */
   response: { status: number };
+  /** The same instant as `at`, wall clock with sub-millisecond resolution (performance.timeOrigin + performance.now()). */
+  receivedAt?: number;
+  /** When the answer was complete (`res.end()` called), same clock as `receivedAt`; absent while unanswered or hung up. */
+  sentAt?: number;
 }
 
 export interface ParsedMessage {
@@ -78,8 +82,17 @@ export interface FakeAnthropic {
   enqueue(...behaviours: Behaviour[]): void;
   setResponder(fn: (req: ParsedRequest) => string): void;
   setLatency(ms: number): void;
+  /**
+   * A delay of its own for each valid request, from its content (after validation, before the
+   * scripted behaviour). Requests are delayed concurrently, never one after the other. `null`
+   * removes it. Adds to `setLatency`.
+   */
+  setDelay(fn: ((req: ParsedRequest) => number) | null): void;
   setNow(fn: () => number): void;
   cacheStats(): { writes: number; reads: number };
+  /** Requests received and not yet answered (or hung up) right now, and the most at once since start or `resetConcurrency()`. */
+  concurrency(): { inFlight: number; max: number };
+  resetConcurrency(): void;
   close(): Promise<void>;
 }
 
@@ -484,7 +497,11 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
   const cache = new CacheModel();
   let responder = (r: ParsedRequest): string => `ack: ${r.lastUserText.slice(0, 60)}`;
   let latency = 0;
+  let delayOf: ((req: ParsedRequest) => number) | null = null;
+  let inFlight = 0;
+  let maxInFlight = 0;
   let now: () => number = Date.now;
+  const preciseNow = (): number => performance.timeOrigin + performance.now();
   let closed = false;
 
   const sleep = (ms: number): Promise<void> =>
@@ -509,6 +526,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
     if (rec) rec.response.status = status;
     res.writeHead(status, { ...headers, "content-length": String(Buffer.byteLength(body)) });
     res.end(body);
+    if (rec) rec.sentAt = preciseNow();
   }
 
   function sendError(
@@ -622,6 +640,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
     });
     event("message_stop", {});
     res.end();
+    rec.sentAt = preciseNow();
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -641,8 +660,15 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
       badJson = e instanceof Error ? e.message : String(e);
     }
     const headers = flatHeaders(req);
-    const rec: RecordedRequest = { body, headers, at: Date.now(), response: { status: 0 } };
+    const rec: RecordedRequest = { body, headers, at: Date.now(), response: { status: 0 }, receivedAt: preciseNow() };
     requests.push(rec);
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    let counted = true;
+    res.on("close", () => {
+      if (counted) inFlight--;
+      counted = false;
+    });
     let behaviour = queue.shift();
 
     await sleep(latency);
@@ -690,6 +716,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
       return;
     }
 
+    if (delayOf) await sleep(delayOf(valid.parsed));
     while (behaviour?.kind === "delay") {
       await sleep(behaviour.ms);
       behaviour = behaviour.then;
@@ -749,10 +776,17 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
     setLatency: (ms) => {
       latency = ms;
     },
+    setDelay: (fn) => {
+      delayOf = fn;
+    },
     setNow: (fn) => {
       now = fn;
     },
     cacheStats: () => ({ writes: cache.writes, reads: cache.reads }),
+    concurrency: () => ({ inFlight, max: maxInFlight }),
+    resetConcurrency: () => {
+      maxInFlight = inFlight;
+    },
     close: () => {
       if (closed) return Promise.resolve();
       closed = true;

@@ -2,8 +2,8 @@ import Anthropic from "@anthropic-ai/sdk";
 import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Note, WorkItem } from "../../machines/relay.js";
-import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure, createClient, replyText, type MessagesRequest } from "../../src/anthropic.js";
-import { noteEntry, turnEntry, type HistoryEntry } from "../../src/conversation.js";
+import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure, createClient, replyText, type MessagesRequest } from "../../src/anthropic/messages.js";
+import { noteEntry, turnEntry, type HistoryEntry } from "../../src/history/conversation-store.js";
 import { startFakeAnthropic, type Behaviour, type FakeAnthropic } from "../support/fake-anthropic.js";
 
 const MODEL = "claude-sonnet-4-6";

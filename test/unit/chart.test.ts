@@ -1,7 +1,7 @@
 import type { AnyStateNode } from "xstate";
 import { describe, expect, it } from "vitest";
 import { relayMachine } from "../../machines/relay.js";
-import { toMermaid } from "../../src/chart.js";
+import { toMermaid } from "../../src/status/chart.js";
 
 const chart = toMermaid(relayMachine);
 const lines = chart.trimEnd().split("\n");

@@ -13,8 +13,8 @@ import {
   parseFileConfig,
   seedConfigIfMissing,
   SHARED_CONVERSATION,
-} from "../../src/config.js";
-import { relayPaths, type RelayPaths } from "../../src/paths.js";
+} from "../../src/config/config.js";
+import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
 
 /** Any Unicode scalar value (fast-check's "binary" unit is much slower to warm up). */
 const anyChar = fc
@@ -217,8 +217,8 @@ describe("config.yaml seeding", () => {
   });
 
   it("the built module (what `relay run` executes) seeds config.yaml from the shipped default", async () => {
-    const builtModule = `${REPO}dist/src/config.js`;
-    const built = (await import(builtModule)) as typeof import("../../src/config.js");
+    const builtModule = `${REPO}dist/src/config/config.js`;
+    const built = (await import(builtModule)) as typeof import("../../src/config/config.js");
     expect(await built.seedConfigIfMissing(paths)).toBe(true);
     expect(await readFile(paths.config, "utf8")).toBe(readFileSync(SHIPPED_CONFIG, "utf8"));
   });

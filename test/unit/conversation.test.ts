@@ -14,8 +14,8 @@ import {
   turnEntry,
   userText,
   type HistoryEntry,
-} from "../../src/conversation.js";
-import { relayPaths, type RelayPaths } from "../../src/paths.js";
+} from "../../src/history/conversation-store.js";
+import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
 
 const AT = "2026-05-02T15:30:00.000Z";
 const turn = (id: string, text = `question ${id}`, reply = `answer ${id}`): HistoryEntry => ({ kind: "turn", id, session: "session-1", source: "envelope", text, reply, at: AT });

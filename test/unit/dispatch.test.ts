@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DispatchPathError, ensureSessionDir, inputExists, publishReply, stageReply, stagingExists, stagingFile } from "../../src/dispatch.js";
-import { inputFile, relayPaths, sessionDir, type RelayPaths } from "../../src/paths.js";
+import { DispatchPathError, ensureSessionDir, inputExists, publishReply, stageReply, stagingExists, stagingFile } from "../../src/transport/file/dispatch.js";
+import { inputFile, relayPaths, sessionDir, type RelayPaths } from "../../src/config/paths.js";
 
 let root: string;
 let outside: string;

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { claimedJcFiles, claimJcInput, parseJcInput, releaseJcClaim } from "../../src/jc.js";
-import { relayPaths, type RelayPaths } from "../../src/paths.js";
+import { claimedJcFiles, claimJcInput, parseJcInput, releaseJcClaim } from "../../src/operator/jc-input.js";
+import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
 
 /** Any Unicode scalar value (fast-check's "binary" unit is much slower to warm up). */
 const anyChar = fc

@@ -4,9 +4,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { acquireLock, probeLock, type HeldLock } from "../../src/lock.js";
+import { acquireLock, probeLock, type HeldLock } from "../../src/store/lock.js";
 
-const BUILT_LOCK = new URL("../../dist/src/lock.js", import.meta.url).pathname;
+const BUILT_LOCK = new URL("../../dist/src/store/lock.js", import.meta.url).pathname;
 
 let dir: string;
 let lockPath: string;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createLogger, humanLine, scrubber } from "../../src/log.js";
+import { createLogger, humanLine, scrubber } from "../../src/runtime/log.js";
 
 /** Any Unicode scalar value (fast-check's "binary" unit is much slower to warm up). */
 const anyChar = fc

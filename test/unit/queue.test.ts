@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { relayPaths, type RelayPaths } from "../../src/paths.js";
-import { countRejected, envelopeId, isInProgressName, listQueue, MAX_CONTENT_BYTES, parseEnvelope, readEntry, rejectFile, SETTLE_MS, type QueueEntry } from "../../src/queue.js";
+import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
+import { countRejected, envelopeId, isInProgressName, listQueue, MAX_CONTENT_BYTES, parseEnvelope, readEntry, rejectFile, SETTLE_MS, type QueueEntry } from "../../src/transport/file/queue.js";
 
 /** Any Unicode scalar value (fast-check's "binary" unit is much slower to warm up). */
 const anyChar = fc

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { appendLine, ensureDirs, isErrno, readJsonFile, removeIfPresent, writeAtomic, writeJsonAtomic, writeThenRename } from "../../src/store.js";
+import { appendLine, ensureDirs, isErrno, readJsonFile, removeIfPresent, writeAtomic, writeJsonAtomic, writeThenRename } from "../../src/store/files.js";
 
 let dir: string;
 beforeEach(async () => {

@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
-import { SESSION_ID } from "../../config.js";
-import { oneLineError, readStdin, runStartHook } from "../../hook.js";
+import { SESSION_ID } from "../../config/config.js";
+import { oneLineError, readStdin, runStartHook } from "../../claude-code/hook.js";
 import { RelayCommand } from "../base.js";
 
 /** The command of a Claude Code SessionStart hook: hands over a reply the session has not seen. */

@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
-import { loadConfig, SESSION_ID } from "../../config.js";
-import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S, type HookOutcome, oneLineError, readStdin, runStopHook } from "../../hook.js";
+import { loadConfig, SESSION_ID } from "../../config/config.js";
+import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S, type HookOutcome, oneLineError, readStdin, runStopHook } from "../../claude-code/hook.js";
 import { RelayCommand } from "../base.js";
 
 /**

@@ -1,10 +1,10 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { loadConfig, SESSION_ID } from "../../config.js";
-import { DEFAULT_WAIT_S, formatSettings, type HookSpec, mergeRelayHooks, parseSettings, relayBin, relayHooks } from "../../hook.js";
-import type { RelayPaths } from "../../paths.js";
-import { isErrno, writeAtomic } from "../../store.js";
+import { loadConfig, SESSION_ID } from "../../config/config.js";
+import { DEFAULT_WAIT_S, formatSettings, type HookSpec, mergeRelayHooks, parseSettings, relayBin, relayHooks } from "../../claude-code/hook.js";
+import type { RelayPaths } from "../../config/paths.js";
+import { isErrno, writeAtomic } from "../../store/files.js";
 import { RelayCommand, UsageError } from "../base.js";
 
 export async function readSettingsText(path: string): Promise<string | null> {

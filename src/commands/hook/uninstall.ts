@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
-import { formatSettings, parseSettings, removeRelayHooks } from "../../hook.js";
-import { writeAtomic } from "../../store.js";
+import { formatSettings, parseSettings, removeRelayHooks } from "../../claude-code/hook.js";
+import { writeAtomic } from "../../store/files.js";
 import { RelayCommand, UsageError } from "../base.js";
 import { checkSession, projectDir, readSettingsText } from "./install.js";
 

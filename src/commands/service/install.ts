@@ -1,9 +1,9 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { loadEnv } from "../../config.js";
-import { nextCommands, unitDir } from "../../service.js";
-import { isErrno, writeAtomic } from "../../store.js";
+import { loadEnv } from "../../config/config.js";
+import { nextCommands, unitDir } from "../../service/unit.js";
+import { isErrno, writeAtomic } from "../../store/files.js";
 import { RelayCommand, UsageError } from "../base.js";
 import { unitFor } from "./print.js";
 

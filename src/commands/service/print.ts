@@ -1,7 +1,7 @@
 import { userInfo } from "node:os";
 import { Flags } from "@oclif/core";
-import { relayBin } from "../../hook.js";
-import { renderUnit, type UnitSpec, unitName, UnitPathError } from "../../service.js";
+import { relayBin } from "../../claude-code/hook.js";
+import { renderUnit, type UnitSpec, unitName, UnitPathError } from "../../service/unit.js";
 import { RelayCommand, UsageError } from "../base.js";
 
 /** The account a system unit runs as: the one who ran sudo, else the current one. */

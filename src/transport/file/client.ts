@@ -4,11 +4,11 @@ import { randomBytes } from "node:crypto";
 import { access, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type RelayConfig, SESSION_ID } from "./config.js";
-import { parseJcInput } from "./jc.js";
-import type { RelayPaths } from "./paths.js";
+import { type RelayConfig, SESSION_ID } from "../../config/config.js";
+import { parseJcInput } from "../../operator/jc-input.js";
+import type { RelayPaths } from "../../config/paths.js";
 import { MAX_CONTENT_BYTES } from "./queue.js";
-import { ensureDirs, syncDir, writeAtomic, writeDurable } from "./store.js";
+import { ensureDirs, syncDir, writeAtomic, writeDurable } from "../../store/files.js";
 
 export type InboxResult<T> = { ok: true; value: T } | { ok: false; error: string };
 

@@ -3,9 +3,9 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { Note, WorkItem } from "../machines/relay.js";
-import type { RelayPaths } from "./paths.js";
-import { appendLine, ensureDirs, isErrno, writeAtomic } from "./store.js";
+import type { Note, WorkItem } from "../../machines/relay.js";
+import type { RelayPaths } from "../config/paths.js";
+import { appendLine, ensureDirs, isErrno, writeAtomic } from "../store/files.js";
 
 const entrySchema = z.discriminatedUnion("kind", [
   z.object({

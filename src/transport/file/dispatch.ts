@@ -4,10 +4,10 @@
 // After a restart a staged reply whose staging file is gone was delivered already.
 import { lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { inputFile, type RelayPaths, sessionDir } from "./paths.js";
-import { isErrno, writeDurable, writeThenRename } from "./store.js";
+import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
+import { isErrno, writeDurable, writeThenRename } from "../../store/files.js";
 import { rename } from "node:fs/promises";
-import { syncDir } from "./store.js";
+import { syncDir } from "../../store/files.js";
 
 export class DispatchPathError extends Error {
   override name = "DispatchPathError";

@@ -50,9 +50,9 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import type { Logger } from "./log.js";
-import type { RelayPaths } from "./paths.js";
-import { ensureDirs, readJsonFile, writeJsonAtomic } from "./store.js";
+import type { Logger } from "../runtime/log.js";
+import type { RelayPaths } from "../config/paths.js";
+import { ensureDirs, readJsonFile, writeJsonAtomic } from "../store/files.js";
 
 export interface ReplyMessage {
   /** ntfy's message id. */

@@ -8,13 +8,13 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import type { RelayConfig } from "./config.js";
-import { ensureSessionDir } from "./dispatch.js";
-import { dropEnvelope } from "./inbox.js";
-import { probeLock } from "./lock.js";
-import { inputFile, type RelayPaths } from "./paths.js";
-import { readSnapshot } from "./snapshot.js";
-import { isErrno, readIfPresent, readJsonFile, syncDir, writeAtomic, writeJsonAtomic } from "./store.js";
+import type { RelayConfig } from "../config/config.js";
+import { ensureSessionDir } from "../transport/file/dispatch.js";
+import { dropEnvelope } from "../transport/file/client.js";
+import { probeLock } from "../store/lock.js";
+import { inputFile, type RelayPaths } from "../config/paths.js";
+import { readSnapshot } from "../store/snapshot-file.js";
+import { isErrno, readIfPresent, readJsonFile, syncDir, writeAtomic, writeJsonAtomic } from "../store/files.js";
 
 // ---------------------------------------------------------------------------
 // Knobs
@@ -449,11 +449,11 @@ export async function runStartHook(opts: { paths: RelayPaths; session: string; i
 
 /** bin/relay.js of this installation (from dist/src/ when built, from src/ under a test runner). */
 export function relayBin(): string {
-  for (const rel of ["../../bin/relay.js", "../bin/relay.js"]) {
+  for (const rel of ["../../../bin/relay.js", "../../bin/relay.js"]) {
     const path = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(path)) return path;
   }
-  return fileURLToPath(new URL("../../bin/relay.js", import.meta.url));
+  return fileURLToPath(new URL("../../../bin/relay.js", import.meta.url));
 }
 
 /** POSIX shell quoting, only where needed: hook commands run through a shell. */

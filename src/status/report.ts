@@ -1,14 +1,14 @@
 // `relay status`: everything worth knowing, from files only (works while the daemon runs).
 import { readdir } from "node:fs/promises";
-import { stateName } from "../machines/state-name.js";
-import { readAllHistories, entryChars } from "./conversation.js";
-import { inputExists } from "./dispatch.js";
-import { readLedger, summarize as summarizeLedger } from "./ledger.js";
-import { probeLock } from "./lock.js";
-import type { RelayPaths } from "./paths.js";
-import { countRejected, isInProgressName } from "./queue.js";
-import { readSnapshot } from "./snapshot.js";
-import { isErrno } from "./store.js";
+import { stateName } from "../../machines/state-name.js";
+import { readAllHistories, entryChars } from "../history/conversation-store.js";
+import { inputExists } from "../transport/file/dispatch.js";
+import { readLedger, summarize as summarizeLedger } from "../costs/ledger.js";
+import { probeLock } from "../store/lock.js";
+import type { RelayPaths } from "../config/paths.js";
+import { countRejected, isInProgressName } from "../transport/file/queue.js";
+import { readSnapshot } from "../store/snapshot-file.js";
+import { isErrno } from "../store/files.js";
 
 export interface StatusReport {
   state: string;

@@ -1,6 +1,6 @@
 // Daily spending limits (CONTRACT §10). Days are UTC days, like `relay costs --by day`.
-import type { Failure } from "../machines/relay.js";
-import type { RelayConfig } from "./config.js";
+import type { Failure } from "../../machines/relay.js";
+import type { RelayConfig } from "../config/config.js";
 import type { LedgerRecord } from "./ledger.js";
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);

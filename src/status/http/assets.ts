@@ -1,4 +1,4 @@
-// The page's static files, served from the source tree (src/http/page/) and the bundled mermaid.
+// The page's static files, served from the source tree (src/status/http/page/) and the bundled mermaid.
 // Only the files named here are served: no path from a request ever reaches the file system.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -10,9 +10,9 @@ import { gzip } from "node:zlib";
 
 const gzipAsync = promisify(gzip);
 
-/** src/http/page/ from the compiled module (dist/src/http/) or from the source (src/http/, under vitest). */
+/** src/status/http/page/ from the compiled module (dist/src/status/http/) or from the source (src/status/http/, under vitest). */
 function pageDir(): URL {
-  const candidates = [new URL("../../../src/http/page/", import.meta.url), new URL("./page/", import.meta.url)];
+  const candidates = [new URL("../../../../src/status/http/page/", import.meta.url), new URL("./page/", import.meta.url)];
   const found = candidates.find((u) => existsSync(new URL("index.html", u)));
   if (!found) throw new Error(`the status page's files are missing (looked in ${candidates.map((u) => fileURLToPath(u)).join(", ")})`);
   return found;

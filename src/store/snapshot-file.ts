@@ -2,10 +2,10 @@
 // transition, latest wins; `flush()` waits until what was saved so far is on disk.
 import type { StateValue } from "xstate";
 import { z } from "zod";
-import type { RelayContext } from "../machines/relay.js";
-import type { Logger } from "./log.js";
-import type { RelayPaths } from "./paths.js";
-import { readJsonFile, writeAtomic } from "./store.js";
+import type { RelayContext } from "../../machines/relay.js";
+import type { Logger } from "../runtime/log.js";
+import type { RelayPaths } from "../config/paths.js";
+import { readJsonFile, writeAtomic } from "./files.js";
 
 const FORMAT = "relay-snapshot/1";
 

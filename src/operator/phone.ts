@@ -1,10 +1,10 @@
 // JC's answers published to the private reply topic go down the same path as `relay jc`.
 import { readFile } from "node:fs/promises";
-import type { RelayConfig } from "./config.js";
-import { submitJcInput } from "./inbox.js";
-import { claimedJcFiles } from "./jc.js";
+import type { RelayConfig } from "../config/config.js";
+import { submitJcInput } from "../transport/file/client.js";
+import { claimedJcFiles } from "./jc-input.js";
 import type { Notifier } from "./ntfy.js";
-import type { RelayPaths } from "./paths.js";
+import type { RelayPaths } from "../config/paths.js";
 
 const holds = async (path: string, text: string) => (await readFile(path, "utf8").catch(() => "")).trim() === text.trim();
 

@@ -6,8 +6,8 @@ import { parse as parseDotenv } from "dotenv";
 import { isMap, parseDocument } from "yaml";
 import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
-import { ConfigError } from "./errors.js";
-import { isErrno, readIfPresent, writeAtomic } from "./store.js";
+import { ConfigError } from "../errors.js";
+import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
 
 export const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
@@ -82,7 +82,7 @@ export interface RelayConfig {
   ntfy: { server: string; topic?: string; replyTopic?: string; token?: string };
 }
 
-export { ConfigError } from "./errors.js";
+export { ConfigError } from "../errors.js";
 
 const ENV_KEYS = [
   "ANTHROPIC_API_KEY",
@@ -101,7 +101,7 @@ export const SHARED_CONVERSATION = "shared";
 export const conversationOf = (id: string, ownPrompt: boolean): string => (ownPrompt ? `session.${id}` : SHARED_CONVERSATION);
 
 /** The commented default config.yaml shipped with the package (found from dist/src/ or src/). */
-export const DEFAULT_CONFIG_URL = [new URL("../../config.yaml", import.meta.url), new URL("../config.yaml", import.meta.url)].find((u) => existsSync(u)) ?? new URL("../../config.yaml", import.meta.url);
+export const DEFAULT_CONFIG_URL = [new URL("../../../config.yaml", import.meta.url), new URL("../../config.yaml", import.meta.url)].find((u) => existsSync(u)) ?? new URL("../../../config.yaml", import.meta.url);
 
 export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
   try {

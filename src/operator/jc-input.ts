@@ -3,8 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import type { RelayPaths } from "./paths.js";
-import { isErrno, removeIfPresent } from "./store.js";
+import type { RelayPaths } from "../config/paths.js";
+import { isErrno, removeIfPresent } from "../store/files.js";
 
 export type JcInput = { kind: "direct"; session: string; text: string } | { kind: "chat"; text: string } | { kind: "empty" };
 

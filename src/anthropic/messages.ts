@@ -1,10 +1,10 @@
 // The Messages API: pure mappers (history → request, reply → text, error → failure kind) and one
 // thin call through @anthropic-ai/sdk.
 import Anthropic from "@anthropic-ai/sdk";
-import type { Failure, Note, WorkItem } from "../machines/relay.js";
-import type { Block, HistoryEntry } from "./conversation.js";
-import { entryBlocks, userText } from "./conversation.js";
-import { type Usage, usageFromApi } from "./pricing.js";
+import type { Failure, Note, WorkItem } from "../../machines/relay.js";
+import type { Block, HistoryEntry } from "../history/conversation-store.js";
+import { entryBlocks, userText } from "../history/conversation-store.js";
+import { type Usage, usageFromApi } from "../costs/pricing.js";
 
 type TextBlockParam = Anthropic.TextBlockParam;
 type MessageParam = Anthropic.MessageParam;

@@ -3,7 +3,7 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { flockSync } from "fs-ext";
-import { isErrno } from "./store.js";
+import { isErrno } from "./files.js";
 
 export interface HeldLock {
   release(): void;

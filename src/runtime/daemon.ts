@@ -15,21 +15,21 @@ import {
   type SummarizeResult,
   type WorkItem,
   type Note,
-} from "../machines/relay.js";
-import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure } from "./anthropic.js";
-import type { RelayConfig, SessionConfig } from "./config.js";
-import { ConversationStore, noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "./conversation.js";
-import { ensureSessionDir, inputExists, publishReply, stageReply, stagingExists } from "./dispatch.js";
-import { claimJcInput, parseJcInput, releaseJcClaim } from "./jc.js";
-import { appendLedger, makeLedgerRecord } from "./ledger.js";
+} from "../../machines/relay.js";
+import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure } from "../anthropic/messages.js";
+import type { RelayConfig, SessionConfig } from "../config/config.js";
+import { ConversationStore, noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "../history/conversation-store.js";
+import { ensureSessionDir, inputExists, publishReply, stageReply, stagingExists } from "../transport/file/dispatch.js";
+import { claimJcInput, parseJcInput, releaseJcClaim } from "../operator/jc-input.js";
+import { appendLedger, makeLedgerRecord } from "../costs/ledger.js";
 import type { Logger } from "./log.js";
-import type { Notification, Notifier, NtfyAction } from "./ntfy.js";
-import type { RelayPaths } from "./paths.js";
-import { idOfQueueFile, listQueue, QueueIndex, readEntry, rejectFile } from "./queue.js";
-import { readSnapshot, SnapshotWriter } from "./snapshot.js";
-import { removeIfPresent, writeAtomic } from "./store.js";
-import { crashPoint } from "./crash.js";
-import { budgetExhausted, type SpendTracker } from "./budget.js";
+import type { Notification, Notifier, NtfyAction } from "../operator/ntfy.js";
+import type { RelayPaths } from "../config/paths.js";
+import { idOfQueueFile, listQueue, QueueIndex, readEntry, rejectFile } from "../transport/file/queue.js";
+import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
+import { removeIfPresent, writeAtomic } from "../store/files.js";
+import { crashPoint } from "./crash-points.js";
+import { budgetExhausted, type SpendTracker } from "../costs/budget.js";
 
 export type RelayActor = Actor<typeof relayMachine>;
 type RelaySnapshot = SnapshotFrom<typeof relayMachine>;

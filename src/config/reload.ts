@@ -4,7 +4,7 @@ import { type FSWatcher, watch } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { ConfigError, type RelayConfig } from "./config.js";
-import type { Logger } from "./log.js";
+import type { Logger } from "../runtime/log.js";
 import type { RelayPaths } from "./paths.js";
 
 export interface ConfigReloader {

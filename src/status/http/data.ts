@@ -3,9 +3,9 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { type CostReport, type LedgerRecord, ledgerPath, readLedger, summarize } from "../ledger.js";
-import type { RelayPaths } from "../paths.js";
-import { isErrno } from "../store.js";
+import { type CostReport, type LedgerRecord, ledgerPath, readLedger, summarize } from "../../costs/ledger.js";
+import type { RelayPaths } from "../../config/paths.js";
+import { isErrno } from "../../store/files.js";
 
 export interface Rejection {
   /** the rejected file's name in queue/.rejected/ */

@@ -4,10 +4,10 @@ import { constants } from "node:fs";
 import { lstat, open, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { WorkItem } from "../machines/relay.js";
-import { SESSION_ID } from "./config.js";
-import type { RelayPaths } from "./paths.js";
-import { isErrno, removeIfPresent, writeJsonAtomic } from "./store.js";
+import type { WorkItem } from "../../../machines/relay.js";
+import { SESSION_ID } from "../../config/config.js";
+import type { RelayPaths } from "../../config/paths.js";
+import { isErrno, removeIfPresent, writeJsonAtomic } from "../../store/files.js";
 
 export const SETTLE_MS = 2_000;
 export const MAX_CONTENT_BYTES = 1024 * 1024;
