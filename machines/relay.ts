@@ -1,465 +1,384 @@
-// The relay's control flow: every state it can be in and why it moves. No I/O here: actors are
-// typed stubs and `notify` is a no-op; src/daemon.ts provides the real ones through `.provide()`.
-import { assign, enqueueActions, fromPromise, setup } from "xstate";
+// The relay's root machine: it routes work to one child actor per conversation and holds what is
+// global. Its states are the API gate: `available` (calls may start, up to max_parallel_calls at
+// once), `backingOff` (a 429 or 529: every call waits), `paused` (the API refuses this key: every
+// call waits for a probe, a restart or `relay resume`), `probing` (one call at a time tests the
+// API again). In every state it routes envelopes and JC's answers, keeps the open questions, and
+// keeps the deliveries: one input.txt per session, replies in order.
+//
+// No I/O here: the conversation's actors are stubs, provided by src/runtime/. Side effects arrive
+// at the runtime as emitted events: envelope.finished, envelope.rejected, jc.consumed and
+// jc.refused (performed once the snapshot that decided them is persisted), and notify.
+import { type ActorRefFrom, assertEvent, assign, emit, enqueueActions, setup } from "xstate";
 import { backoffDelayMs, PROBE_INTERVAL_MS } from "./backoff.js";
+import { type ConversationReport, conversationMachine } from "./conversation.js";
+import * as deliveries from "./deliveries.js";
+import { type Delivery, type Failure, type NotifyParams, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
 
-/** An incoming message the relay answers: an envelope from queue/ or a JC chat turn. */
-export interface WorkItem {
-  id: string;
-  source: "envelope" | "jc";
-  session: string;
-  text: string;
-  /** queue/ file name, for envelopes */
-  file?: string;
-  /** the envelope's own ISO timestamp, when it had one */
-  timestamp?: string;
-}
+export type ConversationRef = ActorRefFrom<typeof conversationMachine>;
 
-/** A JC `@session: text` direct dispatch, recorded in that session's conversation. */
-export interface Note {
-  id: string;
-  session: string;
-  text: string;
-}
+/** JC's answer as the operator module parsed it. */
+export type JcAnswer =
+  | { kind: "direct"; session: string; text: string }
+  | { kind: "chat"; text: string; question?: string; session?: string };
 
-export interface OutboxReply {
-  id: string;
-  text: string;
-  /** the reply's staging file exists and is about to become input.txt (see src/dispatch.ts) */
-  staged: boolean;
-}
-
-export interface Failure {
-  /** transient: retry with back-off; permanent: pause; envelope: reject it; budget: ask JC first */
-  kind: "transient" | "permanent" | "envelope" | "budget";
-  message: string;
-  status?: number;
-  retryAfterMs?: number;
-}
-
-export type CallResult =
-  | { ok: true; text: string; at: number }
-  | { ok: false; failure: Failure; at: number; jitter: number };
-
-export interface CommitInput {
-  turn: { item: WorkItem; reply: string } | null;
-  notes: Note[];
-}
-export interface CommitResult {
-  /** the conversations this commit pushed past the char cap */
-  overCap: string[];
-  noteIds: string[];
-  at: number;
-}
-
-export type SummarizeResult = { ok: true } | { ok: false; message: string };
-
-export interface RelayContext {
-  current: WorkItem | null;
-  reply: string | null;
-  notes: Note[];
-  jcChats: WorkItem[];
-  outbox: Record<string, OutboxReply[]>;
-  /** sessions whose dispatch/<id>/input.txt exists */
-  unacked: string[];
-  needsJc: { session: string; question: string; since: number } | null;
-  failure: { kind: "transient" | "permanent"; message: string; attempt: number; nextAt: number; since: number } | null;
-  lastError: { message: string; at: number } | null;
-  lastSession: string | null;
-  /** ids of recently finished inputs, so a file seen again after a crash is not answered twice */
+export interface RelayContext extends deliveries.Deliveries {
+  /** session id → its conversation id (from config.yaml) */
+  routes: Record<string, string>;
+  /** where JC's plain text goes with no question open and no envelope seen yet */
+  defaultSession: string | null;
+  maxParallel: number;
+  conversations: Record<string, ConversationRef>;
+  /** conversations holding a call slot */
+  inFlight: string[];
+  /** conversations waiting for a call slot, first come first served */
+  waiting: string[];
+  /** why the gate is closed, when it is */
+  failure: (RetryState & { kind: "rateLimited" | "permanent" }) | null;
+  questions: Question[];
+  /** ids of recently finished inputs, so one seen again after a crash is not answered twice */
   done: string[];
-  /** envelopes the API refused as their own fault, for the daemon to move to queue/.rejected/ */
-  rejections: { id: string; file: string; reason: string; at: number }[];
-  /** conversations past the char cap, to summarize */
-  overCap: string[];
+  lastError: { message: string; at: number } | null;
+  /** the session of the latest envelope taken, for JC's plain text */
+  lastSession: string | null;
 }
 
 export type RelayEvent =
-  | { type: "queue.envelopeFound"; item: WorkItem; at: number }
-  | { type: "jc.inputFound"; id: string; text: string; direct: { session: string; text: string } | null; defaultSession: string; at: number }
-  | { type: "dispatch.staged"; session: string; id: string }
-  | { type: "dispatch.delivered"; session: string; id: string }
+  | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number }
+  | { type: "envelope.offered"; item: WorkItem; at: number }
+  | { type: "jc.received"; id: string; answer: JcAnswer; at: number }
+  | { type: "dispatch.delivered"; session: string; replyId: string }
   | { type: "dispatch.acknowledged"; session: string }
-  | { type: "queue.rejectionFiled"; id: string }
   | { type: "clock.tick"; now: number }
-  | { type: "operator.resume" };
+  | { type: "operator.resume" }
+  | { type: "migration.v1"; state: MigratedState }
+  | ConversationReport;
 
-export type NotifyKind = "needsJc" | "failureStarted" | "failureEnded" | "paused" | "error";
-export interface NotifyParams {
-  kind: NotifyKind;
-  session?: string;
-  message: string;
+/** What a snapshot of the single-machine version carried (see src/store/migrate-v1.ts). */
+export interface MigratedState {
+  outbox: Delivery[];
+  unacked: string[];
+  done: string[];
+  lastSession: string | null;
+  lastError: { message: string; at: number } | null;
+  failure: (RetryState & { kind: "rateLimited" | "permanent" }) | null;
+  /** per conversation: the input under way (and its reply), JC's waiting turns and notes, the open question */
+  conversations: Record<string, { current: WorkItem | null; reply: string | null; chats: WorkItem[]; notes: { id: string; session: string; text: string }[]; question: Question | null }>;
 }
 
-export { stateName } from "./state-name.js";
+export type RelayEmitted =
+  | { type: "envelope.finished"; receipt: string }
+  | { type: "envelope.rejected"; receipt: string; reason: string; at: number }
+  | { type: "jc.consumed"; id: string }
+  | { type: "jc.refused"; id: string; reason: string }
+  | ({ type: "notify" } & NotifyParams);
 
-/** A relay that has done nothing yet. */
 export const initialContext: RelayContext = {
-  current: null,
-  reply: null,
-  notes: [],
-  jcChats: [],
+  routes: {},
+  defaultSession: null,
+  maxParallel: 4,
+  conversations: {},
+  inFlight: [],
+  waiting: [],
+  failure: null,
+  questions: [],
   outbox: {},
   unacked: [],
-  needsJc: null,
-  failure: null,
+  done: [],
   lastError: null,
   lastSession: null,
-  done: [],
-  rejections: [],
-  overCap: [],
 };
 
-const DONE_KEPT = 200;
-const NEEDS_JC_MARK = "[NEEDS-JC]";
-const NEEDS_JC_WINDOW = 200;
-
-export const needsJcIn = (reply: string): boolean => reply.slice(0, NEEDS_JC_WINDOW).includes(NEEDS_JC_MARK);
-
+const DONE_KEPT = 500;
 const remember = (done: string[], id: string): string[] => [...done.filter((d) => d !== id), id].slice(-DONE_KEPT);
+const conversationOf = (context: RelayContext, session: string): string | undefined => context.routes[session];
+const questionOf = (context: RelayContext, conversation: string): Question | undefined => context.questions.find((q) => q.conversation === conversation);
 
-const enqueueReply = (outbox: RelayContext["outbox"], session: string, id: string, text: string): RelayContext["outbox"] => ({
-  ...outbox,
-  [session]: [...(outbox[session] ?? []), { id, text, staged: false }],
-});
+const withQuestion = (questions: Question[], question: Question): Question[] => [...questions.filter((q) => q.id !== question.id), question];
+const needsJcNotice = (q: Question): RelayEmitted => ({ type: "notify", kind: "needsJc", session: q.session, questionId: q.id, message: q.text });
 
-/** After the turn is in the history: hand its reply to the outbox and forget the work item. */
-const finishTurn = (context: RelayContext, noteIds: string[]): Partial<RelayContext> => {
-  const { current, reply } = context;
-  return {
-    current: null,
-    reply: null,
-    notes: context.notes.filter((n) => !noteIds.includes(n.id)),
-    outbox: current && reply !== null ? enqueueReply(context.outbox, current.session, current.id, reply) : context.outbox,
-    done: current?.file ? remember(context.done, current.id) : context.done,
-  };
-};
+/** Where JC's answer goes, decided from the open questions and the routes (CONTRACT §6). */
+export type JcRoute =
+  | { kind: "direct"; conversation: string; session: string; question: Question | null }
+  | { kind: "chat"; conversation: string; session: string; question: Question | null }
+  | { kind: "refused"; reason: string };
 
-const isJc = (e: RelayEvent): e is Extract<RelayEvent, { type: "jc.inputFound" }> => e.type === "jc.inputFound";
+export function routeJcAnswer(context: RelayContext, answer: JcAnswer): JcRoute {
+  const known = (session: string) => conversationOf(context, session);
+  if (answer.kind === "direct") {
+    const conversation = known(answer.session);
+    if (!conversation) return { kind: "refused", reason: `@${answer.session} is not a session in config.yaml` };
+    return { kind: "direct", conversation, session: answer.session, question: questionOf(context, conversation) ?? null };
+  }
+  if (answer.question !== undefined) {
+    const question = context.questions.find((q) => q.id === answer.question);
+    if (!question) return { kind: "refused", reason: `question ${answer.question} is not open (answered already, or never asked)` };
+    return { kind: "chat", conversation: question.conversation, session: question.session, question };
+  }
+  if (answer.session !== undefined) {
+    const conversation = known(answer.session);
+    if (!conversation) return { kind: "refused", reason: `session ${answer.session} is not in config.yaml` };
+    return { kind: "chat", conversation, session: answer.session, question: questionOf(context, conversation) ?? null };
+  }
+  const oldest = context.questions[0];
+  if (oldest) return { kind: "chat", conversation: oldest.conversation, session: oldest.session, question: oldest };
+  const session = [context.lastSession, context.defaultSession].find((s): s is string => s !== null && known(s) !== undefined);
+  if (!session) return { kind: "refused", reason: "no session is configured to receive JC's turn" };
+  return { kind: "chat", conversation: known(session) as string, session, question: null };
+}
+
+/** The conversations that can take an envelope now: at rest, nothing of JC's waiting, no question. */
+export function readyConversations(context: RelayContext): Set<string> {
+  const ready = new Set<string>();
+  for (const [id, ref] of Object.entries(context.conversations)) {
+    const snap = ref.getSnapshot();
+    if (snap.status === "active" && snap.value === "idle" && snap.context.chats.length === 0 && snap.context.notes.length === 0 && !snap.context.summaryDue) ready.add(id);
+  }
+  return ready;
+}
+
+/** Ids of the inputs the conversations are answering now. */
+export function inputsUnderWay(context: RelayContext): Set<string> {
+  const ids = new Set<string>();
+  for (const ref of Object.values(context.conversations)) {
+    const current = ref.getSnapshot().context.current;
+    if (current) ids.add(current.id);
+  }
+  return ids;
+}
 
 export const relayMachine = setup({
   types: {
     context: {} as RelayContext,
     events: {} as RelayEvent,
+    emitted: {} as RelayEmitted,
   },
-  actors: {
-    callApi: fromPromise<CallResult, { item: WorkItem; notes: Note[] }>(() =>
-      Promise.reject(new Error("callApi is provided by src/daemon.ts")),
-    ),
-    commitTurn: fromPromise<CommitResult, CommitInput>(() =>
-      Promise.reject(new Error("commitTurn is provided by src/daemon.ts")),
-    ),
-    summarize: fromPromise<SummarizeResult, { conversations: string[] }>(() =>
-      Promise.reject(new Error("summarize is provided by src/daemon.ts")),
-    ),
-  },
+  actors: { conversation: conversationMachine },
   actions: {
-    notify: (_, _params: NotifyParams) => {},
-    /** JC's `@session: text`: a reply queued without an API call, and a note for the history. */
-    dispatchDirect: assign(({ context, event }) => {
-      if (!isJc(event) || !event.direct) return {};
-      const { session, text } = event.direct;
-      return {
-        outbox: enqueueReply(context.outbox, session, event.id, text),
-        notes: [...context.notes, { id: event.id, session, text }],
-        done: remember(context.done, event.id),
-        needsJc: null,
-      };
+    loadConfig: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "config.loaded");
+      const missing = [...new Set(Object.values(event.routes))].filter((c) => !context.conversations[c]);
+      if (missing.length > 0) {
+        enqueue.assign({
+          conversations: ({ context: c, spawn }) => ({
+            ...c.conversations,
+            ...Object.fromEntries(missing.map((id) => [id, spawn("conversation", { id, input: { id } })])),
+          }),
+        });
+      }
+      enqueue.assign({ routes: event.routes, defaultSession: event.defaultSession, maxParallel: Math.max(1, event.maxParallel) });
     }),
-    /** JC's plain text: the next chat turn, for the session that asked, else the latest one. */
-    queueJcChat: assign(({ context, event }) => {
-      if (!isJc(event)) return {};
-      const session = context.needsJc?.session ?? context.lastSession ?? event.defaultSession;
-      const item: WorkItem = { id: event.id, source: "jc", session, text: event.text };
-      return { jcChats: [...context.jcChats, item], done: remember(context.done, event.id), needsJc: null };
+    /** An envelope answered before a crash is finished again, not answered again. */
+    finishAgain: emit(({ event }) => {
+      assertEvent(event, "envelope.offered");
+      return { type: "envelope.finished" as const, receipt: event.item.receipt ?? "" };
     }),
-    startNextJcChat: assign(({ context }) => {
-      const [next, ...rest] = context.jcChats;
-      return next ? { current: next, jcChats: rest, lastSession: next.session } : {};
+    assignEnvelope: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "envelope.offered");
+      const ref = context.conversations[conversationOf(context, event.item.session) ?? ""];
+      if (!ref) return;
+      enqueue.sendTo(ref, { type: "work.assigned", item: event.item });
+      enqueue.assign({ lastSession: event.item.session });
     }),
-    takeEnvelope: assign(({ event }) =>
-      event.type === "queue.envelopeFound" ? { current: event.item, lastSession: event.item.session } : {},
-    ),
-    markStaged: assign(({ context, event }) => {
-      if (event.type !== "dispatch.staged") return {};
-      const queue = context.outbox[event.session] ?? [];
-      return {
-        outbox: {
-          ...context.outbox,
-          [event.session]: queue.map((r) => (r.id === event.id ? { ...r, staged: true } : r)),
-        },
-      };
+    takeJcAnswer: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "jc.received");
+      const route = routeJcAnswer(context, event.answer);
+      if (route.kind === "refused") {
+        enqueue.emit({ type: "jc.refused", id: event.id, reason: route.reason });
+        return;
+      }
+      const ref = context.conversations[route.conversation];
+      if (!ref) {
+        enqueue.emit({ type: "jc.refused", id: event.id, reason: `the conversation of ${route.session} is not running` });
+        return;
+      }
+      const inReplyTo = route.question?.inReplyTo ?? null;
+      if (route.kind === "direct") {
+        const reply: Delivery = { replyId: replyIdFor(event.id), session: route.session, inReplyTo, source: "jc-direct", text: event.answer.text, at: event.at };
+        enqueue.assign(({ context: c }) => deliveries.enqueue(c, reply));
+        enqueue.sendTo(ref, { type: "jc.direct", note: { id: event.id, session: route.session, text: event.answer.text } });
+      } else {
+        const item: WorkItem = { id: event.id, source: "jc", session: route.session, text: event.answer.text, inReplyTo };
+        enqueue.sendTo(ref, { type: "jc.chat", item });
+      }
+      enqueue.assign(({ context: c }) => ({
+        questions: route.question ? c.questions.filter((q) => q.id !== route.question?.id) : c.questions,
+        done: remember(c.done, event.id),
+      }));
+      enqueue.emit({ type: "jc.consumed", id: event.id });
+    }),
+    forgetJcAgain: emit(({ event }) => {
+      assertEvent(event, "jc.received");
+      return { type: "jc.consumed" as const, id: event.id };
     }),
     markDelivered: assign(({ context, event }) => {
-      if (event.type !== "dispatch.delivered") return {};
-      const queue = (context.outbox[event.session] ?? []).filter((r) => r.id !== event.id);
-      const { [event.session]: _, ...others } = context.outbox;
-      return {
-        outbox: queue.length > 0 ? { ...others, [event.session]: queue } : others,
-        unacked: context.unacked.includes(event.session) ? context.unacked : [...context.unacked, event.session],
-      };
+      assertEvent(event, "dispatch.delivered");
+      return deliveries.delivered(context, event.session, event.replyId);
     }),
-    markAcknowledged: assign(({ context, event }) =>
-      event.type === "dispatch.acknowledged" ? { unacked: context.unacked.filter((s) => s !== event.session) } : {},
-    ),
-    forgetRejection: assign(({ context, event }) =>
-      event.type === "queue.rejectionFiled" ? { rejections: context.rejections.filter((r) => r.id !== event.id) } : {},
-    ),
+    markAcknowledged: assign(({ context, event }) => {
+      assertEvent(event, "dispatch.acknowledged");
+      return deliveries.acknowledged(context, event.session);
+    }),
+    /** A turn is in the history: its reply joins the deliveries, its envelope is finished. */
+    takeCommit: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "turn.committed");
+      let next: deliveries.Deliveries = context;
+      if (event.delivery) next = deliveries.enqueue(next, event.delivery);
+      enqueue.assign({ outbox: next.outbox, unacked: next.unacked, done: event.itemId ? remember(context.done, event.itemId) : context.done });
+      if (event.question) {
+        enqueue.assign({ questions: withQuestion(context.questions, event.question) });
+        enqueue.emit(needsJcNotice(event.question));
+      }
+      if (event.receipt) enqueue.emit({ type: "envelope.finished", receipt: event.receipt });
+    }),
+    takeQuestion: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "question.opened");
+      enqueue.assign({ questions: withQuestion(context.questions, event.question) });
+      enqueue.emit(needsJcNotice(event.question));
+    }),
+    refuseEnvelope: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "envelope.refused");
+      enqueue.assign({ lastError: { message: event.reason, at: event.at } });
+      if (event.item.receipt) enqueue.emit({ type: "envelope.rejected", receipt: event.item.receipt, reason: event.reason, at: event.at });
+      else enqueue.assign({ done: remember(context.done, event.item.id) });
+    }),
+    noteFailure: assign(({ event }) => {
+      assertEvent(event, "conversation.failed");
+      return { lastError: { message: event.message, at: event.at } };
+    }),
+    wantSlot: assign(({ context, event }) => {
+      assertEvent(event, "call.wanted");
+      return context.waiting.includes(event.conversation) || context.inFlight.includes(event.conversation) ? {} : { waiting: [...context.waiting, event.conversation] };
+    }),
+    releaseSlot: assign(({ context, event }) => {
+      assertEvent(event, "call.finished");
+      return { inFlight: context.inFlight.filter((c) => c !== event.conversation) };
+    }),
+    /** Start as many waiting calls as the limit allows. */
+    grantSlots: enqueueActions(({ context, enqueue }, p: { limit: "max" | "one" }) => {
+      const limit = p.limit === "max" ? context.maxParallel : 1;
+      const free = Math.max(0, limit - context.inFlight.length);
+      const granted = context.waiting.filter((c) => context.conversations[c]).slice(0, free);
+      if (granted.length === 0) return;
+      enqueue.assign({ inFlight: [...context.inFlight, ...granted], waiting: context.waiting.filter((c) => !granted.includes(c)) });
+      for (const c of granted) enqueue.sendTo(context.conversations[c] as ConversationRef, { type: "call.granted" });
+    }),
+    /** A 429 or 529 closes the gate for everyone, with back-off and jitter, honouring retry-after. */
+    backOff: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "call.finished");
+      const failure = event.failure as Failure;
+      const attempt = (context.failure?.kind === "rateLimited" ? context.failure.attempt : 0) + 1;
+      enqueue.assign({
+        failure: { kind: "rateLimited", message: failure.message, attempt, nextAt: event.at + backoffDelayMs(attempt, event.jitter, failure.retryAfterMs), since: context.failure?.since ?? event.at },
+        lastError: { message: failure.message, at: event.at },
+      });
+      if (attempt === 1) enqueue.emit({ type: "notify", kind: "failureStarted", message: failure.message });
+    }),
+    pause: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "call.finished");
+      const failure = event.failure as Failure;
+      const attempt = (context.failure?.kind === "permanent" ? context.failure.attempt : 0) + 1;
+      enqueue.assign({
+        failure: { kind: "permanent", message: failure.message, attempt, nextAt: event.at + PROBE_INTERVAL_MS, since: context.failure?.kind === "permanent" ? context.failure.since : event.at },
+        lastError: { message: failure.message, at: event.at },
+      });
+      if (attempt === 1) enqueue.emit({ type: "notify", kind: "paused", message: failure.message });
+    }),
+    reopen: enqueueActions(({ context, enqueue }) => {
+      if (context.failure) enqueue.emit({ type: "notify", kind: "failureEnded", message: `API calls work again after ${context.failure.attempt} failed attempt(s).` });
+      enqueue.assign({ failure: null });
+    }),
+    forwardToConversations: enqueueActions(({ context, event, enqueue }) => {
+      for (const ref of Object.values(context.conversations)) enqueue.sendTo(ref, event as { type: "clock.tick"; now: number } | { type: "operator.resume" });
+    }),
+    restoreV1: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "migration.v1");
+      const { state } = event;
+      let next: deliveries.Deliveries = { outbox: {}, unacked: state.unacked };
+      for (const reply of state.outbox) next = deliveries.enqueue(next, reply);
+      const questions = Object.values(state.conversations).flatMap((c) => (c.question ? [c.question] : []));
+      enqueue.assign({ outbox: next.outbox, unacked: next.unacked, done: state.done, lastSession: state.lastSession, lastError: state.lastError, failure: state.failure, questions });
+      for (const [id, c] of Object.entries(state.conversations)) {
+        const ref = context.conversations[id];
+        if (ref) enqueue.sendTo(ref, { type: "migration.restored", current: c.current, reply: c.reply, chats: c.chats, notes: c.notes, question: c.question });
+      }
+    }),
   },
   guards: {
-    isDirect: ({ event }) => isJc(event) && event.direct !== null,
-    hasJcChat: ({ context }) => context.jcChats.length > 0,
-    hasNotes: ({ context }) => context.notes.length > 0,
-    awaitingAnyAck: ({ context }) => context.unacked.length > 0 || Object.keys(context.outbox).length > 0,
-    replyNeedsJc: ({ context }) => context.reply !== null && needsJcIn(context.reply),
-    // Judgements on an actor's output arrive as params, so they have names in the chart.
-    callSucceeded: (_, p: { result: CallResult }) => p.result.ok,
-    failureIsTransient: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "transient",
-    failureIsPermanent: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "permanent",
-    requestAtFault: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "envelope",
-    budgetExhausted: (_, p: { result: CallResult }) => !p.result.ok && p.result.failure.kind === "budget",
-    historyOverCap: (_, p: { commit: CommitResult }) => p.commit.overCap.length > 0,
-    summaryFailed: (_, p: { result: SummarizeResult }) => !p.result.ok,
-    nothingAwaitingAck: ({ context }) => context.unacked.length === 0 && Object.keys(context.outbox).length === 0,
-    retryDue: ({ context, event }) => event.type === "clock.tick" && context.failure !== null && event.now >= context.failure.nextAt,
+    answeredBefore: ({ context, event }) => (event.type === "envelope.offered" || event.type === "jc.received") && context.done.includes(event.type === "envelope.offered" ? event.item.id : event.id),
+    rateLimited: ({ event }) => event.type === "call.finished" && event.failure?.kind === "rateLimited",
+    refused: ({ event }) => event.type === "call.finished" && event.failure?.kind === "permanent",
+    callWorked: ({ event }) => event.type === "call.finished" && event.failure === null,
+    probeDue: ({ context, event }) => event.type === "clock.tick" && context.failure !== null && event.now >= context.failure.nextAt,
+    gateWasClosed: ({ event }) => event.type === "migration.v1" && event.state.failure !== null,
+    fatal: ({ event }) => event.type === "conversation.failed" && event.fatal,
   },
 }).createMachine({
   id: "relay",
   context: initialContext,
-  initial: "idle",
-  // Facts that can arrive in any state. JC input takes priority over the queue at any time:
-  // a direct dispatch is queued at once, a chat turn waits only for the step under way.
+  initial: "available",
+  // Routing, questions and deliveries work the same whatever the gate's state.
   on: {
-    "jc.inputFound": [{ guard: "isDirect", actions: "dispatchDirect" }, { actions: "queueJcChat" }],
-    "dispatch.staged": { actions: "markStaged" },
+    "config.loaded": { actions: "loadConfig" },
+    "envelope.offered": [{ guard: "answeredBefore", actions: "finishAgain" }, { actions: "assignEnvelope" }],
+    "jc.received": [{ guard: "answeredBefore", actions: "forgetJcAgain" }, { actions: "takeJcAnswer" }],
     "dispatch.delivered": { actions: "markDelivered" },
     "dispatch.acknowledged": { actions: "markAcknowledged" },
-    "queue.rejectionFiled": { actions: "forgetRejection" },
+    "turn.committed": { actions: "takeCommit" },
+    "question.opened": { actions: "takeQuestion" },
+    "envelope.refused": { actions: "refuseEnvelope" },
+    "conversation.failed": [{ guard: "fatal", target: ".halted", actions: "noteFailure" }, { actions: "noteFailure" }],
+    "migration.v1": [{ guard: "gateWasClosed", target: ".probing", actions: "restoreV1" }, { actions: "restoreV1" }],
+    "clock.tick": { actions: "forwardToConversations" },
+    "operator.resume": { actions: "forwardToConversations" },
   },
   states: {
-    idle: {
-      always: [
-        { guard: "hasJcChat", target: "calling", actions: "startNextJcChat" },
-        { guard: "hasNotes", target: "dispatching" },
-        { guard: "awaitingAnyAck", target: "awaitingAck" },
-      ],
-      on: { "queue.envelopeFound": { target: "calling", actions: "takeEnvelope" } },
-    },
-    awaitingAck: {
-      always: [
-        { guard: "hasJcChat", target: "calling", actions: "startNextJcChat" },
-        { guard: "hasNotes", target: "dispatching" },
-        { guard: "nothingAwaitingAck", target: "idle" },
-      ],
-      on: { "queue.envelopeFound": { target: "calling", actions: "takeEnvelope" } },
-    },
-    calling: {
-      invoke: {
-        src: "callApi",
-        input: ({ context }) => ({ item: context.current as WorkItem, notes: context.notes }),
-        onDone: [
-          {
-            guard: { type: "callSucceeded", params: ({ event }) => ({ result: event.output }) },
-            target: "dispatching",
-            actions: enqueueActions(({ context, event, enqueue }) => {
-              if (!event.output.ok) return;
-              if (context.failure) {
-                enqueue({ type: "notify", params: { kind: "failureEnded", message: `API calls work again after ${context.failure.attempt} failed attempt(s).` } });
-              }
-              enqueue.assign({ reply: event.output.text, failure: null });
-            }),
-          },
-          {
-            guard: { type: "failureIsTransient", params: ({ event }) => ({ result: event.output }) },
-            target: "backingOff",
-            actions: [
-              assign(({ context, event }) => {
-                if (event.output.ok) return {};
-                const attempt = (context.failure?.kind === "transient" ? context.failure.attempt : 0) + 1;
-                const { failure, at, jitter } = event.output;
-                return {
-                  failure: {
-                    kind: "transient" as const,
-                    message: failure.message,
-                    attempt,
-                    nextAt: at + backoffDelayMs(attempt, jitter, failure.retryAfterMs),
-                    since: context.failure?.since ?? at,
-                  },
-                  lastError: { message: failure.message, at },
-                };
-              }),
-              // One notification when a failure streak starts, not one per attempt.
-              enqueueActions(({ context, enqueue }) => {
-                if (context.failure?.attempt === 1) {
-                  enqueue({ type: "notify", params: { kind: "failureStarted", message: context.failure.message } });
-                }
-              }),
-            ],
-          },
-          {
-            guard: { type: "failureIsPermanent", params: ({ event }) => ({ result: event.output }) },
-            target: "paused",
-            actions: [
-              assign(({ context, event }) => {
-                if (event.output.ok) return {};
-                const { failure, at } = event.output;
-                return {
-                  failure: {
-                    kind: "permanent" as const,
-                    message: failure.message,
-                    attempt: (context.failure?.kind === "permanent" ? context.failure.attempt : 0) + 1,
-                    nextAt: at + PROBE_INTERVAL_MS,
-                    since: context.failure?.kind === "permanent" ? context.failure.since : at,
-                  },
-                  lastError: { message: failure.message, at },
-                };
-              }),
-              enqueueActions(({ context, enqueue }) => {
-                if (context.failure?.attempt === 1) {
-                  enqueue({ type: "notify", params: { kind: "paused", message: context.failure.message } });
-                }
-              }),
-            ],
-          },
-          {
-            // A budget ran out: no call was made. The envelope goes back to the queue (it was never
-            // removed from it) and JC decides.
-            guard: { type: "budgetExhausted", params: ({ event }) => ({ result: event.output }) },
-            target: "needsJc",
-            actions: [
-              assign(({ context, event }) => {
-                if (event.output.ok || !context.current) return {};
-                return {
-                  needsJc: { session: context.current.session, question: event.output.failure.message, since: event.output.at },
-                  current: null,
-                  failure: null,
-                };
-              }),
-              {
-                type: "notify",
-                params: ({ context }) => ({ kind: "needsJc" as const, session: context.needsJc?.session ?? "", message: context.needsJc?.question ?? "" }),
-              },
-            ],
-          },
-          {
-            // The request itself was at fault (a 400 about this envelope): reject it and move on.
-            guard: { type: "requestAtFault", params: ({ event }) => ({ result: event.output }) },
-            target: "idle",
-            actions: assign(({ context, event }) => {
-              if (event.output.ok || !context.current) return {};
-              const { failure, at } = event.output;
-              const { current } = context;
-              return {
-                current: null,
-                failure: null,
-                lastError: { message: failure.message, at },
-                rejections: current.file
-                  ? [...context.rejections, { id: current.id, file: current.file, reason: failure.message, at }]
-                  : context.rejections,
-                done: current.file ? context.done : remember(context.done, current.id),
-              };
-            }),
-          },
+    available: {
+      entry: { type: "grantSlots", params: { limit: "max" } },
+      on: {
+        "call.wanted": { actions: ["wantSlot", { type: "grantSlots", params: { limit: "max" } }] },
+        "call.finished": [
+          { guard: "rateLimited", target: "backingOff", actions: ["releaseSlot", "backOff"] },
+          { guard: "refused", target: "paused", actions: ["releaseSlot", "pause"] },
+          { actions: ["releaseSlot", { type: "grantSlots", params: { limit: "max" } }] },
         ],
-        // An exception is a bug or an unforeseen failure: treat it as transient so nothing is lost.
-        onError: {
-          target: "backingOff",
-          actions: assign(({ context, event }) => {
-            const at = Date.now();
-            const attempt = (context.failure?.attempt ?? 0) + 1;
-            const message = event.error instanceof Error ? event.error.message : String(event.error);
-            return {
-              failure: { kind: "transient" as const, message, attempt, nextAt: at + backoffDelayMs(attempt, 0.5), since: context.failure?.since ?? at },
-              lastError: { message, at },
-            };
-          }),
-        },
       },
     },
+    /** A 429 or 529: no call starts until the back-off is over; then one call probes. */
     backingOff: {
       on: {
-        "clock.tick": { guard: "retryDue", target: "calling" },
-        "operator.resume": { target: "calling" },
+        "call.wanted": { actions: "wantSlot" },
+        "call.finished": [
+          { guard: "rateLimited", actions: ["releaseSlot", "backOff"] },
+          { guard: "refused", target: "paused", actions: ["releaseSlot", "pause"] },
+          { actions: "releaseSlot" },
+        ],
+        "clock.tick": { guard: "probeDue", target: "probing", actions: "forwardToConversations" },
+        "operator.resume": { target: "probing", actions: "forwardToConversations" },
       },
     },
+    /** The API refuses this key (authentication, permission, credit, spend limit): JC must act. */
     paused: {
       on: {
-        "clock.tick": { guard: "retryDue", target: "calling" },
-        "operator.resume": { target: "calling" },
+        "call.wanted": { actions: "wantSlot" },
+        "call.finished": [{ guard: "refused", actions: ["releaseSlot", "pause"] }, { actions: "releaseSlot" }],
+        "clock.tick": { guard: "probeDue", target: "probing", actions: "forwardToConversations" },
+        "operator.resume": { target: "probing", actions: "forwardToConversations" },
       },
     },
-    dispatching: {
-      invoke: {
-        src: "commitTurn",
-        input: ({ context }) => ({
-          turn: context.current && context.reply !== null ? { item: context.current, reply: context.reply } : null,
-          notes: context.notes,
-        }),
-        onDone: [
-          {
-            guard: "replyNeedsJc",
-            target: "needsJc",
-            actions: [
-              assign(({ context, event }) => ({
-                ...finishTurn({ ...context, reply: null }, event.output.noteIds),
-                needsJc:
-                  context.current && context.reply !== null
-                    ? { session: context.current.session, question: context.reply, since: event.output.at }
-                    : null,
-              })),
-              {
-                type: "notify",
-                params: ({ context }) => ({
-                  kind: "needsJc" as const,
-                  session: context.needsJc?.session ?? "",
-                  message: context.needsJc?.question ?? "",
-                }),
-              },
-            ],
-          },
-          {
-            guard: { type: "historyOverCap", params: ({ event }) => ({ commit: event.output }) },
-            target: "summarizing",
-            actions: assign(({ context, event }) => ({ ...finishTurn(context, event.output.noteIds), overCap: event.output.overCap })),
-          },
-          { target: "idle", actions: assign(({ context, event }) => finishTurn(context, event.output.noteIds)) },
-        ],
-        // The history could not be written (disk full, read-only): the daemon stops with the reason.
-        onError: {
-          target: "halted",
-          actions: assign(({ event }) => ({
-            lastError: { message: event.error instanceof Error ? event.error.message : String(event.error), at: Date.now() },
-          })),
-        },
-      },
-    },
-    summarizing: {
-      invoke: {
-        src: "summarize",
-        input: ({ context }) => ({ conversations: context.overCap }),
-        onDone: [
-          {
-            guard: { type: "summaryFailed", params: ({ event }) => ({ result: event.output }) },
-            target: "idle",
-            actions: [
-              assign(({ event }) => (event.output.ok ? {} : { overCap: [], lastError: { message: `summarization failed: ${event.output.message}`, at: Date.now() } })),
-              { type: "notify", params: ({ context }) => ({ kind: "error" as const, message: context.lastError?.message ?? "summarization failed" }) },
-            ],
-          },
-          { target: "idle", actions: assign({ overCap: [] }) },
-        ],
-        onError: { target: "halted", actions: assign(({ event }) => ({ lastError: { message: String(event.error), at: Date.now() } })) },
-      },
-    },
-    needsJc: {
+    /** One call at a time tests the API: if it works the gate opens, else it closes again. */
+    probing: {
+      entry: { type: "grantSlots", params: { limit: "one" } },
       on: {
-        "jc.inputFound": [
-          { guard: "isDirect", target: "dispatching", actions: "dispatchDirect" },
-          { target: "calling", actions: ["queueJcChat", "startNextJcChat"] },
+        "call.wanted": { actions: ["wantSlot", { type: "grantSlots", params: { limit: "one" } }] },
+        "call.finished": [
+          { guard: "rateLimited", target: "backingOff", actions: ["releaseSlot", "backOff"] },
+          { guard: "refused", target: "paused", actions: ["releaseSlot", "pause"] },
+          { guard: "callWorked", target: "available", actions: ["releaseSlot", "reopen"] },
+          { actions: ["releaseSlot", { type: "grantSlots", params: { limit: "one" } }] },
         ],
       },
     },
-    /** A write failed: the daemon exits with the reason; the last persisted snapshot is kept. */
+    /** A write failed: the runtime exits with the reason; the last persisted snapshot is kept. */
     halted: { type: "final" },
   },
 });

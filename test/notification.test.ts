@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { notification } from "../src/runtime/daemon.js";
+import { notification } from "../src/operator/notifications.js";
 
 describe("notifications", () => {
   it("a needs-JC notification names the session, quotes the question and offers answer buttons", () => {

@@ -1,7 +1,7 @@
 // The Messages API: pure mappers (history → request, reply → text, error → failure kind) and one
 // thin call through @anthropic-ai/sdk.
 import Anthropic from "@anthropic-ai/sdk";
-import type { Failure, Note, WorkItem } from "../../machines/relay.js";
+import type { Failure, Note, WorkItem } from "../../machines/types.js";
 import type { Block, HistoryEntry } from "../history/conversation-store.js";
 import { entryBlocks, userText } from "../history/conversation-store.js";
 import { type Usage, usageFromApi } from "../costs/pricing.js";
@@ -100,6 +100,7 @@ function retryAfterMs(headers: Headers | undefined): number | undefined {
 }
 
 const PERMANENT_400 = /credit balance|spend(ing)? limit|usage limit|billing|quota/i;
+const TOO_LONG = /prompt is too long|too many (input )?tokens|exceeds? the (model's )?(maximum )?context|context (window|length)/i;
 
 /**
  * Tell failures apart by error type and message, not status alone (FACTS.md): an exhausted
@@ -117,10 +118,16 @@ export function classifyFailure(err: unknown): Failure {
     if (status === 429) {
       if (err.errorCode === "enforced_spend_limit_reached" || /spend limit/i.test(apiMessage)) return { ...base, kind: "permanent" };
       const after = retryAfterMs(err.headers);
-      return { ...base, kind: "transient", ...(after === undefined ? {} : { retryAfterMs: after }) };
+      return { ...base, kind: "rateLimited", ...(after === undefined ? {} : { retryAfterMs: after }) };
+    }
+    if (status === 529) {
+      const after = retryAfterMs(err.headers);
+      return { ...base, kind: "rateLimited", ...(after === undefined ? {} : { retryAfterMs: after }) };
     }
     if (status === 400 && PERMANENT_400.test(apiMessage)) return { ...base, kind: "permanent" };
-    if (status === 400 || status === 413 || status === 422) return { ...base, kind: "envelope" };
+    // The history no longer fits the model: never the envelope's fault (CONTRACT §4).
+    if ((status === 400 && TOO_LONG.test(apiMessage)) || status === 413) return { ...base, kind: "tooLong" };
+    if (status === 400 || status === 422) return { ...base, kind: "envelope" };
     if (status === 401 || status === 402 || status === 403 || status === 404) return { ...base, kind: "permanent" };
     if (status === 408 || status === 409 || status >= 500) {
       const after = retryAfterMs(err.headers);

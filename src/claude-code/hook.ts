@@ -2,7 +2,7 @@
 // SessionStart hooks read on stdin, the agent's last message, the decision printed back, the wait
 // for dispatch/<session>/input.txt, and the entries merged into .claude/settings.json.
 import { existsSync, type FSWatcher, watch } from "node:fs";
-import { mkdir, unlink } from "node:fs/promises";
+import { mkdir, stat, unlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,9 +11,11 @@ import { z } from "zod";
 import type { RelayConfig } from "../config/config.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { dropEnvelope } from "../transport/file/client.js";
+import { readReplyMeta, type ReplyMeta, type ReplySource } from "../transport/file/reply-meta.js";
+import { type QuestionView, readStatusFile } from "../status/status-file.js";
 import { probeLock } from "../store/lock.js";
 import { inputFile, type RelayPaths } from "../config/paths.js";
-import { readSnapshot } from "../store/snapshot-file.js";
+import { abandonSent, forgetSent, hasLiveWaiter, hookEnvelopeId, readSent, recordSent } from "./sent-envelopes.js";
 import { isErrno, readIfPresent, readJsonFile, syncDir, writeAtomic, writeJsonAtomic } from "../store/files.js";
 
 // ---------------------------------------------------------------------------
@@ -232,22 +234,6 @@ export async function fitReply(paths: RelayPaths, session: string, text: string)
   return longReplyPointer(file, text);
 }
 
-export function joinReplies(stale: string | null, fresh: string | null): string | null {
-  if (stale === null) return fresh;
-  if (fresh === null) return stale;
-  return [
-    "Two replies from the relay. The first answers an earlier message of yours; it arrived after that wait had ended:",
-    "",
-    stale,
-    "",
-    "---",
-    "",
-    "The reply to your latest message:",
-    "",
-    fresh,
-  ].join("\n");
-}
-
 // ---------------------------------------------------------------------------
 // state/hooks/<session>.json: consecutive relayed turns (blocks) of a session
 
@@ -268,34 +254,161 @@ async function writeHookState(paths: RelayPaths, session: string, consecutive: n
 }
 
 // ---------------------------------------------------------------------------
-// dispatch/<session>/input.txt
+// dispatch/<session>/input.txt and the input.json that says what it answers (CONTRACT §5)
 
-/** Read the reply and delete it (the acknowledgement); null when there is none. */
-export async function takeReply(paths: RelayPaths, session: string): Promise<string | null> {
+/** What a reply answers, when it is not the reply to the message the hook just sent. */
+export type ReplyOrigin =
+  /** an earlier envelope of this session's hooks, whose wait ended before the reply came */
+  | { kind: "late"; inReplyTo: string; quote: string; sentAt: string; source: ReplySource }
+  /** an envelope no hook of this session sent (`relay send`, a script) */
+  | { kind: "other"; inReplyTo: string; source: ReplySource }
+  /** no envelope: a turn JC started */
+  | { kind: "jc"; source: ReplySource }
+  /** no input.json beside input.txt (a relay older than CONTRACT version 2) */
+  | { kind: "unlabelled" };
+
+export interface OtherReply {
+  text: string;
+  origin: ReplyOrigin;
+}
+
+const viaJc = (source: ReplySource): string => (source === "envelope" ? "" : ", by way of JC");
+
+/** What the reply is, as a phrase: "the reply to your earlier message “…” (…)". */
+export function describeOrigin(origin: ReplyOrigin): string {
+  switch (origin.kind) {
+    case "late":
+      return `the reply to your earlier message “${origin.quote}” (envelope ${origin.inReplyTo}, sent ${origin.sentAt}${viaJc(origin.source)})`;
+    case "other":
+      return `a reply to another message on this relay session (envelope ${origin.inReplyTo}${viaJc(origin.source)})`;
+    case "jc":
+      return origin.source === "jc-direct" ? "a message from JC" : "a message from the reviewer after a turn of JC's";
+    case "unlabelled":
+      return "a reply from the relay that does not say which message it answers (no input.json beside it)";
+  }
+}
+
+/** The heading of a reply handed over beside (before) the reply to the latest message. */
+export function otherReplyHeading(origin: ReplyOrigin): string {
+  const what = describeOrigin(origin);
+  if (origin.kind === "late") return `Late reply: ${what}, which arrived after that wait had ended. It is NOT the reply to your latest message:`;
+  return `Also from the relay: ${what}. It is NOT the reply to your latest message:`;
+}
+
+/**
+ * The block reason: replies that are not the answer first (they came first: replies to one
+ * session arrive in order), each under its heading, then the reply to the latest message, or a
+ * note saying why it is not there yet. The answer alone is passed as it is.
+ */
+export function composeReason(others: readonly OtherReply[], latest: { answer: string } | { note: string }): string {
+  if (others.length === 0) return "answer" in latest ? latest.answer : latest.note;
+  const parts: string[] = [];
+  for (const other of others) parts.push(otherReplyHeading(other.origin), "", other.text.trimEnd(), "", "---", "");
+  if ("answer" in latest) parts.push("The reply to your latest message:", "", latest.answer);
+  else parts.push(latest.note);
+  return parts.join("\n");
+}
+
+/** input.txt as read, with the input.json that describes it and the file's identity. */
+export interface SeenReply {
+  text: string;
+  meta: ReplyMeta | null;
+  /** device, inode, size and mtime: the relay renames each reply into place, so a new reply is a new inode */
+  stamp: string;
+}
+
+async function stampOf(file: string): Promise<string | null> {
+  try {
+    const st = await stat(file);
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return null;
+    throw err;
+  }
+}
+
+/**
+ * The reply waiting in input.txt, read in the contract's order: input.txt, then input.json
+ * (never rewritten while input.txt exists). Null when there is none, or when input.txt changed
+ * while it was read (the next look sees the new one).
+ */
+export async function peekReply(paths: RelayPaths, session: string): Promise<SeenReply | null> {
   const file = inputFile(paths, session);
+  const before = await stampOf(file);
+  if (before === null) return null;
   const text = await readIfPresent(file);
   if (text === null) return null;
+  const meta = await readReplyMeta(paths, session);
+  return (await stampOf(file)) === before ? { text, meta, stamp: before } : null;
+}
+
+/** Acknowledge the reply that was read (delete input.txt), and never a newer one; false if it is gone. */
+export async function ackReply(paths: RelayPaths, session: string, seen: SeenReply): Promise<boolean> {
+  const file = inputFile(paths, session);
+  if ((await stampOf(file)) !== seen.stamp) return false;
   try {
     await unlink(file);
     await syncDir(dirname(file));
   } catch (err) {
-    if (!isErrno(err, "ENOENT")) throw err;
+    if (isErrno(err, "ENOENT")) return false;
+    throw err;
   }
-  return text;
+  return true;
 }
 
-/** Whether the relay waits for JC, as its persisted snapshot says. */
-export async function needsJcOf(paths: RelayPaths): Promise<{ session: string; question: string } | null> {
-  const snap = await readSnapshot(paths);
-  const needsJc = snap.kind === "ok" ? snap.snapshot.context.needsJc : null;
-  return needsJc ? { session: needsJc.session, question: needsJc.question } : null;
+export type Classified = { kind: "answer" } | { kind: "theirs" } | { kind: "other"; origin: ReplyOrigin };
+
+/**
+ * Whose reply it is: the answer to `ownId`; one a live hook of this session waits for (left to
+ * it); or another, handed over labelled.
+ */
+export async function classifyReply(paths: RelayPaths, session: string, meta: ReplyMeta | null, ownId: string | null): Promise<Classified> {
+  if (meta === null) return { kind: "other", origin: { kind: "unlabelled" } };
+  const to = meta.in_reply_to;
+  if (to === null) return { kind: "other", origin: { kind: "jc", source: meta.source } };
+  if (to === ownId) return { kind: "answer" };
+  const sent = await readSent(paths, session, to);
+  if (sent === null) return { kind: "other", origin: { kind: "other", inReplyTo: to, source: meta.source } };
+  if (hasLiveWaiter(sent)) return { kind: "theirs" };
+  return { kind: "other", origin: { kind: "late", inReplyTo: to, quote: sent.quote, sentAt: sent.sentAt, source: meta.source } };
 }
 
-export type WaitResult = { kind: "reply"; text: string } | { kind: "needsJc"; session: string; question: string } | { kind: "timeout" };
+/** Why this session's conversation gets no reply for now. */
+export type Hold = { kind: "question"; question: QuestionView } | { kind: "paused"; message: string };
 
-/** Wait for input.txt (polling plus fs.watch) until `deadline`; stop early when the relay enters needs-JC. */
-export async function waitForReply(paths: RelayPaths, session: string, opts: { deadline: number; pollMs?: number }): Promise<WaitResult> {
+/**
+ * What state/status.json says holds this session's conversation: an open question of its own
+ * (asked by this session, or in the conversation it belongs to; other conversations' questions
+ * do not count), or API calls paused by a permanent failure. Null when nothing holds it, and
+ * when status.json is absent or unreadable (a relay that does not write it yet).
+ */
+export async function holdOf(paths: RelayPaths, session: string): Promise<Hold | null> {
+  const read = await readStatusFile(paths);
+  if (read.kind !== "ok") return null;
+  const { status } = read;
+  const conversation = status.sessions[session]?.conversation;
+  const question = status.questions.find((q) => q.session === session || (conversation !== undefined && q.conversation === conversation));
+  if (question) return { kind: "question", question };
+  if (status.retry?.kind === "permanent") return { kind: "paused", message: status.retry.message };
+  return null;
+}
+
+export type WaitEnd = { kind: "answer"; text: string } | { kind: "held"; hold: Hold } | { kind: "timeout" };
+export interface WaitResult {
+  /** Replies taken (acknowledged) on the way that are not the answer, oldest first */
+  others: OtherReply[];
+  end: WaitEnd;
+}
+
+/**
+ * Wait (polling plus fs.watch) until the reply to `ownId` is in input.txt, taking and
+ * acknowledging on the way every reply that is not for a live hook of this session, so the relay
+ * can deliver the next one. Ends early when status.json says the conversation is held, and at
+ * `deadline`. With `ownId` null it only takes what is there.
+ */
+export async function waitForAnswer(paths: RelayPaths, session: string, opts: { ownId: string | null; deadline: number; pollMs?: number }): Promise<WaitResult> {
   const pollMs = opts.pollMs ?? POLL_MS;
+  const others: OtherReply[] = [];
   const dir = await ensureSessionDir(paths, session);
   let wake: (() => void) | null = null;
   let watcher: FSWatcher | null = null;
@@ -306,17 +419,25 @@ export async function waitForReply(paths: RelayPaths, session: string, opts: { d
     watcher = null; // polling alone still notices within pollMs
   }
   try {
-    let lastJcCheck = 0;
+    let lastHoldCheck = 0;
     for (;;) {
-      const text = await takeReply(paths, session);
-      if (text !== null) return { kind: "reply", text };
-      if (Date.now() - lastJcCheck >= 2 * pollMs) {
-        lastJcCheck = Date.now();
-        const jc = await needsJcOf(paths);
-        if (jc) return { kind: "needsJc", ...jc };
+      const seen = await peekReply(paths, session);
+      if (seen !== null) {
+        const whose = await classifyReply(paths, session, seen.meta, opts.ownId);
+        if (whose.kind !== "theirs" && (await ackReply(paths, session, seen))) {
+          if (whose.kind === "answer") return { others, end: { kind: "answer", text: seen.text } };
+          if (whose.origin.kind === "late") await forgetSent(paths, session, whose.origin.inReplyTo);
+          others.push({ text: seen.text, origin: whose.origin });
+          continue; // the next reply may already be there
+        }
+      }
+      if (Date.now() - lastHoldCheck >= 2 * pollMs) {
+        lastHoldCheck = Date.now();
+        const hold = await holdOf(paths, session);
+        if (hold) return { others, end: { kind: "held", hold } };
       }
       const left = opts.deadline - Date.now();
-      if (left <= 0) return { kind: "timeout" };
+      if (left <= 0) return { others, end: { kind: "timeout" } };
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(pollMs, left));
         function done(): void {
@@ -378,10 +499,8 @@ export async function runStopHook(opts: StopHookOptions): Promise<HookOutcome> {
   }
 
   if (!probeLock(paths.lock).held) return notice(`no relay is running on ${paths.root}; the message was not relayed (start one with: relay run --root ${paths.root})`);
-  const jc = await needsJcOf(paths);
-  if (jc) {
-    return notice(`JC is needed: the relay waits for an answer to ${jc.session}'s question (“${oneLine(jc.question)}”); nothing relayed, the agent stops. Answer with: relay jc TEXT`);
-  }
+  const hold = await holdOf(paths, session);
+  if (hold) return notice(`${holdReason(hold)}; nothing relayed, the agent stops. ${holdRemedy(hold)}`);
 
   const state = await readHookState(paths, session);
   const consecutive = input.stop_hook_active ? state.consecutive : 0;
@@ -407,21 +526,49 @@ export async function runStopHook(opts: StopHookOptions): Promise<HookOutcome> {
   } catch (err) {
     return failed(`${(err as Error).message}; nothing relayed`);
   }
-  // A reply that came after an earlier wait ended: the agent has not seen it yet.
-  const stale = await takeReply(paths, session);
-  const dropped = await dropEnvelope(paths, config, session, message);
-  if (!dropped.ok) {
-    if (stale !== null) return block(opts, consecutive, stale);
-    return failed(`${dropped.error}; nothing relayed`);
-  }
+  const poll = opts.pollMs === undefined ? {} : { pollMs: opts.pollMs };
 
-  const waited = await waitForReply(paths, session, { deadline: opts.deadline, ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }) });
-  if (waited.kind === "reply") return block(opts, consecutive, joinReplies(stale, waited.text) ?? waited.text);
-  if (stale !== null) return block(opts, consecutive, stale);
-  if (waited.kind === "needsJc") {
-    return notice(`JC is needed: ${waited.session} asked (“${oneLine(waited.question)}”); the agent stops until JC answers (relay jc TEXT). The reply will be handed over at the next stop or session start.`);
+  // Recorded before it is dropped, so the reply can never come before the record of what it answers.
+  const id = hookEnvelopeId(input.session_id);
+  await recordSent(paths, session, { id, message, deadline: opts.deadline });
+  let answered = false;
+  try {
+    const sent = await dropEnvelope(paths, config, session, message, { id });
+    if (!sent.ok) {
+      await forgetSent(paths, session, id);
+      // Nothing to wait for; still hand over what is already there for this session.
+      const { others } = await waitForAnswer(paths, session, { ownId: null, deadline: Date.now(), ...poll });
+      if (others.length > 0) return await block(opts, consecutive, composeReason(others, { note: `Your latest message was not relayed: ${sent.error}.` }));
+      return failed(`${sent.error}; nothing relayed`);
+    }
+
+    const { others, end } = await waitForAnswer(paths, session, { ownId: id, deadline: opts.deadline, ...poll });
+    if (end.kind === "answer") {
+      answered = true;
+      await forgetSent(paths, session, id);
+      return await block(opts, consecutive, composeReason(others, { answer: end.text }));
+    }
+    if (others.length > 0) {
+      const why = end.kind === "held" ? holdReason(end.hold) : "no reply from the relay in time";
+      return await block(opts, consecutive, composeReason(others, { note: `The reply to your latest message has not come yet (${why}); it will be handed over at your next stop or session start.` }));
+    }
+    if (end.kind === "held") {
+      return notice(`${holdReason(end.hold)}; the agent stops, and the reply to its message will be handed over at the next stop or session start. ${holdRemedy(end.hold)}`);
+    }
+    return notice(`no reply from the relay in time; the agent stops. The reply will be left in ${inputFile(paths, session)} and handed over at the next stop or session start.`);
+  } finally {
+    if (!answered) await abandonSent(paths, session, id);
   }
-  return notice(`no reply from the relay in time; the agent stops. The reply stays in ${inputFile(paths, session)} and is handed over at the next stop or session start.`);
+}
+
+function holdReason(hold: Hold): string {
+  if (hold.kind === "paused") return `API calls are paused (${oneLine(hold.message)})`;
+  const q = hold.question;
+  return `JC is needed: this conversation waits for JC's answer to ${q.session}'s question ${q.id} (“${oneLine(q.question)}”)`;
+}
+
+function holdRemedy(hold: Hold): string {
+  return hold.kind === "paused" ? "Once the cause is fixed: relay resume" : `Answer with: relay jc --question ${hold.question.id} TEXT`;
 }
 
 async function block(opts: StopHookOptions, consecutive: number, reply: string): Promise<HookOutcome> {
@@ -429,17 +576,24 @@ async function block(opts: StopHookOptions, consecutive: number, reply: string):
   return { stdout: blockDecision(await fitReply(opts.paths, opts.session, reply)), stderr: [], exitCode: 0 };
 }
 
-/** The SessionStart hook: hand over a reply waiting in input.txt (and delete it), else print nothing. */
+/**
+ * The SessionStart hook: hand over a reply waiting in input.txt (and delete it), saying what it
+ * answers, else print nothing. A reply a live Stop hook of this session waits for is left to it.
+ */
 export async function runStartHook(opts: { paths: RelayPaths; session: string; input: string }): Promise<HookOutcome> {
+  const nothing: HookOutcome = { stdout: null, stderr: [], exitCode: 0 };
   const parsed = parseStartInput(opts.input);
   const source = parsed.ok && parsed.value.source ? parsed.value.source : null;
-  const reply = await takeReply(opts.paths, opts.session);
-  if (reply === null) return { stdout: null, stderr: [], exitCode: 0 };
+  const seen = await peekReply(opts.paths, opts.session);
+  if (seen === null) return nothing;
+  const whose = await classifyReply(opts.paths, opts.session, seen.meta, null);
+  if (whose.kind !== "other" || !(await ackReply(opts.paths, opts.session, seen))) return nothing;
+  if (whose.origin.kind === "late") await forgetSent(opts.paths, opts.session, whose.origin.inReplyTo);
   const context = [
     `A reply from the relay (relay session ${opts.session}) arrived while this session was not waiting for it${source ? ` (session ${source})` : ""}.`,
-    "It answers your last message to the relay; treat it as your next instruction:",
+    `It is ${describeOrigin(whose.origin)}; treat it as your next instruction:`,
     "",
-    reply,
+    seen.text,
   ].join("\n");
   return { stdout: sessionStartOutput(await fitReply(opts.paths, opts.session, context)), stderr: [], exitCode: 0 };
 }

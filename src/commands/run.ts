@@ -11,12 +11,13 @@ export default class Run extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Run);
     // Loaded here, not at the top: every command shares the CLI's start-up, and only `run` needs these.
-    const [{ createClient }, { SpendTracker }, { ensureTopic, loadConfig }, { startDaemon }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
+    const [{ createClient }, { SpendTracker }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
       await Promise.all([
         import("../anthropic/messages.js"),
         import("../costs/budget.js"),
         import("../config/config.js"),
         import("../runtime/daemon.js"),
+        import("../runtime/compose.js"),
         import("../costs/ledger.js"),
         import("../store/lock.js"),
         import("../runtime/log.js"),
@@ -62,7 +63,8 @@ export default class Run extends RelayCommand {
         onInvalid: (message) => notifier.notify({ title: "relay: config.yaml edit ignored", message, priority: 4, tags: ["warning"] }),
       });
       const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
-      const spend = new SpendTracker(Date.now, await readLedger(paths.root));
+      const ledger = await readLedger(paths.root);
+      const spend = new SpendTracker(Date.now, ledger);
       log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
       // The status page comes up first, so its URL can go on the needs-JC notification.
       const listeners = new Set<() => void>();
@@ -90,7 +92,8 @@ export default class Run extends RelayCommand {
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
         ...(statusServer ? { statusUrl: statusServer.url } : {}),
       };
-      const handle = await startDaemon({ paths, config: reloader.current, log, notifier, client, spend, now: Date.now, random: Math.random, links });
+      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links });
+      const handle = await startDaemon(deps);
       const pageUpdates = handle.actor.subscribe(() => {
         for (const listener of listeners) listener();
       });

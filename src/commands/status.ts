@@ -1,29 +1,43 @@
 import { Flags } from "@oclif/core";
 import type { StatusReport } from "../status/report.js";
-import { RelayCommand } from "./base.js";
+import { RelayCommand, UsageError } from "./base.js";
+
+/** `relay status` on a directory that is no relay root: one line, exit 1. */
+class NotARootError extends UsageError {
+  constructor(root: string) {
+    super(`${root} is not a relay root (no config.yaml, no state/): pass --root DIR, set RELAY_ROOT, or run: relay init ${root}`, 1);
+  }
+}
 
 export default class Status extends RelayCommand {
-  static override description = "Show what the relay is doing: state, needs-JC question, queue, sessions, history, errors, costs.";
+  static override description = "Show what the relay is doing: state, open questions, queue, conversations, sessions, history, errors, costs.";
   static override enableJsonFlag = true;
   static override flags = {
-    verbose: Flags.boolean({ char: "v", description: "also show per-conversation history sizes" }),
+    verbose: Flags.boolean({ char: "v", description: "show each open question whole, not only its start" }),
   };
 
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { formatStatus, readStatus }] = await Promise.all([import("../config/config.js"), import("../status/report.js")]);
-    let sessions: string[] = [];
+    const [{ loadConfig }, { formatStatus, isRelayRoot, readStatus }] = await Promise.all([import("../config/config.js"), import("../status/report.js")]);
+    if (!(await isRelayRoot(paths))) throw new NotARootError(paths.root);
+    let sessions: { id: string; conversation: string }[] = [];
     try {
-      sessions = (await loadConfig(paths, process.env, { seed: false })).sessions.map((s) => s.id);
+      sessions = (await loadConfig(paths, process.env, { seed: false })).sessions;
     } catch {
       // status still reports from the state files when config.yaml is broken or missing
     }
     const report = await readStatus(paths, sessions);
-    this.log(formatStatus(report));
-    if (flags.verbose) {
-      for (const [name, c] of Object.entries(report.history.conversations)) this.log(`  conversation ${name}: ${c.turns} turns, ${c.chars} chars`);
-    }
+    this.log(formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}));
     return report;
+  }
+
+  /** Under --json, the one line is `{"error": "..."}` on stdout. */
+  protected override async catch(err: Error & { exitCode?: number; code?: string }): Promise<unknown> {
+    if (err instanceof NotARootError && this.jsonEnabled()) {
+      this.logJson({ error: err.message });
+      this.exit(err.exitCode);
+    }
+    return super.catch(err);
   }
 }

@@ -37,6 +37,7 @@ export const fileConfigSchema = z.strictObject(
     poll_interval_ms: positiveInt("a positive whole number of milliseconds").default(1000),
     api_timeout_ms: positiveInt("a positive whole number of milliseconds").default(300_000),
     cache_ttl: z.enum(["5m", "1h"], { error: 'expected "5m" or "1h"' }).default("5m"),
+    max_parallel_calls: positiveInt("a positive whole number of calls").max(64, { error: "expected at most 64" }).default(4),
     ntfy: z.strictObject({ server: z.url({ error: "expected an http(s) URL" }).optional() }).default({}),
     budget: z
       .strictObject({
@@ -72,6 +73,8 @@ export interface RelayConfig {
   pollIntervalMs: number;
   apiTimeoutMs: number;
   cacheTtl: "5m" | "1h";
+  /** API calls in flight at once, across conversations */
+  maxParallelCalls: number;
   sessions: SessionConfig[];
   budget: { dailyUsd?: number; sessionDailyUsd?: number };
   statusHttp?: string;
@@ -177,6 +180,7 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
     pollIntervalMs: envInt("POLL_INTERVAL_MS", vars.POLL_INTERVAL_MS) ?? file.poll_interval_ms,
     apiTimeoutMs: file.api_timeout_ms,
     cacheTtl: file.cache_ttl,
+    maxParallelCalls: file.max_parallel_calls,
     sessions: file.sessions.map((s) => ({
       id: s.id,
       conversation: conversationOf(s.id, s.system_prompt !== undefined),

@@ -1,5 +1,5 @@
 // Daily spending limits (CONTRACT §10). Days are UTC days, like `relay costs --by day`.
-import type { Failure } from "../../machines/relay.js";
+import type { Failure } from "../../machines/types.js";
 import type { RelayConfig } from "../config/config.js";
 import type { LedgerRecord } from "./ledger.js";
 
@@ -10,6 +10,9 @@ export class SpendTracker {
   private day = "";
   private total = 0;
   private bySession = new Map<string, number>();
+  /** what the calls in flight may cost at most, so parallel calls cannot together overspend */
+  private readonly reserved = new Map<number, { session: string; usd: number }>();
+  private nextReservation = 0;
 
   constructor(
     private readonly now: () => number,
@@ -31,6 +34,20 @@ export class SpendTracker {
     return session === undefined ? this.total : (this.bySession.get(session) ?? 0);
   }
 
+  /** Spent today plus what the calls in flight may still cost. */
+  committed(session?: string): number {
+    let held = 0;
+    for (const r of this.reserved.values()) if (session === undefined || r.session === session) held += r.usd;
+    return this.today(session) + held;
+  }
+
+  /** Hold `usd` against today's budgets until the call ends; returns the release. */
+  reserve(session: string, usd: number): () => void {
+    const id = this.nextReservation++;
+    this.reserved.set(id, { session, usd });
+    return () => this.reserved.delete(id);
+  }
+
   private rollOver(): void {
     const today = dayOf(this.now());
     if (today !== this.day) {
@@ -44,14 +61,14 @@ export class SpendTracker {
 /** The budget a call for `session` would start past, as the question for JC; null if none. */
 export function budgetExhausted(config: RelayConfig, spend: SpendTracker, session: string): Failure | null {
   const { dailyUsd, sessionDailyUsd } = config.budget;
-  const today = spend.today();
+  const today = spend.committed();
   if (dailyUsd !== undefined && today >= dailyUsd) {
     return {
       kind: "budget",
       message: `[NEEDS-JC] The daily budget of $${dailyUsd.toFixed(2)} is spent ($${today.toFixed(2)} today, UTC). No API call was made; the envelope from ${session} waits in queue/. Raise budget.daily_usd in config.yaml and answer to go on, or answer "@${session}: ..." to instruct the session directly.`,
     };
   }
-  const sessionToday = spend.today(session);
+  const sessionToday = spend.committed(session);
   if (sessionDailyUsd !== undefined && sessionToday >= sessionDailyUsd) {
     return {
       kind: "budget",

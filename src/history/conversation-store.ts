@@ -3,7 +3,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { Note, WorkItem } from "../../machines/relay.js";
+import type { Note, WorkItem } from "../../machines/types.js";
 import type { RelayPaths } from "../config/paths.js";
 import { appendLine, ensureDirs, isErrno, writeAtomic } from "../store/files.js";
 

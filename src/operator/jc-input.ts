@@ -1,19 +1,79 @@
 // state/jc_input.txt: JC's answers (CONTRACT §6). The file is claimed by renaming it, so a new
-// answer written meanwhile is never deleted unread, and a claimed one survives a crash.
+// answer written meanwhile is never deleted unread, and a claimed one survives a crash. The
+// claim is then opened without following a symlink and without blocking, and read only when it
+// is a regular file of at most 1 MiB; anything else is refused unread.
+//
+// A refusal is written to state/jc_input.rejected.txt (replacing an earlier one): the reason,
+// made one line, is the whole first line (no prefix); the refused text, when it was read, follows
+// verbatim from the second line on.
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rename } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import type { RelayPaths } from "../config/paths.js";
-import { isErrno, removeIfPresent } from "../store/files.js";
+import { isErrno, writeAtomic } from "../store/files.js";
 
-export type JcInput = { kind: "direct"; session: string; text: string } | { kind: "chat"; text: string } | { kind: "empty" };
+export type JcInput =
+  | { kind: "direct"; session: string; text: string }
+  | { kind: "chat"; text: string; question?: string; session?: string }
+  | { kind: "empty" }
+  | { kind: "invalid"; reason: string };
 
+/** The most JC input the relay reads (UTF-8 bytes); a larger file is refused unread. */
+export const MAX_JC_INPUT_BYTES = 1024 * 1024;
+
+const SESSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const DIRECT = /^@([A-Za-z0-9][A-Za-z0-9._-]{0,63}):[ \t]*([\s\S]*)$/;
 
-/** `@session-1: do X` is a direct dispatch; anything else is a chat turn. */
+const jcObjectSchema = z.object({
+  direct: z.boolean({ error: "direct must be true or false" }).optional(),
+  session: z.string({ error: "session must be a string" }).regex(SESSION, { error: `session must match ${SESSION.source}` }).optional(),
+  text: z.string({ error: "text must be a non-empty string" }).trim().min(1, { error: "text must be a non-empty string" }),
+  question: z.string({ error: "question must be a non-empty string" }).min(1, { error: "question must be a non-empty string" }).optional(),
+});
+
+/** `{...}` that parses as a JSON object; anything else (including `{` prose) is not the JSON form. */
+function jsonObject(text: string): Record<string, unknown> | null {
+  if (!text.startsWith("{")) return null;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const oneLine = (s: string): string => s.replace(/\s+/g, " ").trim();
+
+function parseJcObject(obj: Record<string, unknown>): JcInput {
+  const parsed = jcObjectSchema.safeParse(obj);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { kind: "invalid", reason: `JSON answer: ${oneLine(issue?.message ?? "not a valid answer")}` };
+  }
+  const { direct, session, text, question } = parsed.data;
+  if (direct === true) {
+    if (session === undefined) return { kind: "invalid", reason: "JSON answer: direct requires a session" };
+    if (question !== undefined) return { kind: "invalid", reason: "JSON answer: a direct answer takes a session, not a question" };
+    return { kind: "direct", session, text };
+  }
+  if (question !== undefined && session !== undefined) return { kind: "invalid", reason: "JSON answer: give a question or a session, not both" };
+  if (question !== undefined) return { kind: "chat", text, question };
+  if (session !== undefined) return { kind: "chat", text, session };
+  return { kind: "chat", text };
+}
+
+/**
+ * `@session-1: do X` is a direct dispatch; a JSON object (`{"direct": true, "session", "text"}`,
+ * `{"text", "question"}`, `{"text", "session"}`) is checked and taken as such; anything else is a
+ * chat turn. A leading BOM is ignored.
+ */
 export function parseJcInput(raw: string): JcInput {
   const text = raw.replace(/^\uFEFF/, "").trim();
   if (text === "") return { kind: "empty" };
+  const obj = jsonObject(text);
+  if (obj !== null) return parseJcObject(obj);
   const direct = DIRECT.exec(text);
   if (direct?.[1] !== undefined && direct[2] !== undefined) {
     const body = direct[2].trim();
@@ -31,12 +91,54 @@ export async function claimedJcFiles(paths: RelayPaths): Promise<string[]> {
   return names.filter((n) => CLAIM.test(n)).sort().map((n) => join(paths.state, n));
 }
 
+/** A claim: its text when it was safe to read, else why it was refused unread. */
+export type JcClaim = { id: string; kind: "read"; raw: string } | { id: string; kind: "refused"; reason: string };
+
+type SafeRead = { kind: "read"; raw: string } | { kind: "refused"; reason: string };
+
+const NOT_REGULAR = "state/jc_input.txt is not a regular file";
+
+/** Open without following a symlink or blocking on a FIFO; read only a regular file of at most 1 MiB. */
+async function readSafely(path: string): Promise<SafeRead> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (isErrno(err, "ELOOP")) return { kind: "refused", reason: `${NOT_REGULAR} (a symlink); removed unopened` };
+    if (isErrno(err, "ENXIO")) return { kind: "refused", reason: `${NOT_REGULAR} (a socket or device); removed unopened` };
+    const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "unknown error";
+    return { kind: "refused", reason: `state/jc_input.txt could not be opened (${code}); removed unread` };
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      const what = st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : "a special file";
+      return { kind: "refused", reason: `${NOT_REGULAR} (${what}); removed unread` };
+    }
+    if (st.size > MAX_JC_INPUT_BYTES) return { kind: "refused", reason: `state/jc_input.txt is over 1 MiB (${st.size} bytes); removed unread` };
+    // Read at most one byte past the limit, in case it grew after the stat.
+    const buf = Buffer.alloc(MAX_JC_INPUT_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, length, buf.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_JC_INPUT_BYTES) return { kind: "refused", reason: "state/jc_input.txt is over 1 MiB; removed unread" };
+    }
+    return { kind: "read", raw: buf.subarray(0, length).toString("utf8") };
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Take the pending JC input, if any: an earlier claim left by a crash first, else rename
- * jc_input.txt to a claim file with a fresh random name. The name is the input's id, so the
- * same answer written twice is two inputs, and a claim re-read after a crash is the same one.
+ * jc_input.txt to a claim file with a fresh random name (a rename never opens the file). The name
+ * is the input's id, so the same answer written twice is two inputs, and a claim re-read after a
+ * crash is the same one. The claim is read safely (see readSafely); a refused one is still a
+ * claim, to be reported with refuseJcInput and removed with releaseJcClaim.
  */
-export async function claimJcInput(paths: RelayPaths, opts: { leftovers?: boolean } = {}): Promise<{ id: string; raw: string } | null> {
+export async function claimJcInput(paths: RelayPaths, opts: { leftovers?: boolean } = {}): Promise<JcClaim | null> {
   // Leftover claims exist only after a crash: a running daemon looks for them once, at start.
   let [claimed] = opts.leftovers === false ? [] : await claimedJcFiles(paths);
   if (!claimed) {
@@ -49,7 +151,27 @@ export async function claimJcInput(paths: RelayPaths, opts: { leftovers?: boolea
     }
   }
   const id = `jc-${CLAIM.exec(claimed.slice(paths.state.length + 1))?.[1] ?? ""}`;
-  return { id, raw: await readFile(claimed, "utf8") };
+  return { id, ...(await readSafely(claimed)) };
 }
 
-export const releaseJcClaim = (paths: RelayPaths, id: string): Promise<boolean> => removeIfPresent(claimFile(paths, id));
+/** Remove a claim (a symlink itself, never its target; a directory put there too). */
+export async function releaseJcClaim(paths: RelayPaths, id: string): Promise<boolean> {
+  const path = claimFile(paths, id);
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return false;
+    if (!isErrno(err, "EISDIR") && !isErrno(err, "EPERM")) throw err;
+  }
+  await rm(path, { recursive: true, force: true });
+  return true;
+}
+
+/**
+ * Write state/jc_input.rejected.txt atomically, replacing an earlier one: the reason as its one
+ * first line, then the refused text when it was read (null: refused unread).
+ */
+export async function refuseJcInput(paths: RelayPaths, reason: string, raw: string | null): Promise<void> {
+  await writeAtomic(join(paths.state, "jc_input.rejected.txt"), `${oneLine(reason)}\n${raw ?? ""}`);
+}

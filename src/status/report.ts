@@ -1,27 +1,60 @@
-// `relay status`: everything worth knowing, from files only (works while the daemon runs).
-import { readdir } from "node:fs/promises";
-import { stateName } from "../../machines/state-name.js";
+// `relay status`: the CONTRACT §9 object, from files only (works while the daemon runs). The
+// daemon's state/status.json is the base; over it goes what only a reader knows at read time:
+// whether a daemon holds the lock, the queue's depth, and which input.txt files exist. A root
+// that has no status.json yet (fresh, or last run by the single-machine version) is described
+// from config.yaml, the history files and the cost ledger.
+import { readdir, stat } from "node:fs/promises";
 import { readAllHistories, entryChars } from "../history/conversation-store.js";
 import { inputExists } from "../transport/file/dispatch.js";
 import { readLedger, summarize as summarizeLedger } from "../costs/ledger.js";
 import { probeLock } from "../store/lock.js";
 import type { RelayPaths } from "../config/paths.js";
 import { countRejected, isInProgressName } from "../transport/file/queue.js";
-import { readSnapshot } from "../store/snapshot-file.js";
 import { isErrno } from "../store/files.js";
+import { type ConversationView, type QuestionView, readStatusFile, type StatusFile } from "./status-file.js";
 
 export interface StatusReport {
+  /** CONTRACT §9's precedence: needsJc, else paused/backingOff, else the busiest conversation's state */
   state: string;
   /** `lastPid`: the pid of the last daemon, when the lock is free (it stopped or was killed) */
   daemon: { running: boolean; pid: number | null; lastPid?: number };
-  needsJc: { session: string; question: string; since: string } | null;
+  /** the oldest open question */
+  needsJc: StatusFile["needsJc"];
+  /** every open question, oldest first */
+  questions: QuestionView[];
   queue: { depth: number; rejected: number };
-  sessions: Record<string, { pending: number; awaitingAck: boolean }>;
-  history: { chars: number; turns: number; conversations: Record<string, { chars: number; turns: number }> };
-  lastError: { message: string; at: string } | null;
-  retry: { kind: "transient" | "permanent"; attempt: number; nextTryAt: string; since: string; message: string } | null;
-  cost: { totalUsd: number; todayUsd: number; calls: number; unpricedCalls: number };
-  snapshotError?: string;
+  conversations: Record<string, ConversationView>;
+  /** `conversation`: the conversation the session's turns belong to, when known */
+  sessions: Record<string, { pending: number; awaitingAck: boolean; conversation?: string }>;
+  history: { chars: number; turns: number };
+  lastError: StatusFile["lastError"];
+  retry: StatusFile["retry"];
+  /** null until a daemon has written state/status.json */
+  calls: StatusFile["calls"] | null;
+  cost: StatusFile["cost"];
+  /** when the daemon last wrote state/status.json; null when it never has */
+  updatedAt: string | null;
+  /** state/status.json exists but cannot be read: the report comes from the other files */
+  statusError?: string;
+}
+
+/** What the reader takes from config.yaml: the sessions and their conversations. */
+export interface ConfiguredSession {
+  id: string;
+  conversation: string;
+}
+
+/** The answer to "is DIR a relay root?": a directory with config.yaml or state/. */
+export async function isRelayRoot(paths: RelayPaths): Promise<boolean> {
+  const isA = async (path: string, dir: boolean) => {
+    try {
+      const st = await stat(path);
+      return dir ? st.isDirectory() : st.isFile();
+    } catch {
+      return false;
+    }
+  };
+  return (await isA(paths.root, true)) && ((await isA(paths.config, false)) || (await isA(paths.state, true)));
 }
 
 async function queueDepth(paths: RelayPaths): Promise<number> {
@@ -33,54 +66,106 @@ async function queueDepth(paths: RelayPaths): Promise<number> {
   }
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-export async function readStatus(paths: RelayPaths, sessionIds: string[], now = Date.now()): Promise<StatusReport> {
-  const lock = probeLock(paths.lock);
-  const snap = await readSnapshot(paths);
-  const context = snap.kind === "ok" ? snap.snapshot.context : null;
-  const state = snap.kind === "ok" ? stateName(snap.snapshot.value) : "idle";
+/** Everything but what is overlaid at read time. */
+type DaemonView = Omit<StatusReport, "daemon" | "queue" | "sessions" | "statusError"> & { sessions: StatusFile["sessions"] };
 
-  const sessions: StatusReport["sessions"] = {};
-  const ids = new Set([...sessionIds, ...Object.keys(context?.outbox ?? {})]);
-  for (const id of ids) {
-    sessions[id] = { pending: context?.outbox[id]?.length ?? 0, awaitingAck: await inputExists(paths, id) };
+/** The daemon's own view, when it has written one. */
+function fromStatusFile(file: StatusFile, now: number): DaemonView {
+  const written = Date.parse(file.updatedAt);
+  // the file says what "today" was when it was written; every call is in it, so a later day has spent nothing yet
+  const stale = Number.isFinite(written) && utcDay(written) < utcDay(now);
+  return {
+    state: file.state,
+    needsJc: file.needsJc,
+    questions: file.questions,
+    conversations: file.conversations,
+    sessions: file.sessions,
+    history: file.history,
+    lastError: file.lastError,
+    retry: file.retry,
+    calls: file.calls,
+    cost: stale ? { ...file.cost, todayUsd: 0 } : file.cost,
+    updatedAt: file.updatedAt,
+  };
+}
+
+/** A root without status.json: idle, its conversations from config.yaml and the history files, costs from the ledger. */
+async function fromFiles(paths: RelayPaths, configured: readonly ConfiguredSession[], now: number): Promise<DaemonView> {
+  const conversations: Record<string, ConversationView> = {};
+  const conversation = (id: string): ConversationView => (conversations[id] ??= { state: "idle", sessions: [], chars: 0, turns: 0, question: null });
+  const sessions: DaemonView["sessions"] = {};
+  for (const s of configured) {
+    conversation(s.conversation).sessions.push(s.id);
+    sessions[s.id] = { pending: 0, conversation: s.conversation };
   }
-
-  const conversations: StatusReport["history"]["conversations"] = {};
   let chars = 0;
   let turns = 0;
   for (const [name, entries] of await readAllHistories(paths)) {
-    const c = entries.reduce((n, e) => n + entryChars(e), 0);
-    const t = entries.filter((e) => e.kind === "turn").length;
-    conversations[name] = { chars: c, turns: t };
-    chars += c;
-    turns += t;
+    const c = conversation(name);
+    c.chars = entries.reduce((n, e) => n + entryChars(e), 0);
+    c.turns = entries.filter((e) => e.kind === "turn").length;
+    chars += c.chars;
+    turns += c.turns;
   }
 
   const ledger = await readLedger(paths.root);
   const all = summarizeLedger(ledger, "day");
-  const todayKey = iso(now).slice(0, 10);
-  const today = all.rows.find((r) => r.key === todayKey);
-
-  const failure = context?.failure ?? null;
+  const today = all.rows.find((r) => r.key === utcDay(now));
   return {
-    state,
-    daemon: lock.held ? { running: true, pid: lock.pid } : { running: false, pid: null, ...(lock.lastPid ? { lastPid: lock.lastPid } : {}) },
-    needsJc: context?.needsJc ? { session: context.needsJc.session, question: context.needsJc.question, since: iso(context.needsJc.since) } : null,
-    queue: { depth: await queueDepth(paths), rejected: await countRejected(paths) },
+    state: "idle",
+    needsJc: null,
+    questions: [],
+    conversations,
     sessions,
-    history: { chars, turns, conversations },
-    lastError: context?.lastError ? { message: context.lastError.message, at: iso(context.lastError.at) } : null,
-    retry: failure
-      ? { kind: failure.kind, attempt: failure.attempt, nextTryAt: iso(failure.nextAt), since: iso(failure.since), message: failure.message }
-      : null,
+    history: { chars, turns },
+    lastError: null,
+    retry: null,
+    calls: null,
     cost: { totalUsd: all.totalUsd, todayUsd: today?.usd ?? 0, calls: ledger.length, unpricedCalls: all.unpricedCalls },
-    ...(snap.kind === "invalid" ? { snapshotError: snap.error } : {}),
+    updatedAt: null,
   };
 }
 
-export function formatStatus(s: StatusReport): string {
+export async function readStatus(paths: RelayPaths, configured: readonly ConfiguredSession[], now = Date.now()): Promise<StatusReport> {
+  const lock = probeLock(paths.lock);
+  const file = await readStatusFile(paths);
+  const base = file.kind === "ok" ? fromStatusFile(file.status, now) : await fromFiles(paths, configured, now);
+
+  const sessions: StatusReport["sessions"] = {};
+  const ids = new Set([...configured.map((s) => s.id), ...Object.keys(base.sessions)]);
+  for (const id of ids) {
+    const known = base.sessions[id];
+    const conversation = known?.conversation ?? configured.find((s) => s.id === id)?.conversation;
+    sessions[id] = { pending: known?.pending ?? 0, awaitingAck: await inputExists(paths, id), ...(conversation === undefined ? {} : { conversation }) };
+  }
+
+  return {
+    state: base.state,
+    daemon: lock.held ? { running: true, pid: lock.pid } : { running: false, pid: null, ...(lock.lastPid ? { lastPid: lock.lastPid } : {}) },
+    needsJc: base.needsJc,
+    questions: base.questions,
+    queue: { depth: await queueDepth(paths), rejected: await countRejected(paths) },
+    conversations: base.conversations,
+    sessions,
+    history: base.history,
+    lastError: base.lastError,
+    retry: base.retry,
+    calls: base.calls,
+    cost: base.cost,
+    updatedAt: base.updatedAt,
+    ...(file.kind === "invalid" ? { statusError: `state/status.json cannot be read (${file.error}); shown from the other files` } : {}),
+  };
+}
+
+const QUESTION_CHARS = 300;
+const oneLine = (text: string, max: number) => {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+};
+
+export function formatStatus(s: StatusReport, opts: { questionChars?: number } = {}): string {
   const lines = [
     `state:     ${s.state}${
       s.daemon.running
@@ -90,7 +175,10 @@ export function formatStatus(s: StatusReport): string {
           : " (no daemon running)"
     }`,
   ];
-  if (s.needsJc) lines.push(`needs JC:  ${s.needsJc.session} asks: ${s.needsJc.question.slice(0, 300).replace(/\s+/g, " ")}`);
+  for (const q of s.questions) {
+    lines.push(`needs JC:  ${q.id} from ${q.session} (${q.conversation}, since ${q.since}): ${oneLine(q.question, opts.questionChars ?? QUESTION_CHARS)}`);
+  }
+  if (s.questions.length > 1) lines.push(`           answer one with: relay jc --question ID TEXT`);
   if (s.retry) {
     lines.push(
       s.retry.kind === "transient"
@@ -99,12 +187,18 @@ export function formatStatus(s: StatusReport): string {
     );
   }
   lines.push(`queue:     ${s.queue.depth} waiting, ${s.queue.rejected} rejected`);
+  for (const [id, c] of Object.entries(s.conversations)) {
+    lines.push(`conversation ${id}: ${c.state}${c.question ? ` (question ${c.question})` : ""}, sessions ${c.sessions.join(", ") || "none"}, ${c.turns} turns, ${c.chars} chars`);
+  }
   for (const [id, v] of Object.entries(s.sessions)) {
     lines.push(`  ${id}: ${v.pending} pending${v.awaitingAck ? ", input.txt awaiting acknowledgement" : ""}`);
   }
   lines.push(`history:   ${s.history.turns} turns, ${s.history.chars} chars`);
-  lines.push(`cost:      $${s.cost.todayUsd.toFixed(4)} today, $${s.cost.totalUsd.toFixed(4)} all time (${s.cost.calls} calls${s.cost.unpricedCalls ? `, ${s.cost.unpricedCalls} price unknown` : ""})`);
+  if (s.calls) lines.push(`calls:     ${s.calls.inFlight} in flight (at most ${s.calls.maxParallel})`);
+  lines.push(
+    `cost:      $${s.cost.todayUsd.toFixed(4)} today, $${s.cost.totalUsd.toFixed(4)} all time (${s.cost.calls} calls${s.cost.unpricedCalls ? `, ${s.cost.unpricedCalls} price unknown` : ""})`,
+  );
   if (s.lastError) lines.push(`last error: ${s.lastError.message} (${s.lastError.at})`);
-  if (s.snapshotError) lines.push(`warning:   ${s.snapshotError}`);
+  if (s.statusError) lines.push(`warning:   ${s.statusError}`);
   return lines.join("\n");
 }

@@ -1,8 +1,8 @@
 // Files the relay owns: atomic writes (temporary file in the same directory, fsync, rename,
 // fsync of the directory) and reads that validate what they find.
-import { open, mkdir, readFile, rename, unlink } from "node:fs/promises";
-import { dirname } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { randomBytes } from "node:crypto";
+import { open, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { z } from "zod";
 
 /** fsync a directory so a rename or unlink in it survives a power cut, not only a kill. */
@@ -15,10 +15,47 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Write a whole file atomically: readers see the old content or the new, never half. */
-export async function writeAtomic(path: string, data: string, opts: { mode?: number } = {}): Promise<void> {
-  await writeFileAtomic(path, data, { fsync: true, ...(opts.mode === undefined ? {} : { mode: opts.mode }) });
-  await syncDir(dirname(path));
+/** The temporary name of an atomic write: hidden, beside its target, ending in .tmp (CONTRACT §5 ignores such names). */
+const tmpNameFor = (path: string): string => join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.tmp`);
+const TMP_NAME = /^\..+\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Write a whole file atomically: readers see the old content or the new, never half. `durable`
+ * (the default) also fsyncs the data and the directory, so the new content survives a power cut;
+ * without it the write still survives a kill -9 (the page cache outlives the process).
+ */
+export async function writeAtomic(path: string, data: string, opts: { mode?: number; durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable ?? true;
+  const tmp = tmpNameFor(path);
+  const handle = await open(tmp, "w", opts.mode ?? 0o644);
+  try {
+    try {
+      await handle.writeFile(data, "utf8");
+      if (opts.mode !== undefined) await handle.chmod(opts.mode);
+      if (durable) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  if (durable) await syncDir(dirname(path));
+}
+
+/** Remove temporaries of atomic writes a killed process left in `dir` (run at start, under the lock). */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return [];
+    throw err;
+  }
+  const stale = names.filter((n) => TMP_NAME.test(n));
+  for (const name of stale) await removeIfPresent(join(dir, name));
+  return stale;
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

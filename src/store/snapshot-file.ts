@@ -1,102 +1,72 @@
-// state/snapshot.json: the machine's persisted snapshot, written atomically after every
-// transition, latest wins; `flush()` waits until what was saved so far is on disk.
-import type { StateValue } from "xstate";
+// state/snapshot.json: the machines' persisted snapshot (the root and its conversations), private
+// to the relay. It is written where a side effect depends on it (see src/runtime/daemon.ts); a
+// snapshot of the single-machine version is recognised and handed to the migration.
 import { z } from "zod";
-import type { RelayContext } from "../../machines/relay.js";
-import type { Logger } from "../runtime/log.js";
 import type { RelayPaths } from "../config/paths.js";
+import type { Logger } from "../runtime/log.js";
 import { readJsonFile, writeAtomic } from "./files.js";
+import { type V1Context, v1ContextSchema } from "./migrate-v1.js";
 
-const FORMAT = "relay-snapshot/1";
+const FORMAT = "relay-snapshot/2";
+const V1_FORMAT = "relay-snapshot/1";
 
-const workItem = z.object({
-  id: z.string(),
-  source: z.enum(["envelope", "jc"]),
-  session: z.string(),
-  text: z.string(),
-  file: z.string().optional(),
-  timestamp: z.string().optional(),
-});
+/** The shape a restore relies on; the rest is XState's own and is checked by the restore. */
+const persistedSchema = z.looseObject({
+  status: z.literal("active", { error: "the snapshot is not of a running relay" }),
+  value: z.unknown(),
+  context: z.looseObject({
+    questions: z.array(z.looseObject({ id: z.string(), conversation: z.string(), session: z.string() })),
+    outbox: z.record(z.string(), z.array(z.looseObject({ replyId: z.string(), session: z.string(), text: z.string() }))),
+    unacked: z.array(z.string()),
+    done: z.array(z.string()),
+  }),
+  children: z.record(z.string(), z.looseObject({ src: z.literal("conversation"), snapshot: z.looseObject({ status: z.string(), context: z.looseObject({ id: z.string() }) }) })),
+}).transform((s) => ({ ...s, status: "active" as const, output: undefined, error: undefined }));
 
-/** The machine's context as persisted: checked field by field before it is trusted again. */
-export const relayContextSchema = z.object({
-  current: workItem.nullable(),
-  reply: z.string().nullable(),
-  notes: z.array(z.object({ id: z.string(), session: z.string(), text: z.string() })),
-  jcChats: z.array(workItem),
-  outbox: z.record(z.string(), z.array(z.object({ id: z.string(), text: z.string(), staged: z.boolean() }))),
-  unacked: z.array(z.string()),
-  needsJc: z.object({ session: z.string(), question: z.string(), since: z.number() }).nullable(),
-  failure: z
-    .object({ kind: z.enum(["transient", "permanent"]), message: z.string(), attempt: z.number(), nextAt: z.number(), since: z.number() })
-    .nullable(),
-  lastError: z.object({ message: z.string(), at: z.number() }).nullable(),
-  lastSession: z.string().nullable(),
-  done: z.array(z.string()),
-  rejections: z.array(z.object({ id: z.string(), file: z.string(), reason: z.string(), at: z.number() })),
-  overCap: z.array(z.string()),
-}) satisfies z.ZodType<RelayContext>;
+const fileSchema = z.discriminatedUnion("format", [
+  z.object({ format: z.literal(FORMAT), savedAt: z.string(), snapshot: persistedSchema }),
+  z.object({ format: z.literal(V1_FORMAT), savedAt: z.string(), snapshot: z.looseObject({ status: z.literal("active"), value: z.unknown(), context: v1ContextSchema }) }),
+]);
 
-const stateValue: z.ZodType<StateValue> = z.union([z.string(), z.record(z.string(), z.lazy(() => stateValue))]);
-
-const fileSchema = z.object({
-  format: z.literal(FORMAT),
-  savedAt: z.string(),
-  snapshot: z
-    .looseObject({
-      status: z.literal("active", { error: "the snapshot is not of a running relay" }),
-      value: stateValue,
-      context: relayContextSchema,
-    })
-    .transform((s) => ({ ...s, status: "active" as const, output: undefined, error: undefined })),
-});
-
-export type SnapshotRead = { kind: "none" } | { kind: "ok"; snapshot: z.infer<typeof fileSchema>["snapshot"]; savedAt: string } | { kind: "invalid"; error: string };
+export type SnapshotRead =
+  | { kind: "none" }
+  | { kind: "ok"; snapshot: z.output<typeof persistedSchema>; savedAt: string }
+  | { kind: "v1"; context: V1Context; value: unknown; savedAt: string }
+  | { kind: "invalid"; error: string };
 
 export async function readSnapshot(paths: RelayPaths): Promise<SnapshotRead> {
   const read = await readJsonFile(paths.snapshot, fileSchema);
-  if (read.ok) return { kind: "ok", snapshot: read.value.snapshot, savedAt: read.value.savedAt };
+  if (read.ok) {
+    const file = read.value;
+    return file.format === FORMAT
+      ? { kind: "ok", snapshot: file.snapshot, savedAt: file.savedAt }
+      : { kind: "v1", context: file.snapshot.context, value: file.snapshot.value, savedAt: file.savedAt };
+  }
   if (read.missing) return { kind: "none" };
   return { kind: "invalid", error: `state/snapshot.json cannot be restored (${read.error}); move it aside to start fresh` };
 }
 
+/** Writes the snapshot when it changed; `durable` also fsyncs it (before a side effect a power cut must not undo). */
 export class SnapshotWriter {
-  private pending: unknown = null;
-  private writing: Promise<void> | null = null;
-  private failure: Error | null = null;
+  private last = "";
+  private lastDurable = false;
 
   constructor(
     private readonly paths: RelayPaths,
     private readonly log: Logger,
+    private readonly now: () => number,
   ) {}
 
-  save(snapshot: unknown): void {
-    this.pending = snapshot;
-    if (!this.writing) this.writing = this.drain();
-  }
-
-  private async drain(): Promise<void> {
+  async write(snapshot: unknown, opts: { durable: boolean }): Promise<void> {
+    const body = JSON.stringify(snapshot);
+    if (body === this.last && (this.lastDurable || !opts.durable)) return;
     try {
-      while (this.pending !== null) {
-        const snapshot = this.pending;
-        this.pending = null;
-        await writeAtomic(this.paths.snapshot, `${JSON.stringify({ format: FORMAT, savedAt: new Date().toISOString(), snapshot })}\n`);
-      }
+      await writeAtomic(this.paths.snapshot, `{"format":"${FORMAT}","savedAt":"${new Date(this.now()).toISOString()}","snapshot":${body}}\n`, { durable: opts.durable });
     } catch (err) {
-      this.failure = err as Error;
-      this.log.error({ err: (err as Error).message }, "cannot write state/snapshot.json");
-    } finally {
-      this.writing = null;
-    }
-  }
-
-  /** Resolves once every snapshot saved before the call is on disk; throws if a write failed. */
-  async flush(): Promise<void> {
-    while (this.writing) await this.writing;
-    if (this.failure) {
-      const err = this.failure;
-      this.failure = null;
+      this.log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot write state/snapshot.json");
       throw err;
     }
+    this.last = body;
+    this.lastDurable = opts.durable;
   }
 }

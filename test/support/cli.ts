@@ -6,6 +6,7 @@
  * `killAll()` SIGKILLs any still alive. Roots, captured output and ntfy messages are tracked so
  * each test file can end with `secretsCheck()`.
  */
+import { type StatusFile, statusFileSchema } from "../../src/status/status-file.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
@@ -299,40 +300,32 @@ export const settle = (intervals = 5): Promise<void> => sleep(intervals * POLL_M
 
 export const inputPath = (root: string, session: string): string => join(root, "dispatch", session, "input.txt");
 
-export interface SnapshotFile {
-  format: string;
-  snapshot: {
-    value: unknown;
-    context: {
-      outbox: Record<string, { id: string; text: string; staged: boolean }[]>;
-      unacked: string[];
-      needsJc: { session: string; question: string } | null;
-      current: unknown;
-    };
-  };
+/** state/status.json, the public read model, parsed (written atomically, so a read never sees half of it). */
+export async function readStatusJson(root: string): Promise<StatusFile> {
+  return statusFileSchema.parse(JSON.parse(await readFile(join(root, "state", "status.json"), "utf8")));
 }
 
-/** state/snapshot.json, parsed (it is written atomically, so a read never sees half of it). */
-export async function readSnapshotFile(root: string): Promise<SnapshotFile> {
-  return JSON.parse(await readFile(join(root, "state", "snapshot.json"), "utf8")) as SnapshotFile;
-}
-
-const stateString = (value: unknown): string =>
-  typeof value === "string"
-    ? value
-    : Object.entries(value as Record<string, unknown>)
-        .map(([k, v]) => `${k}.${stateString(v)}`)
-        .join("");
-
+/** The relay's state as status.json says ("" before the first status is written). */
 export async function machineState(root: string): Promise<string> {
-  return stateString((await readSnapshotFile(root)).snapshot.value);
+  try {
+    return (await readStatusJson(root)).state;
+  } catch {
+    return "";
+  }
+}
+
+/** Whether the relay has seen every delivered reply acknowledged (input.txt deleted). */
+export async function allAcknowledged(root: string): Promise<boolean> {
+  const status = await readStatusJson(root).catch(() => null);
+  return status !== null && Object.values(status.sessions).every((s) => s.awaitingAck !== true);
 }
 
 /** The relay is at rest with nothing left to deliver (every reply acknowledged or in input.txt). */
 export async function quiet(root: string): Promise<boolean> {
-  const snap = await readSnapshotFile(root);
-  const state = stateString(snap.snapshot.value);
-  return (state === "idle" || state === "awaitingAck") && Object.keys(snap.snapshot.context.outbox).length === 0 && snap.snapshot.context.current === null;
+  const status = await readStatusJson(root).catch(() => null);
+  if (!status) return false;
+  const resting = Object.values(status.conversations).every((c) => c.state === "idle" || c.state === "awaitingAck" || c.state === "needsJc");
+  return (status.state === "idle" || status.state === "awaitingAck") && resting && Object.values(status.sessions).every((s) => s.pending === 0);
 }
 
 export interface HistoryLine {

@@ -1,4 +1,5 @@
 // `relay run --http`: the live status page, its JSON API, and JC's answer box (CONTRACT §10).
+import { type FSWatcher, watch } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
@@ -10,6 +11,7 @@ import { type Logger, scrubber } from "../../runtime/log.js";
 import type { RelayPaths } from "../../config/paths.js";
 import { MAX_CONTENT_BYTES } from "../../transport/file/queue.js";
 import { readStatus, type StatusReport } from "../report.js";
+import { readStatusFile, statusFilePath } from "../status-file.js";
 import { asset, pageHtml } from "./assets.js";
 import { costsView, LedgerCache, readRejections, recentCalls, type Rejection } from "./data.js";
 import { isLoopbackHost, isWildcardHost, parseListen, urlHost } from "./listen.js";
@@ -24,8 +26,14 @@ export interface StatusServerOptions {
   listen: { host: string; port: number };
   /** RELAY_HTTP_TOKEN: required for a non-loopback bind; then every request must carry it */
   token?: string;
-  /** the daemon calls the listener on every machine state change; returns the unsubscribe function */
-  subscribe: (listener: () => void) => () => void;
+  /**
+   * The daemon calls the listener on every machine state change; returns the unsubscribe
+   * function. Optional: the server also watches state/status.json, which the daemon rewrites
+   * after every change that matters.
+   */
+  subscribe?: (listener: () => void) => () => void;
+  /** the Mermaid chart the page draws (default: the relay's machine); the node named like status.json's `state` is highlighted */
+  chart?: string;
   log: Logger;
   /** more names the Host header may carry (e.g. behind a reverse proxy); the bound and loopback names always pass */
   allowedHosts?: string[];
@@ -44,7 +52,7 @@ export interface LiveUpdate {
 }
 
 const DEBOUNCE_MS = 50;
-/** a second look after a notification, in case the snapshot was still being written */
+/** a second look after a notification, in case state/status.json was still being written */
 const SETTLE_MS = 500;
 /** catches what moves without a state change: queue depth, acknowledgements, costs */
 const POLL_MS = 2_000;
@@ -52,9 +60,19 @@ const KEEPALIVE_MS = 15_000;
 const MAX_BODY_BYTES = MAX_CONTENT_BYTES + 64 * 1024;
 const MAX_CALLS = 500;
 
-const CHART = toMermaid(relayMachine);
+const defaultChart = (() => {
+  let chart: string | null = null;
+  return () => (chart ??= toMermaid(relayMachine));
+})();
 
-const jcBodySchema = z.object({ text: z.string({ error: "expected {\"text\": \"...\"}" }), csrf: z.string().optional() });
+/** A question id as the page posts it back (the daemon decides whether it is still open). */
+const QUESTION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+const jcBodySchema = z.object({
+  text: z.string({ error: 'expected {"text": "..."}' }),
+  question: z.string().optional(),
+  csrf: z.string().optional(),
+});
 
 class HttpError extends Error {
   constructor(
@@ -96,10 +114,11 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
   }
 
   const ledger = new LedgerCache(paths.root);
-  const sessionIds = () => opts.config().sessions.map((s) => s.id);
+  const chart = opts.chart ?? defaultChart();
+  const sessions = () => opts.config().sessions;
   const scrub = () => scrubber([opts.config().anthropic.apiKey, token]);
   const liveUpdate = async (): Promise<LiveUpdate> => {
-    const status = await readStatus(paths, sessionIds());
+    const status = await readStatus(paths, sessions());
     return { state: status.state, status, rejected: await readRejections(paths) };
   };
 
@@ -121,7 +140,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       })
       .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "status page: cannot read the status"));
   };
-  const unsubscribe = opts.subscribe(() => {
+  const changed = () => {
     if (debounce === null) {
       debounce = setTimeout(() => {
         debounce = null;
@@ -133,7 +152,9 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       settle = null;
       push(false);
     }, SETTLE_MS);
-  });
+  };
+  const unsubscribe = opts.subscribe?.(changed) ?? (() => undefined);
+  const watcher = watchStatusFile(paths, changed, log);
   const poll = setInterval(() => push(false), POLL_MS);
   const keepalive = setInterval(() => {
     for (const c of clients) c.write(": keepalive\n\n");
@@ -158,10 +179,10 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       GET: async (_req, res, _url, g) => send(res, 200, "text/html; charset=utf-8", await pageHtml(g.csrfToken)),
     },
     "/status.json": {
-      GET: async (_req, res) => sendJson(res, 200, await readStatus(paths, sessionIds())),
+      GET: async (_req, res) => sendJson(res, 200, await readStatus(paths, sessions())),
     },
     "/chart.mmd": {
-      GET: async (_req, res) => send(res, 200, "text/plain; charset=utf-8", CHART),
+      GET: async (_req, res) => send(res, 200, "text/plain; charset=utf-8", chart),
     },
     "/api/costs": {
       GET: async (_req, res) => sendJson(res, 200, costsView(await ledger.read())),
@@ -192,6 +213,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
         const type = (firstHeader(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
         const raw = (await readBody(req)).toString("utf8");
         let text: string;
+        let question: string | undefined;
         let csrf = firstHeader(req, "x-csrf-token");
         const form = type === "application/x-www-form-urlencoded";
         if (type === "application/json") {
@@ -204,23 +226,34 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
           const parsed = jcBodySchema.safeParse(json);
           if (!parsed.success) throw new HttpError(400, 'expected {"text": "..."}');
           text = parsed.data.text;
+          question = parsed.data.question;
           csrf ??= parsed.data.csrf;
         } else if (form) {
           const params = new URLSearchParams(raw);
           text = params.get("text") ?? "";
+          question = params.get("question") ?? undefined;
           csrf ??= params.get("csrf") ?? undefined;
         } else {
           throw new HttpError(415, "send application/json {\"text\": ...} or a form with a text field");
         }
         if (!g.csrfValid(csrf)) throw new HttpError(403, "missing or wrong CSRF token: reload the status page");
-        const result = await submitJcInput(paths, opts.config(), text);
-        if (!result.ok) {
-          if (form) return sendText(res, 400, result.error);
-          return sendJson(res, 400, { ok: false, error: result.error });
+        const refuse = (status: number, error: string) => (form ? sendText(res, status, error) : sendJson(res, status, { ok: false, error }));
+        if (question !== undefined) {
+          // an answer to one question: state/jc_input.txt gets {"text": "...", "question": "<id>"} (CONTRACT §6)
+          if (!QUESTION_ID.test(question)) return refuse(400, "question: expected a question id");
+          if (text.trim() === "") return refuse(400, "the answer is empty");
+          const open = await readStatusFile(paths);
+          if (open.kind === "ok" && !open.status.questions.some((q) => q.id === question)) {
+            return refuse(409, `question ${question} is no longer open: reload the status page`);
+          }
         }
-        log.info({ kind: result.value.kind, session: result.value.session }, "JC answer taken from the status page");
+        const written = question === undefined ? text : JSON.stringify({ text: text.trim(), question });
+        const result = await submitJcInput(paths, opts.config(), written);
+        if (!result.ok) return refuse(400, result.error);
+        const taken = question === undefined ? result.value : { kind: "answer" as const, question };
+        log.info(taken, "JC answer taken from the status page");
         if (form) return send(res, 303, "text/plain; charset=utf-8", "answer sent\n", { Location: "/" });
-        sendJson(res, 200, { ok: true, ...result.value });
+        sendJson(res, 200, { ok: true, ...taken });
       },
     },
   };
@@ -286,6 +319,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
 
   const stopTimers = () => {
     unsubscribe();
+    watcher?.close();
     if (debounce !== null) clearTimeout(debounce);
     if (settle !== null) clearTimeout(settle);
     clearInterval(poll);
@@ -329,4 +363,23 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       return closing;
     },
   };
+}
+
+/**
+ * Calls `changed` whenever state/status.json is replaced (the daemon writes it atomically, by
+ * rename, so the directory is watched, not the file). Null when state/ cannot be watched: the
+ * poll still catches every change, only later.
+ */
+function watchStatusFile(paths: RelayPaths, changed: () => void, log: Logger): FSWatcher | null {
+  const name = statusFilePath(paths).slice(paths.state.length + 1);
+  try {
+    const watcher = watch(paths.state, { persistent: false }, (_event, file) => {
+      if (file === null || file === name) changed();
+    });
+    watcher.on("error", (err) => log.warn({ err: err.message }, "status page: cannot watch state/status.json any more; polling"));
+    return watcher;
+  } catch (err) {
+    log.warn({ err: err instanceof Error ? err.message : String(err) }, "status page: cannot watch state/status.json; polling");
+    return null;
+  }
 }

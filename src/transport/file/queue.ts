@@ -4,12 +4,14 @@ import { constants } from "node:fs";
 import { lstat, open, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { WorkItem } from "../../../machines/relay.js";
+import type { WorkItem } from "../../../machines/types.js";
 import { SESSION_ID } from "../../config/config.js";
 import type { RelayPaths } from "../../config/paths.js";
 import { isErrno, removeIfPresent, writeJsonAtomic } from "../../store/files.js";
 
 export const SETTLE_MS = 2_000;
+/** An envelope's own id (CONTRACT §5), echoed as in_reply_to in its reply's input.json. */
+export const ENVELOPE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const MAX_CONTENT_BYTES = 1024 * 1024;
 /** JSON escapes can make content up to 6x longer on disk; anything bigger cannot be valid. */
 const MAX_FILE_BYTES = 6 * MAX_CONTENT_BYTES + 64 * 1024;
@@ -58,6 +60,10 @@ const envelopeSchema = z.object(
       .string({ error: "content must be a string" })
       .refine((s) => s.trim().length > 0, { error: "content must be a non-empty string" })
       .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_CONTENT_BYTES, { error: "content is over 1 MiB (UTF-8 bytes)" }),
+    id: z
+      .string({ error: "id must be a string" })
+      .regex(ENVELOPE_ID, { error: `id must match ${ENVELOPE_ID.source}` })
+      .optional(),
     timestamp: z
       .union([z.iso.datetime({ offset: true, local: true }), z.iso.datetime({ offset: true, local: true, precision: -1 })], {
         error: "timestamp must be an ISO 8601 time",
@@ -72,7 +78,7 @@ export const envelopeId = (name: string, mtimeMs: number, raw: Buffer): string =
   createHash("sha256").update(name).update("\0").update(String(mtimeMs)).update("\0").update(raw).digest("hex").slice(0, 24);
 
 /** Validate an envelope's bytes (pure, for tests and fuzzing). */
-export function parseEnvelope(raw: Buffer, sessions: ReadonlySet<string>): { ok: true; session: string; content: string; timestamp?: string } | { ok: false; reason: string; json: boolean } {
+export function parseEnvelope(raw: Buffer, sessions: ReadonlySet<string>): { ok: true; session: string; content: string; id?: string; timestamp?: string } | { ok: false; reason: string; json: boolean } {
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8").replace(/^\uFEFF/, ""));
@@ -86,10 +92,10 @@ export function parseEnvelope(raw: Buffer, sessions: ReadonlySet<string>): { ok:
     const missing = issue?.code === "invalid_type" && field !== undefined && typeof json === "object" && json !== null && !(String(field) in json);
     return { ok: false, json: true, reason: missing ? `${String(field)} is missing` : (issue?.message ?? "invalid envelope") };
   }
-  const { session_id: session, content, timestamp } = parsed.data;
+  const { session_id: session, content, id, timestamp } = parsed.data;
   if (!SESSION_ID.test(session)) return { ok: false, json: true, reason: `session_id ${JSON.stringify(session.slice(0, 80))} does not match ${SESSION_ID.source}` };
   if (!sessions.has(session)) return { ok: false, json: true, reason: `session_id ${JSON.stringify(session)} is not registered in config.yaml` };
-  return { ok: true, session, content, ...(timestamp === undefined ? {} : { timestamp }) };
+  return { ok: true, session, content, ...(id === undefined ? {} : { id }), ...(timestamp === undefined ? {} : { timestamp }) };
 }
 
 /** Read one queue entry without following links or blocking on FIFOs, and decide what it is. */
@@ -114,14 +120,16 @@ export async function readEntry(paths: RelayPaths, entry: QueueEntry, sessions: 
       if (!result.json && now - st.mtimeMs < SETTLE_MS) return { kind: "wait" };
       return { kind: "reject", reason: result.reason };
     }
+    const key = envelopeId(entry.name, st.mtimeMs, raw);
     return {
       kind: "envelope",
       item: {
-        id: envelopeId(entry.name, st.mtimeMs, raw),
+        id: key,
         source: "envelope",
         session: result.session,
         text: result.content,
-        file: entry.name,
+        inReplyTo: result.id ?? key,
+        receipt: entry.name,
         ...(result.timestamp === undefined ? {} : { timestamp: result.timestamp }),
       },
     };
@@ -217,6 +225,10 @@ export class QueueIndex {
 
   forget(name: string): void {
     this.entries.delete(name);
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
   }
 
   /** Oldest first (mtime, then name). */

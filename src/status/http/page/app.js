@@ -98,23 +98,13 @@ function renderStatus({ status, rejected }) {
   const pill = $("state");
   pill.textContent = status.state;
   pill.className = `pill state-${status.state.split(/[.,]/)[0]}`;
-  document.title = status.needsJc ? `relay: needs JC` : `relay: ${status.state}`;
+  const open = (status.questions ?? []).length;
+  document.title = open > 0 ? `relay: needs JC (${open})` : `relay: ${status.state}`;
   $("daemon").textContent = status.daemon.running ? `daemon running (pid ${status.daemon.pid})` : "no daemon running";
   void showState(status.state);
 
-  // needs JC
-  const banner = $("needs-jc");
-  if (status.needsJc) {
-    const fresh = banner.hidden || $("jc-question").textContent !== status.needsJc.question;
-    banner.hidden = false;
-    $("jc-session").textContent = status.needsJc.session;
-    $("jc-direct-session").textContent = status.needsJc.session;
-    $("jc-since").textContent = `(${ago(status.needsJc.since)})`;
-    $("jc-question").textContent = status.needsJc.question;
-    if (fresh) banner.querySelector(".form-status").textContent = "";
-  } else {
-    banner.hidden = true;
-  }
+  // needs JC: one card per open question, each with its own form
+  renderQuestions(status.questions ?? []);
 
   // failures
   const trouble = $("trouble");
@@ -122,10 +112,10 @@ function renderStatus({ status, rejected }) {
     trouble.hidden = false;
     $("trouble-title").textContent = status.retry.kind === "permanent" ? "Paused:" : `Retrying (attempt ${status.retry.attempt}):`;
     $("trouble-text").textContent = `${status.retry.message}; next try ${when(status.retry.nextTryAt)}${status.retry.kind === "permanent" ? " (or run: relay resume)" : ""}`;
-  } else if (status.snapshotError) {
+  } else if (status.statusError) {
     trouble.hidden = false;
     $("trouble-title").textContent = "Warning:";
-    $("trouble-text").textContent = status.snapshotError;
+    $("trouble-text").textContent = status.statusError;
   } else if (status.lastError && Date.now() - new Date(status.lastError.at).getTime() < 3_600_000) {
     trouble.hidden = false;
     $("trouble-title").textContent = "Last error:";
@@ -142,6 +132,21 @@ function renderStatus({ status, rejected }) {
     ...(rejected.length === 0
       ? [el("li", { class: "muted", text: "none" })]
       : rejected.map((r) => el("li", {}, el("span", { class: "file", text: r.file }), " ", el("span", { class: "muted", text: r.at ? `(${ago(r.at)})` : "" }), el("br"), r.error))),
+  );
+
+  // conversations
+  $("conversations").tBodies[0].replaceChildren(
+    ...Object.entries(status.conversations ?? {}).map(([id, c]) =>
+      el(
+        "tr",
+        { "data-conversation": id },
+        el("td", { text: id }),
+        el("td", {}, el("span", { class: `tag state-${c.state.split(/[.,]/)[0]}`, text: c.state })),
+        el("td", { text: c.sessions.join(", ") }),
+        el("td", { class: "num", text: int(c.turns) }),
+        el("td", { class: "num", text: int(c.chars) }),
+      ),
+    ),
   );
 
   // sessions
@@ -173,6 +178,48 @@ function renderStatus({ status, rejected }) {
     lastCalls = status.cost.calls;
     void loadCosts();
   }
+}
+
+// ---- open questions ----------------------------------------------------------------------
+
+/** Cards are kept by question id, so an answer being typed survives every live update. */
+function renderQuestions(questions) {
+  const banner = $("needs-jc");
+  const box = $("questions");
+  banner.hidden = questions.length === 0;
+  $("jc-count").textContent = questions.length === 1 ? "1 open question" : `${questions.length} open questions`;
+  const cards = new Map([...box.children].map((c) => [c.dataset.question, c]));
+  const wanted = questions.map((q) => {
+    const card = cards.get(q.id) ?? questionCard(q);
+    cards.delete(q.id);
+    card.querySelector(".q-session").textContent = q.session;
+    card.querySelector(".q-direct-session").textContent = q.session;
+    card.querySelector(".q-conversation").textContent = `(${q.conversation})`;
+    card.querySelector(".q-since").textContent = ago(q.since);
+    card.querySelector(".q-since").title = q.since;
+    card.querySelector(".q-id").textContent = q.id;
+    card.querySelector(".q-text").textContent = q.question;
+    return card;
+  });
+  for (const gone of cards.values()) gone.remove();
+  // in the daemon's order (oldest first), moving only what is out of place
+  wanted.forEach((card, i) => {
+    if (box.children[i] !== card) box.insertBefore(card, box.children[i] ?? null);
+  });
+}
+
+function questionCard(q) {
+  const card = $("question-template").content.firstElementChild.cloneNode(true);
+  card.dataset.question = q.id;
+  const form = card.querySelector("form");
+  form.querySelector('input[name="question"]').value = q.id;
+  wireForm(form, () => {
+    const text = form.querySelector("textarea").value;
+    const session = card.querySelector(".q-session").textContent;
+    // straight to the session: `@session: text`, which answers that conversation's open question
+    return form.querySelector(".q-direct").checked && session ? { text: `@${session}: ${text}` } : { text, question: q.id };
+  });
+  return card;
 }
 
 // ---- costs -------------------------------------------------------------------------------
@@ -235,13 +282,14 @@ async function loadCosts() {
 
 // ---- answering as JC ---------------------------------------------------------------------
 
-function wireForm(form, textOf) {
+/** `bodyOf` gives what is posted to /jc: `{text}`, or `{text, question}` for one question. */
+function wireForm(form, bodyOf) {
   const status = form.querySelector(".form-status");
   const button = form.querySelector("button");
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const text = textOf();
-    if (text.trim() === "") return;
+    const body = bodyOf();
+    if (body.text.trim() === "") return;
     button.disabled = true;
     status.className = "form-status";
     status.textContent = "sending…";
@@ -249,16 +297,17 @@ function wireForm(form, textOf) {
       const res = await fetch("/jc", {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify({ text }),
+        body: JSON.stringify(body),
       });
-      const body = await res.json().catch(() => ({ ok: false, error: `HTTP ${res.status}` }));
-      if (res.ok && body.ok) {
+      const answer = await res.json().catch(() => ({ ok: false, error: `HTTP ${res.status}` }));
+      if (res.ok && answer.ok) {
         status.className = "form-status ok";
-        status.textContent = body.kind === "direct" ? `sent to ${body.session}` : "sent as the next chat turn";
+        status.textContent =
+          answer.kind === "direct" ? `sent to ${answer.session}` : answer.kind === "answer" ? `sent as the answer to ${answer.question}` : "sent as the next chat turn";
         form.querySelector("textarea").value = "";
       } else {
         status.className = "form-status bad";
-        status.textContent = body.error ?? `HTTP ${res.status}`;
+        status.textContent = answer.error ?? `HTTP ${res.status}`;
       }
     } catch (err) {
       status.className = "form-status bad";
@@ -269,12 +318,7 @@ function wireForm(form, textOf) {
   });
 }
 
-wireForm($("jc-answer-form"), () => {
-  const text = $("jc-answer-text").value;
-  const session = $("jc-session").textContent;
-  return $("jc-direct").checked && session ? `@${session}: ${text}` : text;
-});
-wireForm($("jc-form"), () => $("jc-text").value);
+wireForm($("jc-form"), () => ({ text: $("jc-text").value }));
 
 // ---- live updates ------------------------------------------------------------------------
 

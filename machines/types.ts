@@ -1,0 +1,106 @@
+// The words the machines speak: work items, replies, questions, failures. No I/O, no file names:
+// a transport hands the relay work items with opaque receipts and takes deliveries back.
+
+/** An incoming message the relay answers: an envelope, or a JC chat turn. */
+export interface WorkItem {
+  /** unique key of this input (an envelope's content hash, a JC claim's id), to answer it once */
+  id: string;
+  source: "envelope" | "jc";
+  session: string;
+  text: string;
+  /** what the reply answers: the envelope's own id, or for JC's answer the asking envelope's; null for JC's unprompted turns */
+  inReplyTo: string | null;
+  /** the transport's handle on an envelope, to acknowledge or reject it; absent for JC turns */
+  receipt?: string;
+  /** the envelope's own ISO timestamp, when it had one */
+  timestamp?: string;
+}
+
+/** JC's own words sent straight to a session, recorded in its conversation's history. */
+export interface Note {
+  id: string;
+  session: string;
+  text: string;
+}
+
+export type ReplySource = "envelope" | "jc-chat" | "jc-direct";
+
+/** A reply for a session, waiting to be delivered (one input.txt per session, in order). */
+export interface Delivery {
+  replyId: string;
+  session: string;
+  inReplyTo: string | null;
+  source: ReplySource;
+  text: string;
+  /** when the reply was made (ms) */
+  at: number;
+}
+
+/** A question to JC: it holds its conversation until answered. */
+export interface Question {
+  id: string;
+  conversation: string;
+  session: string;
+  text: string;
+  since: number;
+  /** reply: chat-Claude asked ([NEEDS-JC]); budget: a call would overspend */
+  kind: "reply" | "budget";
+  /** what JC's answer, relayed to the session, answers */
+  inReplyTo: string | null;
+}
+
+/**
+ * Why a call failed. rateLimited and permanent concern every call (the root's gate);
+ * transient is this conversation's own (a 5xx, a dropped connection) and backs off alone;
+ * envelope: a 400 about this request; tooLong: the request does not fit the model's context;
+ * budget: no call was made, a budget ran out.
+ */
+export interface Failure {
+  kind: "transient" | "rateLimited" | "permanent" | "envelope" | "tooLong" | "budget";
+  message: string;
+  status?: number;
+  retryAfterMs?: number;
+}
+
+export type CallResult = { ok: true; text: string; at: number } | { ok: false; failure: Failure; at: number; jitter: number };
+
+export interface CommitInput {
+  conversation: string;
+  turn: { item: WorkItem; reply: string } | null;
+  notes: Note[];
+}
+export interface CommitResult {
+  /** the conversation's history is past the char cap after this commit */
+  overCap: boolean;
+  at: number;
+}
+
+/** folded: how many entries went into the summary (0: nothing was left to fold) */
+export type SummarizeResult = { ok: true; folded: number; at: number } | { ok: false; message: string; at: number };
+
+export interface RetryState {
+  message: string;
+  attempt: number;
+  nextAt: number;
+  since: number;
+}
+
+export type NotifyKind = "needsJc" | "failureStarted" | "failureEnded" | "paused" | "error";
+export interface NotifyParams {
+  kind: NotifyKind;
+  session?: string;
+  questionId?: string;
+  message: string;
+}
+
+const NEEDS_JC_MARK = "[NEEDS-JC]";
+const NEEDS_JC_WINDOW = 200;
+
+/** A reply that asks JC: `[NEEDS-JC]` in its first 200 characters. */
+export const needsJcIn = (reply: string): boolean => reply.slice(0, NEEDS_JC_WINDOW).includes(NEEDS_JC_MARK);
+
+/** Reply ids follow from what they answer, so a reply made again after a crash has the same id. */
+export const replyIdFor = (itemId: string): string => `r-${itemId}`;
+export const questionIdFor = (itemId: string): string => `q-${itemId}`;
+
+export const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));

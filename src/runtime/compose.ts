@@ -1,0 +1,161 @@
+// The composition root of `relay run`: the real deps, over the root's files, the Messages API and
+// ntfy. Tests build their own RelayDeps instead.
+import { existsSync, type FSWatcher, watch } from "node:fs";
+import { join } from "node:path";
+import type Anthropic from "@anthropic-ai/sdk";
+import type { JcAnswer } from "../../machines/relay.js";
+import { callMessages } from "../anthropic/messages.js";
+import type { RelayConfig } from "../config/config.js";
+import { type RelayPaths, sessionDir } from "../config/paths.js";
+import type { SpendTracker } from "../costs/budget.js";
+import { appendLedger, type LedgerRecord } from "../costs/ledger.js";
+import { ConversationStore } from "../history/conversation-store.js";
+import { claimJcInput, parseJcInput, refuseJcInput, releaseJcClaim } from "../operator/jc-input.js";
+import { type NotificationLinks, notification } from "../operator/notifications.js";
+import type { Notifier } from "../operator/ntfy.js";
+import { statusFilePath } from "../status/status-file.js";
+import { removeIfPresent, removeStaleTemporaries, writeAtomic } from "../store/files.js";
+import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
+import { ensureSessionDir } from "../transport/file/dispatch.js";
+import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
+import { crashPoint } from "./crash-points.js";
+import type { JcSource, JcTaken, RelayDeps } from "./deps.js";
+import type { Logger } from "./log.js";
+
+export interface RelayRunOptions {
+  paths: RelayPaths;
+  config: () => RelayConfig;
+  log: Logger;
+  notifier: Notifier;
+  /** null in --dry-run */
+  client: Anthropic | null;
+  spend: SpendTracker;
+  /** the ledger as read at start, for the all-time totals in status */
+  ledger: Pick<LedgerRecord, "usd">[];
+  links?: NotificationLinks;
+  now?: () => number;
+}
+
+/** JC's answers from state/jc_input.txt (the CLI, the page and the phone all write there). */
+export function fileJcSource(paths: RelayPaths, registered: () => ReadonlySet<string>): JcSource {
+  let leftoversChecked = false;
+  return {
+    async take(): Promise<JcTaken | null> {
+      const claim = await claimJcInput(paths, { leftovers: !leftoversChecked });
+      leftoversChecked = true;
+      if (!claim) return null;
+      if (claim.kind === "refused") return { id: claim.id, kind: "refused", reason: claim.reason, raw: null };
+      const parsed = parseJcInput(claim.raw);
+      switch (parsed.kind) {
+        case "empty":
+          return { id: claim.id, kind: "refused", reason: "state/jc_input.txt was empty", raw: claim.raw };
+        case "invalid":
+          return { id: claim.id, kind: "refused", reason: parsed.reason, raw: claim.raw };
+        case "direct":
+          if (!registered().has(parsed.session)) return { id: claim.id, kind: "refused", reason: `@${parsed.session} is not a session in config.yaml`, raw: claim.raw };
+          return { id: claim.id, kind: "answer", answer: parsed };
+        case "chat": {
+          const answer: JcAnswer = { kind: "chat", text: parsed.text, ...(parsed.question === undefined ? {} : { question: parsed.question }), ...(parsed.session === undefined ? {} : { session: parsed.session }) };
+          return { id: claim.id, kind: "answer", answer };
+        }
+      }
+    },
+    async consume(id) {
+      await releaseJcClaim(paths, id);
+    },
+    async refuse(id, reason, raw) {
+      await refuseJcInput(paths, reason, raw);
+      await releaseJcClaim(paths, id);
+    },
+  };
+}
+
+export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps> {
+  const { paths, log } = opts;
+  const now = opts.now ?? Date.now;
+  const registered = () => new Set(opts.config().sessions.map((s) => s.id));
+  // Temporaries of atomic writes a killed relay left behind (we hold the lock).
+  for (const dir of [paths.state, paths.root]) await removeStaleTemporaries(dir);
+
+  const inbox = new FileInbox(paths, registered, now, log);
+  const outbox = new FileOutbox(paths);
+  const snapshots = new SnapshotWriter(paths, log, now);
+
+  let ledgerWrites: Promise<void> = Promise.resolve();
+  const totals = { totalUsd: 0, calls: 0, unpricedCalls: 0 };
+  const count = (r: Pick<LedgerRecord, "usd">) => {
+    totals.calls += 1;
+    if (r.usd === null) totals.unpricedCalls += 1;
+    else totals.totalUsd += r.usd;
+  };
+  for (const r of opts.ledger) count(r);
+
+  const watchers: FSWatcher[] = [];
+  let wake: () => void = () => undefined;
+
+  return {
+    config: opts.config,
+    now,
+    random: Math.random,
+    inbox,
+    outbox,
+    jc: fileJcSource(paths, registered),
+    history: new ConversationStore(paths),
+    costs: {
+      spend: opts.spend,
+      record(rec) {
+        count(rec);
+        // Off the reply's path, in order; a failure is logged (the call is in logs/ too).
+        ledgerWrites = ledgerWrites.then(() => appendLedger(paths.root, rec)).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot append to state/costs.jsonl"));
+      },
+      totals: () => ({ ...totals }),
+      flush: () => ledgerWrites,
+    },
+    api: opts.client ? { call: (request, signal) => callMessages(opts.client as Anthropic, request, signal) } : null,
+    notify: (params) => opts.notifier.notify(notification(params, opts.links)),
+    snapshots: { read: () => readSnapshot(paths), write: (snapshot, o) => snapshots.write(snapshot, o) },
+    // The read model is rebuilt from the snapshot after any crash: it needs no fsync.
+    status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(status, null, 1)}\n`, { durable: false }) },
+    takeResumeRequest: () => removeIfPresent(paths.resumeRequest),
+    v1Staging: {
+      exists: (session, id) => existsSync(join(sessionDir(paths, session), `.reply-${id}.tmp`)),
+      remove: async (session, id) => {
+        await removeIfPresent(join(sessionDir(paths, session), `.reply-${id}.tmp`));
+      },
+    },
+    wakeups: {
+      start(onWake) {
+        wake = onWake;
+        if (process.env.RELAY_NO_WATCH === "1") return; // the benchmark's polling-only baseline
+        inbox.watch(onWake);
+        try {
+          // Only what others write into state/ wakes the relay, never its own snapshot or status.
+          const w = watch(paths.state, { persistent: false }, (_event, name) => {
+            if (name === null || name === "jc_input.txt" || name === "resume.request") onWake();
+          });
+          w.on("error", () => w.close());
+          watchers.push(w);
+        } catch {
+          // the poll interval still covers it
+        }
+      },
+      async watchSessions(sessions) {
+        for (const session of sessions) {
+          try {
+            if (process.env.RELAY_NO_WATCH === "1") await ensureSessionDir(paths, session);
+            else await outbox.watchSession(session, () => wake());
+          } catch (err) {
+            log.error({ session, err: err instanceof Error ? err.message : String(err) }, "cannot watch dispatch/<session>/");
+          }
+        }
+      },
+      stop() {
+        inbox.close();
+        outbox.close();
+        for (const w of watchers) w.close();
+      },
+    },
+    log,
+    crashPoint,
+  };
+}
