@@ -907,7 +907,7 @@ export async function perEnvelope(n: number, tracedN: number): Promise<PerEnvelo
   };
   try {
     await warmUp(root, [session], watcher, "per-envelope");
-    for (let k = 0; k < 3; k++) await one("warm", k);
+    for (let k = 0; k < 10; k++) await one("warm", k); // let the JIT settle
     const hz = clockTicksPerSecond();
     const result: PerEnvelopeResult = { envelopes: n, renameToRequest: [], replyToInput: [], cpuMsPerEnvelope: NaN, fsync: { error: "not run" } };
     const begin = cpuTicks(daemon.proc.pid);

@@ -2,7 +2,7 @@
 // watcher (fs.watch + stat polling), /proc readings and small statistics. Node built-ins only,
 // plus the local Messages API stand-in from test/support.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, watch, type FSWatcher, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, watch, type FSWatcher, writeSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -299,6 +299,9 @@ export class Watcher {
 
   constructor(dirs: string[]) {
     for (const dir of dirs) {
+      // A relay may create dispatch/<session>/ only when it first delivers there (the seed
+      // emulation, without fs.watch, does): make it, as a CC session's hook directory would be.
+      mkdirSync(dir, { recursive: true });
       const w = watch(dir, () => this.check());
       w.on("error", () => {});
       this.watchers.push(w);
@@ -374,7 +377,7 @@ export interface RelayView {
   source: "status.json" | "snapshot.json";
   /** "idle", "awaitingAck", "calling", … (nested snapshot states joined with ".") */
   state: string;
-  /** a call or a dispatch in flight (status: the state says so; snapshot: `current` is set) */
+  /** a call or a dispatch in flight (status: the state says so, or `calls.inFlight` > 0 where present; snapshot: `current` is set) */
   busy: boolean;
   /** replies waiting per session (status: `pending`; snapshot: the outbox) */
   pending: Record<string, number>;
@@ -394,7 +397,7 @@ const stateString = (value: unknown): string =>
 const BUSY_STATES = new Set(["calling", "dispatching", "summarizing"]);
 
 function viewOfStatus(raw: unknown): RelayView | null {
-  const s = raw as { state?: unknown; sessions?: Record<string, { pending?: unknown; awaitingAck?: unknown }>; queue?: { depth?: unknown } };
+  const s = raw as { state?: unknown; sessions?: Record<string, { pending?: unknown; awaitingAck?: unknown }>; queue?: { depth?: unknown }; calls?: { inFlight?: unknown } };
   if (typeof s?.state !== "string" || typeof s.sessions !== "object" || s.sessions === null) return null;
   const pending: Record<string, number> = {};
   const awaitingAck: string[] = [];
@@ -405,7 +408,7 @@ function viewOfStatus(raw: unknown): RelayView | null {
   return {
     source: "status.json",
     state: s.state,
-    busy: BUSY_STATES.has(s.state.split(".")[0] ?? ""),
+    busy: BUSY_STATES.has(s.state.split(".")[0] ?? "") || (typeof s.calls?.inFlight === "number" && s.calls.inFlight > 0),
     pending,
     awaitingAck,
     queueDepth: typeof s.queue?.depth === "number" ? s.queue.depth : null,
@@ -448,7 +451,7 @@ export async function waitRelay(root: string, cond: (v: RelayView) => boolean, t
   }
 }
 
-/** At rest: nothing in flight, nothing to deliver, every input.txt acknowledged (and, from status.json, the queue empty). */
+/** At rest: nothing in flight, nothing to deliver, every input.txt acknowledged (and the queue empty where status.json tells its depth). */
 export const isQuiet = (v: RelayView): boolean =>
   v.state === "idle" && !v.busy && Object.values(v.pending).every((n) => n === 0) && v.awaitingAck.length === 0 && (v.queueDepth ?? 0) === 0;
 
@@ -552,4 +555,22 @@ export async function fsyncProbe(runs: number): Promise<number> {
   await rm(dir, { recursive: true, force: true });
   tempDirs.delete(dir);
   return median(times);
+}
+
+// ---------------------------------------------------------------------------
+// An earlier run's table (--previous)
+
+/** A figure's name without its sample count, to match it across runs. */
+export const figureKey = (figure: string): string => figure.replace(/\s*\(n = \d+\)/g, "").replace(/\s+/g, " ").trim();
+
+/** figure → p50 cell of the table in an earlier run's --out file. */
+export function readPrevious(file: string): Map<string, string> {
+  const cells = (line: string) => line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, "|"));
+  const out = new Map<string, string>();
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.startsWith("| ") || line.startsWith("| figure |")) continue;
+    const [figure, p50] = cells(line.trimEnd());
+    if (figure && p50 !== undefined) out.set(figureKey(figure), p50);
+  }
+  return out;
 }

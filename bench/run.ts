@@ -2,9 +2,11 @@
 // stand-in, for the relay's design (fs events + the POLL_INTERVAL_MS safety net, conversation-
 // prefix caching) and the seed design (fixed 1 s polling, system-only caching).
 //
-//   node dist-bench/bench/run.js [--quick] [--out FILE]
+//   node dist-bench/bench/run.js [--quick] [--out FILE] [--previous FILE]
 //
 // Prints the machine and a Markdown table on stdout (progress on stderr); --out also writes it.
+// --previous FILE (the output of an earlier --out) adds a column with that run's p50 of each
+// figure of the same name (e.g. the figures from before a rewrite beside the new ones).
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -29,12 +31,14 @@ import {
   type ThroughputResult,
   throughput,
 } from "./figures.js";
-import { cleanup, fmtMs, fmtNum, fsTypeOf, fsyncProbe, log, median, percentile, POLL_MS, prepareEnvironment } from "./lib.js";
+import { cleanup, figureKey, fmtMs, fmtNum, fsTypeOf, fsyncProbe, log, median, percentile, POLL_MS, prepareEnvironment, readPrevious } from "./lib.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const outIndex = argv.indexOf("--out");
 const outFile = outIndex >= 0 ? argv[outIndex + 1] : undefined;
+const previousIndex = argv.indexOf("--previous");
+const previousFile = previousIndex >= 0 ? argv[previousIndex + 1] : undefined;
 
 const plan = quick
   ? { cycles: 10, seedCycles: 3, jc: 10, seedJc: 2, jcCli: 2, status: 10, tpN: 300, tpLimitMs: 4_000, seedTp: true, memEnvelopes: 3, seedMemory: false, memStatus: 0, cpuWarmupMs: 2_000, cpuWindowMs: 10_000, turns: 40,
@@ -247,21 +251,22 @@ function parallelNotes(par: Outcome<ParallelResult>, iso: Outcome<IsolationResul
   if (per.ok) {
     const f = per.value.fsync;
     notes.push(
-      `Per envelope: one session, each envelope answered, its \`input.txt\` deleted and the relay at rest before the next (after 4 warm-up envelopes; 0–20 ms random pause). Latencies and CPU come from ${per.value.envelopes} untraced envelopes (CPU: /proc/PID/stat utime+stime, 10 ms ticks, over the whole run, rests included). ` +
+      `Per envelope: one session, each envelope answered, its \`input.txt\` deleted and the relay at rest before the next (after 11 warm-up envelopes; 0–20 ms random pause). Latencies and CPU come from ${per.value.envelopes} untraced envelopes (CPU: /proc/PID/stat utime+stime, 10 ms ticks, over the whole run, rests included). ` +
         ("error" in f
           ? `fsyncs: n/a (${f.error}).`
-          : `fsyncs come from ${f.envelopes} more envelopes with \`strace -f -C -ttt -e trace=fsync,fdatasync -p PID\` attached to the daemon (every thread; nothing timed then, strace slows each syscall): "whole envelope" counts every call from the first rename to the last \`input.txt\`, divided by the envelopes; "reply path" counts the calls stamped between the stand-in's \`res.end()\` and the bench seeing \`input.txt\` (strace's wall clock aligned to the bench's by a measured offset, ±0.5 ms).`),
+          : `fsyncs come from ${f.envelopes} more envelopes with \`strace -f -C -ttt -e trace=fsync,fdatasync -p PID\` attached to the daemon (every thread; nothing timed then, strace slows each syscall): "whole envelope" counts every call from just before the first rename until the relay is at rest after the last envelope, divided by the envelopes; "reply path" counts the calls stamped between the stand-in's \`res.end()\` and the bench seeing \`input.txt\` (strace's wall clock aligned to the bench's by a measured offset, ±0.5 ms).`),
     );
   }
   return notes;
 }
 
-function table(rows: Row[]): string {
+function table(rows: Row[], previous: Map<string, string> | null): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
+  const prev = (r: Row) => (previous ? ` ${esc(previous.get(figureKey(r.figure)) ?? "—")} |` : "");
   return [
-    "| figure | p50 | p95 / p99 | target | seed-design baseline |",
-    "|---|---|---|---|---|",
-    ...rows.map((r) => `| ${esc(r.figure)} | ${esc(r.p50)} | ${esc(r.tail)} | ${esc(r.target)} | ${esc(r.baseline)} |`),
+    `| figure | p50 | p95 / p99 | target | seed-design baseline |${previous ? " previous run (p50) |" : ""}`,
+    `|---|---|---|---|---|${previous ? "---|" : ""}`,
+    ...rows.map((r) => `| ${esc(r.figure)} | ${esc(r.p50)} | ${esc(r.tail)} | ${esc(r.target)} | ${esc(r.baseline)} |${prev(r)}`),
   ].join("\n");
 }
 
@@ -269,6 +274,8 @@ function table(rows: Row[]): string {
 
 async function main(): Promise<number> {
   const startedAt = Date.now();
+  const previous = previousFile ? readPrevious(previousFile) : null;
+  if (previous) log(`previous figures: ${previous.size} rows from ${previousFile}`);
   const loadBefore = load();
   const host = machine();
   log(`${quick ? "quick run" : "full run"} on ${host}; load average ${loadBefore}`);
@@ -383,7 +390,7 @@ async function main(): Promise<number> {
   const md = [
     `Machine: ${host}. One durable atomic write there (write + fsync, rename, directory fsync) took ${fmtMs(fsyncMs)} (median of 20) at the start of the run.`,
     "",
-    table(rows),
+    table(rows, previous),
     "",
     ...notes.map((n) => `- ${n}`),
     "",

@@ -51,12 +51,13 @@ export type ConversationEvent =
   | { type: "call.granted" }
   | { type: "clock.tick"; now: number }
   | { type: "operator.resume" }
-  | { type: "migration.restored"; current: WorkItem | null; reply: string | null; chats: WorkItem[]; notes: Note[]; question: Question | null };
+  | { type: "migration.restored"; current: WorkItem | null; reply: string | null; chats: WorkItem[]; notes: Note[]; question: Question | null; summaryDue: boolean };
 
 /** Events a conversation sends the root. */
 export type ConversationReport =
   | { type: "call.wanted"; conversation: string }
-  | { type: "call.finished"; conversation: string; failure: Failure | null; at: number; jitter: number }
+  /** called: the API answered this call (a probe that made no call proves nothing) */
+  | { type: "call.finished"; conversation: string; failure: Failure | null; called: boolean; at: number; jitter: number }
   | { type: "turn.committed"; conversation: string; itemId: string | null; receipt: string | null; delivery: Delivery | null; question: Question | null; at: number }
   | { type: "question.opened"; question: Question }
   | { type: "envelope.refused"; conversation: string; item: WorkItem; reason: string; at: number }
@@ -99,7 +100,8 @@ export const conversationMachine = setup({
     /** The slot goes back to the root, with the failure if it concerns every call. */
     releaseSlot: sendParent(({ context }, p: { result: CallResult | null }): ConversationReport => {
       const failure = p.result && !p.result.ok && p.result.failure.kind !== "budget" ? p.result.failure : null;
-      return { type: "call.finished", conversation: context.id, failure, at: p.result?.at ?? 0, jitter: p.result && !p.result.ok ? p.result.jitter : 0 };
+      const called = p.result !== null && (p.result.ok ? p.result.called : p.result.failure.kind !== "budget");
+      return { type: "call.finished", conversation: context.id, failure, called, at: p.result?.at ?? 0, jitter: p.result && !p.result.ok ? p.result.jitter : 0 };
     }),
     /** The turn is in the history: its reply (or its question) goes to the root. */
     reportCommit: sendParent(({ context }, p: { at: number }): ConversationReport => {
@@ -113,7 +115,7 @@ export const conversationMachine = setup({
     }),
     restoreMigrated: assign(({ event }) => {
       assertEvent(event, "migration.restored");
-      return { current: event.current, reply: event.reply, chats: event.chats, notes: event.notes, question: event.question };
+      return { current: event.current, reply: event.reply, chats: event.chats, notes: event.notes, question: event.question, summaryDue: event.summaryDue ? ("overCap" as const) : null };
     }),
   },
   guards: {
@@ -336,6 +338,7 @@ export const conversationMachine = setup({
                 type: "call.finished",
                 conversation: context.id,
                 failure: { kind: "transient", message: context.retry?.message ?? "summarization failed" },
+                called: false,
                 at: event.output.at,
                 jitter: 0.5,
               })),
@@ -345,7 +348,7 @@ export const conversationMachine = setup({
             guard: { type: "cannotFit", params: ({ event }) => ({ result: event.output }) },
             target: "idle",
             actions: [
-              sendParent(({ context, event }): ConversationReport => ({ type: "call.finished", conversation: context.id, failure: null, at: event.output.at, jitter: 0 })),
+              sendParent(({ context, event }): ConversationReport => ({ type: "call.finished", conversation: context.id, failure: null, called: false, at: event.output.at, jitter: 0 })),
               sendParent(({ context, event }): ConversationReport => ({
                 type: "envelope.refused",
                 conversation: context.id,
@@ -362,14 +365,14 @@ export const conversationMachine = setup({
             target: "queued",
             actions: [
               assign({ summaryDue: null, retry: null }),
-              sendParent(({ context, event }): ConversationReport => ({ type: "call.finished", conversation: context.id, failure: null, at: event.output.at, jitter: 0 })),
+              sendParent(({ context, event }): ConversationReport => ({ type: "call.finished", conversation: context.id, failure: null, called: false, at: event.output.at, jitter: 0 })),
             ],
           },
           {
             target: "idle",
             actions: [
               assign({ summaryDue: null, retry: null }),
-              sendParent(({ context, event }): ConversationReport => ({ type: "call.finished", conversation: context.id, failure: null, at: event.output.at, jitter: 0 })),
+              sendParent(({ context, event }): ConversationReport => ({ type: "call.finished", conversation: context.id, failure: null, called: false, at: event.output.at, jitter: 0 })),
             ],
           },
         ],

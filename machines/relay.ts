@@ -62,7 +62,7 @@ export interface MigratedState {
   lastError: { message: string; at: number } | null;
   failure: (RetryState & { kind: "rateLimited" | "permanent" }) | null;
   /** per conversation: the input under way (and its reply), JC's waiting turns and notes, the open question */
-  conversations: Record<string, { current: WorkItem | null; reply: string | null; chats: WorkItem[]; notes: { id: string; session: string; text: string }[]; question: Question | null }>;
+  conversations: Record<string, { current: WorkItem | null; reply: string | null; chats: WorkItem[]; notes: { id: string; session: string; text: string }[]; question: Question | null; summaryDue: boolean }>;
 }
 
 export type RelayEmitted =
@@ -136,16 +136,6 @@ export function readyConversations(context: RelayContext): Set<string> {
   return ready;
 }
 
-/** Ids of the inputs the conversations are answering now. */
-export function inputsUnderWay(context: RelayContext): Set<string> {
-  const ids = new Set<string>();
-  for (const ref of Object.values(context.conversations)) {
-    const current = ref.getSnapshot().context.current;
-    if (current) ids.add(current.id);
-  }
-  return ids;
-}
-
 export const relayMachine = setup({
   types: {
     context: {} as RelayContext,
@@ -191,7 +181,8 @@ export const relayMachine = setup({
         enqueue.emit({ type: "jc.refused", id: event.id, reason: `the conversation of ${route.session} is not running` });
         return;
       }
-      const inReplyTo = route.question?.inReplyTo ?? null;
+      // JC's answer answers the asking envelope only for the session that asked.
+      const inReplyTo = route.question && route.question.session === route.session ? route.question.inReplyTo : null;
       if (route.kind === "direct") {
         const reply: Delivery = { replyId: replyIdFor(event.id), session: route.session, inReplyTo, source: "jc-direct", text: event.answer.text, at: event.at };
         enqueue.assign(({ context: c }) => deliveries.enqueue(c, reply));
@@ -239,7 +230,11 @@ export const relayMachine = setup({
       assertEvent(event, "envelope.refused");
       enqueue.assign({ lastError: { message: event.reason, at: event.at } });
       if (event.item.receipt) enqueue.emit({ type: "envelope.rejected", receipt: event.item.receipt, reason: event.reason, at: event.at });
-      else enqueue.assign({ done: remember(context.done, event.item.id) });
+      else {
+        // JC's own turn refused by the API: JC is told, in state/jc_input.rejected.txt
+        enqueue.assign({ done: remember(context.done, event.item.id) });
+        enqueue.emit({ type: "jc.refused", id: event.item.id, reason: `the API refused JC's turn: ${event.reason}` });
+      }
     }),
     noteFailure: assign(({ event }) => {
       assertEvent(event, "conversation.failed");
@@ -299,7 +294,7 @@ export const relayMachine = setup({
       enqueue.assign({ outbox: next.outbox, unacked: next.unacked, done: state.done, lastSession: state.lastSession, lastError: state.lastError, failure: state.failure, questions });
       for (const [id, c] of Object.entries(state.conversations)) {
         const ref = context.conversations[id];
-        if (ref) enqueue.sendTo(ref, { type: "migration.restored", current: c.current, reply: c.reply, chats: c.chats, notes: c.notes, question: c.question });
+        if (ref) enqueue.sendTo(ref, { type: "migration.restored", current: c.current, reply: c.reply, chats: c.chats, notes: c.notes, question: c.question, summaryDue: c.summaryDue });
       }
     }),
   },
@@ -307,7 +302,7 @@ export const relayMachine = setup({
     answeredBefore: ({ context, event }) => (event.type === "envelope.offered" || event.type === "jc.received") && context.done.includes(event.type === "envelope.offered" ? event.item.id : event.id),
     rateLimited: ({ event }) => event.type === "call.finished" && event.failure?.kind === "rateLimited",
     refused: ({ event }) => event.type === "call.finished" && event.failure?.kind === "permanent",
-    callWorked: ({ event }) => event.type === "call.finished" && event.failure === null,
+    callWorked: ({ event }) => event.type === "call.finished" && event.failure === null && event.called,
     probeDue: ({ context, event }) => event.type === "clock.tick" && context.failure !== null && event.now >= context.failure.nextAt,
     gateWasClosed: ({ event }) => event.type === "migration.v1" && event.state.failure !== null,
     fatal: ({ event }) => event.type === "conversation.failed" && event.fatal,

@@ -62,7 +62,8 @@ export interface Failure {
   retryAfterMs?: number;
 }
 
-export type CallResult = { ok: true; text: string; at: number } | { ok: false; failure: Failure; at: number; jitter: number };
+/** called: the API was really asked (not a reply found in the history after a crash, not a dry run) */
+export type CallResult = { ok: true; text: string; at: number; called: boolean } | { ok: false; failure: Failure; at: number; jitter: number };
 
 export interface CommitInput {
   conversation: string;

@@ -10,6 +10,7 @@ const config = (budget: RelayConfig["budget"]): RelayConfig => ({
   keepRecentTurns: 2,
   historyCharCap: 1000,
   pollIntervalMs: 100,
+  maxParallelCalls: 4,
   apiTimeoutMs: 1000,
   cacheTtl: "5m",
   sessions: [{ id: "session-1", conversation: "shared", systemPrompt: "s", model: "claude-sonnet-4-6" }],

@@ -41,15 +41,25 @@ describe("answering from the phone", () => {
     expect(note?.message).toContain("[NEEDS-JC] Ship it?");
     expect(note?.actions).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ action: "http", label: "Approve", url: `${ntfy.url}/${replyTopic}`, body: "Approved: go ahead." }),
+        expect.objectContaining({ action: "http", label: "Approve", url: `${ntfy.url}/${replyTopic}` }),
         expect.objectContaining({ action: "http", label: "Reject", url: `${ntfy.url}/${replyTopic}` }),
       ]),
     );
+    // The buttons carry the question's id: an answer bound to that question, not to whichever is open.
+    const approve = (note?.actions as { label?: string; body?: string }[] | undefined)?.find((a) => a.label === "Approve");
+    const bound = JSON.parse(approve?.body ?? "{}") as { text?: string; question?: string };
+    expect(bound.text).toBe("Approved: go ahead.");
+    expect(bound.question).toMatch(/^q-/);
 
     ntfy.publish(replyTopic, "@session-1: ship it tonight");
     const input = join(root, "dispatch", "session-1", "input.txt");
     await waitFor(() => existsSync(input), { timeoutMs: 10_000, what: "the phone's direct answer" });
     expect(readFileSync(input, "utf8")).toBe("ship it tonight");
+    // the direct answer answered the question: the button's answer now comes too late, and is refused
+    ntfy.publish(replyTopic, approve?.body ?? "");
+    const rejected = join(root, "state", "jc_input.rejected.txt");
+    await waitFor(() => existsSync(rejected), { timeoutMs: 10_000, what: "the late button answer refused" });
+    expect(readFileSync(rejected, "utf8")).toContain(`question ${bound.question ?? ""} is not open`);
     expect(api.requests).toHaveLength(1);
   });
 });

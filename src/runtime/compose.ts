@@ -78,7 +78,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   for (const dir of [paths.state, paths.root]) await removeStaleTemporaries(dir);
 
   const inbox = new FileInbox(paths, registered, now, log);
-  const outbox = new FileOutbox(paths);
+  const outbox = new FileOutbox(paths, crashPoint);
   const snapshots = new SnapshotWriter(paths, log, now);
 
   let ledgerWrites: Promise<void> = Promise.resolve();

@@ -48,12 +48,12 @@ export function conversationActors(deps: RelayDeps) {
     try {
       // After a crash the turn may be in the history already: reuse its reply, call nothing.
       const recorded = await deps.history.has(conversation, item.id);
-      if (recorded?.kind === "turn") return { ok: true, text: recorded.reply, at: deps.now() };
+      if (recorded?.kind === "turn") return { ok: true, text: recorded.reply, at: deps.now(), called: false };
       await deps.crashPoint("before-call");
       // JC's own chat turns are JC's decision to spend; envelopes wait when a budget is spent.
       const overBudget = item.source === "envelope" ? budgetExhausted(config, deps.costs.spend, item.session) : null;
       if (overBudget) return { ok: false, failure: overBudget, at: deps.now(), jitter: 0 };
-      if (!deps.api) return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now() };
+      if (!deps.api) return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now(), called: false };
       const request = buildReplyRequest({
         model: session.model,
         maxTokens: config.maxTokens,
@@ -68,7 +68,7 @@ export function conversationActors(deps: RelayDeps) {
         const reply = await deps.api.call(request, signal);
         record(session, conversation, "reply", reply);
         await deps.crashPoint("after-call");
-        return { ok: true, text: reply.text, at: deps.now() };
+        return { ok: true, text: reply.text, at: deps.now(), called: true };
       } finally {
         release();
       }

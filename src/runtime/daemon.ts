@@ -84,9 +84,18 @@ export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: num
 
   if (restored.kind === "v1") {
     const config = deps.config();
+    const conversationOf = (session: string) => sessionOf(config, session).conversation;
+    // The turn whose reply asked v1's open question: JC's answer answers its envelope.
+    const asking = new Map<string, string>();
+    if (restored.context.needsJc) {
+      const conversation = conversationOf(restored.context.needsJc.session);
+      const turn = (await deps.history.entries(conversation)).findLast((e) => e.kind === "turn" && e.reply === restored.context.needsJc?.question);
+      if (turn) asking.set(conversation, turn.id);
+    }
     const { state, rejections } = migrateV1(restored.context, {
       stagingExists: (session, id) => deps.v1Staging.exists(session, id),
-      conversationOf: (session) => sessionOf(config, session).conversation,
+      conversationOf,
+      askedBy: (conversation) => asking.get(conversation) ?? null,
     });
     await migrate(state);
     for (const r of rejections) await deps.inbox.reject(r.file, r.reason, r.at);
@@ -157,15 +166,12 @@ export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: num
   const deliver = async () => {
     const heads = deliveries.heads(actor.getSnapshot().context);
     if (heads.length === 0) return;
-    let persisted = false;
+    // A reply about to be published is in the persisted snapshot first (restored, it is found
+    // delivered by its id rather than delivered again). Unchanged snapshots are not rewritten.
+    await persist(false);
     for (const reply of heads) {
       // One session's broken dispatch/<session>/ stops only that session's deliveries.
       try {
-        if (!(await deps.outbox.acknowledged(reply.session))) continue;
-        if (!persisted) {
-          await persist(false);
-          persisted = true;
-        }
         const outcome = await deps.outbox.deliver(reply);
         if (outcome !== "delivered") continue;
         await deps.crashPoint("after-publish");
@@ -190,6 +196,7 @@ export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: num
 
   let lastQuestions = JSON.stringify(actor.getSnapshot().context.questions);
   let lastStatus = "";
+  let lastState: string | null = null;
   const writeStatus = async () => {
     const snapshot = actor.getSnapshot();
     const questions = JSON.stringify(snapshot.context.questions);
@@ -204,6 +211,10 @@ export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: num
     }
     const totals = deps.costs.totals();
     const status = buildStatus(snapshot, { pid: process.pid, now: deps.now(), history, cost: { ...totals, todayUsd: deps.costs.spend.today() } });
+    if (status.state !== lastState) {
+      log.info({ from: lastState, to: status.state }, `state ${status.state}`);
+      lastState = status.state;
+    }
     const body = JSON.stringify({ ...status, updatedAt: "" });
     if (body === lastStatus) return;
     lastStatus = body;

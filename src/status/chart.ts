@@ -60,3 +60,12 @@ export function toMermaid(machine: AnyStateMachine): string {
   }
   return `${lines.join("\n")}\n`;
 }
+
+/** The relay's machines, each as its own diagram: the root (the API gate), then a conversation. */
+export async function relayCharts(): Promise<{ name: "root" | "conversation"; chart: string }[]> {
+  const [{ relayMachine }, { conversationMachine }] = await Promise.all([import("../../machines/relay.js"), import("../../machines/conversation.js")]);
+  return [
+    { name: "root", chart: toMermaid(relayMachine) },
+    { name: "conversation", chart: toMermaid(conversationMachine) },
+  ];
+}

@@ -18,6 +18,8 @@ export async function syncDir(dir: string): Promise<void> {
 /** The temporary name of an atomic write: hidden, beside its target, ending in .tmp (CONTRACT §5 ignores such names). */
 const tmpNameFor = (path: string): string => join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.tmp`);
 const TMP_NAME = /^\..+\.[0-9a-f]{8}\.tmp$/;
+/** what write-file-atomic (the first version's writer) left behind when killed: `<file>.<uint32>` */
+const V1_TMP_NAME = /^(snapshot\.json|ntfy_replies\.json|jc_input\.txt|jc_input\.rejected\.txt|resume\.request|\.env|config\.yaml)\.\d+$/;
 
 /**
  * Write a whole file atomically: readers see the old content or the new, never half. `durable`
@@ -53,7 +55,7 @@ export async function removeStaleTemporaries(dir: string): Promise<string[]> {
     if (isErrno(err, "ENOENT")) return [];
     throw err;
   }
-  const stale = names.filter((n) => TMP_NAME.test(n));
+  const stale = names.filter((n) => TMP_NAME.test(n) || V1_TMP_NAME.test(n));
   for (const name of stale) await removeIfPresent(join(dir, name));
   return stale;
 }

@@ -54,6 +54,8 @@ export interface V1Files {
   stagingExists(session: string, replyId: string): boolean;
   /** the conversation of a session (sessions removed from config.yaml go to the shared one) */
   conversationOf(session: string): string;
+  /** the id of the input whose reply asked this question (the turn in the history), if found */
+  askedBy(conversation: string, question: string): string | null;
 }
 
 /**
@@ -75,7 +77,9 @@ export function migrateV1(v1: V1Context, files: V1Files): { state: MigratedState
   }
 
   const conversations: MigratedState["conversations"] = {};
-  const of = (id: string) => (conversations[id] ??= { current: null, reply: null, chats: [], notes: [], question: null });
+  const of = (id: string) => (conversations[id] ??= { current: null, reply: null, chats: [], notes: [], question: null, summaryDue: false });
+  // A summary v1 was making, or was due: the conversation makes it first.
+  for (const conversation of v1.overCap) of(conversation).summaryDue = true;
   if (v1.current) {
     const c = of(files.conversationOf(v1.current.session));
     c.current = workItem(v1.current);
@@ -92,7 +96,7 @@ export function migrateV1(v1: V1Context, files: V1Files): { state: MigratedState
       text: v1.needsJc.question,
       since: v1.needsJc.since,
       kind: BUDGET_QUESTION.test(v1.needsJc.question) ? "budget" : "reply",
-      inReplyTo: null,
+      inReplyTo: BUDGET_QUESTION.test(v1.needsJc.question) ? null : files.askedBy(conversation, v1.needsJc.question),
     };
     of(conversation).question = question;
   }

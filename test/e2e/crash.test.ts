@@ -1,6 +1,6 @@
 // Nothing lost, nothing doubled (CONTRACT §8): kill -9 at each crash point (RELAY_CRASH_AT, see
-// src/crash.ts), restart without the hook, and the input is answered and dispatched exactly once.
-import { readdir, unlink } from "node:fs/promises";
+// src/runtime/crash-points.ts), restart without the hook, and the input is answered and dispatched exactly once.
+import { readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, it, type TestContext } from "vitest";
 import {
@@ -13,7 +13,8 @@ import {
   queueNames,
   quiet,
   readHistory,
-  readSnapshotFile,
+  allAcknowledged,
+  readStatusJson,
   runCli,
   Scope,
   secretsCheck,
@@ -34,7 +35,7 @@ async function setUp(ctx: TestContext): Promise<Scope> {
   return scope;
 }
 
-const POINTS = ["before-call", "after-call", "after-commit", "after-stage", "after-publish", "jc-claimed"] as const;
+const POINTS = ["before-call", "after-call", "after-commit", "after-stage", "after-meta", "after-publish", "jc-claimed"] as const;
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -65,19 +66,24 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     const input = inputPath(root, "session-1");
     const turnsBefore = Object.values(await readHistory(root)).flat().filter((e) => e.kind === "turn").length;
     const staged = (await readdir(join(root, "dispatch", "session-1")).catch(() => [] as string[])).filter((n) => n.endsWith(".tmp"));
+    const meta = await exists(join(root, "dispatch", "session-1", "input.json"));
     const expected = {
-      "before-call": { calls: 0, turns: 0, staged: 0, input: false },
-      "after-call": { calls: 1, turns: 0, staged: 0, input: false },
-      "after-commit": { calls: 1, turns: 1, staged: 0, input: false },
-      "after-stage": { calls: 1, turns: 1, staged: 1, input: false },
-      "after-publish": { calls: 1, turns: 1, staged: 0, input: true },
-      "jc-claimed": { calls: 0, turns: 0, staged: 0, input: false },
+      "before-call": { calls: 0, turns: 0, staged: 0, meta: false, input: false },
+      "after-call": { calls: 1, turns: 0, staged: 0, meta: false, input: false },
+      "after-commit": { calls: 1, turns: 1, staged: 0, meta: false, input: false },
+      "after-stage": { calls: 1, turns: 1, staged: 1, meta: false, input: false },
+      "after-meta": { calls: 1, turns: 1, staged: 1, meta: true, input: false },
+      "after-publish": { calls: 1, turns: 1, staged: 0, meta: true, input: true },
+      "jc-claimed": { calls: 0, turns: 0, staged: 0, meta: false, input: false },
     }[point];
-    expect({ calls: fake.requests.length, turns: turnsBefore, staged: staged.length, input: await exists(input) }).toEqual(expected);
+    expect({ calls: fake.requests.length, turns: turnsBefore, staged: staged.length, meta, input: await exists(input) }).toEqual(expected);
 
     await scope.start(root);
     const reply = await waitForFile(input);
-    await waitFor(() => quiet(root), { what: "the relay at rest" });
+    await waitFor(() => quiet(root), { what: "the relay at rest" }).catch(async (err: unknown) => {
+      console.error(point, JSON.stringify(await readStatusJson(root)));
+      throw err;
+    });
 
     // In the history exactly once, with the reply that was dispatched.
     const history = await readHistory(root);
@@ -91,15 +97,16 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     expect(await queueNames(root)).toEqual([]);
     expect(await exists(join(root, "state", "jc_input.txt"))).toBe(false);
     expect(await exists(join(root, "state", "jc_input.claimed"))).toBe(false);
-    const snapshot = await readSnapshotFile(root);
-    expect(snapshot.format).toBe("relay-snapshot/1");
+    // input.json names the reply in input.txt
+    const meta2 = JSON.parse(await readFile(join(root, "dispatch", "session-1", "input.json"), "utf8")) as { source: string; in_reply_to: string | null };
+    expect(meta2.source).toBe(point === "jc-claimed" ? "jc-chat" : "envelope");
 
     // Acknowledge: the same reply never comes back, and no staged copy is left behind.
     await unlink(input);
-    await waitFor(async () => (await readSnapshotFile(root)).snapshot.context.unacked.length === 0, { what: "the acknowledgement" });
+    await waitFor(() => allAcknowledged(root), { what: "the acknowledgement" });
     await settle(3);
     expect(await exists(input)).toBe(false);
-    expect(await readdir(join(root, "dispatch", "session-1"))).toEqual([]);
+    expect(await readdir(join(root, "dispatch", "session-1"))).toEqual(["input.json"]);
     expect(await exists(inputPath(root, "session-2"))).toBe(false);
   });
 
@@ -121,7 +128,7 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
       delivered.push(await waitForFile(input));
       await unlink(input);
     }
-    await waitFor(async () => (await quiet(root)) && (await readSnapshotFile(root)).snapshot.context.unacked.length === 0, { what: "all acknowledged" });
+    await waitFor(async () => (await quiet(root)) && (await allAcknowledged(root)), { what: "all acknowledged" });
     await settle(3);
     expect(await exists(input)).toBe(false);
 
@@ -147,10 +154,10 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     await unlink(input); // CC took the reply while the relay was down
 
     await scope.start(root);
-    await waitFor(async () => (await quiet(root)) && (await readSnapshotFile(root)).snapshot.context.unacked.length === 0, { what: "the relay at rest" });
+    await waitFor(async () => (await quiet(root)) && (await allAcknowledged(root)), { what: "the relay at rest" });
     await settle(3);
     expect(await exists(input)).toBe(false);
-    expect(await readdir(join(root, "dispatch", "session-1"))).toEqual([]);
+    expect(await readdir(join(root, "dispatch", "session-1"))).toEqual(["input.json"]);
     expect(await queueNames(root)).toEqual([]);
     expect(fake.requests).toHaveLength(1);
   });
@@ -165,7 +172,7 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     const root = await makeRoot();
     const first = await scope.start(root);
     await dropEnvelope(root, "q.json", { session_id: "session-1", content: "msg question" });
-    await waitFor(async () => (await readSnapshotFile(root)).snapshot.context.needsJc !== null, { what: "needsJc" });
+    await waitFor(async () => (await readStatusJson(root).catch(() => null))?.needsJc != null, { what: "needsJc" });
     await ntfy.waitForMessages(1);
     await waitFor(async () => (await queueNames(root)).length === 0, { what: "the answered envelope's file to go" });
     first.child.kill("SIGKILL");
@@ -174,7 +181,7 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     await dropEnvelope(root, "later.json", { session_id: "session-2", content: "msg later" });
     await scope.start(root);
     await settle(3);
-    expect((await readSnapshotFile(root)).snapshot.context.needsJc?.session).toBe("session-1");
+    expect((await readStatusJson(root)).needsJc?.session).toBe("session-1");
     expect(await queueNames(root)).toEqual(["later.json"]);
     expect(fake.requests).toHaveLength(1);
     expect(ntfy.messages).toHaveLength(1);

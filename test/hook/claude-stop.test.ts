@@ -17,7 +17,6 @@ import {
   lastUserText,
   makeRoot,
   queueNames,
-  readSnapshotFile,
   relayVars,
   runCli,
   secretsCheck,
@@ -98,6 +97,30 @@ const stopHook = (root: string, input: string, extra: string[] = [], session = "
 
 const decisionOf = (stdout: string): Record<string, unknown> | null => (stdout.trim() === "" ? null : (JSON.parse(stdout.trim()) as Record<string, unknown>));
 
+/** state/status.json, the relay's public read model (what the hook itself reads); null until written. */
+async function readStatusJson(root: string): Promise<{ state: string; questions: { id: string; session: string; conversation: string }[] } | null> {
+  try {
+    return JSON.parse(await readFile(join(root, "state", "status.json"), "utf8")) as { state: string; questions: { id: string; session: string; conversation: string }[] };
+  } catch {
+    return null;
+  }
+}
+
+/** `relay status --json`, as any script reads it. */
+async function statusCli(root: string): Promise<{ state: string }> {
+  const r = await runCli(["status", "--root", root, "--json"]);
+  return JSON.parse(r.stdout) as { state: string };
+}
+
+/** dispatch/<session>/input.json as the relay last wrote it. */
+async function replyMeta(root: string, session: string): Promise<{ in_reply_to: string | null; source: string } | null> {
+  try {
+    return JSON.parse(await readFile(join(root, "dispatch", session, "input.json"), "utf8")) as { in_reply_to: string | null; source: string };
+  } catch {
+    return null;
+  }
+}
+
 /** What Claude Code sees of a clean stop: exit 0, and nothing that blocks. */
 function expectCleanStop(r: { code: number | null; stdout: string }): void {
   expect(r.code).toBe(0);
@@ -127,8 +150,10 @@ describe("relay hook claude-stop", () => {
     expect(lastUserText(fake.requests[0])).not.toContain("Opening the PR now.");
     // Consumed: input.txt is gone, and the relay takes that as the acknowledgement.
     expect(await exists(inputPath(root, "session-1"))).toBe(false);
-    await waitFor(async () => (await readSnapshotFile(root)).snapshot.context.unacked.length === 0, { what: "the relay to see the acknowledgement" });
+    await waitFor(async () => (await statusCli(root)).state === "idle", { what: "the relay to see the acknowledgement" });
     expect(JSON.parse(await readFile(join(root, "state", "hooks", "session-1.json"), "utf8"))).toMatchObject({ consecutive: 1 });
+    // The envelope carried the hook's own id, and the reply said it answers that id.
+    expect((await replyMeta(root, "session-1"))?.in_reply_to).toMatch(/^cc-9a0f6c1e-[0-9a-z]+-[0-9a-f]{6}$/);
   });
 
   it("prefers last_assistant_message to the transcript", async () => {
@@ -153,7 +178,7 @@ describe("relay hook claude-stop", () => {
     const root = await relayOn();
     fake.enqueue({ kind: "reply", text: "[NEEDS-JC] Should #438 merge before the release freeze?" });
     expect((await runCli(["send", "--root", root, "--session", "session-2", "Is #438 safe to merge today?"])).code).toBe(0);
-    await waitFor(async () => (await readSnapshotFile(root)).snapshot.context.needsJc !== null, { what: "needs-JC" });
+    await waitFor(async () => ((await readStatusJson(root))?.questions.length ?? 0) > 0, { what: "the question in state/status.json" });
 
     const r = await stopHook(root, stopInput({ last_assistant_message: "Sub-PR A is open." }));
     expectCleanStop(r);
@@ -234,13 +259,29 @@ describe("relay hook claude-stop", () => {
   it("first hands over a reply that arrived after an earlier wait ended, then the reply to the latest message", async () => {
     const root = await relayOn();
     await mkdir(join(root, "dispatch", "session-1"), { recursive: true });
+    await writeFile(join(root, "dispatch", "session-1", "input.json"), JSON.stringify({ reply_id: "r-old", in_reply_to: "s1-0041", source: "envelope", at: "2026-05-02T15:00:00Z" }));
     await writeFile(inputPath(root, "session-1"), "Earlier: rebase on main first.");
     fake.setResponder(() => "Latest: now open sub-PR B.");
     const r = await stopHook(root, stopInput({ last_assistant_message: "Sub-PR A is open." }));
     const reason = String(decisionOf(r.stdout)?.reason);
-    expect(reason.indexOf("Earlier: rebase on main first.")).toBeGreaterThan(-1);
-    expect(reason.indexOf("Latest: now open sub-PR B.")).toBeGreaterThan(reason.indexOf("Earlier: rebase on main first."));
+    const [earlier, latest] = reason.split("The reply to your latest message:");
+    expect(earlier).toMatch(/envelope s1-0041.*NOT the reply to your latest message:\n\nEarlier: rebase on main first\./);
+    expect(latest?.trim()).toBe("Latest: now open sub-PR B.");
     expect(await exists(inputPath(root, "session-1"))).toBe(false);
+  });
+
+  it("a late reply to an earlier stop is handed over labelled as late (the real relay)", async () => {
+    const root = await relayOn();
+    fake.enqueue({ kind: "delay", ms: 3_000, then: { kind: "reply", text: "Late: rebase on main first." } });
+    const first = await stopHook(root, stopInput({ last_assistant_message: "Sub-PR A is open; CI is green." }), ["--timeout", "1"]);
+    expectCleanStop(first);
+    await waitFor(() => exists(inputPath(root, "session-1")), { what: "the late reply", timeoutMs: 10_000 });
+    fake.setResponder(() => "Now open sub-PR B.");
+    const r = await stopHook(root, stopInput({ last_assistant_message: "Rebased." }));
+    const reason = String(decisionOf(r.stdout)?.reason);
+    const [late, latest] = reason.split("The reply to your latest message:");
+    expect(late).toMatch(/^Late reply: the reply to your earlier message “Sub-PR A is open; CI is green\.”.*NOT the reply to your latest message:\n\nLate: rebase on main first\./);
+    expect(latest?.trim()).toBe("Now open sub-PR B.");
   });
 
   it("never throws on malformed standard input: exit 0, one line on stderr, nothing on stdout", async () => {

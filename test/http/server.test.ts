@@ -1,12 +1,13 @@
 import { existsSync } from "node:fs";
 import { access, readFile } from "node:fs/promises";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { relayMachine } from "../../machines/relay.js";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { conversationMachine } from "../../machines/conversation.js";
 import { toMermaid } from "../../src/status/chart.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { readStatus } from "../../src/status/report.js";
 import { parseListen, startStatusServer } from "../../src/status/http/server.js";
-import { csrfOf, makeRoot, raw, seedActivity, SESSIONS, startServer, stateChanges, type TestRoot, writeSnapshot } from "./support.js";
+import { removeRoots, runCli } from "../support/cli.js";
+import { csrfOf, makeRoot, raw, seedActivity, startServer, stateChanges, type TestRoot, writeStatus } from "./support.js";
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 
@@ -21,6 +22,7 @@ afterEach(async () => {
   server = null;
   await t.remove();
 });
+afterAll(removeRoots);
 
 describe("parseListen", () => {
   it("reads [HOST:]PORT, loopback by default, IPv6 in brackets", () => {
@@ -41,25 +43,34 @@ describe("parseListen", () => {
 describe("the status API", () => {
   it("serves /status.json identical to `relay status --json`", async () => {
     await seedActivity(t.paths);
-    await writeSnapshot(t.paths, "needsJc", {
-      needsJc: { session: "session-1", question: "[NEEDS-JC] Merge PR #438?", since: Date.now() - 5_000 },
-      outbox: { "session-1": [{ id: "r1", text: "queued reply", staged: false }] },
-      unacked: ["session-1"],
-      lastSession: "session-1",
+    await writeStatus(t.paths, "needsJc", {
+      openQuestions: [{ id: "q-7", question: "[NEEDS-JC] Merge PR #438?" }],
+      sessions: { "session-1": { pending: 1, conversation: "shared" }, "session-2": { pending: 0, conversation: "shared" } },
     });
     server = await startServer(t);
     const res = await fetch(new URL("/status.json", server.url));
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const body: unknown = await res.json();
-    expect(body).toEqual(await readStatus(t.paths, SESSIONS));
-    expect(body).toMatchObject({ state: "needsJc", queue: { depth: 1, rejected: 1 }, sessions: { "session-1": { pending: 1, awaitingAck: true } } });
+    expect(body).toEqual(await readStatus(t.paths, t.config.sessions));
+    const cli = await runCli(["status", "--json", "--root", t.root]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(body).toEqual(JSON.parse(cli.stdout));
+    expect(body).toMatchObject({
+      state: "needsJc",
+      needsJc: { id: "q-7", session: "session-1", question: "[NEEDS-JC] Merge PR #438?" },
+      questions: [{ id: "q-7", session: "session-1", conversation: "shared" }],
+      queue: { depth: 1, rejected: 1 },
+      conversations: { shared: { state: "needsJc", sessions: ["session-1", "session-2"] } },
+      sessions: { "session-1": { pending: 1, awaitingAck: true }, "session-2": { pending: 0, awaitingAck: false } },
+    });
   });
 
   it("serves the chart drawn from the machine, the costs and the recent calls", async () => {
     await seedActivity(t.paths);
     server = await startServer(t);
-    expect(await (await fetch(new URL("/chart.mmd", server.url))).text()).toBe(toMermaid(relayMachine));
+    // a conversation's machine: its states are what status.json's `state` names, so the page can highlight them
+    expect(await (await fetch(new URL("/chart.mmd", server.url))).text()).toBe(toMermaid(conversationMachine));
 
     const costs = (await (await fetch(new URL("/api/costs", server.url))).json()) as { calls: number; byDay: { key: string }[]; bySession: { key: string; calls: number }[] };
     expect(costs.calls).toBe(7);
@@ -77,7 +88,7 @@ describe("the status API", () => {
   });
 
   it("pushes the fresh status over /events on every state change", async () => {
-    await writeSnapshot(t.paths, "idle");
+    await writeStatus(t.paths, "idle");
     server = await startServer(t);
     const ac = new AbortController();
     const res = await fetch(new URL("/events", server.url), { signal: ac.signal });
@@ -100,13 +111,18 @@ describe("the status API", () => {
       }
     };
     expect(await nextState()).toBe("idle");
-    await writeSnapshot(t.paths, "calling");
+    await writeStatus(t.paths, "calling");
     server.notify();
     expect(await nextState()).toBe("calling");
-    await writeSnapshot(t.paths, "dispatching");
+    await writeStatus(t.paths, "dispatching");
     server.notify();
     server.notify(); // debounced: one read for a burst
     expect(await nextState()).toBe("dispatching");
+    // state/status.json rewritten, and no word from the daemon: the watch sees it, well before the poll
+    const before = Date.now();
+    await writeStatus(t.paths, "summarizing");
+    expect(await nextState()).toBe("summarizing");
+    expect(Date.now() - before).toBeLessThan(1_500);
     ac.abort();
   });
 
@@ -133,13 +149,14 @@ describe("the status API", () => {
     const withKey = await makeRoot({ ANTHROPIC_API_KEY: key });
     try {
       expect(withKey.config.anthropic.apiKey).toBe(key);
-      await writeSnapshot(withKey.paths, "needsJc", { needsJc: { session: "session-1", question: `[NEEDS-JC] is ${key} the key?`, since: Date.now() } });
+      await writeStatus(withKey.paths, "needsJc", { openQuestions: [{ question: `[NEEDS-JC] is ${key} the key?` }] });
       server = await startServer(withKey);
       for (const path of ["/", "/status.json", "/api/costs", "/api/calls", "/api/rejected", "/chart.mmd", "/assets/app.js"]) {
         expect((await raw(new URL(path, server.url).href)).body, path).not.toContain(key);
       }
-      const status = (await (await fetch(new URL("/status.json", server.url))).json()) as { needsJc: { question: string } };
+      const status = (await (await fetch(new URL("/status.json", server.url))).json()) as { needsJc: { question: string }; questions: { question: string }[] };
       expect(status.needsJc.question).toContain("[redacted]");
+      expect(status.questions[0]?.question).toContain("[redacted]");
     } finally {
       await withKey.remove();
     }
@@ -205,7 +222,7 @@ describe("token mode", () => {
   const token = "test-token-0123456789abcdef";
 
   it("answers nothing without the token, and everything with it", async () => {
-    await writeSnapshot(t.paths, "needsJc", { needsJc: { session: "session-1", question: "[NEEDS-JC] private question", since: Date.now() } });
+    await writeStatus(t.paths, "needsJc", { openQuestions: [{ question: "[NEEDS-JC] private question" }] });
     server = await startServer(t, { token });
     for (const path of ["/", "/status.json", "/events", "/chart.mmd", "/api/costs", "/api/calls", "/assets/app.js", "/assets/mermaid.min.js"]) {
       const res = await raw(new URL(path, server.url).href);
@@ -308,13 +325,46 @@ describe("POST /jc", () => {
     expect(await readFile(t.paths.jcInput, "utf8")).toBe("Yes, merge it.\n");
   });
 
+  it("writes an answer to one question as {text, question} in state/jc_input.txt", async () => {
+    await writeStatus(t.paths, "needsJc", { openQuestions: [{ id: "q-1", question: "[NEEDS-JC] A?" }, { id: "q-2", session: "session-2", question: "[NEEDS-JC] B?" }] });
+    server = await startServer(t);
+    const csrf = await csrfOf(server.url);
+    const headers = { "content-type": "application/json", origin: `http://${server.host}`, "x-csrf-token": csrf };
+    const res = await post(server.url, headers, JSON.stringify({ text: " Wait for the load test. ", question: "q-2" }));
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ ok: true, kind: "answer", question: "q-2" });
+    expect(JSON.parse(await readFile(t.paths.jcInput, "utf8"))).toEqual({ text: "Wait for the load test.", question: "q-2" });
+  });
+
+  it("takes a plain form post answering one question", async () => {
+    await writeStatus(t.paths, "needsJc", { openQuestions: [{ id: "q-1", question: "[NEEDS-JC] A?" }] });
+    server = await startServer(t);
+    const csrf = await csrfOf(server.url);
+    const res = await post(server.url, { "content-type": "application/x-www-form-urlencoded", origin: `http://${server.host}` }, new URLSearchParams({ text: "Yes.", question: "q-1", csrf }).toString());
+    expect(res.status).toBe(303);
+    expect(JSON.parse(await readFile(t.paths.jcInput, "utf8"))).toEqual({ text: "Yes.", question: "q-1" });
+  });
+
+  it("refuses an answer to a question that is not open, a malformed question id, and an empty answer", async () => {
+    await writeStatus(t.paths, "needsJc", { openQuestions: [{ id: "q-1", question: "[NEEDS-JC] A?" }] });
+    server = await startServer(t);
+    const csrf = await csrfOf(server.url);
+    const headers = { "content-type": "application/json", origin: `http://${server.host}`, "x-csrf-token": csrf };
+    const closed = await post(server.url, headers, JSON.stringify({ text: "x", question: "q-9" }));
+    expect(closed.status).toBe(409);
+    expect(JSON.parse(closed.body)).toMatchObject({ ok: false, error: expect.stringMatching(/question q-9 is no longer open/) });
+    expect((await post(server.url, headers, JSON.stringify({ text: "x", question: "../q" }))).status).toBe(400);
+    expect((await post(server.url, headers, JSON.stringify({ text: " ", question: "q-1" }))).status).toBe(400);
+    expect(await exists(t.paths.jcInput)).toBe(false);
+  });
+
   it("refuses an answer for a session that is not in config.yaml, and an empty one", async () => {
     server = await startServer(t);
     const csrf = await csrfOf(server.url);
     const headers = { "content-type": "application/json", origin: `http://${server.host}`, "x-csrf-token": csrf };
     const unknown = await post(server.url, headers, JSON.stringify({ text: "@session-9: x" }));
     expect(unknown.status).toBe(400);
-    expect(JSON.parse(unknown.body)).toMatchObject({ ok: false, error: expect.stringMatching(/@session-9 is not a session in config.yaml/) });
+    expect(JSON.parse(unknown.body)).toMatchObject({ ok: false, error: expect.stringMatching(/session-9 is not a session in config.yaml/) });
     expect((await post(server.url, headers, JSON.stringify({ text: "   " }))).status).toBe(400);
     expect((await post(server.url, headers, "not json")).status).toBe(400);
     expect((await post(server.url, { ...headers, "content-type": "text/plain" }, "x")).status).toBe(415);

@@ -1,21 +1,22 @@
 /**
  * Shared by the status page tests: a temporary root with real state files written by the
- * relay's own modules (snapshot writer, ledger, queue rejection), a stand-in for the daemon's
- * state-change subscription, and raw HTTP requests whose every header (Host, Origin) we choose.
+ * relay's own modules (ledger, queue rejection) and a state/status.json as the daemon writes it
+ * (valid per statusFileSchema), a stand-in for the daemon's state-change subscription, and raw HTTP requests whose every header (Host, Origin) we choose.
  */
 import { request } from "node:http";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { initialContext, type RelayContext } from "../../machines/relay.js";
 import { loadConfig, type RelayConfig } from "../../src/config/config.js";
 import { appendLedger, makeLedgerRecord } from "../../src/costs/ledger.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { inputFile, relayPaths, type RelayPaths, sessionDir } from "../../src/config/paths.js";
 import { rejectFile } from "../../src/transport/file/queue.js";
-import { SnapshotWriter } from "../../src/store/snapshot-file.js";
 import { ensureDirs } from "../../src/store/files.js";
 import { startStatusServer, type StatusServer, type StatusServerOptions } from "../../src/status/http/server.js";
+import { type StatusFileParts, writeStatusFile } from "../support/daemon-status.js";
+
+export { statusFile, writeStatusFile } from "../support/daemon-status.js";
 
 export const SESSIONS = ["session-1", "session-2"];
 
@@ -48,13 +49,9 @@ export async function makeRoot(env: NodeJS.ProcessEnv = {}): Promise<TestRoot> {
   return { root, paths, config, remove: () => rm(root, { recursive: true, force: true }) };
 }
 
-export const emptyContext = (): RelayContext => structuredClone(initialContext);
-
-/** state/snapshot.json as the daemon writes it, through the real writer. */
-export async function writeSnapshot(paths: RelayPaths, value: string, context: Partial<RelayContext> = {}): Promise<void> {
-  const writer = new SnapshotWriter(paths, silentLogger());
-  writer.save({ status: "active", value, context: { ...emptyContext(), ...context }, historyValue: {}, children: {} });
-  await writer.flush();
+/** state/status.json in `state` (the relay's §9 state string), as the daemon writes it. */
+export async function writeStatus(paths: RelayPaths, state: string, parts: StatusFileParts = {}): Promise<void> {
+  await writeStatusFile(paths, { state, ...parts });
 }
 
 /** Some history for the page to show: a waiting envelope, a rejection, an unacknowledged reply, ledger records over several days. */

@@ -14,7 +14,7 @@ describe("live Messages API", () => {
       systemPrompt: "You are a terse reviewer. Answer in at most ten words.",
       history: [],
       notes: [],
-      item: { id: "live-1", source: "envelope", session: "session-1", text: "Tests pass. Should I open the PR?" },
+      item: { id: "live-1", source: "envelope", inReplyTo: null, session: "session-1", text: "Tests pass. Should I open the PR?" },
       cacheTtl: "5m",
     });
     try {

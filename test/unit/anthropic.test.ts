@@ -1,7 +1,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Note, WorkItem } from "../../machines/relay.js";
+import type { Note, WorkItem } from "../../machines/types.js";
 import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure, createClient, replyText, type MessagesRequest } from "../../src/anthropic/messages.js";
 import { noteEntry, turnEntry, type HistoryEntry } from "../../src/history/conversation-store.js";
 import { startFakeAnthropic, type Behaviour, type FakeAnthropic } from "../support/fake-anthropic.js";
@@ -23,7 +23,7 @@ const timestamp = fc.option(fc.constant("2026-05-02T15:30:00Z"), { nil: undefine
 
 const itemArb: fc.Arbitrary<WorkItem> = fc
   .record({ id, source: fc.constantFrom<"envelope" | "jc">("envelope", "jc"), session, text, timestamp })
-  .map(({ timestamp: ts, ...rest }) => (ts === undefined ? rest : { ...rest, timestamp: ts }));
+  .map(({ timestamp: ts, ...rest }) => (ts === undefined ? { ...rest, inReplyTo: null } : { ...rest, inReplyTo: null, timestamp: ts }));
 const noteArb: fc.Arbitrary<Note> = fc.record({ id, session, text });
 const entryArb: fc.Arbitrary<HistoryEntry> = fc.oneof(
   { weight: 5, arbitrary: fc.tuple(itemArb, text).map(([item, reply]) => turnEntry(item, reply, AT)) },
@@ -113,12 +113,12 @@ describe("buildReplyRequest: the request is always one the API accepts", () => {
   });
 
   it("an empty history gives one user message with the labelled item", () => {
-    const req = build([], [], { id: "e1", source: "envelope", session: "session-1", text: "hello", timestamp: "2026-05-02T15:30:00Z" });
+    const req = build([], [], { id: "e1", source: "envelope", inReplyTo: null, session: "session-1", text: "hello", timestamp: "2026-05-02T15:30:00Z" });
     expect(req.messages).toEqual([{ role: "user", content: [{ type: "text", text: "[session-1 · 2026-05-02T15:30:00Z] hello", cache_control: { type: "ephemeral" } }] }]);
   });
 
   it("notes waiting for the turn come before the item in the same user message", () => {
-    const req = build([], [{ id: "n1", session: "session-2", text: "stop" }], { id: "e1", source: "jc", session: "session-1", text: "go" });
+    const req = build([], [{ id: "n1", session: "session-2", text: "stop" }], { id: "e1", source: "jc", inReplyTo: null, session: "session-1", text: "go" });
     expect(req.messages).toHaveLength(1);
     const content = req.messages[0]?.content;
     expect(Array.isArray(content) ? content.map((c) => (c.type === "text" ? c.text : "")) : content).toEqual([
@@ -169,7 +169,7 @@ describe("against the fake Messages API", () => {
     fake.requests.length = 0;
   });
 
-  const simple = () => build([], [], { id: "e1", source: "envelope", session: "session-1", text: "hello" });
+  const simple = () => build([], [], { id: "e1", source: "envelope", inReplyTo: null, session: "session-1", text: "hello" });
 
   async function failureOf(behaviour: Behaviour | null, c: Anthropic = client, request: MessagesRequest = simple()): Promise<unknown> {
     if (behaviour) fake.enqueue(behaviour);
@@ -185,7 +185,7 @@ describe("against the fake Messages API", () => {
       ["empty history", [], [], "5m"],
       [
         "turns with an empty and a whitespace reply",
-        [turnEntry({ id: "a", source: "envelope", session: "session-1", text: "q1" }, "", AT), turnEntry({ id: "b", source: "jc", session: "session-2", text: "" }, " \n ", AT)],
+        [turnEntry({ id: "a", source: "envelope", inReplyTo: null, session: "session-1", text: "q1" }, "", AT), turnEntry({ id: "b", source: "jc", inReplyTo: null, session: "session-2", text: "" }, " \n ", AT)],
         [],
         "5m",
       ],
@@ -194,7 +194,7 @@ describe("against the fake Messages API", () => {
         [
           { kind: "summary", id: "s", text: "earlier", folded: 3, at: AT.toISOString() },
           noteEntry({ id: "n0", session: "session-2", text: "" }, AT),
-          turnEntry({ id: "c", source: "envelope", session: "session-1", text: "q", timestamp: "2026-05-02T15:30:00Z" }, "a", AT),
+          turnEntry({ id: "c", source: "envelope", inReplyTo: null, session: "session-1", text: "q", timestamp: "2026-05-02T15:30:00Z" }, "a", AT),
           noteEntry({ id: "n1", session: "session-1", text: "direct" }, AT),
         ],
         [{ id: "n2", session: "session-2", text: "pending" }],
@@ -203,7 +203,7 @@ describe("against the fake Messages API", () => {
     ];
     for (const [label, history, notes, ttl] of histories) {
       it(`${label}: 200 with a text reply`, async () => {
-        const reply = await callMessages(client, build(history, notes, { id: "x", source: "envelope", session: "session-1", text: "now" }, ttl));
+        const reply = await callMessages(client, build(history, notes, { id: "x", source: "envelope", inReplyTo: null, session: "session-1", text: "now" }, ttl));
         expect(reply.text).toMatch(/^ack: /);
         expect(fake.requests[0]?.response.status).toBe(200);
       });
@@ -221,20 +221,20 @@ describe("against the fake Messages API", () => {
   });
 
   describe("classifyFailure with real SDK error objects", () => {
-    it("429 with retry-after is transient and carries retryAfterMs", async () => {
+    it("429 with retry-after closes the gate for every call (rateLimited) and carries retryAfterMs", async () => {
       const err = await failureOf(apiError(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit", { headers: { "retry-after": "7" } }));
       expect(err).toBeInstanceOf(Anthropic.RateLimitError);
-      expect(classifyFailure(err)).toMatchObject({ kind: "transient", status: 429, retryAfterMs: 7000 });
+      expect(classifyFailure(err)).toMatchObject({ kind: "rateLimited", status: 429, retryAfterMs: 7000 });
     });
 
-    it("429 with retry-after-ms is transient with that delay", async () => {
+    it("429 with retry-after-ms is rateLimited with that delay", async () => {
       const err = await failureOf(apiError(429, "rate_limit_error", "slow down", { headers: { "retry-after-ms": "1500" } }));
-      expect(classifyFailure(err)).toMatchObject({ kind: "transient", retryAfterMs: 1500 });
+      expect(classifyFailure(err)).toMatchObject({ kind: "rateLimited", retryAfterMs: 1500 });
     });
 
-    it("429 without retry-after is transient with no fixed delay", async () => {
+    it("429 without retry-after is rateLimited with no fixed delay", async () => {
       const failure = classifyFailure(await failureOf(apiError(429, "rate_limit_error", "slow down")));
-      expect(failure.kind).toBe("transient");
+      expect(failure.kind).toBe("rateLimited");
       expect(failure.retryAfterMs).toBeUndefined();
     });
 
@@ -258,8 +258,13 @@ describe("against the fake Messages API", () => {
     });
 
     it("400 about the request itself is the envelope's fault", async () => {
-      const err = await failureOf(apiError(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"));
+      const err = await failureOf(apiError(400, "invalid_request_error", "messages.0.content.0.text: Extra inputs are not permitted"));
       expect(classifyFailure(err)).toMatchObject({ kind: "envelope", status: 400 });
+    });
+
+    it("400 prompt is too long is never the envelope's fault: the conversation is summarized (tooLong)", async () => {
+      const err = await failureOf(apiError(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"));
+      expect(classifyFailure(err)).toMatchObject({ kind: "tooLong", status: 400 });
     });
 
     it("a real validation 400 from the fake (empty text block) is the envelope's fault", async () => {
@@ -290,8 +295,8 @@ describe("against the fake Messages API", () => {
       });
     }
 
-    it("413 request_too_large is the envelope's fault", async () => {
-      expect(classifyFailure(await failureOf(apiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")))).toMatchObject({ kind: "envelope", status: 413 });
+    it("413 request_too_large is too long a request (summarize), not the envelope's fault", async () => {
+      expect(classifyFailure(await failureOf(apiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")))).toMatchObject({ kind: "tooLong", status: 413 });
     });
 
     for (const [status, type] of [
@@ -299,17 +304,16 @@ describe("against the fake Messages API", () => {
       [502, "api_error"],
       [503, "api_error"],
       [504, "timeout_error"],
-      [529, "overloaded_error"],
     ] as const) {
-      it(`${status} ${type} is transient`, async () => {
+      it(`${status} ${type} is transient (that conversation backs off on its own)`, async () => {
         const err = await failureOf(apiError(status, type, "try again"));
         expect(err).toBeInstanceOf(Anthropic.APIError);
         expect(classifyFailure(err)).toMatchObject({ kind: "transient", status });
       });
     }
 
-    it("a 529 with retry-after honours it", async () => {
-      expect(classifyFailure(await failureOf(apiError(529, "overloaded_error", "Overloaded", { headers: { "retry-after": "3" } })))).toMatchObject({ kind: "transient", retryAfterMs: 3000 });
+    it("529 overloaded closes the gate for every call (rateLimited) and honours retry-after", async () => {
+      expect(classifyFailure(await failureOf(apiError(529, "overloaded_error", "Overloaded", { headers: { "retry-after": "3" } })))).toMatchObject({ kind: "rateLimited", retryAfterMs: 3000 });
     });
 
     it("a connection reset is transient", async () => {

@@ -236,7 +236,7 @@ describe("userText labels (byte-stable for prompt caching)", () => {
         fc.record({ id: fc.string(), session: fc.stringMatching(/^[a-z0-9-]{1,10}$/), source: fc.constantFrom<"envelope" | "jc">("envelope", "jc"), text: fc.string(), timestamp: fc.option(fc.constant(AT), { nil: undefined }) }),
         fc.string(),
         (raw, reply) => {
-          const item = raw.timestamp === undefined ? { id: raw.id, session: raw.session, source: raw.source, text: raw.text } : raw;
+          const item = raw.timestamp === undefined ? { id: raw.id, session: raw.session, source: raw.source, text: raw.text, inReplyTo: null } : { ...raw, timestamp: raw.timestamp, inReplyTo: null };
           const stored = turnEntry(item, reply, new Date(AT));
           const reloaded = parseHistory(JSON.stringify(stored))[0];
           expect(reloaded).toBeDefined();

@@ -59,7 +59,7 @@ describe("parseJcInput", () => {
     });
   }
 
-  it("property: never throws; direct has a valid session and non-empty text; chat is the trimmed input", () => {
+  it("property: never throws; direct has a valid session and non-empty text; chat is the trimmed input; only a {...} can be invalid", () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ unit: anyChar }), fc.string().map((s) => `@${s}`), fc.string().map((s) => `@session-1:${s}`)), (raw) => {
         const parsed = parseJcInput(raw);
@@ -75,6 +75,10 @@ describe("parseJcInput", () => {
             break;
           case "empty":
             expect(raw.replace(/^\uFEFF/, "").trim().replace(/^@[A-Za-z0-9][A-Za-z0-9._-]{0,63}:/, "").trim()).toBe("");
+            break;
+          case "invalid":
+            // only a JSON object can be invalid; any other text is chat
+            expect(raw.replace(/^\uFEFF/, "").trim().startsWith("{")).toBe(true);
             break;
         }
       }),
@@ -118,7 +122,7 @@ describe("claimJcInput / releaseJcClaim", () => {
   it("a claim takes jc_input.txt away and returns its text", async () => {
     await writeFile(paths.jcInput, "@session-1: go");
     const claim = await claimJcInput(paths);
-    expect(claim?.raw).toBe("@session-1: go");
+    expect(claim).toMatchObject({ kind: "read", raw: "@session-1: go" });
     expect(claim?.id).toMatch(/^jc-[0-9a-f]+$/);
     expect(await exists(paths.jcInput)).toBe(false);
     expect(await claimedJcFiles(paths)).toHaveLength(1);
@@ -143,7 +147,7 @@ describe("claimJcInput / releaseJcClaim", () => {
     expect(await readFile(paths.jcInput, "utf8")).toBe("answer two");
     expect(await releaseJcClaim(paths, first?.id ?? "")).toBe(true);
     const second = await claimJcInput(paths);
-    expect(second?.raw).toBe("answer two");
+    expect(second).toMatchObject({ kind: "read", raw: "answer two" });
     expect(second?.id).not.toBe(first?.id);
   });
 
@@ -164,7 +168,7 @@ describe("claimJcInput / releaseJcClaim", () => {
     await writeFile(paths.jcInput, "yes");
     await utimes(paths.jcInput, tick, tick);
     const second = await claimJcInput(paths);
-    expect(second?.raw).toBe("yes");
+    expect(second).toMatchObject({ kind: "read", raw: "yes" });
     expect(second?.id).not.toBe(first?.id);
   });
 });

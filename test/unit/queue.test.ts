@@ -268,7 +268,9 @@ describe("queue/ on disk", () => {
     await writeFile(q("e.json"), JSON.stringify({ session_id: "session-2", content: "done", timestamp: "2026-05-02T15:30:00Z" }));
     const entry = await entryOf("e.json");
     const intake = await readEntry(paths, entry, SESSIONS, Date.now());
-    expect(intake).toMatchObject({ kind: "envelope", item: { source: "envelope", session: "session-2", text: "done", file: "e.json", timestamp: "2026-05-02T15:30:00Z" } });
+    expect(intake).toMatchObject({ kind: "envelope", item: { source: "envelope", session: "session-2", text: "done", receipt: "e.json", timestamp: "2026-05-02T15:30:00Z" } });
+    // without an id of its own, the reply answers the assigned one
+    expect(intake.kind === "envelope" && intake.item.inReplyTo === intake.item.id).toBe(true);
     const again = await readEntry(paths, await entryOf("e.json"), SESSIONS, Date.now());
     expect(again.kind === "envelope" && intake.kind === "envelope" && again.item.id === intake.item.id).toBe(true);
   });

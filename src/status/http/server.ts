@@ -3,8 +3,8 @@ import { type FSWatcher, watch } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
-import { relayMachine } from "../../../machines/relay.js";
 import { toMermaid } from "../chart.js";
+import { conversationMachine } from "../../../machines/conversation.js";
 import type { RelayConfig } from "../../config/config.js";
 import { submitJcInput } from "../../transport/file/client.js";
 import { type Logger, scrubber } from "../../runtime/log.js";
@@ -62,7 +62,8 @@ const MAX_CALLS = 500;
 
 const defaultChart = (() => {
   let chart: string | null = null;
-  return () => (chart ??= toMermaid(relayMachine));
+  // The page draws a conversation's machine: its states are what status.json's `state` names.
+  return () => (chart ??= toMermaid(conversationMachine));
 })();
 
 /** A question id as the page posts it back (the daemon decides whether it is still open). */

@@ -147,7 +147,11 @@ export class FileInbox implements Inbox {
 export class FileOutbox implements Outbox {
   private readonly watchers = new Map<string, FSWatcher>();
 
-  constructor(private readonly paths: RelayPaths) {}
+  constructor(
+    private readonly paths: RelayPaths,
+    /** fault injection for the crash tests */
+    private readonly crashPoint: (name: string) => Promise<void> = async () => {},
+  ) {}
 
   /** Wake `onAck` when a session's input.txt is deleted (or created): the acknowledgement. */
   async watchSession(session: string, onChange: () => void): Promise<void> {
@@ -192,10 +196,12 @@ export class FileOutbox implements Outbox {
     }
     if (await inputExists(this.paths, session)) return "busy";
     await writeSynced(staging, reply.text);
+    await this.crashPoint("after-stage");
     const record: ReplyMeta = { reply_id: reply.replyId, in_reply_to: reply.inReplyTo, source: reply.source, at: new Date(reply.at).toISOString() };
     const metaTmp = join(dir, ".input.json.tmp");
     await writeSynced(metaTmp, `${JSON.stringify(record)}\n`);
     await rename(metaTmp, replyMetaFile(this.paths, session));
+    await this.crashPoint("after-meta");
     await rename(staging, inputFile(this.paths, session));
     await syncDir(dir);
     return "delivered";
