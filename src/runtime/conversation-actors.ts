@@ -50,10 +50,6 @@ export function conversationActors(deps: RelayDeps) {
       const recorded = await deps.history.has(conversation, item.id);
       if (recorded?.kind === "turn") return { ok: true, text: recorded.reply, at: deps.now(), called: false };
       await deps.crashPoint("before-call");
-      // JC's own chat turns are JC's decision to spend; envelopes wait when a budget is spent.
-      const overBudget = item.source === "envelope" ? budgetExhausted(config, deps.costs.spend, item.session) : null;
-      if (overBudget) return { ok: false, failure: overBudget, at: deps.now(), jitter: 0 };
-      if (!deps.api) return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now(), called: false };
       const request = buildReplyRequest({
         model: session.model,
         maxTokens: config.maxTokens,
@@ -63,6 +59,12 @@ export function conversationActors(deps: RelayDeps) {
         item,
         cacheTtl: config.cacheTtl,
       });
+      // The budget check and the reservation happen together, with nothing awaited between them,
+      // so calls in parallel cannot together spend past a budget. JC's own chat turns are JC's
+      // decision to spend; envelopes wait when a budget is spent.
+      const overBudget = item.source === "envelope" ? budgetExhausted(config, deps.costs.spend, item.session) : null;
+      if (overBudget) return { ok: false, failure: overBudget, at: deps.now(), jitter: 0 };
+      if (!deps.api) return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now(), called: false };
       const release = deps.costs.spend.reserve(item.session, worstCaseUsd(session.model, JSON.stringify(request.messages).length, config.maxTokens));
       try {
         const reply = await deps.api.call(request, signal);
