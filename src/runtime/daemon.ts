@@ -3,14 +3,14 @@
 // conversations that can take one, the time) and performs what the machines decided, each side
 // effect after the snapshot it depends on is written.
 import { type Actor, createActor } from "xstate";
-import type { MigratedState, RelayEmitted, relayMachine } from "../../machines/relay.js";
-import { readyConversations } from "../../machines/relay.js";
 import * as deliveries from "../../machines/deliveries.js";
+import { readyConversations, type RelayEmitted, type relayMachine } from "../../machines/relay.js";
 import { messageOf } from "../../machines/types.js";
+import type { RelayConfig } from "../config/config.js";
 import { buildStatus } from "../status/read-model.js";
-import { migrateV1 } from "../store/migrate-v1.js";
-import { provideMachines, sessionOf } from "./conversation-actors.js";
+import { provideMachines } from "./conversation-actors.js";
 import type { RelayDeps } from "./deps.js";
+import { migrateFromV1 } from "./migrate.js";
 
 export type RelayActor = Actor<typeof relayMachine>;
 
@@ -19,318 +19,325 @@ export interface DaemonHandle {
   /** resolves with the exit code once the daemon has stopped */
   done: Promise<number>;
   stop(): void;
-  /** wake the loop now (tests, the status page's answer form) */
+  /** wake the loop now */
   wake(): void;
 }
 
 type Effect = Exclude<RelayEmitted, { type: "notify" }>;
 
 const DISK_FAILURES = new Set(["ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EIO"]);
-function isDiskFailure(err: unknown): boolean {
-  const code = typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : "";
-  return DISK_FAILURES.has(code);
-}
+const isDiskFailure = (err: unknown): boolean =>
+  typeof err === "object" && err !== null && "code" in err && DISK_FAILURES.has(String((err as { code: unknown }).code));
 
 /** Conversation states in which work is under way (the grace period waits for them). */
 const BUSY = new Set(["calling", "dispatching", "summarizing"]);
 
-export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: number } = {}): Promise<DaemonHandle> {
-  const { log } = deps;
-  const machine = provideMachines(deps);
+/** Restore the machines from state/snapshot.json (migrating a first-version one), or start them fresh. */
+async function restoreActor(deps: RelayDeps): Promise<{ actor: RelayActor; restored: string; migrate: (() => Promise<void>) | null }> {
   const restored = await deps.snapshots.read();
   if (restored.kind === "invalid") throw new Error(restored.error);
-  let actor: RelayActor;
   try {
-    actor = createActor(machine, restored.kind === "ok" ? { snapshot: restored.snapshot } : {});
+    const actor = createActor(provideMachines(deps), restored.kind === "ok" ? { snapshot: restored.snapshot } : {});
+    return { actor, restored: restored.kind, migrate: restored.kind === "v1" ? () => migrateFromV1(actor, restored.context, deps) : null };
   } catch (err) {
     throw new Error(`state/snapshot.json cannot be restored (${messageOf(err)}); move it aside to start fresh`);
   }
+}
 
-  const effects: Effect[] = [];
-  const stopping = new AbortController();
-  let wakeRequested = true;
-  let wakeLoop: (() => void) | null = null;
-  const wake = () => {
-    wakeRequested = true;
-    wakeLoop?.();
-  };
-  for (const type of ["envelope.finished", "envelope.rejected", "jc.consumed", "jc.refused"] as const) {
-    actor.on(type, (e) => {
-      effects.push(e);
-      wake();
-    });
+class RelayLoop {
+  private readonly effects: Effect[] = [];
+  private readonly stopping = new AbortController();
+  private wakeRequested = true;
+  private wakeLoop: (() => void) | null = null;
+  /** the clock is sent on the timer only: a step that finds nothing to do sends nothing, so it wakes nothing */
+  private tickDue = true;
+  private loadedConfig: RelayConfig | null = null;
+  /** the text of JC's answers under way, for the refusal file */
+  private readonly jcTexts = new Map<string, string>();
+  private lastQuestions: string;
+  private lastStatus = "";
+  private lastState: string | null = null;
+
+  constructor(
+    readonly actor: RelayActor,
+    private readonly deps: RelayDeps,
+    private readonly graceMs: number,
+  ) {
+    for (const type of ["envelope.finished", "envelope.rejected", "jc.consumed", "jc.refused"] as const) {
+      actor.on(type, (e) => {
+        this.effects.push(e);
+        this.wake();
+      });
+    }
+    actor.on("notify", ({ type: _, ...params }) => deps.notify(params));
+    actor.subscribe({ next: () => this.wake(), error: (err) => deps.log.error({ err: messageOf(err) }, "machine error") });
+    this.lastQuestions = JSON.stringify(actor.getSnapshot().context.questions);
   }
-  actor.on("notify", ({ type: _, ...params }) => deps.notify(params));
-  actor.subscribe({ next: wake, error: (err) => log.error({ err: messageOf(err) }, "machine error") });
-  actor.start();
 
-  /** JC answers that could not be parsed: refused with the raw text, kept by id until done */
-  const refusedRaw = new Map<string, string | null>();
+  readonly wake = (): void => {
+    this.wakeRequested = true;
+    this.wakeLoop?.();
+  };
 
-  let loadedConfig: ReturnType<RelayDeps["config"]> | null = null;
-  const loadConfig = async () => {
-    const config = deps.config();
-    if (config === loadedConfig) return;
-    loadedConfig = config;
-    actor.send({
+  stop(): void {
+    this.stopping.abort();
+    this.wake();
+  }
+
+  /** Routes and the limit from config.yaml, at start and after every reload. */
+  async loadConfig(): Promise<void> {
+    const config = this.deps.config();
+    if (config === this.loadedConfig) return;
+    this.loadedConfig = config;
+    this.actor.send({
       type: "config.loaded",
       routes: Object.fromEntries(config.sessions.map((s) => [s.id, s.conversation])),
       defaultSession: config.sessions[0]?.id ?? null,
       maxParallel: config.maxParallelCalls,
     });
-    await deps.wakeups.watchSessions([...config.sessions.map((s) => s.id), ...Object.keys(actor.getSnapshot().context.outbox)]);
-  };
-  await loadConfig();
-
-  if (restored.kind === "v1") {
-    const config = deps.config();
-    const conversationOf = (session: string) => sessionOf(config, session).conversation;
-    // The turn whose reply asked v1's open question: JC's answer answers its envelope.
-    const asking = new Map<string, string>();
-    if (restored.context.needsJc) {
-      const conversation = conversationOf(restored.context.needsJc.session);
-      const turn = (await deps.history.entries(conversation)).findLast((e) => e.kind === "turn" && e.reply === restored.context.needsJc?.question);
-      if (turn) asking.set(conversation, turn.id);
-    }
-    const { state, rejections } = migrateV1(restored.context, {
-      stagingExists: (session, id) => deps.v1Staging.exists(session, id),
-      conversationOf,
-      askedBy: (conversation) => asking.get(conversation) ?? null,
-    });
-    await migrate(state);
-    for (const r of rejections) await deps.inbox.reject(r.file, r.reason, r.at);
-    for (const [session, replies] of Object.entries(restored.context.outbox)) for (const r of replies) await deps.v1Staging.remove(session, r.id);
-    log.info({ replies: state.outbox.length, conversations: Object.keys(state.conversations) }, "state/snapshot.json of the first version migrated");
-  }
-  async function migrate(state: MigratedState) {
-    actor.send({ type: "migration.v1", state });
-    await deps.snapshots.write(actor.getPersistedSnapshot(), { durable: true });
+    await this.deps.wakeups.watchSessions([...config.sessions.map((s) => s.id), ...Object.keys(this.actor.getSnapshot().context.outbox)]);
   }
 
-  // A restart tries a paused or backing-off relay at once (CONTRACT §8).
-  const gate = actor.getSnapshot().value;
-  if (gate === "paused" || gate === "backingOff") actor.send({ type: "operator.resume" });
-  log.info({ state: gate, restored: restored.kind }, "relay started");
+  private persist(durable: boolean): Promise<void> {
+    return this.deps.snapshots.write(this.actor.getPersistedSnapshot(), { durable });
+  }
 
-  const persist = (durable: boolean) => deps.snapshots.write(actor.getPersistedSnapshot(), { durable });
-
-  /** Emitted side effects, once the snapshot that decided them is durable. */
-  const performEffects = async () => {
-    if (effects.length === 0) return;
-    await persist(true);
-    while (effects.length > 0) {
-      const e = effects.shift() as Effect;
-      switch (e.type) {
-        case "envelope.finished":
-          await deps.inbox.finish(e.receipt);
-          break;
-        case "envelope.rejected":
-          await deps.inbox.reject(e.receipt, e.reason, e.at);
-          break;
-        case "jc.consumed":
-          await deps.jc.consume(e.id);
-          break;
-        case "jc.refused":
-          log.warn({ reason: e.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
-          await deps.jc.refuse(e.id, e.reason, refusedRaw.get(e.id) ?? null);
-          break;
-      }
-      refusedRaw.delete("id" in e ? e.id : "");
+  /** One pass over everything that may have changed. */
+  async step(): Promise<void> {
+    const { deps, actor } = this;
+    await this.loadConfig();
+    if (!this.stopping.signal.aborted) await this.takeJcAnswer();
+    if (await deps.takeResumeRequest()) {
+      deps.log.info({}, "resume requested");
+      actor.send({ type: "operator.resume" });
     }
-  };
+    if (this.tickDue) {
+      this.tickDue = false;
+      actor.send({ type: "clock.tick", now: deps.now() });
+    }
+    // Replies first: finishing their envelopes (a durable snapshot, then the queue file) comes
+    // after, off the reply's path.
+    await this.acknowledge();
+    await this.deliver();
+    await this.performEffects();
+    if (!this.stopping.signal.aborted) await this.offerEnvelopes();
+    await this.performEffects();
+    await this.writeStatus();
+  }
 
-  const takeJcAnswer = async () => {
-    const taken = await deps.jc.take();
+  private async takeJcAnswer(): Promise<void> {
+    const taken = await this.deps.jc.take();
     if (!taken) return;
     if (taken.kind === "refused") {
-      log.warn({ reason: taken.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
-      await deps.jc.refuse(taken.id, taken.reason, taken.raw);
+      this.deps.log.warn({ reason: taken.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
+      await this.deps.jc.refuse(taken.id, taken.reason, taken.raw);
       return;
     }
-    await deps.crashPoint("jc-claimed");
-    refusedRaw.set(taken.id, taken.answer.text);
-    actor.send({ type: "jc.received", id: taken.id, answer: taken.answer, at: deps.now() });
-    log.info({ kind: taken.answer.kind }, "JC's answer taken");
-  };
+    await this.deps.crashPoint("jc-claimed");
+    this.jcTexts.set(taken.id, taken.answer.text);
+    this.actor.send({ type: "jc.received", id: taken.id, answer: taken.answer, at: this.deps.now() });
+    this.deps.log.info({ kind: taken.answer.kind }, "JC's answer taken");
+  }
 
-  const acknowledge = async () => {
-    for (const session of actor.getSnapshot().context.unacked) {
+  /** CC deleted input.txt: the session may have its next reply. */
+  private async acknowledge(): Promise<void> {
+    for (const session of this.actor.getSnapshot().context.unacked) {
       try {
-        if (await deps.outbox.acknowledged(session)) actor.send({ type: "dispatch.acknowledged", session });
+        if (await this.deps.outbox.acknowledged(session)) this.actor.send({ type: "dispatch.acknowledged", session });
       } catch (err) {
-        log.error({ session, err: messageOf(err) }, "cannot check the acknowledgement");
+        this.deps.log.error({ session, err: messageOf(err) }, "cannot check the acknowledgement");
       }
     }
-  };
+  }
 
-  const deliver = async () => {
-    const heads = deliveries.heads(actor.getSnapshot().context);
+  /** The head reply of each session whose input.txt is free. */
+  private async deliver(): Promise<void> {
+    const heads = deliveries.heads(this.actor.getSnapshot().context);
     if (heads.length === 0) return;
     // A reply about to be published is in the persisted snapshot first (restored, it is found
     // delivered by its id rather than delivered again). Unchanged snapshots are not rewritten.
-    await persist(false);
+    await this.persist(false);
     for (const reply of heads) {
       // One session's broken dispatch/<session>/ stops only that session's deliveries.
       try {
-        const outcome = await deps.outbox.deliver(reply);
-        if (outcome !== "delivered") continue;
-        await deps.crashPoint("after-publish");
-        actor.send({ type: "dispatch.delivered", session: reply.session, replyId: reply.replyId });
-        log.info({ session: reply.session, reply: reply.replyId, inReplyTo: reply.inReplyTo, chars: reply.text.length }, "reply dispatched");
+        if ((await this.deps.outbox.deliver(reply)) !== "delivered") continue;
+        await this.deps.crashPoint("after-publish");
+        this.actor.send({ type: "dispatch.delivered", session: reply.session, replyId: reply.replyId });
+        this.deps.log.info({ session: reply.session, reply: reply.replyId, inReplyTo: reply.inReplyTo, chars: reply.text.length }, "reply dispatched");
       } catch (err) {
-        log.error({ session: reply.session, err: messageOf(err) }, "cannot dispatch");
+        this.deps.log.error({ session: reply.session, err: messageOf(err) }, "cannot dispatch");
       }
     }
-  };
+  }
 
-  const offerEnvelopes = async () => {
-    const context = actor.getSnapshot().context;
+  /** Emitted side effects, once the snapshot that decided them is durable. */
+  private async performEffects(): Promise<void> {
+    if (this.effects.length === 0) return;
+    await this.persist(true);
+    for (let e = this.effects.shift(); e; e = this.effects.shift()) {
+      switch (e.type) {
+        case "envelope.finished":
+          await this.deps.inbox.finish(e.receipt);
+          break;
+        case "envelope.rejected":
+          await this.deps.inbox.reject(e.receipt, e.reason, e.at);
+          break;
+        case "jc.consumed":
+          await this.deps.jc.consume(e.id);
+          this.jcTexts.delete(e.id);
+          break;
+        case "jc.refused":
+          this.deps.log.warn({ reason: e.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
+          await this.deps.jc.refuse(e.id, e.reason, this.jcTexts.get(e.id) ?? null);
+          this.jcTexts.delete(e.id);
+          break;
+      }
+    }
+  }
+
+  /** The oldest waiting envelope of each conversation that can take one. */
+  private async offerEnvelopes(): Promise<void> {
+    const { context } = this.actor.getSnapshot();
     const ready = readyConversations(context);
     if (ready.size === 0) return;
-    const offers = await deps.inbox.offers(ready, (session) => context.routes[session]);
-    for (const item of offers) {
-      log.info({ session: item.session, envelope: item.inReplyTo, receipt: item.receipt }, "envelope taken");
-      actor.send({ type: "envelope.offered", item, at: deps.now() });
+    for (const item of await this.deps.inbox.offers(ready, (session) => context.routes[session])) {
+      this.deps.log.info({ session: item.session, envelope: item.inReplyTo, receipt: item.receipt }, "envelope taken");
+      this.actor.send({ type: "envelope.offered", item, at: this.deps.now() });
     }
-  };
+  }
 
-  let lastQuestions = JSON.stringify(actor.getSnapshot().context.questions);
-  let lastStatus = "";
-  let lastState: string | null = null;
-  const writeStatus = async () => {
-    const snapshot = actor.getSnapshot();
+  /** state/status.json, when it changed; the snapshot too when a question opened or closed. */
+  async writeStatus(): Promise<void> {
+    const { deps } = this;
+    const snapshot = this.actor.getSnapshot();
     const questions = JSON.stringify(snapshot.context.questions);
-    if (questions !== lastQuestions) {
-      lastQuestions = questions;
-      await persist(false); // a question opened or was answered
+    if (questions !== this.lastQuestions) {
+      this.lastQuestions = questions;
+      await this.persist(false);
     }
     const history: Record<string, { chars: number; turns: number }> = {};
     for (const id of Object.keys(snapshot.context.conversations)) {
       const entries = await deps.history.entries(id);
       history[id] = { chars: await deps.history.chars(id), turns: entries.filter((e) => e.kind === "turn").length };
     }
-    const totals = deps.costs.totals();
-    const status = buildStatus(snapshot, { pid: process.pid, now: deps.now(), history, cost: { ...totals, todayUsd: deps.costs.spend.today() } });
-    if (status.state !== lastState) {
-      log.info({ from: lastState, to: status.state }, `state ${status.state}`);
-      lastState = status.state;
+    const status = buildStatus(snapshot, { pid: process.pid, now: deps.now(), history, cost: { ...deps.costs.totals(), todayUsd: deps.costs.spend.today() } });
+    if (status.state !== this.lastState) {
+      deps.log.info({ from: this.lastState, to: status.state }, `state ${status.state}`);
+      this.lastState = status.state;
     }
     const body = JSON.stringify({ ...status, updatedAt: "" });
-    if (body === lastStatus) return;
-    lastStatus = body;
+    if (body === this.lastStatus) return;
+    this.lastStatus = body;
     await deps.status.write(status);
-  };
+  }
 
-  /** the clock is sent on the timer only: a step that finds nothing to do sends nothing, so it wakes nothing */
-  let tickDue = true;
+  private busy(): boolean {
+    const { context } = this.actor.getSnapshot();
+    return context.inFlight.length > 0 || Object.values(context.conversations).some((ref) => BUSY.has(String(ref.getSnapshot().value)));
+  }
+
   /** The soonest retry or probe the machines wait for, so the timer fires then. */
-  const nextDeadline = (): number => {
-    const { context, value } = actor.getSnapshot();
+  private nextDeadline(): number {
+    const { context, value } = this.actor.getSnapshot();
     let next = (value === "backingOff" || value === "paused") && context.failure ? context.failure.nextAt : Number.POSITIVE_INFINITY;
     for (const ref of Object.values(context.conversations)) {
       const child = ref.getSnapshot();
       if (child.value === "backingOff" && child.context.retry) next = Math.min(next, child.context.retry.nextAt);
     }
     return next;
-  };
+  }
 
-  const step = async () => {
-    await loadConfig();
-    if (!stopping.signal.aborted) await takeJcAnswer();
-    if (await deps.takeResumeRequest()) {
-      log.info({}, "resume requested");
-      actor.send({ type: "operator.resume" });
-    }
-    if (tickDue) {
-      tickDue = false;
-      actor.send({ type: "clock.tick", now: deps.now() });
-    }
-    await performEffects();
-    await acknowledge();
-    await deliver();
-    if (!stopping.signal.aborted) await offerEnvelopes();
-    await performEffects();
-    await writeStatus();
-  };
-
-  const busy = () => {
-    const snapshot = actor.getSnapshot();
-    return snapshot.context.inFlight.length > 0 || Object.values(snapshot.context.conversations).some((ref) => BUSY.has(String(ref.getSnapshot().value)));
-  };
-
-  deps.wakeups.start(wake);
-
-  const loop = async (): Promise<number> => {
-    const grace = opts.shutdownGraceMs ?? 30_000;
+  /** Step on every wake-up until stopped; resolves with the exit code. */
+  async run(): Promise<number> {
     let graceDeadline = Number.POSITIVE_INFINITY;
     for (;;) {
-      const snapshot = actor.getSnapshot();
+      const snapshot = this.actor.getSnapshot();
       if (snapshot.status === "done") {
-        log.fatal({ lastError: snapshot.context.lastError?.message }, `relay stopped: ${snapshot.context.lastError?.message ?? "halted"}`);
+        this.deps.log.fatal({ lastError: snapshot.context.lastError?.message }, `relay stopped: ${snapshot.context.lastError?.message ?? "halted"}`);
         return 1;
       }
-      if (stopping.signal.aborted) {
-        if (graceDeadline === Number.POSITIVE_INFINITY) graceDeadline = Date.now() + grace;
-        if (!busy() || Date.now() >= graceDeadline) {
-          if (busy()) log.warn({}, "calls still running at the end of the grace period are abandoned; a restart repeats them");
-          return 0;
-        }
+      if (this.stopping.signal.aborted) {
+        if (graceDeadline === Number.POSITIVE_INFINITY) graceDeadline = Date.now() + this.graceMs;
+        if (!this.busy() || Date.now() >= graceDeadline) return this.finalStep();
       }
-      if (wakeRequested) {
-        wakeRequested = false;
-        try {
-          await step();
-        } catch (err) {
-          const message = messageOf(err);
-          log.error({ err: message }, "relay step failed");
-          if (isDiskFailure(err)) {
-            log.fatal({}, `relay stopped: cannot write its files: ${message}`);
-            return 1;
-          }
-        }
+      if (this.wakeRequested) {
+        this.wakeRequested = false;
+        const failed = await this.safeStep();
+        if (failed !== null) return failed;
         continue;
       }
-      const poll = deps.config().pollIntervalMs;
-      const delay = stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, nextDeadline() - deps.now()));
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          deps.inbox.rescan(); // the safety net: whatever the events missed
-          tickDue = true;
-          resolve();
-        }, delay);
-        wakeLoop = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wakeLoop = null;
-      wakeRequested = true;
+      await this.sleep();
     }
-  };
+  }
 
-  const done = loop().then(async (code) => {
-    deps.wakeups.stop();
+  /** A step whose disk failure stops the relay (exit code 1); other errors are logged. */
+  private async safeStep(): Promise<number | null> {
     try {
-      if (actor.getSnapshot().status === "active") {
-        await persist(true);
-        await writeStatus();
+      await this.step();
+      return null;
+    } catch (err) {
+      const message = messageOf(err);
+      this.deps.log.error({ err: message }, "relay step failed");
+      if (!isDiskFailure(err)) return null;
+      this.deps.log.fatal({}, `relay stopped: cannot write its files: ${message}`);
+      return 1;
+    }
+  }
+
+  /** Stopping: a last step delivers what the calls let finish made, and finishes their envelopes. */
+  private async finalStep(): Promise<number> {
+    if (this.busy()) this.deps.log.warn({}, "calls still running at the end of the grace period are abandoned; a restart repeats them");
+    await this.safeStep();
+    return 0;
+  }
+
+  private async sleep(): Promise<void> {
+    const poll = this.deps.config().pollIntervalMs;
+    const delay = this.stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, this.nextDeadline() - this.deps.now()));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.deps.inbox.rescan(); // the safety net: whatever the events missed
+        this.tickDue = true;
+        resolve();
+      }, delay);
+      this.wakeLoop = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeLoop = null;
+    this.wakeRequested = true;
+  }
+
+  /** After the loop: the last snapshot and status, then the actor stops. */
+  async close(code: number): Promise<number> {
+    this.deps.wakeups.stop();
+    try {
+      if (this.actor.getSnapshot().status === "active") {
+        await this.persist(true);
+        await this.writeStatus();
       }
     } catch (err) {
-      log.error({ err: messageOf(err) }, "cannot save the final snapshot");
+      this.deps.log.error({ err: messageOf(err) }, "cannot save the final snapshot");
     }
-    actor.stop();
-    await deps.costs.flush();
-    log.info({ state: String(actor.getSnapshot().value) }, code === 0 ? "relay stopped" : "relay halted");
+    this.actor.stop();
+    await this.deps.costs.flush();
+    this.deps.log.info({ state: String(this.actor.getSnapshot().value) }, code === 0 ? "relay stopped" : "relay halted");
     return code;
-  });
+  }
+}
 
-  return {
-    actor,
-    done,
-    stop() {
-      stopping.abort();
-      wake();
-    },
-    wake,
-  };
+export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: number } = {}): Promise<DaemonHandle> {
+  const { actor, restored, migrate } = await restoreActor(deps);
+  const loop = new RelayLoop(actor, deps, opts.shutdownGraceMs ?? 30_000);
+  actor.start();
+  await loop.loadConfig();
+  if (migrate) await migrate();
+  // A restart tries a paused or backing-off relay at once (CONTRACT §8).
+  const gate = actor.getSnapshot().value;
+  if (gate === "paused" || gate === "backingOff") actor.send({ type: "operator.resume" });
+  deps.log.info({ state: gate, restored }, "relay started");
+  deps.wakeups.start(loop.wake);
+  const done = loop.run().then((code) => loop.close(code));
+  return { actor, done, stop: () => loop.stop(), wake: loop.wake };
 }
