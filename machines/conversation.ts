@@ -63,6 +63,9 @@ export type ConversationReport =
   | { type: "envelope.refused"; conversation: string; item: WorkItem; reason: string; at: number }
   | { type: "conversation.failed"; conversation: string; message: string; at: number; fatal: boolean };
 
+/** JC's notes a commit did not record: they arrived while it ran, and go with the next. */
+const uncommitted = (notes: Note[], commit: CommitResult): Note[] => notes.filter((n) => !commit.noteIds.includes(n.id));
+
 export const conversationMachine = setup({
   types: {
     context: {} as ConversationContext,
@@ -220,7 +223,7 @@ export const conversationMachine = setup({
               assign(({ context, event }) => {
                 const item = context.current as WorkItem;
                 const question: Question = {
-                  id: questionIdFor(`budget-${item.id}`),
+                  id: questionIdFor(`budget-${item.id}-${event.output.at}`),
                   conversation: context.id,
                   session: item.session,
                   text: event.output.ok ? "" : event.output.failure.message,
@@ -301,15 +304,15 @@ export const conversationMachine = setup({
                 };
               }),
               { type: "reportCommit", params: ({ event }) => ({ at: event.output.at }) },
-              assign({ current: null, reply: null, notes: [] }),
+              assign(({ context, event }) => ({ current: null, reply: null, notes: uncommitted(context.notes, event.output) })),
             ],
           },
           {
             guard: { type: "historyOverCap", params: ({ event }) => ({ commit: event.output }) },
             target: "queued",
-            actions: [{ type: "reportCommit", params: ({ event }) => ({ at: event.output.at }) }, assign({ current: null, reply: null, notes: [], summaryDue: "overCap" as const })],
+            actions: [{ type: "reportCommit", params: ({ event }) => ({ at: event.output.at }) }, assign(({ context, event }) => ({ current: null, reply: null, notes: uncommitted(context.notes, event.output), summaryDue: "overCap" as const }))],
           },
-          { target: "idle", actions: [{ type: "reportCommit", params: ({ event }) => ({ at: event.output.at }) }, assign({ current: null, reply: null, notes: [] })] },
+          { target: "idle", actions: [{ type: "reportCommit", params: ({ event }) => ({ at: event.output.at }) }, assign(({ context, event }) => ({ current: null, reply: null, notes: uncommitted(context.notes, event.output) }))] },
         ],
         // The history could not be written (disk full, read-only): the relay stops with the reason.
         onError: {

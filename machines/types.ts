@@ -73,6 +73,8 @@ export interface CommitInput {
 export interface CommitResult {
   /** the conversation's history is past the char cap after this commit */
   overCap: boolean;
+  /** the notes this commit recorded (notes that arrived meanwhile wait for the next) */
+  noteIds: string[];
   at: number;
 }
 

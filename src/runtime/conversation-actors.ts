@@ -87,7 +87,7 @@ export function conversationActors(deps: RelayDeps) {
     const entries: HistoryEntry[] = [...notes.map((n) => noteEntry(n, at)), ...(turn ? [turnEntry(turn.item, turn.reply, at)] : [])];
     await deps.history.append(conversation, entries);
     await deps.crashPoint("after-commit");
-    return { overCap: (await deps.history.chars(conversation)) > config.historyCharCap, at: deps.now() };
+    return { overCap: (await deps.history.chars(conversation)) > config.historyCharCap, noteIds: notes.map((n) => n.id), at: deps.now() };
   }
 
   /** Fold the conversation into a summary plus its most recent turns. Repeated after a crash, it finds the work done. */

@@ -43,7 +43,7 @@ function fakeActors(opts: { holdSummaries?: boolean } = {}) {
   );
   const commitTurn = fromPromise<CommitResult, CommitInput>(async ({ input }) => {
     commits.push(input);
-    return { overCap: false, at: 1 };
+    return { overCap: false, noteIds: input.notes.map((n) => n.id), at: 1 };
   });
   const summarize = fromPromise<SummarizeResult, { conversation: string }>(({ input }) =>
     opts.holdSummaries ? new Promise((resolve) => summaries.push({ conversation: input.conversation, resolve })) : Promise.resolve({ ok: true, folded: 3, at: 1 }),

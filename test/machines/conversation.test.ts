@@ -49,7 +49,9 @@ function conversation(id = "A") {
     },
     send: (event: ConversationEvent) => run(event),
     called: (output: CallResult) => run({ type: "xstate.done.actor.callApi", output }),
-    committed: (output: CommitResult) => run({ type: "xstate.done.actor.commitTurn", output }),
+    /** the commit recorded every note it was given, unless the output says otherwise */
+    committed: (output: Omit<CommitResult, "noteIds"> & { noteIds?: string[] }) =>
+      run({ type: "xstate.done.actor.commitTurn", output: { noteIds: snapshot.context.notes.map((n) => n.id), ...output } }),
     summarized: (output: SummarizeResult) => run({ type: "xstate.done.actor.summarize", output }),
     failed: (actor: "callApi" | "commitTurn" | "summarize", error: unknown) => run({ type: `xstate.error.actor.${actor}`, error }),
   };
@@ -203,7 +205,8 @@ describe("conversation: what a call's result leads to", () => {
     expect(c.snapshot.value).toBe("needsJc");
     expect(c.snapshot.context.current).toBeNull();
     expect(c.snapshot.context.chats).toEqual([]);
-    const question = { id: "q-budget-h1", conversation: "A", session: "s1", text: "[NEEDS-JC] The daily budget is spent", since: 12_000, kind: "budget", inReplyTo: null };
+    const question = { id: "q-budget-h1-12000", conversation: "A", session: "s1", text: "[NEEDS-JC] The daily budget is spent", since: 12_000, kind: "budget", inReplyTo: null };
+    // each time the budget stops the envelope is a new question: an answer to an earlier one is stale
     expect(c.snapshot.context.question).toEqual(question);
     expect(step.sent).toEqual([
       // no call was made: the gate stays as it is
@@ -435,5 +438,21 @@ describe("conversation: migration from the first version", () => {
     const question = { id: "q-h1", conversation: "A", session: "s1", text: "[NEEDS-JC] ?", since: 1, kind: "reply" as const, inReplyTo: "env-1" };
     c.send({ type: "migration.restored", summaryDue: false, current: null, reply: null, chats: [], notes: [], question });
     expect(c.snapshot.value).toBe("needsJc");
+  });
+});
+
+describe("conversation: JC's notes are never lost to a commit under way", () => {
+  it("a direct note that arrives while a commit runs is kept, and recorded by the next commit", () => {
+    const c = dispatching("the reply");
+    const note = { id: "jc-late", session: "s1", text: "stop after this" };
+    c.send({ type: "jc.direct", note });
+    // the commit under way was started without the note, and says so
+    c.committed({ overCap: false, noteIds: [], at: 6_000 });
+    // back at rest, the note is still there, so the conversation commits it at once
+    expect(c.snapshot.value).toBe("dispatching");
+    expect(c.snapshot.context.notes).toEqual([note]);
+    c.committed({ overCap: false, noteIds: ["jc-late"], at: 6_100 });
+    expect(c.snapshot.value).toBe("idle");
+    expect(c.snapshot.context.notes).toEqual([]);
   });
 });
