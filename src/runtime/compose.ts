@@ -19,7 +19,7 @@ import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
 import { crashPoint } from "./crash-points.js";
-import type { JcSource, JcTaken, RelayDeps } from "./deps.js";
+import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
 
 export interface RelayRunOptions {
@@ -91,7 +91,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   for (const r of opts.ledger) count(r);
 
   const watchers: FSWatcher[] = [];
-  let wake: () => void = () => undefined;
+  let wake: (reason: WakeReason) => void = () => undefined;
 
   return {
     config: opts.config,
@@ -127,11 +127,12 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
       start(onWake) {
         wake = onWake;
         if (process.env.RELAY_NO_WATCH === "1") return; // the benchmark's polling-only baseline
-        inbox.watch(onWake);
+        inbox.watch(() => onWake("other"));
         try {
           // Only what others write into state/ wakes the relay, never its own snapshot or status.
           const w = watch(paths.state, { persistent: false }, (_event, name) => {
-            if (name === null || name === "jc_input.txt" || name === "resume.request") onWake();
+            if (name === null || name === "jc_input.txt") onWake("jc");
+            if (name === null || name === "resume.request") onWake("resume");
           });
           w.on("error", () => w.close());
           watchers.push(w);
@@ -143,7 +144,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         for (const session of sessions) {
           try {
             if (process.env.RELAY_NO_WATCH === "1") await ensureSessionDir(paths, session);
-            else await outbox.watchSession(session, () => wake());
+            else await outbox.watchSession(session, () => wake("other"));
           } catch (err) {
             log.error({ session, err: err instanceof Error ? err.message : String(err) }, "cannot watch dispatch/<session>/");
           }

@@ -9,7 +9,7 @@ import { messageOf } from "../../machines/types.js";
 import type { RelayConfig } from "../config/config.js";
 import { buildStatus } from "../status/read-model.js";
 import { provideMachines } from "./conversation-actors.js";
-import type { RelayDeps } from "./deps.js";
+import type { RelayDeps, WakeReason } from "./deps.js";
 import { migrateFromV1 } from "./migrate.js";
 
 export type RelayActor = Actor<typeof relayMachine>;
@@ -51,6 +51,9 @@ class RelayLoop {
   private wakeLoop: (() => void) | null = null;
   /** the clock is sent on the timer only: a step that finds nothing to do sends nothing, so it wakes nothing */
   private tickDue = true;
+  /** state/jc_input.txt and state/resume.request are looked for when an event names them, and on the timer */
+  private jcDue = true;
+  private resumeDue = true;
   private loadedConfig: RelayConfig | null = null;
   /** the text of JC's answers under way, for the refusal file */
   private readonly jcTexts = new Map<string, string>();
@@ -66,15 +69,17 @@ class RelayLoop {
     for (const type of ["envelope.finished", "envelope.rejected", "jc.consumed", "jc.refused"] as const) {
       actor.on(type, (e) => {
         this.effects.push(e);
-        this.wake();
+        this.wake("other");
       });
     }
     actor.on("notify", ({ type: _, ...params }) => deps.notify(params));
-    actor.subscribe({ next: () => this.wake(), error: (err) => deps.log.error({ err: messageOf(err) }, "machine error") });
+    actor.subscribe({ next: () => this.wake("other"), error: (err) => deps.log.error({ err: messageOf(err) }, "machine error") });
     this.lastQuestions = JSON.stringify(actor.getSnapshot().context.questions);
   }
 
-  readonly wake = (): void => {
+  readonly wake = (reason: WakeReason = "other"): void => {
+    if (reason === "jc") this.jcDue = true;
+    if (reason === "resume") this.resumeDue = true;
     this.wakeRequested = true;
     this.wakeLoop?.();
   };
@@ -106,10 +111,16 @@ class RelayLoop {
   async step(): Promise<void> {
     const { deps, actor } = this;
     await this.loadConfig();
-    if (!this.stopping.signal.aborted) await this.takeJcAnswer();
-    if (await deps.takeResumeRequest()) {
-      deps.log.info({}, "resume requested");
-      actor.send({ type: "operator.resume" });
+    if (this.jcDue && !this.stopping.signal.aborted) {
+      this.jcDue = false;
+      await this.takeJcAnswer();
+    }
+    if (this.resumeDue) {
+      this.resumeDue = false;
+      if (await deps.takeResumeRequest()) {
+        deps.log.info({}, "resume requested");
+        actor.send({ type: "operator.resume" });
+      }
     }
     if (this.tickDue) {
       this.tickDue = false;
@@ -298,6 +309,8 @@ class RelayLoop {
       const timer = setTimeout(() => {
         this.deps.inbox.rescan(); // the safety net: whatever the events missed
         this.tickDue = true;
+        this.jcDue = true;
+        this.resumeDue = true;
         resolve();
       }, delay);
       this.wakeLoop = () => {

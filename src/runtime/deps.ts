@@ -48,9 +48,12 @@ export interface MessagesApi {
   call(request: MessagesRequest, signal: AbortSignal): Promise<ApiReply>;
 }
 
+/** What a wake-up says changed: JC's answer or `relay resume` arrived (else: look at everything else). */
+export type WakeReason = "jc" | "resume" | "other";
+
 /** Wake-ups: file-system events (or a NATS subscription) that make the loop look sooner. */
 export interface Wakeups {
-  start(wake: () => void): void;
+  start(wake: (reason: WakeReason) => void): void;
   /** Sessions whose acknowledgements to watch (called again when config.yaml adds some). */
   watchSessions(sessions: string[]): Promise<void>;
   stop(): void;

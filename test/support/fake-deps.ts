@@ -10,7 +10,7 @@ import type { RelayConfig, SessionConfig } from "../../src/config/config.js";
 import { SpendTracker } from "../../src/costs/budget.js";
 import type { LedgerRecord } from "../../src/costs/ledger.js";
 import { entryChars, type HistoryEntry } from "../../src/history/conversation-store.js";
-import type { HistoryStore, JcSource, JcTaken, MessagesApi, RelayDeps } from "../../src/runtime/deps.js";
+import type { HistoryStore, JcSource, JcTaken, MessagesApi, RelayDeps, WakeReason } from "../../src/runtime/deps.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import type { StatusFile } from "../../src/status/status-file.js";
 import type { DeliverOutcome, Inbox, Outbox } from "../../src/transport/port.js";
@@ -299,8 +299,12 @@ export interface FakeRelay {
 }
 
 export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
-  let wakeLoop: () => void = () => undefined;
-  const wake = () => wakeLoop();
+  let wakeLoop: (reason: WakeReason) => void = () => undefined;
+  /** a manual wake-up: as if JC's answer, a resume request and anything else had arrived */
+  const wake = () => {
+    wakeLoop("jc");
+    wakeLoop("resume");
+  };
   const registered = () => new Set(config.sessions.map((s) => s.id));
   const inbox = new FakeInbox(registered);
   const outbox = new FakeOutbox(wake);
