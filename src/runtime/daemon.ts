@@ -60,6 +60,8 @@ class RelayLoop {
   private lastQuestions: string;
   private lastStatus = "";
   private lastState: string | null = null;
+  /** the root's snapshot changed since status.json was last written (a child's change reaches the root as an event) */
+  private statusDirty = true;
 
   constructor(
     readonly actor: RelayActor,
@@ -73,7 +75,13 @@ class RelayLoop {
       });
     }
     actor.on("notify", ({ type: _, ...params }) => deps.notify(params));
-    actor.subscribe({ next: () => this.wake("other"), error: (err) => deps.log.error({ err: messageOf(err) }, "machine error") });
+    actor.subscribe({
+      next: () => {
+        this.statusDirty = true;
+        this.wake("other");
+      },
+      error: (err) => deps.log.error({ err: messageOf(err) }, "machine error"),
+    });
     this.lastQuestions = JSON.stringify(actor.getSnapshot().context.questions);
   }
 
@@ -219,6 +227,8 @@ class RelayLoop {
 
   /** state/status.json, when it changed; the snapshot too when a question opened or closed. */
   async writeStatus(): Promise<void> {
+    if (!this.statusDirty) return;
+    this.statusDirty = false;
     const { deps } = this;
     const snapshot = this.actor.getSnapshot();
     const questions = JSON.stringify(snapshot.context.questions);
