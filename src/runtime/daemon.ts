@@ -49,7 +49,7 @@ class RelayLoop {
   private readonly stopping = new AbortController();
   private wakeRequested = true;
   private wakeLoop: (() => void) | null = null;
-  /** the clock is sent on the timer only: a step that finds nothing to do sends nothing, so it wakes nothing */
+  /** the clock is sent when a deadline the machines wait for is due: an idle step sends nothing, so it wakes nothing */
   private tickDue = true;
   /** state/jc_input.txt and state/resume.request are looked for when an event names them, and on the timer */
   private jcDue = true;
@@ -318,7 +318,8 @@ class RelayLoop {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.deps.inbox.rescan(); // the safety net: whatever the events missed
-        this.tickDue = true;
+        // The machines need the time only when a retry or probe they wait for is due.
+        this.tickDue = this.deps.now() >= this.nextDeadline();
         this.jcDue = true;
         this.resumeDue = true;
         resolve();
