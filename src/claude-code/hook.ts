@@ -21,14 +21,13 @@ import { isErrno, readIfPresent, readJsonFile, syncDir, writeAtomic, writeJsonAt
 // ---------------------------------------------------------------------------
 // Knobs
 
-/** Our own wait by default: Claude Code's default hook timeout (600 s) minus the margin below. */
-export const DEFAULT_WAIT_S = 540;
+// DEFAULT_WAIT_S (our own wait by default: Claude Code's default hook timeout minus the margin
+// below) and DEFAULT_MAX_TURNS live in ./defaults.js, which the commands' flags import cheaply.
+export { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S } from "./defaults.js";
 /** The installed hook `timeout` is the wait plus this, so Claude Code never discards our output. */
 export const HOOK_TIMEOUT_MARGIN_S = 60;
 /** The SessionStart hook only reads one file. */
 export const START_HOOK_TIMEOUT_S = 30;
-/** Claude Code ignores Stop blocks after 8 in a row (CLAUDE_CODE_STOP_HOOK_BLOCK_CAP): stay within it. */
-export const DEFAULT_MAX_TURNS = 8;
 /** Hook output over 10,000 characters is replaced by a file path and a preview; keep well below. */
 export const INLINE_REPLY_MAX = 9_000;
 /** How long to re-read a transcript that does not yet end with the agent's final text. */

@@ -1,7 +1,11 @@
 import { Flags } from "@oclif/core";
-import { type CostRow, type CostsBy, type LedgerRecord, readLedger, summarize } from "../costs/ledger.js";
-import { formatUsd, priceFor, promptTokensOf } from "../costs/pricing.js";
+import type * as Ledger from "../costs/ledger.js";
+import type { CostRow, CostsBy, LedgerRecord } from "../costs/ledger.js";
+import type * as Pricing from "../costs/pricing.js";
 import { RelayCommand, UsageError } from "./base.js";
+
+/** What the report is computed with: the ledger and pricing code, which run() loads only when `relay costs` runs. */
+export type CostsLib = Pick<typeof Ledger, "summarize"> & Pick<typeof Pricing, "formatUsd" | "priceFor" | "promptTokensOf">;
 
 export interface CostsRow extends CostRow {
   /** What prompt caching saved on this row's priced calls (negative when writes cost more than reads saved). */
@@ -55,7 +59,7 @@ const tidy = (usd: number): number => Math.round(usd * 1e9) / 1e9;
  * so this is negative for a call that wrote a cache no later call read.
  * null when the model's price is unknown.
  */
-export function cacheSavingsUsd(rec: LedgerRecord): number | null {
+export function cacheSavingsUsd(rec: LedgerRecord, { priceFor, promptTokensOf }: Pick<CostsLib, "priceFor" | "promptTokensOf">): number | null {
   const rate = priceFor(rec.model, promptTokensOf(rec));
   if (!rate) return null;
   const cached = rec.cacheReadTokens + rec.cacheWrite5mTokens + rec.cacheWrite1hTokens;
@@ -64,7 +68,8 @@ export function cacheSavingsUsd(rec: LedgerRecord): number | null {
 }
 
 /** The report for `records`: the ledger's own summary, plus cache savings per row and in all. */
-export function costsReport(records: LedgerRecord[], by: CostsBy, since?: Date): CostsReport {
+export function costsReport(records: LedgerRecord[], by: CostsBy, since: Date | undefined, lib: CostsLib): CostsReport {
+  const { summarize } = lib;
   const summary = summarize(records, by, since ? { since } : {});
   const savings = new Map<string, number>();
   let calls = 0;
@@ -74,7 +79,7 @@ export function costsReport(records: LedgerRecord[], by: CostsBy, since?: Date):
     const key = summarize([rec], by, since ? { since } : {}).rows[0]?.key;
     if (key === undefined) continue;
     calls++;
-    const saved = cacheSavingsUsd(rec);
+    const saved = cacheSavingsUsd(rec, lib);
     if (saved === null) continue;
     savings.set(key, (savings.get(key) ?? 0) + saved);
     total += saved;
@@ -93,14 +98,14 @@ export function costsReport(records: LedgerRecord[], by: CostsBy, since?: Date):
 const int = (n: number): string => n.toLocaleString("en-US");
 
 /** "$1.23", "price unknown" when no call of the row had a price, "$1.23 + 2 unknown" when some had none. */
-function usdCell(usd: number, calls: number, unpriced: number): string {
+function usdCell(usd: number, calls: number, unpriced: number, formatUsd: CostsLib["formatUsd"]): string {
   if (unpriced === 0) return formatUsd(usd);
   if (unpriced === calls) return formatUsd(null);
   return `${formatUsd(usd)} + ${unpriced} price unknown`;
 }
 
 /** The human report: totals, then one aligned table. */
-export function formatCosts(r: CostsReport): string[] {
+export function formatCosts(r: CostsReport, { formatUsd }: Pick<CostsLib, "formatUsd">): string[] {
   const scope = r.since ? ` since ${r.since}` : "";
   if (r.rows.length === 0) return [`no API calls recorded${scope}`];
   const lines: string[] = [];
@@ -117,7 +122,7 @@ export function formatCosts(r: CostsReport): string[] {
     int(row.outputTokens),
     int(row.cacheWriteTokens),
     int(row.cacheReadTokens),
-    usdCell(row.usd, row.calls, row.unpricedCalls),
+    usdCell(row.usd, row.calls, row.unpricedCalls, formatUsd),
   ]);
   const table = [header, ...body];
   const widths = header.map((_, i) => Math.max(...table.map((cells) => (cells[i] ?? "").length)));
@@ -147,8 +152,10 @@ export default class Costs extends RelayCommand {
     const by = parseBy(flags.by);
     const since = flags.since === undefined ? undefined : parseSince(flags.since);
     const paths = this.resolvePaths(flags.root);
-    const report = costsReport(await readLedger(paths.root), by, since);
-    for (const line of formatCosts(report)) this.log(line);
+    const [{ readLedger, summarize }, { formatUsd, priceFor, promptTokensOf }] = await Promise.all([import("../costs/ledger.js"), import("../costs/pricing.js")]);
+    const lib: CostsLib = { summarize, formatUsd, priceFor, promptTokensOf };
+    const report = costsReport(await readLedger(paths.root), by, since, lib);
+    for (const line of formatCosts(report, lib)) this.log(line);
     return report;
   }
 }

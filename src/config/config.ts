@@ -8,8 +8,9 @@ import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
 import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
+import { SESSION_ID } from "./session-id.js";
 
-export const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export { SESSION_ID };
 const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
 export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
 

@@ -1,6 +1,5 @@
 import { Flags } from "@oclif/core";
-import { SESSION_ID } from "../../config/config.js";
-import { oneLineError, readStdin, runStartHook } from "../../claude-code/hook.js";
+import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand } from "../base.js";
 
 /** The command of a Claude Code SessionStart hook: hands over a reply the session has not seen. */
@@ -19,6 +18,7 @@ export default class HookClaudeStart extends RelayCommand {
       process.exitCode = 1;
       return;
     }
+    const { readStdin, runStartHook } = await import("../../claude-code/hook.js");
     const input = await readStdin(process.stdin, 2_000);
     const outcome = await runStartHook({ paths, session: flags.session, input });
     for (const line of outcome.stderr) this.logToStderr(line);
@@ -27,6 +27,7 @@ export default class HookClaudeStart extends RelayCommand {
   }
 
   protected override async catch(err: Error): Promise<unknown> {
+    const { oneLineError } = await import("../../claude-code/hook.js");
     this.logToStderr(`relay hook claude-start: ${oneLineError(err)}`);
     process.exitCode = 1;
     return undefined;

@@ -1,6 +1,7 @@
 import { Flags } from "@oclif/core";
-import { loadConfig, SESSION_ID } from "../../config/config.js";
-import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S, type HookOutcome, oneLineError, readStdin, runStopHook } from "../../claude-code/hook.js";
+import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S } from "../../claude-code/defaults.js";
+import type { HookOutcome } from "../../claude-code/hook.js";
+import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand } from "../base.js";
 
 /**
@@ -25,6 +26,7 @@ export default class HookClaudeStop extends RelayCommand {
       this.writeOutcome({ stdout: null, stderr: [`relay: ${JSON.stringify(flags.session)} is not a valid session id (${SESSION_ID.source})`], exitCode: 1 });
       return;
     }
+    const [{ loadConfig }, { readStdin, runStopHook }] = await Promise.all([import("../../config/config.js"), import("../../claude-code/hook.js")]);
     const input = await readStdin(process.stdin, Math.min(5_000, flags.timeout * 1000));
     const outcome = await runStopHook({
       paths,
@@ -44,6 +46,7 @@ export default class HookClaudeStop extends RelayCommand {
   }
 
   protected override async catch(err: Error): Promise<unknown> {
+    const { oneLineError } = await import("../../claude-code/hook.js");
     this.logToStderr(`relay hook claude-stop: ${oneLineError(err)}`);
     process.exitCode = 1;
     return undefined;

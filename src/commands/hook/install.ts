@@ -1,16 +1,17 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { loadConfig, SESSION_ID } from "../../config/config.js";
-import { DEFAULT_WAIT_S, formatSettings, type HookSpec, mergeRelayHooks, parseSettings, relayBin, relayHooks } from "../../claude-code/hook.js";
+import { DEFAULT_WAIT_S } from "../../claude-code/defaults.js";
+import type { HookSpec, relayHooks } from "../../claude-code/hook.js";
 import type { RelayPaths } from "../../config/paths.js";
-import { isErrno, writeAtomic } from "../../store/files.js";
+import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand, UsageError } from "../base.js";
 
 export async function readSettingsText(path: string): Promise<string | null> {
   try {
     return await readFile(path, "utf8");
   } catch (err) {
+    const { isErrno } = await import("../../store/files.js");
     if (isErrno(err, "ENOENT")) return null;
     if (isErrno(err, "EISDIR")) throw new UsageError(`${path} is a directory, not a settings file`);
     throw err;
@@ -35,6 +36,7 @@ async function checkConfigured(paths: RelayPaths, session: string, warn: (line: 
     warn(`relay: note: ${paths.config} does not exist yet; \`relay run\` creates it: add session ${session} to its sessions`);
     return;
   }
+  const { loadConfig } = await import("../../config/config.js");
   const config = await loadConfig(paths, process.env, { seed: false });
   if (!config.sessions.some((s) => s.id === session)) {
     throw new UsageError(`session ${session} is not in ${paths.config} (sessions: ${config.sessions.map((s) => s.id).join(", ")}); add it there first`);
@@ -58,6 +60,10 @@ export default class HookInstall extends RelayCommand {
     const paths = this.resolvePaths(flags.root);
     await checkConfigured(paths, flags.session, (line) => this.logToStderr(line));
     const file = join(await projectDir(flags.project), ".claude", "settings.json");
+    const [{ formatSettings, mergeRelayHooks, parseSettings, relayBin, relayHooks }, { writeAtomic }] = await Promise.all([
+      import("../../claude-code/hook.js"),
+      import("../../store/files.js"),
+    ]);
     const parsed = parseSettings(await readSettingsText(file), file);
     if (!parsed.ok) throw new UsageError(parsed.error);
 

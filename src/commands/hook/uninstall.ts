@@ -1,7 +1,5 @@
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
-import { formatSettings, parseSettings, removeRelayHooks } from "../../claude-code/hook.js";
-import { writeAtomic } from "../../store/files.js";
 import { RelayCommand, UsageError } from "../base.js";
 import { checkSession, projectDir, readSettingsText } from "./install.js";
 
@@ -22,6 +20,7 @@ export default class HookUninstall extends RelayCommand {
       this.log(`${file} does not exist; nothing to remove`);
       return { settings: file, removed: 0 };
     }
+    const [{ formatSettings, parseSettings, removeRelayHooks }, { writeAtomic }] = await Promise.all([import("../../claude-code/hook.js"), import("../../store/files.js")]);
     const parsed = parseSettings(text, file);
     if (!parsed.ok) throw new UsageError(parsed.error);
     const result = removeRelayHooks(parsed.value.value, flags.session);

@@ -1,9 +1,6 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { loadEnv } from "../../config/config.js";
-import { nextCommands, unitDir } from "../../service/unit.js";
-import { isErrno, writeAtomic } from "../../store/files.js";
 import { RelayCommand, UsageError } from "../base.js";
 import { unitFor } from "./print.js";
 
@@ -12,6 +9,7 @@ const errCode = (err: unknown): string => (typeof err === "object" && err !== nu
 
 /** mkdir -p, one level at a time (a recursive mkdir can spin forever under /proc). */
 async function makeDirs(dir: string): Promise<void> {
+  const { isErrno } = await import("../../store/files.js");
   const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
     const st = await stat(d).catch((err: unknown) => {
@@ -40,7 +38,12 @@ export default class ServiceInstall extends RelayCommand {
   async run(): Promise<{ path: string; name: string; changed: boolean; next: string[] }> {
     const { flags } = await this.parse(ServiceInstall);
     const paths = this.resolvePaths(flags.root);
-    const unit = unitFor(paths.root, flags.user);
+    const [{ loadEnv }, { nextCommands, unitDir }, { isErrno, writeAtomic }] = await Promise.all([
+      import("../../config/config.js"),
+      import("../../service/unit.js"),
+      import("../../store/files.js"),
+    ]);
+    const unit = await unitFor(paths.root, flags.user);
     const dir = flags["unit-dir"] ? resolve(flags["unit-dir"]) : unitDir(flags.user);
     const path = join(dir, unit.name);
 

@@ -1,7 +1,6 @@
 import { userInfo } from "node:os";
 import { Flags } from "@oclif/core";
-import { relayBin } from "../../claude-code/hook.js";
-import { renderUnit, type UnitSpec, unitName, UnitPathError } from "../../service/unit.js";
+import type { UnitSpec } from "../../service/unit.js";
 import { RelayCommand, UsageError } from "../base.js";
 
 /** The account a system unit runs as: the one who ran sudo, else the current one. */
@@ -11,7 +10,8 @@ export function serviceAccount(): string {
   return userInfo().username;
 }
 
-export function unitFor(root: string, user: boolean): { name: string; text: string } {
+export async function unitFor(root: string, user: boolean): Promise<{ name: string; text: string }> {
+  const [{ relayBin }, { renderUnit, unitName, UnitPathError }] = await Promise.all([import("../../claude-code/hook.js"), import("../../service/unit.js")]);
   const spec: UnitSpec = { root, node: process.execPath, bin: relayBin(), user, ...(user ? {} : { runAs: serviceAccount() }) };
   try {
     return { name: unitName(root), text: renderUnit(spec) };
@@ -30,7 +30,7 @@ export default class ServicePrint extends RelayCommand {
 
   async run(): Promise<{ name: string; text: string }> {
     const { flags } = await this.parse(ServicePrint);
-    const unit = unitFor(this.resolvePaths(flags.root).root, flags.user);
+    const unit = await unitFor(this.resolvePaths(flags.root).root, flags.user);
     this.log(unit.text.replace(/\n$/, ""));
     return unit;
   }
