@@ -146,7 +146,7 @@ function envInt(name: EnvKey, value: string | undefined): number | undefined {
 export function parseFileConfig(yamlText: string, file = "config.yaml"): FileConfig {
   const doc = parseDocument(yamlText, { prettyErrors: false });
   const [first] = doc.errors;
-  if (first) throw new ConfigError(`${file}: malformed YAML: ${first.message.split("\n")[0]}`);
+  if (first) throw new ConfigError(`${file}: malformed YAML: ${(first.message.split(/\r?\n|\r/)[0] ?? "").trim()}`);
   if (!isMap(doc.contents)) throw new ConfigError(`${file}: expected a YAML mapping of settings`);
   const parsed = fileConfigSchema.safeParse(doc.toJS());
   if (!parsed.success) {

@@ -94,7 +94,8 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     expect(turns[0]?.reply).toBe(reply);
     expect(Object.values(history).flat().filter((e) => e.kind === "turn")).toHaveLength(1);
 
-    expect(await queueNames(root)).toEqual([]);
+    // the envelope's file goes once the snapshot that finished it is durable (just after the reply)
+    await waitFor(async () => (await queueNames(root)).length === 0, { what: "the answered envelope's file to go" });
     expect(await exists(join(root, "state", "jc_input.txt"))).toBe(false);
     expect(await exists(join(root, "state", "jc_input.claimed"))).toBe(false);
     // input.json names the reply in input.txt

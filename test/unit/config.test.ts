@@ -184,6 +184,15 @@ describe("config errors are one line naming the file, the key and what was expec
     expectOneLine(await configError(load()), ".env", "NTFY_TOPIC", /22 to 64/);
   });
 
+  it("a carriage return in malformed YAML still gives a one-line error (found by the property below)", () => {
+    expect(() => parseFileConfig(">\r")).toThrow(ConfigError);
+    try {
+      parseFileConfig(">\r");
+    } catch (err) {
+      expect((err as Error).message).not.toMatch(/[\r\n]/);
+    }
+  });
+
   it("parseFileConfig never throws anything but a one-line ConfigError on arbitrary text", () => {
     fc.assert(
       fc.property(fc.string({ unit: anyChar, maxLength: 300 }), (text) => {
