@@ -230,18 +230,18 @@ class RelayLoop {
     if (!this.statusDirty) return;
     this.statusDirty = false;
     const { deps } = this;
-    const snapshot = this.actor.getSnapshot();
-    const questions = JSON.stringify(snapshot.context.questions);
-    if (questions !== this.lastQuestions) {
-      this.lastQuestions = questions;
-      await this.persist(false);
+    if (JSON.stringify(this.actor.getSnapshot().context.questions) !== this.lastQuestions) {
+      this.lastQuestions = JSON.stringify(this.actor.getSnapshot().context.questions);
+      await this.persist(false); // a question opened or was answered
     }
     const history: Record<string, { chars: number; turns: number }> = {};
-    for (const id of Object.keys(snapshot.context.conversations)) {
+    for (const id of Object.keys(this.actor.getSnapshot().context.conversations)) {
       const entries = await deps.history.entries(id);
       history[id] = { chars: await deps.history.chars(id), turns: entries.filter((e) => e.kind === "turn").length };
     }
-    const status = buildStatus(snapshot, { pid: process.pid, now: deps.now(), history, cost: { ...deps.costs.totals(), todayUsd: deps.costs.spend.today() } });
+    // The root and its children read at one instant, after every await: buildStatus reads the
+    // children's snapshots as they are now, so the root's must be of now too.
+    const status = buildStatus(this.actor.getSnapshot(), { pid: process.pid, now: deps.now(), history, cost: { ...deps.costs.totals(), todayUsd: deps.costs.spend.today() } });
     if (status.state !== this.lastState) {
       deps.log.info({ from: this.lastState, to: status.state }, `state ${status.state}`);
       this.lastState = status.state;
