@@ -64,13 +64,7 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeAtomic(path, `${JSON.stringify(value, null, 1)}\n`);
 }
 
-/** Write `path` durably under a name of our choosing, then rename it into place (no write-file-atomic temp names). */
-export async function writeThenRename(tmp: string, target: string, data: string): Promise<void> {
-  await writeDurable(tmp, data);
-  await rename(tmp, target);
-  await syncDir(dirname(target));
-}
-
+/** Write and fsync a file under a name of our choosing (the caller renames it into place). */
 export async function writeDurable(path: string, data: string): Promise<void> {
   const handle = await open(path, "w", 0o644);
   try {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { appendLine, ensureDirs, isErrno, readJsonFile, removeIfPresent, writeAtomic, writeJsonAtomic, writeThenRename } from "../../src/store/files.js";
+import { appendLine, ensureDirs, isErrno, readJsonFile, removeIfPresent, writeAtomic, writeJsonAtomic } from "../../src/store/files.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -62,12 +62,6 @@ describe("writeAtomic", () => {
     const raw = await readFile(path, "utf8");
     expect(raw.endsWith("\n")).toBe(true);
     expect(JSON.parse(raw)).toEqual(value);
-  });
-
-  it("writeThenRename puts the data at the target and leaves no temporary name", async () => {
-    await writeThenRename(join(dir, ".x.tmp"), join(dir, "x.json"), "payload");
-    expect(await readFile(join(dir, "x.json"), "utf8")).toBe("payload");
-    expect(await readdir(dir)).toEqual(["x.json"]);
   });
 });
 

@@ -1,22 +1,15 @@
-// dispatch/<session>/input.txt: one unacknowledged reply per session, never overwritten.
-// Delivery is two-phase so a crash at any instant neither loses nor doubles a reply: the reply is
-// first written to a staging file (and the machine records that), then renamed to input.txt.
-// After a restart a staged reply whose staging file is gone was delivered already.
+// dispatch/ and dispatch/<session>/: real directories only (a link or file there is refused), and
+// whether a session's input.txt exists (its acknowledgement). Delivery itself is FileOutbox's
+// (file-transport.ts).
 import { lstat, mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
-import { isErrno, writeDurable, writeThenRename } from "../../store/files.js";
-import { rename } from "node:fs/promises";
-import { syncDir } from "../../store/files.js";
+import { isErrno } from "../../store/files.js";
 
 export class DispatchPathError extends Error {
   override name = "DispatchPathError";
 }
 
-export const stagingFile = (paths: RelayPaths, session: string, replyId: string): string =>
-  join(sessionDir(paths, session), `.reply-${replyId}.tmp`);
-
-async function kindOf(path: string): Promise<"missing" | "dir" | "file" | "other"> {
+export async function kindOf(path: string): Promise<"missing" | "dir" | "file" | "other"> {
   try {
     const st = await lstat(path);
     return st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
@@ -39,21 +32,3 @@ export async function ensureSessionDir(paths: RelayPaths, session: string): Prom
 export async function inputExists(paths: RelayPaths, session: string): Promise<boolean> {
   return (await kindOf(inputFile(paths, session))) !== "missing";
 }
-
-export async function stagingExists(paths: RelayPaths, session: string, replyId: string): Promise<boolean> {
-  return (await kindOf(stagingFile(paths, session, replyId))) === "file";
-}
-
-export async function stageReply(paths: RelayPaths, session: string, replyId: string, text: string): Promise<void> {
-  await ensureSessionDir(paths, session);
-  await writeDurable(stagingFile(paths, session, replyId), text);
-}
-
-/** Rename the staged reply to input.txt. Only the relay creates input.txt, so checking first is safe. */
-export async function publishReply(paths: RelayPaths, session: string, replyId: string): Promise<void> {
-  await ensureSessionDir(paths, session);
-  await rename(stagingFile(paths, session, replyId), inputFile(paths, session));
-  await syncDir(sessionDir(paths, session));
-}
-
-export { writeThenRename };

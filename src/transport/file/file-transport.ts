@@ -1,38 +1,18 @@
 // The file transport (CONTRACT §5): envelopes are files in queue/, replies are
 // dispatch/<session>/input.txt with input.json beside it. Receipts are queue/ file names.
 import { type FSWatcher, watch } from "node:fs";
-import { open, rename } from "node:fs/promises";
+import { rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Delivery, WorkItem } from "../../../machines/types.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import type { Logger } from "../../runtime/log.js";
-import { isErrno, removeIfPresent, syncDir } from "../../store/files.js";
+import { removeIfPresent, syncDir, writeDurable } from "../../store/files.js";
 import type { DeliverOutcome, Inbox, Outbox } from "../port.js";
-import { ensureSessionDir, inputExists } from "./dispatch.js";
+import { ensureSessionDir, inputExists, kindOf } from "./dispatch.js";
 import { type Intake, QueueIndex, readEntry, rejectFile } from "./queue.js";
 import { readReplyMeta, type ReplyMeta, replyMetaFile } from "./reply-meta.js";
 
 export const stagingFile = (paths: RelayPaths, session: string, replyId: string): string => join(sessionDir(paths, session), `.reply-${replyId}.tmp`);
-
-/** Write and fsync a file under a name of our own (no directory fsync: the caller does one for all). */
-async function writeSynced(path: string, data: string): Promise<void> {
-  const handle = await open(path, "w", 0o644);
-  try {
-    await handle.writeFile(data, "utf8");
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-const exists = (path: string) =>
-  open(path, "r").then(
-    async (h) => {
-      await h.close();
-      return true;
-    },
-    (err: unknown) => (isErrno(err, "ENOENT") ? false : Promise.reject(err)),
-  );
 
 export class FileInbox implements Inbox {
   private readonly index: QueueIndex;
@@ -188,18 +168,18 @@ export class FileOutbox implements Outbox {
     const meta = await readReplyMeta(this.paths, session);
     if (meta?.reply_id === reply.replyId) {
       // input.json names this reply: it was delivered, or a crash came before its rename.
-      if (await exists(staging)) {
+      if ((await kindOf(staging)) === "file") {
         await rename(staging, inputFile(this.paths, session));
         await syncDir(dir);
       }
       return "delivered";
     }
     if (await inputExists(this.paths, session)) return "busy";
-    await writeSynced(staging, reply.text);
+    await writeDurable(staging, reply.text);
     await this.crashPoint("after-stage");
     const record: ReplyMeta = { reply_id: reply.replyId, in_reply_to: reply.inReplyTo, source: reply.source, at: new Date(reply.at).toISOString() };
     const metaTmp = join(dir, ".input.json.tmp");
-    await writeSynced(metaTmp, `${JSON.stringify(record)}\n`);
+    await writeDurable(metaTmp, `${JSON.stringify(record)}\n`);
     await rename(metaTmp, replyMetaFile(this.paths, session));
     await this.crashPoint("after-meta");
     await rename(staging, inputFile(this.paths, session));

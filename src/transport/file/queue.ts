@@ -138,23 +138,6 @@ export async function readEntry(paths: RelayPaths, entry: QueueEntry, sessions: 
   }
 }
 
-/** Re-derive the id of a queue file (to recognise one already answered). */
-export async function idOfQueueFile(paths: RelayPaths, name: string): Promise<string | null> {
-  try {
-    const handle = await open(join(paths.queue, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      const st = await handle.stat();
-      if (!st.isFile() || st.size > MAX_FILE_BYTES) return null;
-      return envelopeId(name, st.mtimeMs, await handle.readFile());
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    if (isErrno(err, "ENOENT") || isErrno(err, "ELOOP")) return null;
-    throw err;
-  }
-}
-
 /**
  * Move queue/NAME to queue/.rejected/NAME beside NAME.reason.json. The reason is written first,
  * so a crash in between only means the file is rejected again. A name already taken in
