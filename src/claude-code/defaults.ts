@@ -1,7 +1,15 @@
 // The hook defaults the commands' flags show: a module of its own so defining the flags does not
 // load the hook code (zod, the file transport).
 
-/** Our own wait by default: Claude Code's default hook timeout (600 s) minus the margin (HOOK_TIMEOUT_MARGIN_S). */
+/** Block mode's wait by default: Claude Code's default hook timeout (600 s) minus the margin (HOOK_TIMEOUT_MARGIN_S). */
 export const DEFAULT_WAIT_S = 540;
-/** Claude Code ignores Stop blocks after 8 in a row (CLAUDE_CODE_STOP_HOOK_BLOCK_CAP): stay within it. */
-export const DEFAULT_MAX_TURNS = 8;
+/** Wake mode's longest wait by default: a day, so an answer JC gives hours later still wakes the session. */
+export const DEFAULT_WAKE_WAIT_S = 24 * 3600;
+/**
+ * Most relayed turns in a row before the agent is let stop. Claude Code's own cap (8 blocks in a
+ * row, CLAUDE_CODE_STOP_HOOK_BLOCK_CAP) restarts whenever the agent runs a tool, so in real work
+ * this is the limit that applies.
+ */
+export const DEFAULT_MAX_TURNS = 30;
+/** A bound Claude Code session not seen for this long is taken to be gone. */
+export const DEFAULT_RELEASE_AFTER_S = 30 * 60;

@@ -5,11 +5,10 @@
 // whose hook gave up is a late reply (handed over labelled as such), a reply to an id a live
 // hook waits for is left for that hook.
 import { randomBytes } from "node:crypto";
-import { readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { RelayPaths } from "../config/paths.js";
-import { ensureDirs, isErrno, readJsonFile, writeJsonAtomic } from "../store/files.js";
+import { ensureDirs, isErrno, readdirIfPresent, readJsonFile, removeIfPresent, writeJsonAtomic } from "../store/files.js";
 import { ENVELOPE_ID } from "../transport/file/queue.js";
 
 /** Ledger entries older than this are pruned: no late reply is labelled from a week-old memory. */
@@ -67,11 +66,7 @@ export async function readSent(paths: RelayPaths, session: string, id: string): 
 
 /** The reply to it was handed over: forget it. */
 export async function forgetSent(paths: RelayPaths, session: string, id: string): Promise<void> {
-  try {
-    await unlink(sentFile(paths, session, id));
-  } catch (err) {
-    if (!isErrno(err, "ENOENT")) throw err;
-  }
+  await removeIfPresent(sentFile(paths, session, id));
 }
 
 /** Its hook stopped waiting: a reply to it from now on is a late one. */
@@ -97,22 +92,12 @@ export function hasLiveWaiter(entry: SentEnvelope, now = Date.now()): boolean {
 
 async function pruneSent(paths: RelayPaths, session: string, now: number): Promise<void> {
   const dir = sentDir(paths, session);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return;
-    throw err;
-  }
+  const names = await readdirIfPresent(dir);
   for (const name of names) {
     if (!name.endsWith(".json")) continue;
     const read = await readJsonFile(join(dir, name), sentSchema);
     const old = read.ok ? now - Date.parse(read.value.sentAt) > SENT_KEEP_MS && !hasLiveWaiter(read.value, now) : !read.missing;
     if (!old) continue;
-    try {
-      await unlink(join(dir, name));
-    } catch (err) {
-      if (!isErrno(err, "ENOENT")) throw err;
-    }
+    await removeIfPresent(join(dir, name));
   }
 }

@@ -46,15 +46,19 @@ export async function writeAtomic(path: string, data: string, opts: { mode?: num
   if (durable) await syncDir(dirname(path));
 }
 
-/** Remove temporaries of atomic writes a killed process left in `dir` (run at start, under the lock). */
-export async function removeStaleTemporaries(dir: string): Promise<string[]> {
-  let names: string[];
+/** The names in `dir`; none when it does not exist. */
+export async function readdirIfPresent(dir: string): Promise<string[]> {
   try {
-    names = await readdir(dir);
+    return await readdir(dir);
   } catch (err) {
     if (isErrno(err, "ENOENT")) return [];
     throw err;
   }
+}
+
+/** Remove temporaries of atomic writes a killed process left in `dir` (run at start, under the lock). */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  const names = await readdirIfPresent(dir);
   const stale = names.filter((n) => TMP_NAME.test(n) || V1_TMP_NAME.test(n));
   for (const name of stale) await removeIfPresent(join(dir, name));
   return stale;

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { hookCommand, type HookSpec, isRelayHook, mergeRelayHooks, parseSettings, removeRelayHooks, shellQuote } from "../../src/claude-code/hook.js";
+import { hookCommand, type HookSpec, isRelayHook, mergeRelayHooks, parseSettings, removeRelayHooks, shellQuote } from "../../src/claude-code/settings.js";
 import { BIN, killAll, makeRoot, removeRoots, runCli } from "../support/cli.js";
 
 afterEach(killAll);

@@ -5,7 +5,8 @@ import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { lastAssistantText, parseStartInput, parseStopInput, readTranscriptMessage } from "../../src/claude-code/hook.js";
+import { parseStartInput, parseStopInput } from "../../src/claude-code/hook-input.js";
+import { lastAssistantText, readTranscriptMessage } from "../../src/claude-code/transcript.js";
 
 const CC_SESSION = "3f1c2a9e-5b7d-4e21-9c3a-7d0e8b6f4a12";
 const common = (uuid: string, parent: string | null) => ({

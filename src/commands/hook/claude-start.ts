@@ -1,13 +1,15 @@
 import { Flags } from "@oclif/core";
+import { DEFAULT_RELEASE_AFTER_S } from "../../claude-code/defaults.js";
 import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand } from "../base.js";
 
-/** The command of a Claude Code SessionStart hook: hands over a reply the session has not seen. */
+/** The command of a Claude Code SessionStart hook: hands over the replies the session has not seen. */
 export default class HookClaudeStart extends RelayCommand {
   static override description =
-    "Claude Code SessionStart hook: if a reply waits in dispatch/<session>/input.txt, hand it to the session as context and delete it.";
+    "Claude Code SessionStart hook: hand the session, as context, every reply for it that it has not seen (in input.txt, or handed over before and dropped by Claude Code).";
   static override flags = {
     session: Flags.string({ char: "s", description: "the relay session id (from config.yaml)", required: true }),
+    "release-after": Flags.integer({ description: "seconds after which a bound Claude Code session not seen is taken to be gone", min: 1, default: DEFAULT_RELEASE_AFTER_S }),
   };
 
   async run(): Promise<void> {
@@ -18,9 +20,9 @@ export default class HookClaudeStart extends RelayCommand {
       process.exitCode = 1;
       return;
     }
-    const { readStdin, runStartHook } = await import("../../claude-code/hook.js");
+    const [{ runStartHook }, { readStdin }] = await Promise.all([import("../../claude-code/hook.js"), import("../../claude-code/hook-input.js")]);
     const input = await readStdin(process.stdin, 2_000);
-    const outcome = await runStartHook({ paths, session: flags.session, input });
+    const outcome = await runStartHook({ paths, session: flags.session, input, releaseAfterMs: flags["release-after"] * 1000 });
     for (const line of outcome.stderr) this.logToStderr(line);
     if (outcome.stdout !== null) this.log(outcome.stdout);
     process.exitCode = outcome.exitCode;

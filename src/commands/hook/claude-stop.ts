@@ -1,46 +1,60 @@
 import { Flags } from "@oclif/core";
-import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S } from "../../claude-code/defaults.js";
+import { DEFAULT_MAX_TURNS, DEFAULT_RELEASE_AFTER_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
 import type { HookOutcome } from "../../claude-code/hook.js";
 import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand } from "../base.js";
 
 /**
- * The command of a Claude Code Stop hook (CONTRACT §10). It never exits 2 (which Claude Code
- * would take as a block): clean stops exit 0, misconfiguration exits 1 with one line on stderr.
+ * The command of a Claude Code Stop hook (CONTRACT §10). Block mode: clean stops and hand-overs
+ * exit 0 (a hand-over is Stop additionalContext on stdout), misconfiguration exits 1 with one
+ * line on stderr. Wake mode (installed async with asyncRewake): a hand-over exits 2 with the text
+ * on stderr, which wakes the session.
  */
 export default class HookClaudeStop extends RelayCommand {
   static override description =
-    "Claude Code Stop hook: relay the agent's last message to chat-Claude and print the reply as a block decision, or let the agent stop.";
+    "Claude Code Stop hook: relay the agent's last message to chat-Claude and hand the reply over as the agent's next instruction, or let the agent stop.";
   static override flags = {
     session: Flags.string({ char: "s", description: "the relay session id (from config.yaml)", required: true }),
-    timeout: Flags.integer({ description: "give up waiting for the reply after this many seconds (keep it below the hook's timeout)", min: 1, default: DEFAULT_WAIT_S }),
+    mode: Flags.string({ description: "block: wait at the stop; wake: stop at once and wake the session when the reply comes (install the hook async)", options: ["block", "wake"], default: "block" }),
+    timeout: Flags.integer({ description: `longest wait for the reply, in seconds (default ${DEFAULT_WAIT_S} in block mode, ${DEFAULT_WAKE_WAIT_S} in wake mode)`, min: 1 }),
     "max-turns": Flags.integer({ description: "most relayed turns in a row before the agent is let stop", min: 1, default: DEFAULT_MAX_TURNS }),
+    "release-after": Flags.integer({ description: "seconds after which a bound Claude Code session not seen is taken to be gone", min: 1, default: DEFAULT_RELEASE_AFTER_S }),
   };
 
   async run(): Promise<void> {
     const startedAt = Date.now();
     const { flags } = await this.parse(HookClaudeStop);
     const paths = this.resolvePaths(flags.root);
-    const deadline = startedAt + flags.timeout * 1000;
+    const mode = flags.mode === "wake" ? "wake" : "block";
+    const waitS = flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S);
     if (!SESSION_ID.test(flags.session)) {
       this.writeOutcome({ stdout: null, stderr: [`relay: ${JSON.stringify(flags.session)} is not a valid session id (${SESSION_ID.source})`], exitCode: 1 });
       return;
     }
-    const [{ loadConfig }, { readStdin, runStopHook }] = await Promise.all([import("../../config/config.js"), import("../../claude-code/hook.js")]);
-    const input = await readStdin(process.stdin, Math.min(5_000, flags.timeout * 1000));
+    const [{ loadConfig }, { runStopHook }, { readStdin }] = await Promise.all([
+      import("../../config/config.js"),
+      import("../../claude-code/hook.js"),
+      import("../../claude-code/hook-input.js"),
+    ]);
+    const input = await readStdin(process.stdin, Math.min(5_000, waitS * 1000));
+    // Claude Code may end a background hook with SIGTERM (its timeout, the session ending, a newer stop): end quietly.
+    process.once("SIGTERM", () => process.exit(0));
     const outcome = await runStopHook({
       paths,
       session: flags.session,
       input,
-      deadline,
+      mode,
+      deadline: startedAt + waitS * 1000,
       maxTurns: flags["max-turns"],
+      releaseAfterMs: flags["release-after"] * 1000,
       loadConfig: () => loadConfig(paths, process.env, { seed: false }),
     });
     this.writeOutcome(outcome);
   }
 
   private writeOutcome(outcome: HookOutcome): void {
-    for (const line of outcome.stderr) this.logToStderr(line);
+    if (outcome.exitCode === 2) process.stderr.write(`${outcome.stderr.join("\n")}\n`);
+    else for (const line of outcome.stderr) this.logToStderr(line);
     if (outcome.stdout !== null) this.log(outcome.stdout);
     process.exitCode = outcome.exitCode;
   }

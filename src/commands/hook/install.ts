@@ -1,8 +1,8 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { DEFAULT_WAIT_S } from "../../claude-code/defaults.js";
-import type { HookSpec, relayHooks } from "../../claude-code/hook.js";
+import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
+import type { HookSpec, relayHooks } from "../../claude-code/settings.js";
 import type { RelayPaths } from "../../config/paths.js";
 import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand, UsageError } from "../base.js";
@@ -43,46 +43,69 @@ async function checkConfigured(paths: RelayPaths, session: string, warn: (line: 
   }
 }
 
+/** The settings file the hooks go to, and the other one (which may hold entries of an older install). */
+export function settingsFiles(project: string, shared: boolean): { file: string; other: string } {
+  const local = join(project, ".claude", "settings.local.json");
+  const sharedFile = join(project, ".claude", "settings.json");
+  return shared ? { file: sharedFile, other: local } : { file: local, other: sharedFile };
+}
+
 export default class HookInstall extends RelayCommand {
   static override description =
-    "Add the relay's Claude Code hooks for a session (Stop: claude-stop, SessionStart: claude-start) to DIR/.claude/settings.json, keeping everything else.";
+    "Add the relay's Claude Code hooks for a session (Stop, SessionStart, SessionEnd) to DIR/.claude/settings.local.json (--shared: settings.json), keeping everything else.";
   static override enableJsonFlag = true;
   static override flags = {
     session: Flags.string({ char: "s", description: "the relay session id (from config.yaml)", required: true }),
     project: Flags.string({ char: "p", description: "the Claude Code project directory (default: the current directory)" }),
-    timeout: Flags.integer({ description: "how long the Stop hook waits for a reply, in seconds (the hook's own timeout is 60 s more)", min: 1, default: DEFAULT_WAIT_S }),
-    "max-turns": Flags.integer({ description: "most relayed turns in a row before the agent is let stop (default 8)", min: 1 }),
+    mode: Flags.string({ description: "block: the Stop hook waits for the reply; wake: the agent stops at once and the reply wakes it (interactive and SDK-driven sessions, not plain claude -p)", options: ["block", "wake"], default: "block" }),
+    timeout: Flags.integer({ description: `longest wait for a reply, in seconds (default ${DEFAULT_WAIT_S} in block mode, ${DEFAULT_WAKE_WAIT_S} in wake mode; the hook's own timeout is 60 s more)`, min: 1 }),
+    "max-turns": Flags.integer({ description: `most relayed turns in a row before the agent is let stop (default ${DEFAULT_MAX_TURNS})`, min: 1 }),
+    shared: Flags.boolean({ description: "write to .claude/settings.json (committed with the project) instead of settings.local.json", default: false }),
   };
 
-  async run(): Promise<{ settings: string; changed: boolean; hooks: ReturnType<typeof relayHooks> }> {
+  async run(): Promise<{ settings: string; changed: boolean; mode: string; hooks: ReturnType<typeof relayHooks> }> {
     const { flags } = await this.parse(HookInstall);
     checkSession(flags.session);
     const paths = this.resolvePaths(flags.root);
     await checkConfigured(paths, flags.session, (line) => this.logToStderr(line));
-    const file = join(await projectDir(flags.project), ".claude", "settings.json");
-    const [{ formatSettings, mergeRelayHooks, parseSettings, relayBin, relayHooks }, { writeAtomic }] = await Promise.all([
-      import("../../claude-code/hook.js"),
+    const project = await projectDir(flags.project);
+    const { file, other } = settingsFiles(project, flags.shared);
+    const [{ formatSettings, mergeRelayHooks, parseSettings, relayBin, relayHooks, removeRelayHooks }, { writeAtomic }] = await Promise.all([
+      import("../../claude-code/settings.js"),
       import("../../store/files.js"),
     ]);
     const parsed = parseSettings(await readSettingsText(file), file);
     if (!parsed.ok) throw new UsageError(parsed.error);
+    // An older install (or the other choice of file) may hold this session's entries: they move here.
+    const otherText = await readSettingsText(other);
+    const otherParsed = otherText === null ? null : parseSettings(otherText, other);
+    if (otherParsed && !otherParsed.ok) throw new UsageError(otherParsed.error);
 
+    const mode = flags.mode === "wake" ? "wake" : "block";
     const spec: HookSpec = {
       node: process.execPath,
       bin: relayBin(),
       root: paths.root,
       session: flags.session,
-      waitS: flags.timeout,
+      mode,
+      waitS: flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S),
       ...(flags["max-turns"] === undefined ? {} : { maxTurns: flags["max-turns"] }),
     };
     const merged = mergeRelayHooks(parsed.value.value, spec);
     if (merged.changed) {
       await mkdir(dirname(file), { recursive: true });
       await writeAtomic(file, formatSettings({ ...parsed.value, value: merged.value }));
-      this.log(`added the relay's Stop and SessionStart hooks for session ${flags.session} to ${file}`);
+      this.log(`added the relay's Stop (${mode} mode), SessionStart and SessionEnd hooks for session ${flags.session} to ${file}`);
     } else {
       this.log(`the relay's hooks for session ${flags.session} are already in ${file}; nothing changed`);
     }
-    return { settings: file, changed: merged.changed, hooks: relayHooks(spec) };
+    if (otherParsed?.ok) {
+      const moved = removeRelayHooks(otherParsed.value.value, flags.session);
+      if (moved.removed > 0) {
+        await writeAtomic(other, formatSettings({ ...otherParsed.value, value: moved.value }));
+        this.log(`removed ${moved.removed} older relay hook${moved.removed === 1 ? "" : "s"} for session ${flags.session} from ${other}`);
+      }
+    }
+    return { settings: file, changed: merged.changed, mode, hooks: relayHooks(spec) };
   }
 }

@@ -11,7 +11,7 @@ export function serviceAccount(): string {
 }
 
 export async function unitFor(root: string, user: boolean): Promise<{ name: string; text: string }> {
-  const [{ relayBin }, { renderUnit, unitName, UnitPathError }] = await Promise.all([import("../../claude-code/hook.js"), import("../../service/unit.js")]);
+  const [{ relayBin }, { renderUnit, unitName, UnitPathError }] = await Promise.all([import("../../claude-code/settings.js"), import("../../service/unit.js")]);
   const spec: UnitSpec = { root, node: process.execPath, bin: relayBin(), user, ...(user ? {} : { runAs: serviceAccount() }) };
   try {
     return { name: unitName(root), text: renderUnit(spec) };

@@ -1,0 +1,302 @@
+// The real Claude Code (one tested version per file that calls this), headless, against the relay's hooks as `relay hook
+// install` writes them: Claude Code's own model is a lenient local stand-in
+// (support/fake-claude-model.ts) whose recorded requests show exactly what Claude Code sends its
+// model next; the relay runs against its strict Messages API stand-in. Skips, with the reason,
+// only when the pinned versions are neither cached nor installable from the npm registry.
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { plainBlockReason } from "../../src/claude-code/hook.js";
+import { RELAY_INTRO } from "../../src/claude-code/handover.js";
+import { type ClaudeCodeVersion, type ClaudeWorld, killClaudes, locateClaudeCode, makeClaudeWorld, runClaude } from "../support/claude-code.js";
+import { type FakeClaudeModel, messageTexts, type ModelRequest, startFakeClaudeModel } from "../support/fake-claude-model.js";
+import { configYaml, exists, inputPath, killAll, lastUserText, makeRoot, readStatusJson, removeRoots, runCli, Scope, waitFor } from "../support/cli.js";
+
+const SESSION = "session-1";
+
+const worlds: ClaudeWorld[] = [];
+const models: FakeClaudeModel[] = [];
+afterEach(async () => {
+  killClaudes();
+  await killHooksUnder(worlds.map((w) => w.base));
+  await Promise.all(models.splice(0).map((m) => m.close()));
+});
+afterAll(async () => {
+  await killAll();
+  for (const w of worlds.splice(0)) await w.remove();
+  await removeRoots();
+});
+
+/** Hooks run in their own process group and outlive a killed Claude Code: end the ones of these tests. */
+async function killHooksUnder(bases: string[]): Promise<void> {
+  let pids: string[] = [];
+  try {
+    pids = (await readdir("/proc")).filter((p) => /^\d+$/.test(p));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (cmd.includes("hook") && cmd.includes("claude-") && bases.some((b) => cmd.includes(b))) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
+/** Every transcript of the world's Claude Code sessions, joined: where a hook's notice is recorded on every version. */
+async function transcripts(w: ClaudeWorld): Promise<string> {
+  const dir = join(w.home, ".claude", "projects");
+  const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  const texts = await Promise.all(names.filter((n) => n.endsWith(".jsonl")).map((n) => readFile(join(dir, n), "utf8").catch(() => "")));
+  return texts.join("\n");
+}
+
+/** The text the model is shown in a request, all messages joined. */
+const shown = (request: ModelRequest | undefined): string => (request ? messageTexts(request).map((m) => `${m.role}: ${m.text}`).join("\n") : "");
+const occurrences = (haystack: string, needle: string): number => haystack.split(needle).length - 1;
+
+async function world(): Promise<ClaudeWorld> {
+  const w = await makeClaudeWorld();
+  worlds.push(w);
+  return w;
+}
+
+async function model(script: Parameters<typeof startFakeClaudeModel>[0]): Promise<FakeClaudeModel> {
+  const m = await startFakeClaudeModel(script);
+  models.push(m);
+  return m;
+}
+
+/** A relay root whose config registers SESSION, with the hooks installed into the world's project; the root lives inside the world so stray hooks are found. */
+async function relayRootFor(w: ClaudeWorld, installArgs: string[] = []): Promise<string> {
+  // max_tokens high enough for the 15,000-character reply (the stand-in cuts replies at max_tokens, as the API does).
+  const root = await makeRoot({ config: configYaml({ sessions: [SESSION] }).replace("max_tokens: 1024", "max_tokens: 8192") });
+  const res = await runCli(["hook", "install", "--session", SESSION, "--project", w.project, "--root", root, ...installArgs]);
+  expect(res.code, res.stderr).toBe(0);
+  return root;
+}
+
+/** The real-Claude-Code tests for one version (a file per version, so the versions run side by side). */
+export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
+  describe(`Claude Code ${version}`, () => {
+    let bin = "";
+    let skipReason: string | null = null;
+    beforeAll(async () => {
+      const found = await locateClaudeCode(version);
+      if (found.ok) bin = found.bin;
+      else skipReason = found.reason;
+    }, 300_000);
+
+    const claude = (w: ClaudeWorld, m: FakeClaudeModel, args: string[], extra: Parameters<typeof runClaude>[3] extends infer O ? Partial<O> : never = {}) =>
+      runClaude(bin, w, args, { env: w.env(m.url), timeoutMs: 90_000, ...extra });
+
+    it("relays the agent's message and hands the reply over once as the reviewer's words; [NEEDS-JC] lets it stop", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      const review = "Reviewer: good start. Now add a test for the parser's empty input. END-OF-REVIEW";
+      scope.fake.setResponder((req) => (req.lastUserText.includes("Added the test") ? "[NEEDS-JC] Ship it to users now?" : review));
+      await scope.start(root);
+      const m = await model((_req, i) => ({ text: i === 0 ? "I wrote the parser." : "Added the test for empty input." }));
+
+      const run = await claude(w, m, ["-p", "Write the parser.", "--output-format", "stream-json", "--verbose"]);
+      expect(run.code, run.stderr).toBe(0);
+
+      // The relay got the agent's two messages; its first reply went back into Claude Code.
+      const relayed = scope.fake.requests.map((r) => lastUserText(r));
+      expect(relayed.some((t) => t.includes("I wrote the parser."))).toBe(true);
+      expect(relayed.some((t) => t.includes("Added the test for empty input."))).toBe(true);
+      const turns = m.turns();
+      expect(turns).toHaveLength(2);
+      const second = shown(turns[1]);
+      expect(occurrences(second, "END-OF-REVIEW")).toBe(1); // once: no second copy as a system message
+      expect(second).toContain(`Stop hook additional context: ${RELAY_INTRO}`);
+      expect(second).toContain("The reviewer's reply to your latest message");
+      expect(second).not.toContain("is data");
+      expect(second).not.toContain("Stop hook blocking error");
+      // The [NEEDS-JC] question held the conversation: the agent stopped, told why.
+      expect(run.stdout + (await transcripts(w))).toContain("JC is needed");
+      const status = await readStatusJson(root);
+      expect(status.questions.map((q) => q.question)).toEqual([expect.stringContaining("Ship it to users now?")]);
+      expect(await exists(inputPath(root, SESSION))).toBe(false);
+    }, 180_000);
+
+    it("hands a 15,000-character reply over whole", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      const review = `Reviewer: LONG-REVIEW-START ${"(step) ".repeat(2_200)}END-OF-LONG-REVIEW`;
+      expect(review.length).toBeGreaterThan(15_000);
+      scope.fake.setResponder((req) => (req.lastUserText.includes("Read it all") ? "[NEEDS-JC] done?" : review));
+      await scope.start(root);
+      // Like a model, it reads the file Claude Code names when it shows only a preview.
+      const m = await model((req, i) => {
+        const saved = /Full output saved to: (\S+)/.exec(shown(req));
+        if (i === 1 && saved?.[1]) return { tool: "Read", input: { file_path: saved[1] } };
+        return { text: i === 0 ? "Planned the work." : "Read it all." };
+      });
+      const run = await claude(w, m, ["-p", "Plan.", "--output-format", "stream-json", "--verbose"]);
+      expect(run.code, run.stderr).toBe(0);
+      const turns = m.turns().map(shown);
+      if (plainBlockReason(version)) {
+        // This version shows a block reason whole, as plain "Stop hook feedback".
+        expect(turns[1]).toContain(`Stop hook feedback:\n${RELAY_INTRO}`);
+        expect(occurrences(turns[1] ?? "", review)).toBe(1);
+      } else {
+        // Shown as additional context with a preview and Claude Code's own file, which the agent may read without a prompt.
+        expect(turns[1]).toContain("Stop hook additional context");
+        expect(turns[1]).toContain("Read the whole file it names");
+        expect(turns[1]).not.toContain("is data");
+        expect(turns[2]).toContain(review);
+      }
+    }, 180_000);
+
+    it("lets the agent stop at once when no relay runs", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const w = await world();
+      const root = await relayRootFor(w);
+      const m = await model(() => ({ text: "Done with the task." }));
+      const run = await claude(w, m, ["-p", "Do the task.", "--output-format", "stream-json", "--verbose"]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(m.turns()).toHaveLength(1);
+      expect(run.stdout + (await transcripts(w))).toContain("no relay is running");
+      expect(await readdir(join(root, "queue")).catch(() => [])).toEqual([]);
+    }, 120_000);
+
+    it("a reply Claude Code dropped (--max-turns) is handed over again in the next session, once", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      scope.fake.setResponder((req) => (req.lastUserText.includes("first run") ? "Reviewer: DROPPED-THEN-REDELIVERED please refactor." : "[NEEDS-JC] done?"));
+      await scope.start(root);
+      const m = await model((req) => ({ text: shown(req).includes("Second task") ? "Second task: refactored." : "This is the first run's answer." }));
+
+      const first = await claude(w, m, ["-p", "First task.", "--max-turns", "1", "--output-format", "stream-json", "--verbose"]);
+      expect(first.code).not.toBeNull();
+      expect(m.turns()).toHaveLength(1); // Claude Code ended the run: the reply never reached its model
+      expect(await exists(inputPath(root, SESSION))).toBe(false); // the hook took it (the relay's acknowledgement)
+
+      const second = await claude(w, m, ["-p", "Second task.", "--output-format", "stream-json", "--verbose"]);
+      expect(second.code, second.stderr).toBe(0);
+      const turns = m.turns();
+      expect(turns.length).toBeGreaterThanOrEqual(2);
+      const firstOfSecond = shown(turns[1]);
+      expect(occurrences(firstOfSecond, "DROPPED-THEN-REDELIVERED")).toBe(1);
+      // Delivered now: the session after that is not handed it again.
+      const third = await claude(w, m, ["-p", "Third task.", "--output-format", "stream-json", "--verbose"]);
+      expect(third.code).toBe(0);
+      expect(shown(m.turns().at(-1))).not.toContain("DROPPED-THEN-REDELIVERED");
+    }, 240_000);
+
+    it("a reply Claude Code dropped (--max-turns) and replays itself on --continue is not doubled", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      scope.fake.setResponder((req) => (req.lastUserText.includes("first run") ? "Reviewer: REPLAYED-NOT-DOUBLED tidy up." : "[NEEDS-JC] done?"));
+      await scope.start(root);
+      const m = await model((req) => ({ text: shown(req).includes("Go on") ? "Tidied up." : "This is the first run's answer." }));
+
+      await claude(w, m, ["-p", "First task.", "--max-turns", "1", "--output-format", "stream-json", "--verbose"]);
+      expect(m.turns()).toHaveLength(1);
+      const next = await claude(w, m, ["-p", "--continue", "Go on.", "--output-format", "stream-json", "--verbose"]);
+      expect(next.code, next.stderr).toBe(0);
+      expect(occurrences(shown(m.turns()[1]), "REPLAYED-NOT-DOUBLED")).toBe(1);
+    }, 240_000);
+
+    it("wake mode in plain -p: the dropped wake is handed over at the next session's start", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--mode", "wake", "--timeout", "60", "--max-turns", "1"]);
+      // Not a question after the second step: a wake-mode hook waits through a question, and plain -p waits for it.
+      scope.fake.setResponder((req) => (req.lastUserText.includes("first") ? "Reviewer: WAKE-DROPPED-BY-P now document it." : "Reviewer: fine."));
+      await scope.start(root);
+      const m = await model((req) => ({ text: shown(req).includes("Second") ? "Documented." : "The first step is done." }));
+
+      const first = await claude(w, m, ["-p", "First step.", "--output-format", "stream-json", "--verbose"]);
+      expect(first.code).toBe(0);
+      expect(m.turns()).toHaveLength(1); // -p dropped the wake
+      const second = await claude(w, m, ["-p", "Second step.", "--output-format", "stream-json", "--verbose"]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(occurrences(shown(m.turns()[1]), "WAKE-DROPPED-BY-P")).toBe(1);
+    }, 240_000);
+
+    it("a late reply is handed over labelled as late at --continue (SessionStart)", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "2"]);
+      scope.fake.setResponder(() => "Reviewer: LATE-BUT-LABELLED looks fine.");
+      scope.fake.setDelay(() => 5_000);
+      await scope.start(root);
+      const m = await model(() => ({ text: "Implemented the cache." }));
+
+      const first = await claude(w, m, ["-p", "Implement the cache.", "--output-format", "stream-json", "--verbose"]);
+      expect(first.code).toBe(0);
+      expect(first.stdout + (await transcripts(w))).toContain("no reply from the relay in time");
+      await waitFor(() => exists(inputPath(root, SESSION)), { timeoutMs: 20_000, what: "the late reply" });
+
+      scope.fake.setDelay(null);
+      scope.fake.setResponder(() => "[NEEDS-JC] stop here");
+      const next = await claude(w, m, ["-p", "--continue", "Go on.", "--output-format", "stream-json", "--verbose"]);
+      expect(next.code, next.stderr).toBe(0);
+      const firstOfNext = shown(m.turns()[1]);
+      expect(occurrences(firstOfNext, "LATE-BUT-LABELLED")).toBe(1);
+      expect(firstOfNext).toMatch(/late reply from the reviewer to your earlier message/i);
+    }, 240_000);
+
+    it("wake mode: the agent stops at once and the reply wakes it (stream-json session)", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      // --max-turns 1: the stop after the woken turn lets the agent stop at once, so the session can end.
+      const root = await relayRootFor(w, ["--mode", "wake", "--timeout", "120", "--max-turns", "1"]);
+      scope.fake.setResponder((req) => (req.lastUserText.includes("woken") ? "[NEEDS-JC] all good?" : "Reviewer: WAKE-REPLY run the linter."));
+      scope.fake.setDelay(() => 3_000);
+      await scope.start(root);
+      const m = await model((req) => ({ text: shown(req).includes("WAKE-REPLY") ? "I was woken and ran the linter." : "Finished the first step." }));
+
+      const results = (out: string): number => out.split("\n").filter((l) => l.includes('"type":"result"')).length;
+      const run = await claude(w, m, ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"], {
+        stdinMessages: ["Do the first step."],
+        closeStdinWhen: (out) => results(out) >= 2,
+      });
+      expect(run.code, run.stderr).toBe(0);
+      const turns = m.turns();
+      expect(turns).toHaveLength(2);
+      expect(occurrences(shown(turns[1]), "WAKE-REPLY")).toBe(1);
+      expect(shown(turns[1])).toContain("The reviewer's reply to your latest message");
+    }, 240_000);
+
+    it("a second Claude Code session on the same relay session is told so and let stop; it takes no reply", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      scope.fake.setResponder((req) => (req.lastUserText.includes("first session") ? "Reviewer: FOR-THE-FIRST-ONLY" : "[NEEDS-JC] ok?"));
+      scope.fake.setDelay((req) => (req.lastUserText.includes("first session") ? 8_000 : 0));
+      await scope.start(root);
+      const m1 = await model((_req, i) => ({ text: i === 0 ? "This is the first session." : "Done, thanks." }));
+      const m2 = await model(() => ({ text: "This is the second session." }));
+
+      const firstRun = claude(w, m1, ["-p", "Work.", "--output-format", "stream-json", "--verbose"]);
+      await waitFor(() => scope.fake.requests.length > 0, { timeoutMs: 60_000, what: "the first session's message at the relay" });
+      const secondRun = await claude(w, m2, ["-p", "Work too.", "--output-format", "stream-json", "--verbose"]);
+      expect(secondRun.code).toBe(0);
+      expect(secondRun.stdout + (await transcripts(w))).toContain("is bound to another Claude Code session");
+      const first = await firstRun;
+      expect(first.code).toBe(0);
+      expect(shown(m1.turns()[1])).toContain("FOR-THE-FIRST-ONLY");
+      expect(m2.turns().map(shown).join("\n")).not.toContain("FOR-THE-FIRST-ONLY");
+      expect(scope.fake.requests.map((r) => lastUserText(r)).join("\n")).not.toContain("This is the second session.");
+    }, 240_000);
+  });
+}
