@@ -13,3 +13,5 @@ export const DEFAULT_WAKE_WAIT_S = 24 * 3600;
 export const DEFAULT_MAX_TURNS = 30;
 /** A bound Claude Code session not seen for this long is taken to be gone. */
 export const DEFAULT_RELEASE_AFTER_S = 30 * 60;
+/** The cap on the evidence block the Stop hook appends to the agent's message, in characters. */
+export const DEFAULT_EVIDENCE_MAX = 4_000;

@@ -10,7 +10,7 @@ import { z } from "zod";
 import type { RelayConfig } from "../config/config.js";
 import { inputFile, type RelayPaths } from "../config/paths.js";
 import { probeLock } from "../store/lock.js";
-import { readJsonFile, writeJsonAtomic } from "../store/files.js";
+import { readIfPresent, readJsonFile, writeJsonAtomic } from "../store/files.js";
 import { dropEnvelope } from "../transport/file/client.js";
 import { claimBinding, releaseBinding } from "./binding.js";
 import { composeHandover, type Handed, listItems, markHanded, reconcile, type StoredItem } from "./handover.js";
@@ -18,7 +18,8 @@ import { parseEndInput, parseStartInput, parseStopInput, type StopInput } from "
 import type { HookMode } from "./settings.js";
 import { type Hold, holdOf, takeReply, waitForAnswer, type WaitEnd } from "./replies.js";
 import { abandonSent, forgetSent, hookEnvelopeId, recordSent } from "./sent-envelopes.js";
-import { claudeCodeVersion, readTranscriptMessage, TRANSCRIPT_LAG_MS } from "./transcript.js";
+import { formatEvidence, type GitStat, gitDiffStat, turnActivity } from "./evidence.js";
+import { claudeCodeVersion, expandHome, readTranscriptMessage, TRANSCRIPT_LAG_MS } from "./transcript.js";
 import { becomeWaiter, endWaiterOf, isWaiter, leaveWaiter } from "./waiter.js";
 
 // DEFAULT_WAIT_S and DEFAULT_MAX_TURNS live in ./defaults.js, which the commands' flags import cheaply.
@@ -149,6 +150,8 @@ export interface StopHookOptions {
   /** A bound Claude Code session not seen for this long is taken to be gone */
   releaseAfterMs: number;
   loadConfig: () => Promise<RelayConfig>;
+  /** The evidence block's cap in characters; 0 leaves it out */
+  evidenceMax: number;
   pollMs?: number;
   lagMs?: number;
   heartbeatMs?: number;
@@ -231,6 +234,8 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
     return finish("the agent's last message was empty, so nothing was relayed");
   }
 
+  const envelope = opts.evidenceMax > 0 && input.transcript_path ? `${message}\n\n${await turnEvidence(input.transcript_path, input.cwd ?? null, opts.evidenceMax)}` : message;
+
   let config: RelayConfig;
   try {
     config = await opts.loadConfig();
@@ -243,7 +248,7 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
   await recordSent(paths, session, { id, message, deadline: opts.deadline });
   let answered = false;
   try {
-    const sent = await dropEnvelope(paths, config, session, message, { id });
+    const sent = await dropEnvelope(paths, config, session, envelope, { id });
     if (!sent.ok) {
       await forgetSent(paths, session, id);
       if (pending.length === 0) return failed(`${sent.error}; nothing relayed`);
@@ -279,6 +284,14 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
   } finally {
     if (!answered) await abandonSent(paths, session, id);
   }
+}
+
+/** The evidence block for the turn that just ended (never throws; never waits on git for more than its budget). */
+async function turnEvidence(transcriptPath: string, cwd: string | null, max: number): Promise<string> {
+  const jsonl = (await readIfPresent(expandHome(transcriptPath))) ?? "";
+  const activity = turnActivity(jsonl, cwd);
+  const git: GitStat = cwd === null ? { kind: "none" } : await gitDiffStat(cwd);
+  return formatEvidence(activity, git, max);
 }
 
 // ---------------------------------------------------------------------------

@@ -38,6 +38,8 @@ export interface HookSpec {
   /** The Stop hook's longest wait for a reply, seconds */
   waitS: number;
   maxTurns?: number;
+  /** false: --no-evidence; a number: --evidence-max */
+  evidence?: false | number;
 }
 
 export type HookKind = "claude-stop" | "claude-start" | "claude-end";
@@ -49,6 +51,8 @@ export function hookCommand(kind: HookKind, spec: HookSpec): string {
   if (kind === "claude-stop") {
     base.push("--mode", spec.mode, "--timeout", String(spec.waitS));
     if (spec.maxTurns !== undefined) base.push("--max-turns", String(spec.maxTurns));
+    if (spec.evidence === false) base.push("--no-evidence");
+    else if (spec.evidence !== undefined) base.push("--evidence-max", String(spec.evidence));
   }
   return base.join(" ");
 }

@@ -81,7 +81,7 @@ export function lastAssistantText(jsonl: string): TranscriptMessage {
   return { text: "", settled };
 }
 
-const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? join(homedir(), path.slice(1)) : path);
+export const expandHome = (path: string): string => (path === "~" || path.startsWith("~/") ? join(homedir(), path.slice(1)) : path);
 
 /**
  * The agent's last message from the transcript. The Stop hook may run before the last lines are

@@ -3,7 +3,7 @@
 // (support/fake-claude-model.ts) whose recorded requests show exactly what Claude Code sends its
 // model next; the relay runs against its strict Messages API stand-in. Skips, with the reason,
 // only when the pinned versions are neither cached nor installable from the npm registry.
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { plainBlockReason } from "../../src/claude-code/hook.js";
@@ -155,6 +155,34 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
         expect(turns[1]).not.toContain("is data");
         expect(turns[2]).toContain(review);
       }
+    }, 180_000);
+
+    it("the reviewer's request carries the turn's evidence: a failing command and an edited file", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      await writeFile(join(w.project, "notes.txt"), "draft\n");
+      scope.fake.setResponder(() => "[NEEDS-JC] the tests fail, look?");
+      await scope.start(root);
+      const m = await model((_req, i) =>
+        [
+          { tool: "Bash", input: { command: "SECRET_TOKEN=hunter2-very-secret ls /definitely-not-here", description: "list" } },
+          { tool: "Read", input: { file_path: join(w.project, "notes.txt") } },
+          { tool: "Edit", input: { file_path: join(w.project, "notes.txt"), old_string: "draft", new_string: "final" } },
+          { text: "All tests pass and the notes are final." },
+        ][i] ?? { text: "ok" },
+      );
+      const run = await claude(w, m, ["-p", "Finish the notes.", "--allowedTools", "Bash", "Read", "Edit", "--output-format", "stream-json", "--verbose"]);
+      expect(run.code, run.stderr).toBe(0);
+      const relayed = lastUserText(scope.fake.requests[0]);
+      expect(relayed).toContain("All tests pass and the notes are final.");
+      expect(relayed).toContain("[relay evidence:");
+      expect(relayed).toMatch(/1\. Bash `SECRET_TOKEN=«redacted» ls \/definitely-not-here` → exit 2/);
+      expect(relayed).toContain("2. Read notes.txt → ok");
+      expect(relayed).toContain("3. Edit notes.txt → ok");
+      expect(relayed).toContain("Files written or edited: notes.txt");
+      expect(relayed).not.toContain("hunter2");
     }, 180_000);
 
     it("lets the agent stop at once when no relay runs", async (ctx) => {

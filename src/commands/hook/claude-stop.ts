@@ -1,5 +1,5 @@
 import { Flags } from "@oclif/core";
-import { DEFAULT_MAX_TURNS, DEFAULT_RELEASE_AFTER_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
+import { DEFAULT_EVIDENCE_MAX, DEFAULT_MAX_TURNS, DEFAULT_RELEASE_AFTER_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
 import type { HookOutcome } from "../../claude-code/hook.js";
 import { SESSION_ID } from "../../config/session-id.js";
 import { RelayCommand } from "../base.js";
@@ -18,6 +18,8 @@ export default class HookClaudeStop extends RelayCommand {
     mode: Flags.string({ description: "block: wait at the stop; wake: stop at once and wake the session when the reply comes (install the hook async)", options: ["block", "wake"], default: "block" }),
     timeout: Flags.integer({ description: `longest wait for the reply, in seconds (default ${DEFAULT_WAIT_S} in block mode, ${DEFAULT_WAKE_WAIT_S} in wake mode)`, min: 1 }),
     "max-turns": Flags.integer({ description: "most relayed turns in a row before the agent is let stop", min: 1, default: DEFAULT_MAX_TURNS }),
+    evidence: Flags.boolean({ description: "append an account of the turn (tool calls, files changed, git diff --stat) to the message; --no-evidence leaves it out", allowNo: true, default: true }),
+    "evidence-max": Flags.integer({ description: `cap on that account, in characters (default ${DEFAULT_EVIDENCE_MAX})`, min: 200, default: DEFAULT_EVIDENCE_MAX }),
     "release-after": Flags.integer({ description: "seconds after which a bound Claude Code session not seen is taken to be gone", min: 1, default: DEFAULT_RELEASE_AFTER_S }),
   };
 
@@ -47,6 +49,7 @@ export default class HookClaudeStop extends RelayCommand {
       deadline: startedAt + waitS * 1000,
       maxTurns: flags["max-turns"],
       releaseAfterMs: flags["release-after"] * 1000,
+      evidenceMax: flags.evidence ? flags["evidence-max"] : 0,
       loadConfig: () => loadConfig(paths, process.env, { seed: false }),
     });
     this.writeOutcome(outcome);

@@ -60,6 +60,8 @@ export default class HookInstall extends RelayCommand {
     mode: Flags.string({ description: "block: the Stop hook waits for the reply; wake: the agent stops at once and the reply wakes it (interactive and SDK-driven sessions, not plain claude -p)", options: ["block", "wake"], default: "block" }),
     timeout: Flags.integer({ description: `longest wait for a reply, in seconds (default ${DEFAULT_WAIT_S} in block mode, ${DEFAULT_WAKE_WAIT_S} in wake mode; the hook's own timeout is 60 s more)`, min: 1 }),
     "max-turns": Flags.integer({ description: `most relayed turns in a row before the agent is let stop (default ${DEFAULT_MAX_TURNS})`, min: 1 }),
+    evidence: Flags.boolean({ description: "the Stop hook appends an account of each turn (tool calls, files changed, git diff --stat) to the agent's message; --no-evidence leaves it out", allowNo: true, default: true }),
+    "evidence-max": Flags.integer({ description: "cap on that account, in characters (default 4000)", min: 200 }),
     shared: Flags.boolean({ description: "write to .claude/settings.json (committed with the project) instead of settings.local.json", default: false }),
   };
 
@@ -90,6 +92,7 @@ export default class HookInstall extends RelayCommand {
       mode,
       waitS: flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S),
       ...(flags["max-turns"] === undefined ? {} : { maxTurns: flags["max-turns"] }),
+      ...(flags.evidence ? (flags["evidence-max"] === undefined ? {} : { evidence: flags["evidence-max"] }) : { evidence: false as const }),
     };
     const merged = mergeRelayHooks(parsed.value.value, spec);
     if (merged.changed) {
