@@ -12,7 +12,7 @@ import { type ActorRefFrom, assertEvent, assign, emit, enqueueActions, setup } f
 import { backoffDelayMs, PROBE_INTERVAL_MS } from "./backoff.js";
 import { type ConversationReport, conversationMachine } from "./conversation.js";
 import * as deliveries from "./deliveries.js";
-import { type Delivery, type Failure, type NotifyParams, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
+import { allowsPermission, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
 
 export type ConversationRef = ActorRefFrom<typeof conversationMachine>;
 
@@ -46,6 +46,8 @@ export type RelayEvent =
   | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number }
   | { type: "envelope.offered"; item: WorkItem; at: number }
   | { type: "jc.received"; id: string; answer: JcAnswer; at: number }
+  | { type: "permission.requested"; request: PermissionRequest }
+  | { type: "permission.withdrawn"; id: string }
   | { type: "dispatch.delivered"; session: string; replyId: string }
   | { type: "dispatch.acknowledged"; session: string }
   | { type: "clock.tick"; now: number }
@@ -70,6 +72,8 @@ export type RelayEmitted =
   | { type: "envelope.rejected"; receipt: string; reason: string; at: number }
   | { type: "jc.consumed"; id: string }
   | { type: "jc.refused"; id: string; reason: string }
+  /** a permission prompt answered: the hook waiting for it returns this decision */
+  | { type: "permission.decided"; id: string; allow: boolean; reason: string; by: string }
   | ({ type: "notify" } & NotifyParams);
 
 export const initialContext: RelayContext = {
@@ -91,7 +95,9 @@ export const initialContext: RelayContext = {
 const DONE_KEPT = 500;
 const remember = (done: string[], id: string): string[] => [...done.filter((d) => d !== id), id].slice(-DONE_KEPT);
 const conversationOf = (context: RelayContext, session: string): string | undefined => context.routes[session];
-const questionOf = (context: RelayContext, conversation: string): Question | undefined => context.questions.find((q) => q.conversation === conversation);
+/** The conversation's own question (a permission prompt is the agent's, and never holds a conversation). */
+const questionOf = (context: RelayContext, conversation: string): Question | undefined =>
+  context.questions.find((q) => q.conversation === conversation && q.kind !== "permission");
 
 const withQuestion = (questions: Question[], question: Question): Question[] => [...questions.filter((q) => q.id !== question.id), question];
 const needsJcNotice = (q: Question): RelayEmitted => ({ type: "notify", kind: "needsJc", session: q.session, questionId: q.id, message: q.text });
@@ -181,6 +187,13 @@ export const relayMachine = setup({
         enqueue.emit({ type: "jc.refused", id: event.id, reason: `the conversation of ${route.session} is not running` });
         return;
       }
+      if (route.question?.kind === "permission") {
+        const { id } = route.question;
+        enqueue.emit({ type: "permission.decided", id, allow: allowsPermission(event.answer.text), reason: event.answer.text, by: "JC" });
+        enqueue.assign(({ context: c }) => ({ questions: c.questions.filter((q) => q.id !== id), done: remember(remember(c.done, event.id), id) }));
+        enqueue.emit({ type: "jc.consumed", id: event.id });
+        return;
+      }
       // JC's answer answers the asking envelope only for the session that asked.
       const inReplyTo = route.question && route.question.session === route.session ? route.question.inReplyTo : null;
       if (route.kind === "direct") {
@@ -220,6 +233,27 @@ export const relayMachine = setup({
         enqueue.emit(needsJcNotice(event.question));
       }
       if (event.receipt) enqueue.emit({ type: "envelope.finished", receipt: event.receipt });
+    }),
+    /** A permission prompt becomes a question of its own, with Allow and Deny on JC's phone. */
+    takePermissionRequest: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "permission.requested");
+      const { request } = event;
+      if (context.questions.some((q) => q.id === request.id) || context.done.includes(request.id)) return;
+      const conversation = conversationOf(context, request.session);
+      if (!conversation) {
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: "relay" });
+        enqueue.assign({ done: remember(context.done, request.id) });
+        return;
+      }
+      const question: Question = { id: request.id, conversation, session: request.session, text: request.text, since: request.since, kind: "permission", inReplyTo: null };
+      enqueue.assign({ questions: withQuestion(context.questions, question) });
+      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: request.text });
+    }),
+    /** The hook stopped waiting (its timeout denied it): a later answer to it is refused. */
+    withdrawPermission: assign(({ context, event }) => {
+      assertEvent(event, "permission.withdrawn");
+      if (!context.questions.some((q) => q.id === event.id)) return {};
+      return { questions: context.questions.filter((q) => q.id !== event.id), done: remember(context.done, event.id) };
     }),
     takeQuestion: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "question.opened");
@@ -320,6 +354,8 @@ export const relayMachine = setup({
     "dispatch.acknowledged": { actions: "markAcknowledged" },
     "turn.committed": { actions: "takeCommit" },
     "question.opened": { actions: "takeQuestion" },
+    "permission.requested": { actions: "takePermissionRequest" },
+    "permission.withdrawn": { actions: "withdrawPermission" },
     "envelope.refused": { actions: "refuseEnvelope" },
     "conversation.failed": [{ guard: "fatal", target: ".halted", actions: "noteFailure" }, { actions: "noteFailure" }],
     "migration.v1": [{ guard: "gateWasClosed", target: ".probing", actions: "restoreV1" }, { actions: "restoreV1" }],

@@ -43,8 +43,11 @@ export interface Question {
   session: string;
   text: string;
   since: number;
-  /** reply: chat-Claude asked ([NEEDS-JC]); budget: a call would overspend */
-  kind: "reply" | "budget";
+  /**
+   * reply: chat-Claude asked ([NEEDS-JC]); budget: a call would overspend; permission: Claude
+   * Code asks to run a tool (it does not hold the conversation: the agent waits, not the reviewer)
+   */
+  kind: "reply" | "budget" | "permission";
   /** what JC's answer, relayed to the session, answers */
   inReplyTo: string | null;
 }
@@ -88,7 +91,19 @@ export interface RetryState {
   since: number;
 }
 
-export type NotifyKind = "needsJc" | "failureStarted" | "failureEnded" | "paused" | "error";
+export type NotifyKind = "needsJc" | "permission" | "failureStarted" | "failureEnded" | "paused" | "error";
+
+/** A Claude Code permission prompt the PermissionRequest hook put before JC. */
+export interface PermissionRequest {
+  id: string;
+  session: string;
+  /** what the agent wants to do, in one paragraph: the tool, the command or path, its stated reason */
+  text: string;
+  since: number;
+}
+
+/** An answer beginning with "allow" (any case) allows; anything else denies, with the answer as the reason. */
+export const allowsPermission = (answer: string): boolean => /^\s*allow\b/i.test(answer);
 export interface NotifyParams {
   kind: NotifyKind;
   session?: string;

@@ -15,3 +15,5 @@ export const DEFAULT_MAX_TURNS = 30;
 export const DEFAULT_RELEASE_AFTER_S = 30 * 60;
 /** The cap on the evidence block the Stop hook appends to the agent's message, in characters. */
 export const DEFAULT_EVIDENCE_MAX = 4_000;
+/** How long JC has to answer a permission prompt before it is denied, in seconds. */
+export const DEFAULT_PERMISSION_WAIT_S = 600;

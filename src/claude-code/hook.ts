@@ -172,7 +172,8 @@ export async function runStopHook(opts: StopHookOptions): Promise<HookOutcome> {
   if (input.hook_event_name !== undefined && input.hook_event_name !== "Stop") {
     return quiet(`hook claude-stop runs as a Stop hook, not ${input.hook_event_name}; nothing relayed`);
   }
-  const ctx: HandContext = { paths, session, ccSession: input.session_id ?? "unknown", transcript: input.transcript_path ?? null };
+  if (input.session_id === undefined) return quiet("the hook's input has no session_id; nothing relayed, the agent stops");
+  const ctx: HandContext = { paths, session, ccSession: input.session_id, transcript: input.transcript_path ?? null };
   const wake = opts.mode === "wake";
 
   const claim = await claimBinding(paths, session, ctx.ccSession, { now: Date.now(), releaseAfterMs: opts.releaseAfterMs });
@@ -198,26 +199,30 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
   while ((await takeReply(paths, session, null)) !== null);
   let pending = await unhanded(ctx, toHand);
 
-  /** Hand over what is pending with a note, or stop with the note alone. */
-  const finish = async (note: string, ownId: string | null = null): Promise<HookOutcome> => {
+  /**
+   * Let the agent stop with `why` and `remedy` (for the user), or, when replies wait for it, hand
+   * them over with `why` alone (the turn goes on with them).
+   */
+  const finish = async (why: string, remedy = "", ownId: string | null = null): Promise<HookOutcome> => {
     pending = await unhanded(ctx, pending);
-    if (pending.length === 0) return notice(note);
-    const text = await handOver(ctx, pending, ownId, wake ? "wake" : "stop-context", `(relay: ${note})`);
+    if (pending.length === 0) return notice(`${why}; the agent stops.${remedy ? ` ${remedy}` : ""}`);
+    const text = await handOver(ctx, pending, ownId, wake ? "wake" : "stop-context", `(relay: ${why}.)`);
     return wake ? { stdout: null, stderr: [text], exitCode: 2 } : { stdout: stopHandOver(text, await versionOf()), stderr: [], exitCode: 0 };
   };
   const versionOf = (): Promise<string | null> => (ctx.transcript === null ? Promise.resolve(null) : claudeCodeVersion(ctx.transcript));
 
-  if (!probeLock(paths.lock).held) return finish(`no relay is running on ${paths.root}; the message was not relayed (start one with: relay run --root ${paths.root})`);
+  if (!probeLock(paths.lock).held) return finish(`no relay is running on ${paths.root}, so your latest message was not relayed`, `Start one with: relay run --root ${paths.root}`);
   if (!wake) {
     const hold = await holdOf(paths, session, opts.deadline);
-    if (hold) return finish(`${holdReason(hold)}; nothing relayed, the agent stops. ${holdRemedy(hold)}`);
+    if (hold) return finish(`${holdReason(hold)}; your latest message was not relayed`, holdRemedy(hold));
   }
 
   const state = await readHookState(paths, session);
   const consecutive = input.stop_hook_active ? state.consecutive : 0;
   if (!input.stop_hook_active && state.consecutive !== 0) await writeHookState(paths, session, 0);
   if (consecutive >= opts.maxTurns) {
-    return finish(`${consecutive} relayed turns in a row (the limit, --max-turns ${opts.maxTurns}); the agent stops here. Say something to it to go on.`);
+    // The limit holds even with replies waiting: they are handed over at the next stop or start.
+    return notice(`${consecutive} relayed turns in a row (the limit, --max-turns ${opts.maxTurns}); the agent stops here. Say something to it to go on.`);
   }
 
   const message =
@@ -231,7 +236,7 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
         : "";
   if (message.trim() === "") {
     if (pending.length === 0) return quiet("the agent's last message is empty; nothing relayed, the agent stops");
-    return finish("the agent's last message was empty, so nothing was relayed");
+    return finish("your last message was empty, so nothing was relayed");
   }
 
   const envelope = opts.evidenceMax > 0 && input.transcript_path ? `${message}\n\n${await turnEvidence(input.transcript_path, input.cwd ?? null, opts.evidenceMax)}` : message;
@@ -256,7 +261,7 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
     }
     // A wake-mode hook hands over at once what was already waiting; the reply to this message
     // then comes, labelled as a late reply, with the next stop.
-    if (wake && pending.length > 0) return await finish("the reply to your latest message will follow separately");
+    if (wake && pending.length > 0) return await finish("the reply to your latest message will follow separately", "", id);
 
     const end: WaitEnd = await waitForAnswer(paths, session, {
       ownId: id,
@@ -278,9 +283,9 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
     }
     if (end.kind === "cancelled") return quiet("this session's wait was ended (another stop, or the session ended); the reply will be handed over at the next stop or session start");
     if (end.kind === "held") {
-      return finish(`${holdReason(end.hold)}; the agent stops, and the reply to its message will be handed over at the next stop or session start. ${holdRemedy(end.hold)}`);
+      return finish(`${holdReason(end.hold)}; the reply to your latest message comes at a later stop or session start`, holdRemedy(end.hold));
     }
-    return finish(`no reply from the relay in time; the agent stops. The reply will be left in ${inputFile(paths, session)} and handed over at the next stop or session start.`);
+    return finish(`no reply from the relay in time; the reply to your latest message comes at a later stop or session start`, `It will wait in ${inputFile(paths, session)}.`);
   } finally {
     if (!answered) await abandonSent(paths, session, id);
   }
@@ -306,8 +311,10 @@ async function turnEvidence(transcriptPath: string, cwd: string | null, max: num
 export async function runStartHook(opts: { paths: RelayPaths; session: string; input: string; releaseAfterMs: number }): Promise<HookOutcome> {
   const nothing: HookOutcome = { stdout: null, stderr: [], exitCode: 0 };
   const parsed = parseStartInput(opts.input);
-  const input = parsed.ok ? parsed.value : {};
-  const ctx: HandContext = { paths: opts.paths, session: opts.session, ccSession: input.session_id ?? "unknown", transcript: input.transcript_path ?? null };
+  // Without Claude Code's session id nothing can be bound or proven delivered: leave everything for the next hook.
+  if (!parsed.ok || parsed.value.session_id === undefined) return { stdout: null, stderr: ["relay: the hook's input has no session_id; nothing handed over"], exitCode: 0 };
+  const input = parsed.value;
+  const ctx: HandContext = { paths: opts.paths, session: opts.session, ccSession: parsed.value.session_id, transcript: input.transcript_path ?? null };
   const claim = await claimBinding(opts.paths, opts.session, ctx.ccSession, { now: Date.now(), releaseAfterMs: opts.releaseAfterMs });
   if (!claim.ok) {
     return { stdout: null, stderr: [`relay: relay session ${opts.session} is bound to Claude Code session ${claim.holder.ccSession}; nothing handed over here`], exitCode: 0 };

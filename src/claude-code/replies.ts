@@ -2,11 +2,11 @@
 // says what it answers, take it into the hooks' own inbox (./handover.ts) and only then delete it
 // (the acknowledgement), and wait for the reply to the envelope a hook just sent. Also what
 // state/status.json says holds the session's conversation.
-import { type FSWatcher, watch } from "node:fs";
 import { stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { inputFile, type RelayPaths } from "../config/paths.js";
 import { type QuestionView, readStatusFile } from "../status/status-file.js";
+import { DirWaiter } from "../store/dir-waiter.js";
 import { isErrno, readIfPresent, syncDir } from "../store/files.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { readReplyMeta, type ReplyMeta } from "../transport/file/reply-meta.js";
@@ -114,7 +114,7 @@ export async function holdOf(paths: RelayPaths, session: string, deadline = Numb
   if (read.kind !== "ok") return null;
   const { status } = read;
   const conversation = status.sessions[session]?.conversation;
-  const question = status.questions.find((q) => q.session === session || (conversation !== undefined && q.conversation === conversation));
+  const question = status.questions.find((q) => q.kind !== "permission" && (q.session === session || (conversation !== undefined && q.conversation === conversation)));
   if (question) return { kind: "question", question };
   if (status.retry?.kind === "permanent") return { kind: "paused", message: status.retry.message };
   if (status.retry?.kind === "transient") {
@@ -144,15 +144,7 @@ export interface WaitOptions {
  */
 export async function waitForAnswer(paths: RelayPaths, session: string, opts: WaitOptions): Promise<WaitEnd> {
   const pollMs = opts.pollMs ?? POLL_MS;
-  const dir = await ensureSessionDir(paths, session);
-  let wake: (() => void) | null = null;
-  let watcher: FSWatcher | null = null;
-  try {
-    watcher = watch(dir, () => wake?.());
-    watcher.on("error", () => undefined);
-  } catch {
-    watcher = null; // polling alone still notices within pollMs
-  }
+  const waiter = new DirWaiter(await ensureSessionDir(paths, session));
   try {
     let lastHoldCheck = 0;
     let lastBeat = Date.now();
@@ -174,17 +166,9 @@ export async function waitForAnswer(paths: RelayPaths, session: string, opts: Wa
       }
       const left = opts.deadline - Date.now();
       if (left <= 0) return { kind: "timeout" };
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(pollMs, left));
-        function done(): void {
-          clearTimeout(timer);
-          wake = null;
-          resolve();
-        }
-        wake = done;
-      });
+      await waiter.next(Math.min(pollMs, left));
     }
   } finally {
-    watcher?.close();
+    waiter.close();
   }
 }

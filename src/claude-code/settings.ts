@@ -40,10 +40,13 @@ export interface HookSpec {
   maxTurns?: number;
   /** false: --no-evidence; a number: --evidence-max */
   evidence?: false | number;
+  /** add the PermissionRequest hook, with JC's time to answer in seconds */
+  permissionWaitS?: number;
 }
 
-export type HookKind = "claude-stop" | "claude-start" | "claude-end";
-const EVENT_OF = { "claude-stop": "Stop", "claude-start": "SessionStart", "claude-end": "SessionEnd" } as const satisfies Record<HookKind, string>;
+export type HookKind = "claude-stop" | "claude-start" | "claude-end" | "claude-permission";
+const EVENT_OF = { "claude-stop": "Stop", "claude-start": "SessionStart", "claude-end": "SessionEnd", "claude-permission": "PermissionRequest" } as const satisfies Record<HookKind, string>;
+export const HOOK_KINDS = Object.keys(EVENT_OF) as HookKind[];
 type HookEvent = (typeof EVENT_OF)[HookKind];
 
 export function hookCommand(kind: HookKind, spec: HookSpec): string {
@@ -54,6 +57,7 @@ export function hookCommand(kind: HookKind, spec: HookSpec): string {
     if (spec.evidence === false) base.push("--no-evidence");
     else if (spec.evidence !== undefined) base.push("--evidence-max", String(spec.evidence));
   }
+  if (kind === "claude-permission" && spec.permissionWaitS !== undefined) base.push("--timeout", String(spec.permissionWaitS));
   return base.join(" ");
 }
 
@@ -82,6 +86,20 @@ export function relayHooks(spec: HookSpec): { event: HookEvent; kind: HookKind; 
     { event: "Stop", kind: "claude-stop", hook: stop },
     { event: "SessionStart", kind: "claude-start", hook: { type: "command", command: hookCommand("claude-start", spec), timeout: START_HOOK_TIMEOUT_S } },
     { event: "SessionEnd", kind: "claude-end", hook: { type: "command", command: hookCommand("claude-end", spec), timeout: START_HOOK_TIMEOUT_S } },
+    ...(spec.permissionWaitS === undefined
+      ? []
+      : [
+          {
+            event: "PermissionRequest" as const,
+            kind: "claude-permission" as const,
+            hook: {
+              type: "command" as const,
+              command: hookCommand("claude-permission", spec),
+              timeout: spec.permissionWaitS + HOOK_TIMEOUT_MARGIN_S,
+              statusMessage: `relay: asking JC for permission (${spec.session})`,
+            },
+          },
+        ]),
   ];
 }
 
@@ -110,6 +128,7 @@ const settingsSchema = z.looseObject(
           Stop: z.array(groupSchema, { error: "expected a list" }).optional(),
           SessionStart: z.array(groupSchema, { error: "expected a list" }).optional(),
           SessionEnd: z.array(groupSchema, { error: "expected a list" }).optional(),
+          PermissionRequest: z.array(groupSchema, { error: "expected a list" }).optional(),
         },
         { error: "expected an object" },
       )
@@ -132,7 +151,8 @@ export function parseSettings(text: string | null, file = ".claude/settings.loca
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return { ok: false, error: `${file} is not valid JSON (${(err as Error).message}); fix it or move it aside, nothing was changed` };
+    const why = (err as Error).message.replace(/\s+/g, " ").trim();
+    return { ok: false, error: `${file} is not valid JSON (${why.length > 160 ? `${why.slice(0, 160)}…` : why}); fix it or move it aside, nothing was changed` };
   }
   const checked = settingsSchema.safeParse(json);
   if (!checked.success || !isRecord(json)) {
@@ -195,6 +215,10 @@ export function mergeRelayHooks(settings: Record<string, unknown>, spec: HookSpe
       changed = true;
     }
   }
+  // A hook this install no longer asks for (a PermissionRequest hook installed before without --permissions now) goes.
+  const wanted = new Set(relayHooks(spec).map((h) => h.kind));
+  const dropped = removeRelayHooks(value, spec.session, HOOK_KINDS.filter((k) => !wanted.has(k)));
+  if (dropped.removed > 0) return { value: dropped.value, changed: true };
   return { value: changed ? value : settings, changed };
 }
 
@@ -202,12 +226,12 @@ export function mergeRelayHooks(settings: Record<string, unknown>, spec: HookSpe
  * Remove exactly this session's relay hooks; a group, event list or `hooks` object left empty by
  * that goes too. Everything else stays as it is.
  */
-export function removeRelayHooks(settings: Record<string, unknown>, session: string): { value: Record<string, unknown>; removed: number } {
+export function removeRelayHooks(settings: Record<string, unknown>, session: string, kinds: readonly HookKind[] = HOOK_KINDS): { value: Record<string, unknown>; removed: number } {
   const value = structuredClone(settings);
   let removed = 0;
   const hooks = value.hooks;
   if (!isRecord(hooks)) return { value: settings, removed };
-  for (const kind of ["claude-stop", "claude-start", "claude-end"] as const) {
+  for (const kind of kinds) {
     const event = EVENT_OF[kind];
     const groups = hooks[event];
     if (!Array.isArray(groups)) continue;

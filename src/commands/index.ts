@@ -1,6 +1,7 @@
 import Chart from "./chart.js";
 import Costs from "./costs.js";
 import HookClaudeEnd from "./hook/claude-end.js";
+import HookClaudePermission from "./hook/claude-permission.js";
 import HookClaudeStart from "./hook/claude-start.js";
 import HookClaudeStop from "./hook/claude-stop.js";
 import HookInstall from "./hook/install.js";
@@ -18,6 +19,7 @@ export const commands = {
   chart: Chart,
   costs: Costs,
   "hook:claude-end": HookClaudeEnd,
+  "hook:claude-permission": HookClaudePermission,
   "hook:claude-start": HookClaudeStart,
   "hook:claude-stop": HookClaudeStop,
   "hook:install": HookInstall,

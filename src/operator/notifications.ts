@@ -17,16 +17,31 @@ export const REJECT_TEXT = "Rejected: do not do that; propose another way.";
 /** An answer bound to one question (CONTRACT §6's JSON form), or plain text when there is no id. */
 const answerBody = (text: string, questionId?: string): string => (questionId ? JSON.stringify({ text, question: questionId }) : text);
 
-/** The buttons of a needs-JC notification: answers published to JC's reply topic, and the page. */
-export function needsJcActions(links: NotificationLinks = {}, questionId?: string): NtfyAction[] {
+/** The answers a permission prompt's buttons send: "allow…" allows, anything else denies. */
+export const ALLOW_TEXT = "allow";
+export const DENY_TEXT = "deny: JC refused this from the phone";
+
+/** Two answer buttons published to JC's reply topic, and the page. */
+function answerActions(buttons: readonly [string, string][], links: NotificationLinks, questionId?: string): NtfyAction[] {
   const actions: NtfyAction[] = [];
   const headers = links.token ? { Authorization: `Bearer ${links.token}` } : undefined;
   if (links.replyUrl) {
-    actions.push({ action: "http", label: "Approve", url: links.replyUrl, method: "POST", body: answerBody(APPROVE_TEXT, questionId), clear: true, ...(headers ? { headers } : {}) });
-    actions.push({ action: "http", label: "Reject", url: links.replyUrl, method: "POST", body: answerBody(REJECT_TEXT, questionId), clear: true, ...(headers ? { headers } : {}) });
+    for (const [label, text] of buttons) {
+      actions.push({ action: "http", label, url: links.replyUrl, method: "POST", body: answerBody(text, questionId), clear: true, ...(headers ? { headers } : {}) });
+    }
   }
   if (links.statusUrl) actions.push({ action: "view", label: "Status", url: links.statusUrl });
   return actions;
+}
+
+/** The buttons of a needs-JC notification: answers published to JC's reply topic, and the page. */
+export function needsJcActions(links: NotificationLinks = {}, questionId?: string): NtfyAction[] {
+  return answerActions([["Approve", APPROVE_TEXT], ["Reject", REJECT_TEXT]], links, questionId);
+}
+
+/** The buttons of a permission prompt: Allow and Deny, bound to the prompt's id. */
+export function permissionActions(links: NotificationLinks = {}, questionId?: string): NtfyAction[] {
+  return answerActions([["Allow", ALLOW_TEXT], ["Deny", DENY_TEXT]], links, questionId);
 }
 
 export function notification(p: NotifyParams, links?: NotificationLinks): Notification {
@@ -40,6 +55,16 @@ export function notification(p: NotifyParams, links?: NotificationLinks): Notifi
         message: `${start}\n\nAnswer with: ${how} (or "@${p.session}: …" to send directly)${links?.replyUrl ? ", or publish your answer to your reply topic" : ""}`,
         priority: 4,
         tags: ["raising_hand"],
+        ...(actions.length > 0 ? { actions } : {}),
+      };
+    }
+    case "permission": {
+      const actions = permissionActions(links, p.questionId);
+      return {
+        title: `relay: ${p.session ?? "a session"} asks permission`,
+        message: `${start}\n\nAllow with: relay jc --question ${p.questionId ?? "ID"} allow (any other answer denies, with your words as the reason; no answer in time denies)`,
+        priority: 4,
+        tags: ["lock"],
         ...(actions.length > 0 ? { actions } : {}),
       };
     }

@@ -1,6 +1,7 @@
 // The composition root of `relay run`: the real deps, over the root's files, the Messages API and
 // ntfy. Tests build their own RelayDeps instead.
 import { existsSync, type FSWatcher, watch } from "node:fs";
+import { pendingRequests, writeDecision } from "../operator/permissions.js";
 import { join } from "node:path";
 import type Anthropic from "@anthropic-ai/sdk";
 import type { JcAnswer } from "../../machines/relay.js";
@@ -116,6 +117,10 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     snapshots: { read: () => readSnapshot(paths), write: (snapshot, o) => snapshots.write(snapshot, o) },
     // The read model is rebuilt from the snapshot after any crash: it needs no fsync.
     status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(status, null, 1)}\n`, { durable: false }) },
+    permissions: {
+      pending: () => pendingRequests(paths),
+      decide: (id, decision) => writeDecision(paths, id, decision),
+    },
     takeResumeRequest: () => removeIfPresent(paths.resumeRequest),
     v1Staging: {
       exists: (session, id) => existsSync(join(sessionDir(paths, session), `.reply-${id}.tmp`)),

@@ -68,7 +68,7 @@ class RelayLoop {
     private readonly deps: RelayDeps,
     private readonly graceMs: number,
   ) {
-    for (const type of ["envelope.finished", "envelope.rejected", "jc.consumed", "jc.refused"] as const) {
+    for (const type of ["envelope.finished", "envelope.rejected", "jc.consumed", "jc.refused", "permission.decided"] as const) {
       actor.on(type, (e) => {
         this.effects.push(e);
         this.wake("other");
@@ -123,6 +123,7 @@ class RelayLoop {
       this.jcDue = false;
       await this.takeJcAnswer();
     }
+    await this.syncPermissions();
     if (this.resumeDue) {
       this.resumeDue = false;
       if (await deps.takeResumeRequest()) {
@@ -156,6 +157,30 @@ class RelayLoop {
     this.jcTexts.set(taken.id, taken.answer.text);
     this.actor.send({ type: "jc.received", id: taken.id, answer: taken.answer, at: this.deps.now() });
     this.deps.log.info({ kind: taken.answer.kind }, "JC's answer taken");
+  }
+
+  /** Permission prompts hooks put before JC: new ones open questions, withdrawn ones (the hook gave up) close theirs. */
+  private async syncPermissions(): Promise<void> {
+    let pending;
+    try {
+      pending = await this.deps.permissions.pending();
+    } catch (err) {
+      this.deps.log.error({ err: messageOf(err) }, "cannot read state/permissions/");
+      return;
+    }
+    const { questions, done } = this.actor.getSnapshot().context;
+    const waiting = new Set(pending.map((p) => p.id));
+    for (const request of pending) {
+      if (questions.some((q) => q.id === request.id) || done.includes(request.id)) continue;
+      this.deps.log.info({ session: request.session, permission: request.id }, "permission prompt put before JC");
+      this.actor.send({ type: "permission.requested", request });
+    }
+    for (const q of questions) {
+      if (q.kind === "permission" && !waiting.has(q.id)) {
+        this.deps.log.info({ session: q.session, permission: q.id }, "permission prompt withdrawn (the hook stopped waiting: denied)");
+        this.actor.send({ type: "permission.withdrawn", id: q.id });
+      }
+    }
   }
 
   /** CC deleted input.txt: the session may have its next reply. */
@@ -205,6 +230,11 @@ class RelayLoop {
           await this.deps.jc.consume(e.id);
           this.jcTexts.delete(e.id);
           break;
+        case "permission.decided": {
+          const written = await this.deps.permissions.decide(e.id, { allow: e.allow, reason: e.reason, by: e.by, at: new Date(this.deps.now()).toISOString() });
+          this.deps.log.info({ permission: e.id, allow: e.allow, by: e.by, delivered: written }, e.allow ? "permission allowed" : "permission denied");
+          break;
+        }
         case "jc.refused":
           this.deps.log.warn({ reason: e.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
           await this.deps.jc.refuse(e.id, e.reason, this.jcTexts.get(e.id) ?? null);

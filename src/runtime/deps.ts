@@ -1,6 +1,6 @@
 // The one seam: every side effect the relay performs goes through this record, built in one place
 // (src/runtime/compose.ts) for `relay run` and replaced whole by tests.
-import type { NotifyParams } from "../../machines/types.js";
+import type { NotifyParams, PermissionRequest } from "../../machines/types.js";
 import type { ApiReply, MessagesRequest } from "../anthropic/messages.js";
 import type { RelayConfig } from "../config/config.js";
 import type { SpendTracker } from "../costs/budget.js";
@@ -76,6 +76,12 @@ export interface RelayDeps {
     write(snapshot: unknown, opts: { durable: boolean }): Promise<void>;
   };
   status: { write(status: StatusFile): Promise<void> };
+  /** Claude Code permission prompts waiting for JC (state/permissions/) */
+  permissions: {
+    pending(): Promise<PermissionRequest[]>;
+    /** false when the hook no longer waits */
+    decide(id: string, decision: { allow: boolean; reason: string; by: string; at: string }): Promise<boolean>;
+  };
   /** `relay resume` asks a paused relay to try again: true once per request */
   takeResumeRequest(): Promise<boolean>;
   /** for the migration of a v1 snapshot: whether a v1 staging file exists, and removing it */

@@ -49,7 +49,7 @@ export function buildStatus(snapshot: RootSnapshot, facts: StatusFacts): StatusF
       sessions,
       chars: facts.history[id]?.chars ?? 0,
       turns: facts.history[id]?.turns ?? 0,
-      question: context.questions.find((q) => q.conversation === id)?.id ?? null,
+      question: context.questions.find((q) => q.conversation === id && q.kind !== "permission")?.id ?? null,
     };
   }
 

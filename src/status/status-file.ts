@@ -16,8 +16,8 @@ export const questionSchema = z.object({
   conversation: z.string(),
   question: z.string(),
   since: iso,
-  /** reply: chat-Claude's [NEEDS-JC]; budget: a call would overspend */
-  kind: z.enum(["reply", "budget"]),
+  /** reply: chat-Claude's [NEEDS-JC]; budget: a call would overspend; permission: Claude Code asks to run a tool */
+  kind: z.enum(["reply", "budget", "permission"]),
 });
 export type QuestionView = z.infer<typeof questionSchema>;
 

@@ -185,6 +185,80 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       expect(relayed).not.toContain("hunter2");
     }, 180_000);
 
+    /** The open permission prompt's id, from status.json. */
+    const permissionQuestion = (root: string) =>
+      waitFor(async () => (await readStatusJson(root).catch(() => null))?.questions.find((q) => q.kind === "permission"), { timeoutMs: 60_000, what: "the permission prompt at the relay" });
+
+    /** 2.1.197 does not run PermissionRequest hooks in -p (it decides the prompt itself); 2.1.332 does (FACTS). */
+    const runsPermissionHooks = version !== "2.1.197";
+
+    if (!runsPermissionHooks)
+      it("this version decides a -p permission prompt itself: nothing reaches JC, nothing is left behind", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60", "--permissions"]);
+      scope.fake.setResponder(() => "[NEEDS-JC] done?");
+      await scope.start(root);
+      const m = await model((_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch made-by-agent.txt", description: "make the file" } } : { text: "Finished." }));
+      const run = await claude(w, m, ["-p", "Make the file.", "--output-format", "stream-json", "--verbose"]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(await exists(join(w.project, "made-by-agent.txt"))).toBe(false);
+      expect(await readdir(join(root, "state", "permissions")).catch(() => [])).toEqual([]);
+      expect((await readStatusJson(root)).questions.filter((x) => x.kind === "permission")).toEqual([]);
+    }, 180_000);
+
+    const answers = [
+      { answer: "allow", runs: true, toolResult: /completed with no output|^$/ },
+      { answer: "deny: not in this repo", runs: false, toolResult: /JC denied this: deny: not in this repo/ },
+    ];
+    for (const { answer, runs, toolResult } of runsPermissionHooks ? answers : [])
+      it(`a permission prompt goes to JC; answering "${answer}" decides it`, async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60", "--permissions"]);
+      scope.fake.setResponder(() => "[NEEDS-JC] done?");
+      await scope.start(root);
+      const m = await model((_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch made-by-agent.txt", description: "make the file" } } : { text: "Finished." }));
+      const run = claude(w, m, ["-p", "Make the file.", "--output-format", "stream-json", "--verbose"]);
+      const q = await permissionQuestion(root);
+      expect(q.question).toContain("touch made-by-agent.txt");
+      expect(q.question).toContain("make the file");
+      const jc = await runCli(["jc", "--root", root, "--question", q.id, answer]);
+      expect(jc.code, jc.stderr).toBe(0);
+      const done = await run;
+      expect(done.code, done.stderr).toBe(0);
+      expect(await exists(join(w.project, "made-by-agent.txt"))).toBe(runs);
+      const afterTool = messageTexts(m.turns()[1] as ModelRequest).at(-1)?.text ?? "";
+      expect(afterTool).toMatch(toolResult);
+      // The prompt is closed: the relay's conversation was never held by it.
+      expect((await readStatusJson(root)).questions.filter((x) => x.kind === "permission")).toEqual([]);
+    }, 180_000);
+
+    if (runsPermissionHooks)
+      it("no answer in time denies the prompt, and a late answer is refused", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60", "--permissions", "--permission-timeout", "3"]);
+      scope.fake.setResponder(() => "[NEEDS-JC] done?");
+      await scope.start(root);
+      const m = await model((_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch never.txt", description: "x" } } : { text: "Gave up." }));
+      const run = claude(w, m, ["-p", "Make it.", "--output-format", "stream-json", "--verbose"]);
+      const q = await permissionQuestion(root);
+      const done = await run;
+      expect(done.code, done.stderr).toBe(0);
+      expect(await exists(join(w.project, "never.txt"))).toBe(false);
+      expect(messageTexts(m.turns()[1] as ModelRequest).at(-1)?.text ?? "").toMatch(/no answer from JC within 3 s: denied/);
+      await waitFor(async () => !(await readStatusJson(root)).questions.some((x) => x.id === q.id), { what: "the withdrawn prompt closed" });
+      await runCli(["jc", "--root", root, "--question", q.id, "allow"]);
+      await waitFor(() => readFile(join(root, "state", "jc_input.rejected.txt"), "utf8").then((t) => t.includes(`question ${q.id} is not open`)).catch(() => false), {
+        timeoutMs: 20_000,
+        what: "the late answer refused",
+      });
+    }, 180_000);
+
     it("lets the agent stop at once when no relay runs", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const w = await world();

@@ -1,11 +1,14 @@
 // Claude Code's side, played faithfully against the real CLI: `relay run` talks to the local
-// Messages API stand-in, and `relay hook claude-stop` / `claude-start` get the hook JSON on
-// standard input exactly as Claude Code sends it (FACTS "Claude Code hooks").
+// Messages API stand-in, and `relay hook claude-stop` / `claude-start` / `claude-end` get the hook
+// JSON on standard input exactly as Claude Code sends it (FACTS "Claude Code hooks"); where a test
+// needs Claude Code to have received a hand-over, its transcript says so (./cc-transcript.ts).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { INLINE_CONTEXT_MAX } from "../../src/claude-code/hook.js";
+import { RELAY_INTRO } from "../../src/claude-code/handover.js";
 import { type FakeAnthropic, startFakeAnthropic } from "../support/fake-anthropic.js";
 import { type FakeNtfy, startFakeNtfy } from "../support/fake-ntfy.js";
 import {
@@ -24,6 +27,7 @@ import {
   TEST_KEY,
   waitFor,
 } from "../support/cli.js";
+import { FakeTranscript, parseHandover, removeTranscripts, stopHandoverOf } from "./cc-transcript.js";
 
 let fake: FakeAnthropic;
 let ntfy: FakeNtfy;
@@ -54,11 +58,12 @@ const CC_SESSION = "9a0f6c1e-2d4b-4f8e-b1a7-3c5d7e9f0a21";
 const tempDirs: string[] = [];
 afterAll(async () => {
   for (const d of tempDirs.splice(0)) await rm(d, { recursive: true, force: true });
+  await removeTranscripts();
 });
 
 /** A transcript as Claude Code writes it (one content block per line; lines of a message share message.id). */
-function transcriptLines(finalText: string): string {
-  const base = { isSidechain: false, userType: "external", cwd: "/home/jc/project", sessionId: CC_SESSION, version: "2.1.40", timestamp: "2026-05-02T15:29:58.120Z" };
+function transcriptLines(finalText: string, version: string): string {
+  const base = { isSidechain: false, userType: "external", cwd: "/home/jc/project", sessionId: CC_SESSION, version, timestamp: "2026-05-02T15:29:58.120Z" };
   const asst = (uuid: string, id: string, content: unknown) => ({ ...base, uuid, type: "assistant", message: { id, type: "message", role: "assistant", model: "claude-sonnet-4-6", content, stop_reason: null } });
   return [
     { ...base, uuid: "u1", type: "user", message: { role: "user", content: "Open sub-PR A and report back." } },
@@ -71,18 +76,18 @@ function transcriptLines(finalText: string): string {
     .join("");
 }
 
-async function transcript(finalText: string): Promise<string> {
+async function transcript(finalText: string, version = "2.1.332"): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "relay-cc-"));
   tempDirs.push(dir);
   const file = join(dir, `${CC_SESSION}.jsonl`);
-  await writeFile(file, transcriptLines(finalText));
+  await writeFile(file, transcriptLines(finalText, version));
   return file;
 }
 
 /** The Stop hook's standard input (v2.1.47+ adds last_assistant_message). */
-const stopInput = (fields: { transcript_path?: string; stop_hook_active?: boolean; last_assistant_message?: string; hook_event_name?: string }) =>
+const stopInput = (fields: { transcript_path?: string; stop_hook_active?: boolean; last_assistant_message?: string; hook_event_name?: string; session_id?: string }) =>
   JSON.stringify({
-    session_id: CC_SESSION,
+    session_id: fields.session_id ?? CC_SESSION,
     transcript_path: fields.transcript_path ?? "/nonexistent/transcript.jsonl",
     cwd: "/home/jc/project",
     permission_mode: "default",
@@ -96,6 +101,16 @@ const stopHook = (root: string, input: string, extra: string[] = [], session = "
   runCli(["hook", "claude-stop", "--session", session, "--root", root, ...extra], { input, timeoutMs: 20_000 });
 
 const decisionOf = (stdout: string): Record<string, unknown> | null => (stdout.trim() === "" ? null : (JSON.parse(stdout.trim()) as Record<string, unknown>));
+/** The CLI's result as the hook outcome it printed. */
+const outcomeOf = (r: { code: number | null; stdout: string; stderr: string }) => ({ stdout: r.stdout.trim() === "" ? null : r.stdout.trim(), stderr: r.stderr === "" ? [] : [r.stderr.trimEnd()], exitCode: r.code === 2 ? (2 as const) : r.code === 1 ? (1 as const) : (0 as const) });
+/** The reply to the latest message, handed over as Stop additionalContext, and nothing else with it. */
+function answerOf(r: { code: number | null; stdout: string; stderr: string }): string {
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout.trim().split("\n")).toHaveLength(1);
+  const h = stopHandoverOf(r.stdout.trim());
+  expect(h.sections).toHaveLength(1);
+  return String(h.answer);
+}
 
 /** state/status.json, the relay's public read model (what the hook itself reads); null until written. */
 async function readStatusJson(root: string): Promise<{ state: string; questions: { id: string; session: string; conversation: string }[] } | null> {
@@ -125,6 +140,7 @@ async function replyMeta(root: string, session: string): Promise<{ in_reply_to: 
 function expectCleanStop(r: { code: number | null; stdout: string }): void {
   expect(r.code).toBe(0);
   expect(decisionOf(r.stdout)?.decision).toBeUndefined();
+  expect(decisionOf(r.stdout)?.hookSpecificOutput).toBeUndefined();
 }
 
 async function relayOn(root?: string): Promise<string> {
@@ -134,16 +150,18 @@ async function relayOn(root?: string): Promise<string> {
   return dir;
 }
 
-describe("relay hook claude-stop", () => {
-  it("relays the agent's last message from the transcript and blocks with chat-Claude's reply, deleting input.txt", async () => {
+describe("relay hook claude-stop", { timeout: 60_000 }, () => {
+  it("relays the agent's last message from the transcript and hands chat-Claude's reply over as Stop context, deleting input.txt", async () => {
     const root = await relayOn();
     fake.setResponder(() => "Good. Now open sub-PR B with the migration.");
     const t = await transcript("Sub-PR A is open at #438; CI is green.");
 
     const r = await stopHook(root, stopInput({ transcript_path: t }));
-    expect(r.code).toBe(0);
-    expect(decisionOf(r.stdout)).toEqual({ decision: "block", reason: "Good. Now open sub-PR B with the migration." });
-    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+    expect(answerOf(r)).toBe("Good. Now open sub-PR B with the migration.");
+    expect(Object.keys(decisionOf(r.stdout) ?? {})).toEqual(["hookSpecificOutput"]);
+    // Marked with the reply's id, as input.json names it.
+    const meta = JSON.parse(await readFile(join(root, "dispatch", "session-1", "input.json"), "utf8")) as { reply_id: string };
+    expect(stopHandoverOf(r.stdout.trim()).sections[0]?.replyId).toBe(meta.reply_id);
     // chat-Claude got the final text, not the earlier "Opening the PR now."
     expect(fake.requests).toHaveLength(1);
     expect(lastUserText(fake.requests[0])).toContain("Sub-PR A is open at #438; CI is green.");
@@ -161,7 +179,7 @@ describe("relay hook claude-stop", () => {
     fake.setResponder((req) => `seen: ${req.lastUserText.includes("from the field") ? "field" : "transcript"}`);
     const t = await transcript("from the transcript");
     const r = await stopHook(root, stopInput({ transcript_path: t, last_assistant_message: "Done, from the field." }));
-    expect(decisionOf(r.stdout)).toEqual({ decision: "block", reason: "seen: field" });
+    expect(answerOf(r)).toBe("seen: field");
   });
 
   it("lets the agent stop when no relay holds the lock, relaying nothing", async () => {
@@ -218,7 +236,7 @@ describe("relay hook claude-stop", () => {
     expectCleanStop(r);
     expect(decisionOf(r.stdout)?.systemMessage).toMatch(/no reply from the relay in time/);
     expect(elapsed).toBeGreaterThanOrEqual(2_000);
-    expect(elapsed).toBeLessThan(2_000 + 4_000); // process start-up included
+    expect(elapsed).toBeLessThan(2_000 + 8_000); // process start-up included (a busy machine takes seconds); far below the default wait
     await waitFor(() => fake.requests.length === 1, { what: "the envelope to reach the API" });
   });
 
@@ -226,34 +244,53 @@ describe("relay hook claude-stop", () => {
     const root = await relayOn();
     let n = 0;
     fake.setResponder(() => `instruction ${++n}`);
-    const turn = (active: boolean) => stopHook(root, stopInput({ stop_hook_active: active, last_assistant_message: `report ${n}` }), ["--max-turns", "2"]);
+    const cc = await FakeTranscript.create(CC_SESSION);
+    /** A stop as Claude Code runs it; a hand-over is then received (in the transcript, answered). */
+    const turn = async (active: boolean) => {
+      const r = await stopHook(root, stopInput({ stop_hook_active: active, last_assistant_message: `report ${n}`, transcript_path: cc.path }), ["--max-turns", "2"]);
+      if (decisionOf(r.stdout)?.hookSpecificOutput !== undefined) await cc.received(outcomeOf(r), `report ${n}`);
+      return r;
+    };
 
-    expect(decisionOf((await turn(false)).stdout)).toEqual({ decision: "block", reason: "instruction 1" });
-    expect(decisionOf((await turn(true)).stdout)).toEqual({ decision: "block", reason: "instruction 2" });
+    expect(answerOf(await turn(false))).toBe("instruction 1");
+    expect(answerOf(await turn(true))).toBe("instruction 2");
     const third = await turn(true);
     expectCleanStop(third);
     expect(third.stderr).toMatch(/2 relayed turns in a row/);
     expect(fake.requests).toHaveLength(2);
     expect(await queueNames(root)).toEqual([]);
     // The user speaks to the agent again: its next stop is not hook-driven, so the count restarts.
-    expect(decisionOf((await turn(false)).stdout)).toEqual({ decision: "block", reason: "instruction 3" });
+    expect(answerOf(await turn(false))).toBe("instruction 3");
   });
 
-  it("hands a reply too long for Claude Code's 10,000-character hook output over through a file", async () => {
+  it("hands a reply longer than Claude Code shows inline over whole: context with a note to read it all, or a block reason where that is shown plain", async () => {
     const root = await makeRoot({ config: configYaml().replace("max_tokens: 1024", "max_tokens: 8192") });
     await relayOn(root);
     const long = Array.from({ length: 300 }, (_, i) => `Step ${i + 1}: adjust module ${i} and re-run its tests.`).join("\n");
-    expect(long.length).toBeGreaterThan(10_000);
+    expect(long.length).toBeGreaterThan(INLINE_CONTEXT_MAX);
     fake.setResponder(() => long);
-    const r = await stopHook(root, stopInput({ last_assistant_message: "Ready for the plan." }));
-    const decision = decisionOf(r.stdout);
-    expect(decision?.decision).toBe("block");
-    const reason = String(decision?.reason);
-    expect(reason.length).toBeLessThan(3_000);
-    expect(reason).toContain("Step 1: adjust module 0");
-    const file = /(\/\S+\.md)/.exec(reason)?.[1];
-    expect(file).toMatch(new RegExp(`^${root}/state/hooks/session-1-reply-\\d+\\.md$`));
-    expect((await readFile(String(file), "utf8")).trimEnd()).toBe(long);
+
+    // The current Claude Code (or an unknown version): additional context, the note first.
+    const cc = await FakeTranscript.create(CC_SESSION, { version: "2.1.332" });
+    const r = await stopHook(root, stopInput({ last_assistant_message: "Ready for the plan.", transcript_path: cc.path }));
+    expect(r.code).toBe(0);
+    const context = String((decisionOf(r.stdout)?.hookSpecificOutput as { additionalContext?: string } | undefined)?.additionalContext);
+    const [note, rest] = [context.slice(0, context.indexOf("\n\n")), context.slice(context.indexOf("\n\n") + 2)];
+    expect(note).toMatch(/^\(relay: this message is longer than Claude Code shows inline\. If you see only a preview, Read the whole file it names/);
+    expect(parseHandover(rest).answer).toBe(long);
+    await cc.received(outcomeOf(r), "Ready for the next step.");
+
+    // Claude Code 2.1.197 shows a block reason whole and plain: the same text as the reason.
+    const old = await transcript("Ready for the next step.", "2.1.197");
+    const b = await stopHook(root, stopInput({ last_assistant_message: "Ready for the next step.", transcript_path: old }));
+    const block = decisionOf(b.stdout);
+    expect(Object.keys(block ?? {}).sort()).toEqual(["decision", "reason"]);
+    expect(block?.decision).toBe("block");
+    const h = parseHandover(String(block?.reason));
+    expect(h.sections).toHaveLength(1); // the first hand-over was delivered: not handed again
+    expect(h.answer).toBe(long);
+    // No file of the relay's own: Claude Code keeps the text.
+    expect((await readdir(join(root, "state", "hooks"))).filter((n) => n.endsWith(".md"))).toEqual([]);
   });
 
   it("first hands over a reply that arrived after an earlier wait ended, then the reply to the latest message", async () => {
@@ -263,10 +300,14 @@ describe("relay hook claude-stop", () => {
     await writeFile(inputPath(root, "session-1"), "Earlier: rebase on main first.");
     fake.setResponder(() => "Latest: now open sub-PR B.");
     const r = await stopHook(root, stopInput({ last_assistant_message: "Sub-PR A is open." }));
-    const reason = String(decisionOf(r.stdout)?.reason);
-    const [earlier, latest] = reason.split("The reply to your latest message:");
-    expect(earlier).toMatch(/envelope s1-0041.*NOT the reply to your latest message:\n\nEarlier: rebase on main first\./);
-    expect(latest?.trim()).toBe("Latest: now open sub-PR B.");
+    const h = stopHandoverOf(r.stdout.trim());
+    expect(h.sections).toHaveLength(2);
+    expect(h.sections[0]).toEqual({
+      replyId: "r-old",
+      heading: "A reply from the reviewer to another message on this relay session (envelope s1-0041). It is NOT the reply to your latest message:",
+      body: "Earlier: rebase on main first.",
+    });
+    expect(h.answer).toBe("Latest: now open sub-PR B.");
     expect(await exists(inputPath(root, "session-1"))).toBe(false);
   });
 
@@ -278,10 +319,11 @@ describe("relay hook claude-stop", () => {
     await waitFor(() => exists(inputPath(root, "session-1")), { what: "the late reply", timeoutMs: 10_000 });
     fake.setResponder(() => "Now open sub-PR B.");
     const r = await stopHook(root, stopInput({ last_assistant_message: "Rebased." }));
-    const reason = String(decisionOf(r.stdout)?.reason);
-    const [late, latest] = reason.split("The reply to your latest message:");
-    expect(late).toMatch(/^Late reply: the reply to your earlier message “Sub-PR A is open; CI is green\.”.*NOT the reply to your latest message:\n\nLate: rebase on main first\./);
-    expect(latest?.trim()).toBe("Now open sub-PR B.");
+    const h = stopHandoverOf(r.stdout.trim());
+    expect(h.sections).toHaveLength(2);
+    expect(h.sections[0]?.heading).toMatch(/^A late reply from the reviewer to your earlier message of .* \(“Sub-PR A is open; CI is green\.”\)\. It is NOT the reply to your latest message:$/);
+    expect(h.sections[0]?.body).toBe("Late: rebase on main first.");
+    expect(h.answer).toBe("Now open sub-PR B.");
   });
 
   it("never throws on malformed standard input: exit 0, one line on stderr, nothing on stdout", async () => {
@@ -299,47 +341,146 @@ describe("relay hook claude-stop", () => {
     expect(fake.requests).toHaveLength(0);
   });
 
-  it("works as installed: the command from .claude/settings.json, run through a shell", async () => {
+  it("works as installed: the command from .claude/settings.local.json, run through a shell", async () => {
     const root = await relayOn();
     const project = await mkdtemp(join(tmpdir(), "relay-project-"));
     tempDirs.push(project);
     expect((await runCli(["hook", "install", "--session", "session-1", "--project", project, "--root", root, "--timeout", "30"])).code).toBe(0);
-    const settings = JSON.parse(await readFile(join(project, ".claude", "settings.json"), "utf8")) as {
+    const settings = JSON.parse(await readFile(join(project, ".claude", "settings.local.json"), "utf8")) as {
       hooks: { Stop: { hooks: { command: string; timeout: number }[] }[] };
     };
     const hook = settings.hooks.Stop[0]?.hooks[0];
     expect(hook?.timeout).toBe(90);
+    expect(hook?.command).toMatch(/ --mode block --timeout 30$/);
     fake.setResponder(() => "Installed hook works; carry on.");
 
     const child = spawn("/bin/sh", ["-c", String(hook?.command)], { cwd: project, env: await childEnv({ CLAUDE_PROJECT_DIR: project }), stdio: ["pipe", "pipe", "pipe"] });
     shells.add(child);
     let out = "";
+    let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.stdin.end(stopInput({ last_assistant_message: "Sub-PR A is open." }));
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    expect(code).toBe(0);
-    expect(decisionOf(out)).toEqual({ decision: "block", reason: "Installed hook works; carry on." });
+    expect(answerOf({ code, stdout: out, stderr: err })).toBe("Installed hook works; carry on.");
+  });
+
+  it("--mode wake: a hand-over is exit 2 with the text on stderr, nothing on stdout", async () => {
+    const root = await relayOn();
+    fake.setResponder(() => "Woken: open sub-PR B.");
+    const r = await stopHook(root, stopInput({ last_assistant_message: "Sub-PR A is open." }), ["--mode", "wake", "--timeout", "15"]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    const h = parseHandover(r.stderr.trimEnd());
+    expect(h.sections).toHaveLength(1);
+    expect(h.answer).toBe("Woken: open sub-PR B.");
+    expect(await exists(inputPath(root, "session-1"))).toBe(false);
+    // A clean stop in wake mode is exit 0, as in block mode.
+    const none = await stopHook(await makeRoot(), stopInput({ last_assistant_message: "Sub-PR A is open." }), ["--mode", "wake"]);
+    expectCleanStop(none);
+    expect(none.stderr).toMatch(/no relay is running/);
+  });
+
+  it("refuses a second Claude Code session on the same relay session until claude-end releases it", async () => {
+    const root = await relayOn();
+    fake.setResponder(() => "For the first session.");
+    const first = await stopHook(root, stopInput({ last_assistant_message: "First session's report." }));
+    expect(answerOf(first)).toBe("For the first session.");
+
+    const OTHER = "5b2e9c47-8f1a-4d3b-a6c0-2e7f9d1b3c58";
+    const second = await stopHook(root, stopInput({ session_id: OTHER, last_assistant_message: "Second session's report." }));
+    expectCleanStop(second);
+    expect(String(decisionOf(second.stdout)?.systemMessage)).toMatch(new RegExp(`bound to another Claude Code session \\(${CC_SESSION}, last seen`));
+    expect(fake.requests).toHaveLength(1);
+    expect(await queueNames(root)).toEqual([]);
+
+    const end = JSON.stringify({ session_id: CC_SESSION, transcript_path: "/t.jsonl", cwd: "/home/jc/project", hook_event_name: "SessionEnd", reason: "other" });
+    const ended = await runCli(["hook", "claude-end", "--session", "session-1", "--root", root], { input: end });
+    expect(ended.code).toBe(0);
+    expect(ended.stdout).toBe("");
+    expect(ended.stderr).toMatch(`relay session session-1 released by Claude Code session ${CC_SESSION}`);
+    expect(await exists(join(root, "state", "hooks", "session-1.binding.json"))).toBe(false);
+
+    // Now the second session is relayed (and handed the first one's reply, which its transcript never showed).
+    fake.setResponder(() => "Welcome, second session.");
+    const again = stopHandoverOf((await stopHook(root, stopInput({ session_id: OTHER, last_assistant_message: "Second, again." }))).stdout.trim());
+    expect(again.sections.map((x) => x.body)).toEqual(["For the first session.", "Welcome, second session."]);
+    expect(again.answer).toBe("Welcome, second session.");
+  });
+
+  it("never throws on malformed standard input for claude-end, and checks the session id", async () => {
+    const root = await makeRoot();
+    for (const input of ["", "{not json", "{}"]) {
+      const r = await runCli(["hook", "claude-end", "--session", "session-1", "--root", root], { input });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe("");
+    }
+    const bad = await runCli(["hook", "claude-end", "--session", "a b", "--root", root], { input: "{}" });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/not a valid session id/);
   });
 });
 
-describe("relay hook claude-start", () => {
-  const startInput = JSON.stringify({ session_id: CC_SESSION, transcript_path: "/t.jsonl", cwd: "/home/jc/project", hook_event_name: "SessionStart", source: "resume" });
+describe("relay hook claude-start", { timeout: 60_000 }, () => {
+  const startInput = (sessionId = CC_SESSION, transcriptPath = "/t.jsonl") =>
+    JSON.stringify({ session_id: sessionId, transcript_path: transcriptPath, cwd: "/home/jc/project", hook_event_name: "SessionStart", source: "resume" });
+  const contextOf = (stdout: string): string => {
+    const out = JSON.parse(stdout) as { hookSpecificOutput: { hookEventName: string; additionalContext: string } };
+    expect(out.hookSpecificOutput.hookEventName).toBe("SessionStart");
+    return out.hookSpecificOutput.additionalContext;
+  };
 
-  it("hands a pending reply to a resumed session as additional context, and deletes it", async () => {
+  it("hands a pending reply to a resumed session as additional context, and takes it from input.txt", async () => {
     const root = await makeRoot();
     await mkdir(join(root, "dispatch", "session-1"), { recursive: true });
     await writeFile(inputPath(root, "session-1"), "Rebase on main, then open sub-PR B.");
-    const r = await runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput });
+    const r = await runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput() });
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { hookSpecificOutput: { hookEventName: string; additionalContext: string } };
-    expect(out.hookSpecificOutput.hookEventName).toBe("SessionStart");
-    expect(out.hookSpecificOutput.additionalContext).toContain("Rebase on main, then open sub-PR B.");
+    const context = contextOf(r.stdout);
+    expect(context.startsWith(RELAY_INTRO)).toBe(true);
+    const h = parseHandover(context);
+    expect(h.sections.map((x) => x.body)).toEqual(["Rebase on main, then open sub-PR B."]);
+    expect(h.note).toMatch(/arrived while this session was not waiting \(session resume\)/);
     expect(await exists(inputPath(root, "session-1"))).toBe(false);
+    // Kept in the hooks' inbox until Claude Code shows it delivered.
+    expect(await readdir(join(root, "state", "hooks", "session-1.handover"))).toHaveLength(1);
+  });
+
+  it("hands a dropped hand-over again at the next start, and not once the transcript shows it delivered", async () => {
+    const root = await makeRoot();
+    await mkdir(join(root, "dispatch", "session-1"), { recursive: true });
+    await writeFile(inputPath(root, "session-1"), "Rebase on main.");
+    const cc = await FakeTranscript.create(CC_SESSION);
+    const run = () => runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput(CC_SESSION, cc.path) });
+    const first = await run();
+    expect(parseHandover(contextOf(first.stdout)).sections.map((x) => x.body)).toEqual(["Rebase on main."]);
+    // Claude Code never showed it (the transcript has no trace of it): handed again.
+    const second = await run();
+    expect(parseHandover(contextOf(second.stdout)).sections.map((x) => x.body)).toEqual(["Rebase on main."]);
+    await cc.received(outcomeOf(second), "Rebasing.");
+    expect(await run()).toMatchObject({ code: 0, stdout: "" });
+    expect(await readdir(join(root, "state", "hooks", "session-1.handover"))).toEqual([]);
+  });
+
+  it("hands nothing to a second Claude Code session while the first is bound (--release-after)", async () => {
+    const root = await makeRoot();
+    await mkdir(join(root, "dispatch", "session-1"), { recursive: true });
+    expect((await runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput() })).stdout).toBe("");
+    await writeFile(inputPath(root, "session-1"), "For whoever is bound.");
+    const OTHER = "5b2e9c47-8f1a-4d3b-a6c0-2e7f9d1b3c58";
+    const refused = await runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput(OTHER) });
+    expect(refused).toMatchObject({ code: 0, stdout: "" });
+    expect(refused.stderr).toMatch(`bound to Claude Code session ${CC_SESSION}`);
+    expect(await exists(inputPath(root, "session-1"))).toBe(true);
+    // The first session has not been seen for longer than --release-after: the second takes over.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const taken = await runCli(["hook", "claude-start", "--session", "session-1", "--root", root, "--release-after", "1"], { input: startInput(OTHER) });
+    expect(parseHandover(contextOf(taken.stdout)).sections.map((x) => x.body)).toEqual(["For whoever is bound."]);
   });
 
   it("prints nothing when no reply is waiting", async () => {
     const root = await makeRoot();
-    const r = await runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput });
+    const r = await runCli(["hook", "claude-start", "--session", "session-1", "--root", root], { input: startInput() });
     expect(r).toMatchObject({ code: 0, stdout: "" });
     expect(await readdir(root)).not.toContain("dispatch");
   });

@@ -4,7 +4,7 @@
 // test can hold and settle, JC's answers, snapshots and status kept in memory, notifications
 // recorded.
 import type { JcAnswer } from "../../machines/relay.js";
-import type { Delivery, NotifyParams, WorkItem } from "../../machines/types.js";
+import type { Delivery, NotifyParams, PermissionRequest, WorkItem } from "../../machines/types.js";
 import type { ApiReply, MessagesRequest } from "../../src/anthropic/messages.js";
 import type { RelayConfig, SessionConfig } from "../../src/config/config.js";
 import { SpendTracker } from "../../src/costs/budget.js";
@@ -292,6 +292,8 @@ export interface FakeRelay {
   /** snapshots written, newest last, as JSON (what state/snapshot.json would hold) */
   snapshots: { snapshot: unknown; durable: boolean }[];
   ledger: LedgerRecord[];
+  /** permission prompts hooks wait for (remove one to withdraw it), and the decisions written */
+  permissions: { pending: PermissionRequest[]; decisions: Map<string, { allow: boolean; reason: string; by: string }> };
   /** wake the daemon's loop, as a file-system event would */
   wake(): void;
   /** `relay resume` */
@@ -317,6 +319,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
   const ledger: LedgerRecord[] = [];
   const spend = new SpendTracker(() => Date.now());
   let resumeRequested = false;
+  const permissions: FakeRelay["permissions"] = { pending: [], decisions: new Map() };
 
   const deps: RelayDeps = {
     config: () => config,
@@ -345,6 +348,14 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
     status: {
       write: async (status) => {
         statuses.push(status);
+      },
+    },
+    permissions: {
+      pending: async () => [...permissions.pending],
+      decide: async (id, decision) => {
+        if (!permissions.pending.some((p) => p.id === id)) return false;
+        permissions.decisions.set(id, { allow: decision.allow, reason: decision.reason, by: decision.by });
+        return true;
       },
     },
     takeResumeRequest: async () => {
@@ -378,6 +389,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
     statuses,
     snapshots,
     ledger,
+    permissions,
     wake,
     requestResume() {
       resumeRequested = true;

@@ -1,7 +1,7 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { DEFAULT_MAX_TURNS, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
+import { DEFAULT_MAX_TURNS, DEFAULT_PERMISSION_WAIT_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
 import type { HookSpec, relayHooks } from "../../claude-code/settings.js";
 import type { RelayPaths } from "../../config/paths.js";
 import { SESSION_ID } from "../../config/session-id.js";
@@ -62,6 +62,8 @@ export default class HookInstall extends RelayCommand {
     "max-turns": Flags.integer({ description: `most relayed turns in a row before the agent is let stop (default ${DEFAULT_MAX_TURNS})`, min: 1 }),
     evidence: Flags.boolean({ description: "the Stop hook appends an account of each turn (tool calls, files changed, git diff --stat) to the agent's message; --no-evidence leaves it out", allowNo: true, default: true }),
     "evidence-max": Flags.integer({ description: "cap on that account, in characters (default 4000)", min: 200 }),
+    permissions: Flags.boolean({ description: "also add a PermissionRequest hook: tool permission prompts go to JC (Allow / Deny on the phone); no answer in time denies", default: false }),
+    "permission-timeout": Flags.integer({ description: "how long JC has to answer a permission prompt, in seconds (default 600)", min: 1 }),
     shared: Flags.boolean({ description: "write to .claude/settings.json (committed with the project) instead of settings.local.json", default: false }),
   };
 
@@ -92,13 +94,14 @@ export default class HookInstall extends RelayCommand {
       mode,
       waitS: flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S),
       ...(flags["max-turns"] === undefined ? {} : { maxTurns: flags["max-turns"] }),
+      ...(flags.permissions ? { permissionWaitS: flags["permission-timeout"] ?? DEFAULT_PERMISSION_WAIT_S } : {}),
       ...(flags.evidence ? (flags["evidence-max"] === undefined ? {} : { evidence: flags["evidence-max"] }) : { evidence: false as const }),
     };
     const merged = mergeRelayHooks(parsed.value.value, spec);
     if (merged.changed) {
       await mkdir(dirname(file), { recursive: true });
       await writeAtomic(file, formatSettings({ ...parsed.value, value: merged.value }));
-      this.log(`added the relay's Stop (${mode} mode), SessionStart and SessionEnd hooks for session ${flags.session} to ${file}`);
+      this.log(`added the relay's Stop (${mode} mode), SessionStart, SessionEnd${flags.permissions ? " and PermissionRequest" : ""} hooks for session ${flags.session} to ${file}`);
     } else {
       this.log(`the relay's hooks for session ${flags.session} are already in ${file}; nothing changed`);
     }

@@ -16,13 +16,18 @@ export default class HookUninstall extends RelayCommand {
     checkSession(flags.session);
     const { file, other } = settingsFiles(await projectDir(flags.project), false);
     const [{ formatSettings, parseSettings, removeRelayHooks }, { writeAtomic }] = await Promise.all([import("../../claude-code/settings.js"), import("../../store/files.js")]);
-    let removed = 0;
-    const changed: string[] = [];
+    // Both files are checked before either is written: a bad one changes nothing.
+    const files = [];
     for (const path of [file, other]) {
       const text = await readSettingsText(path);
       if (text === null) continue;
       const parsed = parseSettings(text, path);
       if (!parsed.ok) throw new UsageError(parsed.error);
+      files.push({ path, parsed });
+    }
+    let removed = 0;
+    const changed: string[] = [];
+    for (const { path, parsed } of files) {
       const result = removeRelayHooks(parsed.value.value, flags.session);
       if (result.removed === 0) continue;
       await writeAtomic(path, formatSettings({ ...parsed.value, value: result.value }));

@@ -1,0 +1,90 @@
+// The PermissionRequest hook (CONTRACT §10): a tool permission prompt of Claude Code goes to JC
+// (a question with Allow and Deny on the phone) and JC's answer comes back as Claude Code's
+// decision. No answer within the wait is a deny, never an allow; no relay running leaves the
+// prompt to Claude Code (interactively it asks at the terminal; `-p` denies by itself).
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { RelayPaths } from "../config/paths.js";
+import { closeRequest, permissionsDir, readDecision, writeRequest } from "../operator/permissions.js";
+import { DirWaiter } from "../store/dir-waiter.js";
+import { ensureDirs } from "../store/files.js";
+import { probeLock } from "../store/lock.js";
+import { redact } from "./evidence.js";
+import type { HookOutcome } from "./hook.js";
+
+const inputSchema = z.looseObject({
+  session_id: z.string().optional(),
+  hook_event_name: z.string().optional(),
+  tool_name: z.string().optional(),
+  tool_input: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const permissionOutput = (allow: boolean, message: string): string =>
+  JSON.stringify({ hookSpecificOutput: { hookEventName: "PermissionRequest", decision: allow ? { behavior: "allow" } : { behavior: "deny", message } } });
+
+/** What the agent asks, in one paragraph JC can decide on from the phone: the tool, the command or path, its stated reason. */
+export function describeRequest(session: string, tool: string, input: Record<string, unknown>): string {
+  const str = (key: string): string | null => (typeof input[key] === "string" ? (input[key] as string) : null);
+  const what = str("command") ?? str("file_path") ?? str("path") ?? str("url") ?? str("pattern") ?? JSON.stringify(input).slice(0, 300);
+  const why = str("description");
+  const flat = (t: string, max: number) => {
+    const one = t.replace(/\s+/g, " ").trim();
+    return one.length > max ? `${one.slice(0, max)}…` : one;
+  };
+  return redact(`${session} asks permission to run ${tool}: ${flat(what, 500)}${why ? ` (“${flat(why, 200)}”)` : ""}`);
+}
+
+export interface PermissionHookOptions {
+  paths: RelayPaths;
+  session: string;
+  input: string;
+  /** when to give up and deny (epoch ms) */
+  deadline: number;
+  pollMs?: number;
+}
+
+export async function runPermissionHook(opts: PermissionHookOptions): Promise<HookOutcome> {
+  const { paths, session } = opts;
+  let json: unknown;
+  try {
+    json = JSON.parse(opts.input);
+  } catch {
+    return { stdout: null, stderr: ["relay: standard input is not the hook's JSON; the prompt is left to Claude Code"], exitCode: 0 };
+  }
+  const parsed = inputSchema.safeParse(json);
+  if (!parsed.success) return { stdout: null, stderr: ["relay: standard input is not the hook's JSON; the prompt is left to Claude Code"], exitCode: 0 };
+  if (!probeLock(paths.lock).held) {
+    return { stdout: null, stderr: [`relay: no relay is running on ${paths.root}; the permission prompt is left to Claude Code`], exitCode: 0 };
+  }
+  const tool = parsed.data.tool_name ?? "a tool";
+  const id = `p-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+  await writeRequest(paths, { id, session, text: describeRequest(session, tool, parsed.data.tool_input ?? {}), since: Date.now() });
+  const waitS = Math.round((opts.deadline - Date.now()) / 1000);
+  try {
+    const decision = await waitForDecision(paths, id, opts.deadline, opts.pollMs ?? 200);
+    if (decision === null) {
+      const why = `no answer from JC within ${waitS} s: denied (permission prompt ${id})`;
+      return { stdout: permissionOutput(false, why), stderr: [`relay: ${why}`], exitCode: 0 };
+    }
+    const reason = decision.allow ? "" : `${decision.by} denied this: ${decision.reason}`;
+    return { stdout: permissionOutput(decision.allow, reason), stderr: [`relay: permission ${id} ${decision.allow ? "allowed" : "denied"} by ${decision.by}`], exitCode: 0 };
+  } finally {
+    await closeRequest(paths, id);
+  }
+}
+
+async function waitForDecision(paths: RelayPaths, id: string, deadline: number, pollMs: number) {
+  await ensureDirs(permissionsDir(paths));
+  const waiter = new DirWaiter(permissionsDir(paths));
+  try {
+    for (;;) {
+      const decision = await readDecision(paths, id);
+      if (decision) return decision;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await waiter.next(Math.min(pollMs, left));
+    }
+  } finally {
+    waiter.close();
+  }
+}

@@ -1,0 +1,38 @@
+import { Flags } from "@oclif/core";
+import { DEFAULT_PERMISSION_WAIT_S } from "../../claude-code/defaults.js";
+import { SESSION_ID } from "../../config/session-id.js";
+import { RelayCommand } from "../base.js";
+
+/** The command of a Claude Code PermissionRequest hook: the prompt goes to JC; no answer in time denies. */
+export default class HookClaudePermission extends RelayCommand {
+  static override description =
+    "Claude Code PermissionRequest hook: put the tool permission prompt before JC (Allow / Deny on the phone) and return JC's decision; no answer within --timeout denies.";
+  static override flags = {
+    session: Flags.string({ char: "s", description: "the relay session id (from config.yaml)", required: true }),
+    timeout: Flags.integer({ description: `how long JC has to answer, in seconds (then: deny; default ${DEFAULT_PERMISSION_WAIT_S})`, min: 1, default: DEFAULT_PERMISSION_WAIT_S }),
+  };
+
+  async run(): Promise<void> {
+    const startedAt = Date.now();
+    const { flags } = await this.parse(HookClaudePermission);
+    const paths = this.resolvePaths(flags.root);
+    if (!SESSION_ID.test(flags.session)) {
+      this.logToStderr(`relay: ${JSON.stringify(flags.session)} is not a valid session id (${SESSION_ID.source})`);
+      process.exitCode = 1;
+      return;
+    }
+    const [{ runPermissionHook }, { readStdin }] = await Promise.all([import("../../claude-code/permission-hook.js"), import("../../claude-code/hook-input.js")]);
+    const input = await readStdin(process.stdin, 2_000);
+    const outcome = await runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000 });
+    for (const line of outcome.stderr) this.logToStderr(line);
+    if (outcome.stdout !== null) this.log(outcome.stdout);
+    process.exitCode = outcome.exitCode;
+  }
+
+  protected override async catch(err: Error): Promise<unknown> {
+    const { oneLineError } = await import("../../claude-code/hook.js");
+    this.logToStderr(`relay hook claude-permission: ${oneLineError(err)}`);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
