@@ -35,6 +35,25 @@ describe("single instance", () => {
     expect(status.daemon).toEqual({ running: true, pid: third.pid });
     expect(third.alive()).toBe(true);
   });
+
+  it("of three `relay run` started at the same instant on one root exactly one runs; the others exit at once naming its pid", async (ctx) => {
+    const { expect } = ctx;
+    const scope = await Scope.create(ctx);
+    const root = await makeRoot();
+    const started = await Promise.all([scope.start(root), scope.start(root), scope.start(root)]);
+    const running = started.filter((d) => d.alive());
+    expect(running, started.map((d) => d.stderr()).join("\n---\n")).toHaveLength(1);
+    const winner = running[0];
+    for (const loser of started.filter((d) => d !== winner)) {
+      const exit = await loser.exited;
+      expect(exit.code).not.toBe(0);
+      const lines = loser.stderr().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`pid ${String(winner?.pid)}`);
+    }
+    const status = JSON.parse((await runCli(["status", "--json", "--root", root], { env: scope.vars() })).stdout) as { daemon: unknown };
+    expect(status.daemon).toEqual({ running: true, pid: winner?.pid });
+  });
 });
 
 secretsCheck();
