@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
-import { ConfigError, UsageError } from "../errors.js";
+import { ConfigError, EXIT, UsageError } from "../errors.js";
 import { type RelayPaths, relayPaths } from "../config/paths.js";
 
 export { UsageError };
@@ -26,20 +26,22 @@ export abstract class RelayCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
     if (err instanceof Errors.ExitError || err.code === "EEXIT") return super.catch(err);
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      process.stderr.write(`relay: ${err.message}\n`);
-      this.exit(err instanceof UsageError ? err.exitCode : 2);
-    }
-    // oclif's own parse errors (missing flag, unknown flag, unexpected argument): one line, exit 2
-    if (err instanceof Errors.CLIError) {
-      process.stderr.write(`relay: ${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)\n`);
-      this.exit(err.oclif?.exit ?? 2);
-    }
-    return super.catch(err);
+    const expected =
+      err instanceof ConfigError || err instanceof UsageError
+        ? { line: err.message, code: err instanceof UsageError ? err.exitCode : EXIT.usage }
+        : // oclif's own parse errors (missing flag, unknown flag, unexpected argument)
+          err instanceof Errors.CLIError
+          ? { line: `${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)`, code: err.oclif?.exit ?? EXIT.usage }
+          : null;
+    if (!expected) return super.catch(err);
+    // Under --json the one line is `{"error": "..."}` on standard output, with the same exit code.
+    if (this.jsonEnabled()) this.logJson({ error: expected.line });
+    else process.stderr.write(`relay: ${expected.line}\n`);
+    this.exit(expected.code);
   }
 
-  /** With --json, an error is one small object, never oclif's whole configuration. */
-  protected override toErrorJson(err: unknown): { error: { message: string } } {
-    return { error: { message: err instanceof Error ? oneLine(err.message) : String(err) } };
+  /** With --json, an unexpected error is one small object too, never oclif's whole configuration. */
+  protected override toErrorJson(err: unknown): { error: string } {
+    return { error: err instanceof Error ? oneLine(err.message) : String(err) };
   }
 }

@@ -1,5 +1,6 @@
 import Chart from "./chart.js";
 import Costs from "./costs.js";
+import Help from "./help.js";
 import HookClaudeStart from "./hook/claude-start.js";
 import HookClaudeStop from "./hook/claude-stop.js";
 import HookInstall from "./hook/install.js";
@@ -16,6 +17,7 @@ import Topic from "./topic.js";
 export const commands = {
   chart: Chart,
   costs: Costs,
+  help: Help,
   "hook:claude-start": HookClaudeStart,
   "hook:claude-stop": HookClaudeStop,
   "hook:install": HookInstall,

@@ -1,5 +1,5 @@
 import { Flags } from "@oclif/core";
-import { ConfigError } from "../errors.js";
+import { ConfigError, EXIT } from "../errors.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
@@ -55,7 +55,7 @@ export default class Run extends RelayCommand {
     await ensureDirs(paths.queue, paths.rejected, paths.dispatch, paths.state, paths.logs, paths.history);
     const held = await acquireLock(paths.lock);
     if (!held.ok) {
-      throw new UsageError(`another relay is running on ${paths.root} (pid ${held.pid ?? "unknown"} holds state/.lock)`, 1);
+      throw new UsageError(`another relay is running on ${paths.root} (pid ${held.pid ?? "unknown"} holds state/.lock)`, EXIT.alreadyRunning);
     }
     try {
       const topic = await ensureTopic(paths);

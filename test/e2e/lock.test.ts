@@ -18,7 +18,7 @@ describe("single instance", () => {
     const second = await runCli(["run", "--root", root], { env: vars, timeoutMs: 10_000 });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(second.signal).toBeNull();
-    expect(second.code).not.toBe(0);
+    expect(second.code).toBe(3); // EXIT.alreadyRunning
     const lines = second.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(String(first.pid));
@@ -46,7 +46,7 @@ describe("single instance", () => {
     const winner = running[0];
     for (const loser of started.filter((d) => d !== winner)) {
       const exit = await loser.exited;
-      expect(exit.code).not.toBe(0);
+      expect(exit.code).toBe(3); // EXIT.alreadyRunning
       const lines = loser.stderr().trim().split("\n");
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain(`pid ${String(winner?.pid)}`);
