@@ -24,7 +24,7 @@ describe("did you mean", () => {
 
   it("suggests nothing for a word that is no command", () => {
     expect(closestCommands("xyzzy", IDS)).toEqual([]);
-    expect(notFoundMessage("xyzzy", IDS)).toBe('relay: "xyzzy" is not a relay command (relay help lists them)');
+    expect(notFoundMessage("xyzzy", IDS)).toBe('"xyzzy" is not a relay command (relay help lists them)');
   });
 
   it("answers an unknown command with one line naming the closest command, exit 2", async () => {
@@ -35,6 +35,9 @@ describe("did you mean", () => {
     const topic = await runCli(["hook", "instal"]);
     expect(topic.code).toBe(EXIT.usage);
     expect(topic.stderr).toContain("did you mean relay hook install");
+    const json = await runCli(["stauts", "--json"]);
+    expect(json.code).toBe(EXIT.usage);
+    expect(JSON.parse(json.stdout)).toEqual({ error: '"stauts" is not a relay command: did you mean relay status? (relay help lists them)' });
   });
 });
 
@@ -50,6 +53,15 @@ describe("relay help", () => {
     expect(viaHelp.code).toBe(0);
     expect(viaHelp.stdout).toContain("relay status");
     expect(viaHelp.stdout).toBe(viaFlag.stdout);
+  });
+});
+
+describe("relay version", () => {
+  it("prints what --version prints, exit 0", async () => {
+    const [command, flag] = await Promise.all([runCli(["version"]), runCli(["--version"])]);
+    expect(command.code).toBe(0);
+    expect(command.stdout).toMatch(/^claude-code-relay\/\d+\.\d+\.\d+ /);
+    expect(command.stdout).toBe(flag.stdout);
   });
 });
 
@@ -69,5 +81,12 @@ describe("errors under --json", () => {
       expect(`relay: ${String(parsed.error)}\n`).toBe(plain.stderr);
       expect(json.stderr).toBe("");
     }
+  });
+
+  it("is JSON even from a command without --json output, where --json itself is the error", async () => {
+    const root = await makeRoot();
+    const r = await runCli(["resume", "--json", "--root", root]);
+    expect(r.code).toBe(EXIT.usage);
+    expect(JSON.parse(r.stdout)).toEqual({ error: expect.stringContaining("--json") as unknown });
   });
 });

@@ -14,6 +14,12 @@ export function oneLine(message: string): string {
   return lines[0] ?? message.trim();
 }
 
+/** Whether the command line asks for JSON: `--json` before any `--`. */
+export function asksForJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--json");
+}
+
 /** Holds `--root` and turns every expected failure into one line and a non-zero exit. */
 export abstract class RelayCommand extends Command {
   static override baseFlags = {
@@ -33,14 +39,23 @@ export abstract class RelayCommand extends Command {
           err instanceof Errors.CLIError
           ? { line: `${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)`, code: err.oclif?.exit ?? EXIT.usage }
           : null;
+    // Under --json an error is one line of JSON, `{"error": "..."}`, on standard output with the
+    // exit code it has without --json, even from a command that has no --json output of its own
+    // (there --json itself is the error).
+    if (this.wantsJsonErrors()) {
+      process.stdout.write(`${JSON.stringify({ error: expected?.line ?? oneLine(err.message) })}\n`);
+      this.exit(expected?.code ?? EXIT.failure);
+    }
     if (!expected) return super.catch(err);
-    // Under --json the one line is `{"error": "..."}` on standard output, with the same exit code.
-    if (this.jsonEnabled()) this.logJson({ error: expected.line });
-    else process.stderr.write(`relay: ${expected.line}\n`);
+    process.stderr.write(`relay: ${expected.line}\n`);
     this.exit(expected.code);
   }
 
-  /** With --json, an unexpected error is one small object too, never oclif's whole configuration. */
+  private wantsJsonErrors(): boolean {
+    return this.jsonEnabled() || asksForJson(this.argv);
+  }
+
+  /** With --json, an error is one small object, never oclif's whole configuration. */
   protected override toErrorJson(err: unknown): { error: string } {
     return { error: err instanceof Error ? oneLine(err.message) : String(err) };
   }

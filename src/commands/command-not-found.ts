@@ -2,6 +2,7 @@
 // commands ("did you mean"), exit 2, instead of oclif's bare "command X not found".
 import type { Hook } from "@oclif/core";
 import { EXIT } from "../errors.js";
+import { asksForJson } from "./base.js";
 
 /** Edit distance with adjacent transpositions (so "stauts" is one step from "status"). */
 function distance(a: string, b: string): number {
@@ -33,12 +34,14 @@ export function notFoundMessage(id: string, commandIds: readonly string[]): stri
   const spaced = (s: string) => s.replace(/:/g, " ");
   const suggestions = closestCommands(id, commandIds).map((c) => `relay ${spaced(c)}`);
   const hint = suggestions.length > 0 ? `: did you mean ${suggestions.join(" or ")}?` : "";
-  return `relay: "${spaced(id)}" is not a relay command${hint} (relay help lists them)`;
+  return `"${spaced(id)}" is not a relay command${hint} (relay help lists them)`;
 }
 
 const hook: Hook.CommandNotFound = function (opts) {
   const ids = opts.config.commands.filter((c) => !c.hidden).map((c) => c.id);
-  process.stderr.write(`${notFoundMessage(opts.id, ids)}\n`);
+  const message = notFoundMessage(opts.id, ids);
+  if (asksForJson(opts.argv ?? [])) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
+  else process.stderr.write(`relay: ${message}\n`);
   this.exit(EXIT.usage);
   return Promise.resolve();
 };

@@ -13,6 +13,7 @@ import ServiceInstall from "./service/install.js";
 import ServicePrint from "./service/print.js";
 import Status from "./status.js";
 import Topic from "./topic.js";
+import Version from "./version.js";
 
 export const commands = {
   chart: Chart,
@@ -30,4 +31,5 @@ export const commands = {
   "service:print": ServicePrint,
   status: Status,
   topic: Topic,
+  version: Version,
 };
