@@ -1,3 +1,14 @@
+/** The exit codes of every command (README "Exit codes"). */
+export const EXIT = {
+  ok: 0,
+  /** something went wrong while doing what was asked */
+  failure: 1,
+  /** bad input: an unknown command or flag, a bad argument, a configuration error */
+  usage: 2,
+  /** `relay run`: another relay holds this root's lock */
+  alreadyRunning: 3,
+} as const;
+
 /** A configuration problem, as one line naming the file, the key and what was expected. */
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { budgetExhausted, SpendTracker } from "../src/costs/budget.js";
+import { budgetExhausted, SpendTracker, unpricedUnderBudget } from "../src/costs/budget.js";
 import type { RelayConfig } from "../src/config/config.js";
 
 const config = (budget: RelayConfig["budget"]): RelayConfig => ({
@@ -51,5 +51,35 @@ describe("budgets", () => {
     expect(budgetExhausted(config({ sessionDailyUsd: 1 }), spend, "session-1")?.message).toContain("per-session daily budget");
     expect(budgetExhausted(config({ sessionDailyUsd: 1 }), spend, "session-2")).toBeNull();
     expect(budgetExhausted(config({}), spend, "session-1")).toBeNull();
+  });
+});
+
+describe("a budget never fails open", () => {
+  const withModels = (budget: RelayConfig["budget"], model: string, sessionModel = model, prices?: RelayConfig["prices"]): RelayConfig => ({
+    ...config(budget),
+    model,
+    sessions: [
+      { id: "session-1", conversation: "shared", systemPrompt: "s", model },
+      { id: "session-2", conversation: "session.session-2", systemPrompt: "own", model: sessionModel },
+    ],
+    ...(prices ? { prices } : {}),
+  });
+
+  it("refuses, in one line naming the model and prices:, a budget over a model of unknown price", () => {
+    const refusal = unpricedUnderBudget(withModels({ dailyUsd: 1 }, "claude-new-model"));
+    expect(refusal).toMatch(/^config\.yaml: a budget is set but the price of claude-new-model \(used by session-1, session-2\) is unknown/);
+    expect(refusal).toContain("prices:");
+    expect(refusal).not.toMatch(/\n/);
+  });
+
+  it("names a session's own unpriced model, and a per-session budget counts as a budget", () => {
+    expect(unpricedUnderBudget(withModels({ sessionDailyUsd: 1 }, "claude-sonnet-4-6", "claude-new-model"))).toContain("claude-new-model (used by session-2)");
+  });
+
+  it("lets the model run once prices: gives its rates, and lets anything run without a budget", () => {
+    const rates = { "claude-new-model": { input: 3, output: 15, cacheWrite5m: 3.75, cacheWrite1h: 6, cacheRead: 0.3 } };
+    expect(unpricedUnderBudget(withModels({ dailyUsd: 1 }, "claude-new-model", "claude-new-model", rates))).toBeNull();
+    expect(unpricedUnderBudget(withModels({}, "claude-new-model"))).toBeNull();
+    expect(unpricedUnderBudget(withModels({ dailyUsd: 1 }, "claude-sonnet-4-6"))).toBeNull();
   });
 });

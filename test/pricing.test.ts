@@ -278,3 +278,26 @@ describe("formatUsd", () => {
     expect(formatUsd(usd)).toBe(text);
   });
 });
+
+describe("prices given in config.yaml", () => {
+  const given = { "claude-new-model": { input: 3, output: 15, cacheWrite5m: 3.75, cacheWrite1h: 6, cacheRead: 0.3 } };
+  const usage: Usage = { inputTokens: 1_000_000, outputTokens: 1_000_000, cacheWrite5mTokens: 1_000_000, cacheWrite1hTokens: 1_000_000, cacheReadTokens: 1_000_000 };
+
+  it("price a model the table does not know, by its id or a dated snapshot of it, at every rate", () => {
+    expect(priceFor("claude-new-model")).toBeNull();
+    expect(costUsd("claude-new-model", usage)).toBeNull();
+    expect(costUsd("claude-new-model", usage, given)).toBeCloseTo(3 + 15 + 3.75 + 6 + 0.3, 10);
+    expect(priceFor("claude-new-model-20270101", undefined, given)).toEqual(given["claude-new-model"]);
+  });
+
+  it("take precedence over the table for a model it knows", () => {
+    const cheaper = { "claude-sonnet-4-6": { input: 1, output: 1, cacheWrite5m: 1, cacheWrite1h: 1, cacheRead: 1 } };
+    expect(costUsd("claude-sonnet-4-6", usage, cheaper)).toBeCloseTo(5, 10);
+    expect(costUsd("claude-sonnet-4-6", usage)).toBeCloseTo(3 + 15 + 3.75 + 6 + 0.3, 10);
+  });
+
+  it("leave other unknown models unknown", () => {
+    expect(priceFor("claude-other-model", undefined, given)).toBeNull();
+    expect(priceFor("toString", undefined, given)).toBeNull();
+  });
+});

@@ -1,14 +1,14 @@
 // `relay status [--json]` (CONTRACT §9): the daemon's state/status.json overlaid with what only a
 // reader knows (the lock, the queue, input.txt), a description from files on a root without
 // status.json, and one line on a directory that is no relay root. The real CLI, as a process.
-import { flockSync } from "fs-ext";
-import { closeSync, openSync, writeSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { relayPaths } from "../src/config/paths.js";
 import { appendLedger, makeLedgerRecord } from "../src/costs/ledger.js";
 import type { StatusReport } from "../src/status/report.js";
+import { acquireLock, type HeldLock } from "../src/store/lock.js";
 import { inputPath, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
 import { writeStatusFile } from "./support/daemon-status.js";
 
@@ -23,15 +23,17 @@ async function statusJson(root: string): Promise<StatusReport> {
   return JSON.parse(r.stdout) as StatusReport;
 }
 
-/** state/.lock held the way a running daemon holds it (flock + its pid), released by `release()`. */
-function holdLock(root: string, pid: number): { release(): void } {
-  const fd = openSync(join(root, "state", ".lock"), "a+");
-  flockSync(fd, "exnb");
-  writeSync(fd, `${pid}\n`, 0);
+/** state/.lock held the way a running daemon holds it (the lock, with `pid` recorded); `release()` frees it as a kill -9 would, leaving the pid. */
+async function holdLock(root: string, pid: number): Promise<HeldLock> {
+  const path = join(root, "state", ".lock");
+  const taken = await acquireLock(path);
+  if (!taken.ok) throw new Error(`state/.lock is held by ${String(taken.pid)}`);
+  writeFileSync(path, `${pid}\n`);
   return {
     release() {
-      flockSync(fd, "un");
-      closeSync(fd);
+      // as a kill -9 leaves it: the lock free, the pid still recorded
+      taken.lock.release();
+      writeFileSync(path, `${pid}\n`);
     },
   };
 }
@@ -91,7 +93,7 @@ describe("relay status --json", () => {
     await mkdir(join(root, "dispatch", "session-2"), { recursive: true });
     await writeFile(inputPath(root, "session-2"), "the reply");
 
-    const lock = holdLock(root, 31337);
+    const lock = await holdLock(root, 31337);
     try {
       const s = await statusJson(root);
       expect(s).toMatchObject({

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
-import { ConfigError, UsageError } from "../errors.js";
+import { ConfigError, EXIT, UsageError } from "../errors.js";
 import { type RelayPaths, relayPaths } from "../config/paths.js";
 
 export { UsageError };
@@ -12,6 +12,12 @@ export function oneLine(message: string): string {
     .map((l) => l.replace(/^[\s›]*(Error:\s*)?/, "").trim())
     .filter((l) => l !== "" && !/^The following errors? occurred:?$/i.test(l) && !/^See more help with/i.test(l));
   return lines[0] ?? message.trim();
+}
+
+/** Whether the command line asks for JSON: `--json` before any `--`. */
+export function asksForJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--json");
 }
 
 /** Holds `--root` and turns every expected failure into one line and a non-zero exit. */
@@ -26,20 +32,31 @@ export abstract class RelayCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
     if (err instanceof Errors.ExitError || err.code === "EEXIT") return super.catch(err);
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      process.stderr.write(`relay: ${err.message}\n`);
-      this.exit(err instanceof UsageError ? err.exitCode : 2);
+    const expected =
+      err instanceof ConfigError || err instanceof UsageError
+        ? { line: err.message, code: err instanceof UsageError ? err.exitCode : EXIT.usage }
+        : // oclif's own parse errors (missing flag, unknown flag, unexpected argument)
+          err instanceof Errors.CLIError
+          ? { line: `${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)`, code: err.oclif?.exit ?? EXIT.usage }
+          : null;
+    // Under --json an error is one line of JSON, `{"error": "..."}`, on standard output with the
+    // exit code it has without --json, even from a command that has no --json output of its own
+    // (there --json itself is the error).
+    if (this.wantsJsonErrors()) {
+      process.stdout.write(`${JSON.stringify({ error: expected?.line ?? oneLine(err.message) })}\n`);
+      this.exit(expected?.code ?? EXIT.failure);
     }
-    // oclif's own parse errors (missing flag, unknown flag, unexpected argument): one line, exit 2
-    if (err instanceof Errors.CLIError) {
-      process.stderr.write(`relay: ${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)\n`);
-      this.exit(err.oclif?.exit ?? 2);
-    }
-    return super.catch(err);
+    if (!expected) return super.catch(err);
+    process.stderr.write(`relay: ${expected.line}\n`);
+    this.exit(expected.code);
+  }
+
+  private wantsJsonErrors(): boolean {
+    return this.jsonEnabled() || asksForJson(this.argv);
   }
 
   /** With --json, an error is one small object, never oclif's whole configuration. */
-  protected override toErrorJson(err: unknown): { error: { message: string } } {
-    return { error: { message: err instanceof Error ? oneLine(err.message) : String(err) } };
+  protected override toErrorJson(err: unknown): { error: string } {
+    return { error: err instanceof Error ? oneLine(err.message) : String(err) };
   }
 }

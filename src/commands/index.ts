@@ -1,5 +1,6 @@
 import Chart from "./chart.js";
 import Costs from "./costs.js";
+import Help from "./help.js";
 import HookClaudeEnd from "./hook/claude-end.js";
 import HookClaudePermission from "./hook/claude-permission.js";
 import HookClaudeStart from "./hook/claude-start.js";
@@ -14,10 +15,12 @@ import ServiceInstall from "./service/install.js";
 import ServicePrint from "./service/print.js";
 import Status from "./status.js";
 import Topic from "./topic.js";
+import Version from "./version.js";
 
 export const commands = {
   chart: Chart,
   costs: Costs,
+  help: Help,
   "hook:claude-end": HookClaudeEnd,
   "hook:claude-permission": HookClaudePermission,
   "hook:claude-start": HookClaudeStart,
@@ -32,4 +35,5 @@ export const commands = {
   "service:print": ServicePrint,
   status: Status,
   topic: Topic,
+  version: Version,
 };

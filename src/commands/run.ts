@@ -1,4 +1,5 @@
 import { Flags } from "@oclif/core";
+import { ConfigError, EXIT } from "../errors.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
@@ -11,7 +12,7 @@ export default class Run extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Run);
     // Loaded here, not at the top: every command shares the CLI's start-up, and only `run` needs these.
-    const [{ createClient }, { SpendTracker }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
+    const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
       await Promise.all([
         import("../anthropic/messages.js"),
         import("../costs/budget.js"),
@@ -28,7 +29,14 @@ export default class Run extends RelayCommand {
     const [{ subscribeReplies }, { takeReplyFromPhone }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js")]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
-    const initial = await loadConfig(paths);
+    // A budget never fails open: a configuration it could not count is refused, at start and on every reload.
+    const loadRunnable = async () => {
+      const config = await loadConfig(paths);
+      const unpriced = unpricedUnderBudget(config);
+      if (unpriced !== null) throw new ConfigError(unpriced);
+      return config;
+    };
+    const initial = await loadRunnable();
     let listen: { host: string; port: number } | null = null;
     const spec = flags.http ?? initial.statusHttp;
     if (spec !== undefined) {
@@ -47,7 +55,7 @@ export default class Run extends RelayCommand {
     await ensureDirs(paths.queue, paths.rejected, paths.dispatch, paths.state, paths.logs, paths.history);
     const held = await acquireLock(paths.lock);
     if (!held.ok) {
-      throw new UsageError(`another relay is running on ${paths.root} (pid ${held.pid ?? "unknown"} holds state/.lock)`, 1);
+      throw new UsageError(`another relay is running on ${paths.root} (pid ${held.pid ?? "unknown"} holds state/.lock)`, EXIT.alreadyRunning);
     }
     try {
       const topic = await ensureTopic(paths);
@@ -58,7 +66,7 @@ export default class Run extends RelayCommand {
       const reloader = startConfigReloader({
         paths,
         initial: withTopic(initial),
-        load: async () => withTopic(await loadConfig(paths)),
+        load: async () => withTopic(await loadRunnable()),
         log,
         onInvalid: (message) => notifier.notify({ title: "relay: config.yaml edit ignored", message, priority: 4, tags: ["warning"] }),
       });

@@ -1,6 +1,5 @@
-import { Args, Errors, Flags } from "@oclif/core";
-import { ConfigError } from "../errors.js";
-import { oneLine, RelayCommand, UsageError } from "./base.js";
+import { Args, Flags } from "@oclif/core";
+import { RelayCommand, UsageError } from "./base.js";
 
 export const DEFAULT_WAIT_SECONDS = 600;
 const SECONDS = /^\d+(\.\d+)?$/;
@@ -75,15 +74,5 @@ export default class Send extends RelayCommand {
     }
     this.log(reply.text.replace(/\n$/, ""));
     return { id, file, reply: reply.text };
-  }
-
-  /** Under --json an error is `{"error": "..."}` on standard output, with the same exit code. */
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
-    if (this.jsonEnabled() && !(err instanceof Errors.ExitError) && err.code !== "EEXIT") {
-      const code = err instanceof UsageError ? err.exitCode : err instanceof ConfigError || err instanceof Errors.CLIError ? (err.oclif?.exit ?? 2) : 1;
-      this.logJson({ error: oneLine(err.message) });
-      this.exit(code);
-    }
-    return super.catch(err);
   }
 }

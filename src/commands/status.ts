@@ -31,13 +31,4 @@ export default class Status extends RelayCommand {
     this.log(formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}));
     return report;
   }
-
-  /** Under --json, the one line is `{"error": "..."}` on stdout. */
-  protected override async catch(err: Error & { exitCode?: number; code?: string }): Promise<unknown> {
-    if (err instanceof NotARootError && this.jsonEnabled()) {
-      this.logJson({ error: err.message });
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
-  }
 }

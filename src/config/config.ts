@@ -6,6 +6,7 @@ import { parse as parseDotenv } from "dotenv";
 import { isMap, parseDocument } from "yaml";
 import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
+import type { ModelPrice } from "../costs/pricing.js";
 import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
 import { SESSION_ID } from "./session-id.js";
@@ -17,6 +18,8 @@ export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
 const positiveInt = (what: string) =>
   z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
 const text = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}` });
+
+const usdPerMillion = z.number({ error: "expected a number of USD per million tokens" }).nonnegative({ error: "expected a number of USD per million tokens, 0 or more" });
 
 const sessionSchema = z.strictObject(
   {
@@ -45,6 +48,22 @@ export const fileConfigSchema = z.strictObject(
         daily_usd: z.number({ error: "expected a number of USD" }).positive({ error: "expected a positive number of USD" }).optional(),
         session_daily_usd: z.number({ error: "expected a number of USD" }).positive({ error: "expected a positive number of USD" }).optional(),
       })
+      .optional(),
+    prices: z
+      .record(
+        z.string().regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }),
+        z.strictObject(
+          {
+            input: usdPerMillion,
+            output: usdPerMillion,
+            cache_write_5m: usdPerMillion,
+            cache_write_1h: usdPerMillion,
+            cache_read: usdPerMillion,
+          },
+          { error: "expected {input, output, cache_write_5m, cache_write_1h, cache_read} in USD per million tokens" },
+        ),
+        { error: "expected a mapping of model id to its rates" },
+      )
       .optional(),
     status_http: z.string().optional(),
     sessions: z
@@ -78,6 +97,8 @@ export interface RelayConfig {
   maxParallelCalls: number;
   sessions: SessionConfig[];
   budget: { dailyUsd?: number; sessionDailyUsd?: number };
+  /** `prices:` in config.yaml: rates for models the price table does not know (or overrides of it), by model id */
+  prices?: Readonly<Record<string, Readonly<ModelPrice>>>;
   statusHttp?: string;
   /** RELAY_HTTP_TOKEN: required by the status page when it listens beyond loopback */
   httpToken?: string;
@@ -192,6 +213,13 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
       ...(file.budget?.daily_usd === undefined ? {} : { dailyUsd: file.budget.daily_usd }),
       ...(file.budget?.session_daily_usd === undefined ? {} : { sessionDailyUsd: file.budget.session_daily_usd }),
     },
+    ...(file.prices === undefined
+      ? {}
+      : {
+          prices: Object.fromEntries(
+            Object.entries(file.prices).map(([model, r]) => [model, { input: r.input, output: r.output, cacheWrite5m: r.cache_write_5m, cacheWrite1h: r.cache_write_1h, cacheRead: r.cache_read }]),
+          ),
+        }),
     ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
     ...(vars.RELAY_HTTP_TOKEN === undefined ? {} : { httpToken: vars.RELAY_HTTP_TOKEN }),
     anthropic: {

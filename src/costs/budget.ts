@@ -2,6 +2,7 @@
 import type { Failure } from "../../machines/types.js";
 import type { RelayConfig } from "../config/config.js";
 import type { LedgerRecord } from "./ledger.js";
+import { priceFor } from "./pricing.js";
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -76,4 +77,27 @@ export function budgetExhausted(config: RelayConfig, spend: SpendTracker, sessio
     };
   }
   return null;
+}
+
+/**
+ * A budget never fails open (CONTRACT §10): with one set, every model config.yaml uses (the
+ * default and each session's) must have a price, from the table or `prices:`. The one line that
+ * refuses the configuration, or null when it may run.
+ */
+export function unpricedUnderBudget(config: RelayConfig): string | null {
+  const { dailyUsd, sessionDailyUsd } = config.budget;
+  if (dailyUsd === undefined && sessionDailyUsd === undefined) return null;
+  const users = new Map<string, string[]>();
+  for (const { id, model } of [{ id: "model:", model: config.model }, ...config.sessions]) {
+    if (priceFor(model, undefined, config.prices) === null) users.set(model, [...(users.get(model) ?? []), id]);
+  }
+  const [first] = users;
+  if (!first) return null;
+  const [model, usedBy] = first;
+  const which = usedBy.filter((u) => u !== "model:");
+  const more = users.size > 1 ? ` (and ${users.size - 1} more unpriced model${users.size > 2 ? "s" : ""})` : "";
+  return (
+    `config.yaml: a budget is set but the price of ${model}${which.length > 0 ? ` (used by ${which.join(", ")})` : ""} is unknown${more}, so the budget could not count its calls: ` +
+    `give its rates under prices: (input, output, cache_write_5m, cache_write_1h, cache_read, USD per million tokens) or use a priced model`
+  );
 }

@@ -96,12 +96,25 @@ export const PRICE_TABLE: ReadonlyMap<string, PriceEntry> = new Map<string, Pric
 /** A snapshot id: a table id followed by `-YYYYMMDD` (e.g. claude-sonnet-4-5-20250929). */
 const DATED = /^(.+)-(\d{8})$/;
 
-/** The table entry for `model`: an exact id, or a table id with a date suffix. Anything else is unknown. */
-export function resolveModel(model: string): PriceEntry | null {
-  const exact = PRICE_TABLE.get(model);
-  if (exact) return exact;
-  const m = DATED.exec(model);
-  if (m?.[1] !== undefined) return PRICE_TABLE.get(m[1]) ?? null;
+/** Rates given in config.yaml's `prices:`, by model id; they take precedence over the table. */
+export type ConfiguredPrices = Readonly<Record<string, Readonly<ModelPrice>>>;
+
+/** `model` itself, then its undated id when it carries a date suffix. */
+function idsOf(model: string): string[] {
+  const undated = DATED.exec(model)?.[1];
+  return undated === undefined ? [model] : [model, undated];
+}
+
+/** The entry for `model`: from `configured` (config.yaml), else the table; an exact id, or one with a date suffix. Anything else is unknown. */
+export function resolveModel(model: string, configured: ConfiguredPrices = {}): PriceEntry | null {
+  for (const id of idsOf(model)) {
+    const given = Object.hasOwn(configured, id) ? configured[id] : undefined;
+    if (given) return { base: given };
+  }
+  for (const id of idsOf(model)) {
+    const known = PRICE_TABLE.get(id);
+    if (known) return known;
+  }
   return null;
 }
 
@@ -113,8 +126,8 @@ export function resolveModel(model: string): PriceEntry | null {
  * conservative reading applies: the higher band, so a budget check never
  * under-counts.
  */
-export function priceFor(model: string, promptTokens?: number): ModelPrice | null {
-  const entry = resolveModel(model);
+export function priceFor(model: string, promptTokens?: number, configured?: ConfiguredPrices): ModelPrice | null {
+  const entry = resolveModel(model, configured);
   if (!entry) return null;
   const long = entry.longPrompt;
   if (long && (promptTokens === undefined || !(promptTokens <= long.overTokens))) return { ...long.price };
@@ -129,10 +142,10 @@ export function promptTokensOf(usage: Usage): number {
 }
 
 /** USD for one call, or null when the model's price is unknown (or the usage is not a set of token counts). */
-export function costUsd(model: string, usage: Usage): number | null {
+export function costUsd(model: string, usage: Usage, configured?: ConfiguredPrices): number | null {
   const counts = [usage.inputTokens, usage.outputTokens, usage.cacheWrite5mTokens, usage.cacheWrite1hTokens, usage.cacheReadTokens];
   if (!counts.every(validCount)) return null;
-  const rate = priceFor(model, promptTokensOf(usage));
+  const rate = priceFor(model, promptTokensOf(usage), configured);
   if (!rate) return null;
   const microUsd =
     usage.inputTokens * rate.input +

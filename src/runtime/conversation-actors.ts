@@ -8,7 +8,7 @@ import { buildReplyRequest, buildSummaryRequest, classifyFailure, type ApiReply 
 import type { RelayConfig, SessionConfig } from "../config/config.js";
 import { budgetExhausted } from "../costs/budget.js";
 import { makeLedgerRecord } from "../costs/ledger.js";
-import { priceFor } from "../costs/pricing.js";
+import { costUsd, type ConfiguredPrices, priceFor } from "../costs/pricing.js";
 import { noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "../history/conversation-store.js";
 import type { RelayDeps } from "./deps.js";
 
@@ -23,15 +23,17 @@ const conversationSettings = (config: RelayConfig, conversation: string): Sessio
   config.sessions.find((s) => s.conversation === conversation) ?? { id: conversation, conversation, systemPrompt: config.systemPrompt, model: config.model };
 
 /** The most a call may cost, held against the budgets while it runs (about 3.5 characters a token). */
-function worstCaseUsd(model: string, requestChars: number, maxTokens: number): number {
-  const price = priceFor(model);
+function worstCaseUsd(model: string, requestChars: number, maxTokens: number, configured?: ConfiguredPrices): number {
+  const price = priceFor(model, undefined, configured);
   if (!price) return 0;
   return ((requestChars / 3.5) * price.input + maxTokens * price.output) / 1_000_000;
 }
 
 export function conversationActors(deps: RelayDeps) {
   const record = (session: SessionConfig, conversation: string, purpose: "reply" | "summary", reply: ApiReply) => {
-    const rec = makeLedgerRecord({ at: new Date(deps.now()), session: session.id, conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs });
+    const made = makeLedgerRecord({ at: new Date(deps.now()), session: session.id, conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs });
+    // priced with config.yaml's `prices:` too, which the ledger's own table does not know
+    const rec = { ...made, usd: costUsd(reply.model, reply.usage, deps.config().prices) };
     deps.log.info(
       { session: session.id, conversation, purpose, model: rec.model, inputTokens: rec.inputTokens, outputTokens: rec.outputTokens, cacheWriteTokens: rec.cacheWriteTokens, cacheReadTokens: rec.cacheReadTokens, usd: rec.usd, latencyMs: rec.latencyMs },
       "api call",
@@ -65,7 +67,7 @@ export function conversationActors(deps: RelayDeps) {
       const overBudget = item.source === "envelope" ? budgetExhausted(config, deps.costs.spend, item.session) : null;
       if (overBudget) return { ok: false, failure: overBudget, at: deps.now(), jitter: 0 };
       if (!deps.api) return { ok: true, text: `${DRY_RUN_PREFIX} ${item.text.length} characters from ${item.session}. (No API call was made.)`, at: deps.now(), called: false };
-      const release = deps.costs.spend.reserve(item.session, worstCaseUsd(session.model, JSON.stringify(request.messages).length, config.maxTokens));
+      const release = deps.costs.spend.reserve(item.session, worstCaseUsd(session.model, JSON.stringify(request.messages).length, config.maxTokens, config.prices));
       try {
         const reply = await deps.api.call(request, signal);
         record(session, conversation, "reply", reply);

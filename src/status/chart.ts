@@ -1,7 +1,7 @@
 // The machine as a Mermaid stateDiagram-v2, derived from the definition itself.
 import type { AnyStateMachine, AnyStateNode } from "xstate";
 
-interface Edge {
+export interface Edge {
   from: string;
   to: string;
   label: string;
@@ -20,7 +20,7 @@ function eventLabel(eventType: string): string {
   return eventType === "" ? "always" : eventType;
 }
 
-function edgesOf(node: AnyStateNode): Edge[] {
+export function edgesOf(node: AnyStateNode): Edge[] {
   const edges: Edge[] = [];
   const invoked = node.invoke.map((i) => (typeof i.src === "string" ? i.src : i.id));
   for (const [eventType, transitions] of Object.entries(node.on)) {

@@ -18,7 +18,7 @@ describe("single instance", () => {
     const second = await runCli(["run", "--root", root], { env: vars, timeoutMs: 10_000 });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(second.signal).toBeNull();
-    expect(second.code).not.toBe(0);
+    expect(second.code).toBe(3); // EXIT.alreadyRunning
     const lines = second.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(String(first.pid));
@@ -34,6 +34,25 @@ describe("single instance", () => {
     const status = JSON.parse((await runCli(["status", "--json", "--root", root], { env: vars })).stdout) as { daemon: unknown };
     expect(status.daemon).toEqual({ running: true, pid: third.pid });
     expect(third.alive()).toBe(true);
+  });
+
+  it("of three `relay run` started at the same instant on one root exactly one runs; the others exit at once naming its pid", async (ctx) => {
+    const { expect } = ctx;
+    const scope = await Scope.create(ctx);
+    const root = await makeRoot();
+    const started = await Promise.all([scope.start(root), scope.start(root), scope.start(root)]);
+    const running = started.filter((d) => d.alive());
+    expect(running, started.map((d) => d.stderr()).join("\n---\n")).toHaveLength(1);
+    const winner = running[0];
+    for (const loser of started.filter((d) => d !== winner)) {
+      const exit = await loser.exited;
+      expect(exit.code).toBe(3); // EXIT.alreadyRunning
+      const lines = loser.stderr().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`pid ${String(winner?.pid)}`);
+    }
+    const status = JSON.parse((await runCli(["status", "--json", "--root", root], { env: scope.vars() })).stdout) as { daemon: unknown };
+    expect(status.daemon).toEqual({ running: true, pid: winner?.pid });
   });
 });
 

@@ -3,6 +3,7 @@ import { access, readFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { conversationMachine } from "../../machines/conversation.js";
 import { toMermaid } from "../../src/status/chart.js";
+import { toSvg } from "../../src/status/chart-svg.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { readStatus } from "../../src/status/report.js";
 import { parseListen, startStatusServer } from "../../src/status/http/server.js";
@@ -71,6 +72,7 @@ describe("the status API", () => {
     server = await startServer(t);
     // a conversation's machine: its states are what status.json's `state` names, so the page can highlight them
     expect(await (await fetch(new URL("/chart.mmd", server.url))).text()).toBe(toMermaid(conversationMachine));
+    expect(await (await fetch(new URL("/chart.svg", server.url))).text()).toBe(toSvg(conversationMachine));
 
     const costs = (await (await fetch(new URL("/api/costs", server.url))).json()) as { calls: number; byDay: { key: string }[]; bySession: { key: string; calls: number }[] };
     expect(costs.calls).toBe(7);
@@ -137,9 +139,10 @@ describe("the status API", () => {
       expect(res.headers["x-content-type-options"], path).toBe("nosniff");
       expect(res.headers["x-frame-options"], path).toBe("DENY");
     }
-    const mermaid = await raw(new URL("/assets/mermaid.min.js", server.url).href);
-    expect(mermaid.status).toBe(200);
-    expect(mermaid.headers["content-type"]).toMatch(/^text\/javascript/);
+    const svg = await raw(new URL("/chart.svg", server.url).href);
+    expect(svg.status).toBe(200);
+    expect(svg.headers["content-type"]).toMatch(/^image\/svg\+xml/);
+    expect(String(svg.headers["content-security-policy"])).not.toContain("unsafe-inline");
     expect((await raw(new URL("/assets/../config.yaml", server.url).href)).status).toBe(404);
     expect((await raw(new URL("/assets/%2e%2e%2fconfig.yaml", server.url).href)).status).toBe(404);
   });
@@ -172,7 +175,7 @@ describe("the build", () => {
       const page = await raw(s.url);
       expect(page.status).toBe(200);
       expect(page.body).toMatch(/<meta name="csrf-token" content="[A-Za-z0-9_-]{43}">/);
-      for (const a of ["app.js", "style.css", "favicon.svg", "mermaid.min.js"]) expect((await raw(`${s.url}assets/${a}`)).status, a).toBe(200);
+      for (const a of ["app.js", "style.css", "favicon.svg"]) expect((await raw(`${s.url}assets/${a}`)).status, a).toBe(200);
     } finally {
       await s.close();
     }
@@ -224,7 +227,7 @@ describe("token mode", () => {
   it("answers nothing without the token, and everything with it", async () => {
     await writeStatus(t.paths, "needsJc", { openQuestions: [{ question: "[NEEDS-JC] private question" }] });
     server = await startServer(t, { token });
-    for (const path of ["/", "/status.json", "/events", "/chart.mmd", "/api/costs", "/api/calls", "/assets/app.js", "/assets/mermaid.min.js"]) {
+    for (const path of ["/", "/status.json", "/events", "/chart.mmd", "/chart.svg", "/api/costs", "/api/calls", "/assets/app.js"]) {
       const res = await raw(new URL(path, server.url).href);
       expect(res.status, path).toBe(401);
       expect(res.body, path).not.toContain("private question");

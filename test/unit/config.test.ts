@@ -136,6 +136,23 @@ describe("config errors are one line naming the file, the key and what was expec
     });
   }
 
+  it("prices: gives a model's five rates in USD per million tokens", async () => {
+    await writeConfig(`${MINIMAL}prices:\n  claude-new-model: {input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3}\n`);
+    expect((await load()).prices).toEqual({ "claude-new-model": { input: 3, output: 15, cacheWrite5m: 3.75, cacheWrite1h: 6, cacheRead: 0.3 } });
+  });
+
+  it("prices: missing a rate names the model and the five rates (a price half known is not known)", async () => {
+    await writeConfig(`${MINIMAL}prices:\n  claude-new-model: {input: 3, output: 15}\n`);
+    expectOneLine(await configError(load()), "config.yaml", "prices.claude-new-model", /cache_write_5m/);
+  });
+
+  it("prices: a negative rate or a key that is no model id is refused, naming it", async () => {
+    await writeConfig(`${MINIMAL}prices:\n  claude-new-model: {input: -1, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3}\n`);
+    expectOneLine(await configError(load()), "config.yaml", "prices.claude-new-model.input", /0 or more/);
+    await writeConfig(`${MINIMAL}prices:\n  gpt-4o: {input: 1, output: 1, cache_write_5m: 1, cache_write_1h: 1, cache_read: 1}\n`);
+    expectOneLine(await configError(load()), "config.yaml", "prices", /model id/);
+  });
+
   it("a session's own unknown model format names sessions[i].model", async () => {
     await writeConfig(`${MINIMAL}  - id: session-2\n    model: gpt-4\n`);
     expectOneLine(await configError(load()), "config.yaml", "sessions[1].model", /expected an Anthropic model id/);

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { acquireLock, probeLock, type HeldLock } from "../../src/store/lock.js";
+import { abstractName } from "../../src/store/lock-socket.js";
 
 const BUILT_LOCK = new URL("../../dist/src/store/lock.js", import.meta.url).pathname;
 
@@ -131,5 +132,73 @@ describe("probeLock", () => {
     const again = await acquireLock(lockPath);
     expect(again.ok).toBe(true);
     if (again.ok) held.push(again.lock);
+  });
+});
+
+/** A node process that loads the built lock module, says "ready", and on "go" on its stdin tries the lock once. */
+function contender(path: string): { child: ChildProcess; ready: Promise<void>; outcome: Promise<string> } {
+  const script = `
+    const { acquireLock } = await import(${JSON.stringify(BUILT_LOCK)});
+    process.stdin.once("data", async () => {
+      const r = await acquireLock(${JSON.stringify(path)});
+      console.log(r.ok ? "locked" : "refused " + r.pid);
+      setInterval(() => {}, 1000);
+    });
+    console.log("ready");
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["pipe", "pipe", "pipe"] });
+  children.push(child);
+  let out = "";
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+  const seen = (word: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const m = word.exec(out);
+        if (m) resolve(m[0]);
+      };
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+        check();
+      });
+      child.on("exit", (code) => reject(new Error(`contender exited ${String(code)}: ${out}${err}`)));
+      check();
+    });
+  return { child, ready: seen(/ready/).then(() => undefined), outcome: seen(/locked|refused \d+/) };
+}
+
+describe("simultaneous starts", () => {
+  it("of eight processes let go at the same instant exactly one takes the lock and the others name its pid, round after round with the winner killed -9", async () => {
+    for (let round = 0; round < 5; round++) {
+      const racers = Array.from({ length: 8 }, () => contender(lockPath));
+      await Promise.all(racers.map((r) => r.ready));
+      for (const r of racers) r.child.stdin?.write("go\n");
+      const outcomes = await Promise.all(racers.map((r) => r.outcome));
+      const winners = racers.filter((_, i) => outcomes[i] === "locked");
+      expect(winners, outcomes.join(", ")).toHaveLength(1);
+      const winner = winners[0]?.child;
+      expect(outcomes.filter((o) => o.startsWith("refused")).every((o) => o === `refused ${String(winner?.pid)}`), outcomes.join(", ")).toBe(true);
+      expect(probeLock(lockPath)).toEqual({ held: true, pid: winner?.pid });
+      for (const r of racers) r.child.kill("SIGKILL");
+      await Promise.all(racers.map((r) => exited(r.child)));
+      expect(probeLock(lockPath)).toMatchObject({ held: false });
+    }
+  }, 120_000);
+});
+
+describe.runIf(process.platform === "linux")("the Linux lock's socket name", () => {
+  it("fills the whole abstract address, so Node 20 (which pads with NULs) and Node 22+ (which does not) bind the same name", () => {
+    expect(abstractName(lockPath)).toHaveLength(107);
+  });
+
+  it("is the same for two spellings of one root (through a symlink) and differs between roots", async () => {
+    const link = `${dir}-link`;
+    await symlink(dir, link);
+    try {
+      expect(abstractName(join(link, ".lock"))).toBe(abstractName(lockPath));
+    } finally {
+      await rm(link, { force: true });
+    }
+    expect(abstractName(join(dir, "other", ".lock"))).not.toBe(abstractName(lockPath));
   });
 });

@@ -1,9 +1,8 @@
-// The page's static files, served from the source tree (src/status/http/page/) and the bundled mermaid.
+// The page's static files, served from the source tree (src/status/http/page/, which the package ships).
 // Only the files named here are served: no path from a request ever reaches the file system.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
@@ -19,8 +18,6 @@ function pageDir(): URL {
 }
 
 export const PAGE_DIR = pageDir();
-
-const mermaidPath = (): string => createRequire(import.meta.url).resolve("mermaid/dist/mermaid.min.js");
 
 const TYPES = {
   html: "text/html; charset=utf-8",
@@ -39,14 +36,13 @@ const ASSETS: Record<string, () => AssetSource> = {
   "app.js": () => ({ path: new URL("app.js", PAGE_DIR), type: TYPES.js }),
   "style.css": () => ({ path: new URL("style.css", PAGE_DIR), type: TYPES.css }),
   "favicon.svg": () => ({ path: new URL("favicon.svg", PAGE_DIR), type: TYPES.svg }),
-  "mermaid.min.js": () => ({ path: mermaidPath(), type: TYPES.js }),
 };
 
 export interface Asset {
   type: string;
   body: Buffer;
   gzip: Buffer;
-  /** a strong validator, so a reload revalidates with a 304 instead of fetching mermaid again */
+  /** a strong validator, so a reload revalidates with a 304 instead of fetching the file again */
   etag: string;
 }
 

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
 import { toMermaid } from "../chart.js";
+import { toSvg } from "../chart-svg.js";
 import { conversationMachine } from "../../../machines/conversation.js";
 import type { RelayConfig } from "../../config/config.js";
 import { submitJcInput } from "../../transport/file/client.js";
@@ -32,8 +33,6 @@ export interface StatusServerOptions {
    * after every change that matters.
    */
   subscribe?: (listener: () => void) => () => void;
-  /** the Mermaid chart the page draws (default: the relay's machine); the node named like status.json's `state` is highlighted */
-  chart?: string;
   log: Logger;
   /** more names the Host header may carry (e.g. behind a reverse proxy); the bound and loopback names always pass */
   allowedHosts?: string[];
@@ -60,10 +59,10 @@ const KEEPALIVE_MS = 15_000;
 const MAX_BODY_BYTES = MAX_CONTENT_BYTES + 64 * 1024;
 const MAX_CALLS = 500;
 
-const defaultChart = (() => {
-  let chart: string | null = null;
-  // The page draws a conversation's machine: its states are what status.json's `state` names.
-  return () => (chart ??= toMermaid(conversationMachine));
+/** The page shows a conversation's machine: its states are what status.json's `state` names. Drawn once per process. */
+const conversationChart = (() => {
+  let chart: { mermaid: string; svg: string } | null = null;
+  return () => (chart ??= { mermaid: toMermaid(conversationMachine), svg: toSvg(conversationMachine) });
 })();
 
 /** A question id as the page posts it back (the daemon decides whether it is still open). */
@@ -115,7 +114,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
   }
 
   const ledger = new LedgerCache(paths.root);
-  const chart = opts.chart ?? defaultChart();
+  const chart = conversationChart();
   const sessions = () => opts.config().sessions;
   const scrub = () => scrubber([opts.config().anthropic.apiKey, token]);
   const liveUpdate = async (): Promise<LiveUpdate> => {
@@ -183,7 +182,10 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       GET: async (_req, res) => sendJson(res, 200, await readStatus(paths, sessions())),
     },
     "/chart.mmd": {
-      GET: async (_req, res) => send(res, 200, "text/plain; charset=utf-8", chart),
+      GET: async (_req, res) => send(res, 200, "text/plain; charset=utf-8", chart.mermaid),
+    },
+    "/chart.svg": {
+      GET: async (_req, res) => send(res, 200, "image/svg+xml; charset=utf-8", chart.svg),
     },
     "/api/costs": {
       GET: async (_req, res) => sendJson(res, 200, costsView(await ledger.read())),

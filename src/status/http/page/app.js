@@ -1,7 +1,7 @@
 // The relay's status page: live over server-sent events (/events), no build step, no remote
 // sources. Every text from the relay goes in through textContent, never as HTML; the only
-// markup inserted is the SVG that the bundled mermaid draws from /chart.mmd.
-/* global mermaid, document, location, history, fetch, EventSource, URL */
+// markup inserted is the relay's own state chart, /chart.svg (drawn by the server from the machine).
+/* global document, location, history, fetch, EventSource, URL */
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
@@ -58,25 +58,21 @@ const ago = (iso) => {
 
 // ---- the state chart ---------------------------------------------------------------------
 
-mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral", fontFamily: "system-ui, sans-serif" });
-
-let chartText = null;
 let chartState = null;
-let renderSeq = 0;
+let chartLoaded = null;
 
-/** The chart with `state` (its top-level part) given the `current` class. */
+/** The chart, fetched once, with the state named `state` (its top-level part) given the `current` class; CSS does the rest. */
 async function renderChart(state) {
-  if (chartText === null) chartText = await (await fetch("/chart.mmd")).text();
-  const top = state.split(/[.,]/)[0];
-  const known = new RegExp(`(^|\\s)${top.replace(/[^A-Za-z0-9_]/g, "")}(\\s|:|$)`, "m").test(chartText);
-  const text = known
-    ? `${chartText}  classDef current fill:#ffd54f,stroke:#d97706,stroke-width:3px,color:#111,font-weight:bold\n  class ${top} current\n`
-    : chartText;
-  const seq = ++renderSeq;
-  const { svg } = await mermaid.render(`relay-chart-${seq}`, text);
-  if (seq !== renderSeq) return; // a newer state is being drawn
   const box = $("chart");
-  box.innerHTML = svg;
+  chartLoaded ??= fetch("/chart.svg").then(async (res) => {
+    if (!res.ok) throw new Error(`GET /chart.svg: HTTP ${res.status}`);
+    box.innerHTML = await res.text();
+  });
+  chartLoaded.catch(() => (chartLoaded = null)); // the next state tries again
+  await chartLoaded;
+  if (state !== chartState) return; // a newer state is being shown
+  const top = state.split(/[.,]/)[0];
+  for (const node of box.querySelectorAll("g.state")) node.classList.toggle("current", node.dataset.state === top);
   box.dataset.state = top;
 }
 

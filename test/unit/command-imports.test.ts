@@ -1,0 +1,32 @@
+// The CLI's start-up loads only what every command needs: the lock (and with it anything that
+// touches the kernel's socket table or flock) is imported lazily by the commands that use it, so
+// `relay --version`, `relay chart` or `relay costs` never load it.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ENTRY = new URL("../../dist/src/commands/index.js", import.meta.url).pathname;
+
+/** Every built module reachable from `entry` through static (not `import()`, not `import type`) imports. */
+function staticGraph(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const source = readFileSync(file, "utf8");
+    for (const m of source.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.{1,2}\/[^"]+)"/gm)) {
+      if (m[1] !== undefined) visit(resolve(dirname(file), m[1]));
+    }
+  };
+  visit(entry);
+  return seen;
+}
+
+describe("the command map", () => {
+  it("does not load the lock at start-up: only the commands that need it import it, lazily", () => {
+    expect(existsSync(ENTRY), "run `npm run build` first").toBe(true);
+    const loaded = [...staticGraph(ENTRY)].map((f) => f.slice(f.indexOf("/dist/src/") + "/dist/src/".length));
+    expect(loaded.filter((f) => f.startsWith("store/lock"))).toEqual([]);
+    expect(loaded.length).toBeGreaterThan(5);
+  });
+});
