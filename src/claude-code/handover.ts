@@ -179,11 +179,14 @@ export async function reconcile(paths: RelayPaths, session: string, ccSession: s
       toHand.push(stored);
       continue;
     }
-    let jsonl = "";
-    if (handed.transcript !== null) {
-      jsonl = transcripts.get(handed.transcript) ?? (await readIfPresent(handed.transcript)) ?? "";
-      transcripts.set(handed.transcript, jsonl);
+    if (handed.transcript === null) {
+      // Handed to a Claude Code that named no transcript: nothing can prove it either way, and handing it again forever is worse.
+      await forgetItem(paths, session, stored);
+      delivered.push(stored);
+      continue;
     }
+    const jsonl = transcripts.get(handed.transcript) ?? (await readIfPresent(handed.transcript)) ?? "";
+    transcripts.set(handed.transcript, jsonl);
     const state = deliveryStates(jsonl, [markerOf(stored.item.replyId)]).get(markerOf(stored.item.replyId));
     if (state === "delivered") {
       await forgetItem(paths, session, stored);
