@@ -117,26 +117,26 @@ describe("reconcile: the inbox brought up to date with the transcript", () => {
     await stored(paths, item("r-2"), handedTo(cc)); // dropped: never in the transcript
     await stored(paths, item("r-3"), handedTo(cc)); // queued: in the transcript, not answered yet
     await stored(paths, item("r-4"), null); // taken, never handed
-    await stored(paths, item("r-5"), handedTo(null)); // handed where no transcript was known
+    await stored(paths, item("r-5"), handedTo(null)); // handed where no transcript was known: nothing can prove it, so it is not repeated
     await cc.additionalContext(`${RELAY_INTRO}\n\n---\n\n${markerOf("r-1")} …`);
     await cc.assistant("Done.");
     await cc.user(`${markerOf("r-3")} …`);
 
     const same = await reconcile(paths, "session-1", CC);
-    expect(same.delivered.map((s) => s.item.replyId)).toEqual(["r-1"]);
-    expect(same.toHand.map((s) => s.item.replyId)).toEqual(["r-2", "r-4", "r-5"]);
-    expect((await listItems(paths, "session-1")).map((s) => s.item.replyId)).toEqual(["r-2", "r-3", "r-4", "r-5"]);
+    expect(same.delivered.map((s) => s.item.replyId)).toEqual(["r-1", "r-5"]);
+    expect(same.toHand.map((s) => s.item.replyId)).toEqual(["r-2", "r-4"]);
+    expect((await listItems(paths, "session-1")).map((s) => s.item.replyId)).toEqual(["r-2", "r-3", "r-4"]);
 
     // Another Claude Code session is handed the queued one too: it is not in its history.
     const other = await reconcile(paths, "session-1", OTHER_CC);
     expect(other.delivered).toEqual([]);
-    expect(other.toHand.map((s) => s.item.replyId)).toEqual(["r-2", "r-3", "r-4", "r-5"]);
+    expect(other.toHand.map((s) => s.item.replyId)).toEqual(["r-2", "r-3", "r-4"]);
 
     // Once the model answers after it, the queued one is delivered too.
     await cc.assistant("Read it.");
     const later = await reconcile(paths, "session-1", CC);
     expect(later.delivered.map((s) => s.item.replyId)).toEqual(["r-3"]);
-    expect(later.toHand.map((s) => s.item.replyId)).toEqual(["r-2", "r-4", "r-5"]);
+    expect(later.toHand.map((s) => s.item.replyId)).toEqual(["r-2", "r-4"]);
   });
 
   it("hands again a reply handed to a transcript that is gone", async () => {
