@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { budgetExhausted, SpendTracker } from "../src/costs/budget.js";
-import type { RelayConfig } from "../src/config/config.js";
+import { DEFAULT_LIMITS, type RelayConfig } from "../src/config/config.js";
 
 const config = (budget: RelayConfig["budget"]): RelayConfig => ({
   model: "claude-sonnet-4-6",
@@ -15,6 +15,7 @@ const config = (budget: RelayConfig["budget"]): RelayConfig => ({
   cacheTtl: "5m",
   sessions: [{ id: "session-1", conversation: "shared", systemPrompt: "s", model: "claude-sonnet-4-6" }],
   budget,
+  limits: DEFAULT_LIMITS,
   anthropic: {},
   ntfy: { server: "http://127.0.0.1:1" },
 });

@@ -8,6 +8,7 @@ import { readyConversations, type RelayEmitted, type relayMachine } from "../../
 import { messageOf } from "../../machines/types.js";
 import type { RelayConfig } from "../config/config.js";
 import { buildStatus } from "../status/read-model.js";
+import type { StatusFile } from "../status/status-file.js";
 import { provideMachines } from "./conversation-actors.js";
 import type { RelayDeps, WakeReason } from "./deps.js";
 import { migrateFromV1 } from "./migrate.js";
@@ -21,6 +22,8 @@ export interface DaemonHandle {
   stop(): void;
   /** wake the loop now */
   wake(): void;
+  /** the status as the daemon last built it (what state/status.json holds), for the status page */
+  status(): StatusFile | null;
 }
 
 type Effect = Exclude<RelayEmitted, { type: "notify" }>;
@@ -59,6 +62,8 @@ class RelayLoop {
   private readonly jcTexts = new Map<string, string>();
   private lastQuestions: string;
   private lastStatus = "";
+  /** the status last written, held for the status page's live updates */
+  current: StatusFile | null = null;
   private lastState: string | null = null;
   /** the root's snapshot changed since status.json was last written (a child's change reaches the root as an event) */
   private statusDirty = true;
@@ -199,7 +204,7 @@ class RelayLoop {
           await this.deps.inbox.finish(e.receipt);
           break;
         case "envelope.rejected":
-          await this.deps.inbox.reject(e.receipt, e.reason, e.at);
+          await this.deps.inbox.reject(e.receipt, this.deps.redact(e.reason), e.at);
           break;
         case "jc.consumed":
           await this.deps.jc.consume(e.id);
@@ -207,7 +212,7 @@ class RelayLoop {
           break;
         case "jc.refused":
           this.deps.log.warn({ reason: e.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
-          await this.deps.jc.refuse(e.id, e.reason, this.jcTexts.get(e.id) ?? null);
+          await this.deps.jc.refuse(e.id, this.deps.redact(e.reason), this.jcTexts.get(e.id) ?? null);
           this.jcTexts.delete(e.id);
           break;
       }
@@ -250,6 +255,7 @@ class RelayLoop {
     if (body === this.lastStatus) return;
     this.lastStatus = body;
     await deps.status.write(status);
+    this.current = status;
   }
 
   private busy(): boolean {
@@ -363,5 +369,5 @@ export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: num
   deps.log.info({ state: gate, restored }, "relay started");
   deps.wakeups.start(loop.wake);
   const done = loop.run().then((code) => loop.close(code));
-  return { actor, done, stop: () => loop.stop(), wake: loop.wake };
+  return { actor, done, stop: () => loop.stop(), wake: loop.wake, status: () => loop.current };
 }

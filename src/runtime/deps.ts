@@ -82,6 +82,8 @@ export interface RelayDeps {
   v1Staging: { exists(session: string, replyId: string): boolean; remove(session: string, replyId: string): Promise<void> };
   wakeups: Wakeups;
   log: Logger;
+  /** the one redaction step (src/runtime/redact.ts): the secrets out of any text that leaves the process */
+  redact(text: string): string;
   /** fault injection for the crash tests (a no-op in normal use) */
   crashPoint(name: string): Promise<void>;
 }
