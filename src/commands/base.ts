@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
 import { ConfigError, UsageError } from "../errors.js";
 import { type RelayPaths, relayPaths } from "../config/paths.js";
+import { scrubber, secretsFromEnv } from "../runtime/redact.js";
 
 export { UsageError };
 
@@ -26,6 +27,8 @@ export abstract class RelayCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
     if (err instanceof Errors.ExitError || err.code === "EEXIT") return super.catch(err);
+    // An error line never quotes a secret of the environment (CONTRACT §8).
+    err.message = scrubber(secretsFromEnv(process.env))(err.message);
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`relay: ${err.message}\n`);
       this.exit(err instanceof UsageError ? err.exitCode : 2);

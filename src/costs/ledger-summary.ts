@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { isErrno, readJsonFile, writeAtomic } from "../store/files.js";
+import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files.js";
 import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
 import { priceFor, promptTokensOf } from "./pricing.js";
 
@@ -287,7 +287,7 @@ export class LedgerSummary {
     if (this.offset === this.savedOffset || this.ino < 0) return;
     const file = ledgerPath(this.root);
     const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values(), dayStart: this.dayStart };
-    await writeAtomic(summaryPath(this.root), `${JSON.stringify(body)}\n`, { durable: false, mode: 0o600 });
+    await writeAtomic(summaryPath(this.root), `${JSON.stringify(body)}\n`, { durable: false, mode: PRIVATE_FILE });
     this.savedOffset = this.offset;
     this.unsaved = 0;
   }

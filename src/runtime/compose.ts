@@ -15,14 +15,17 @@ import { claimJcInput, parseJcInput, refuseJcInput, releaseJcClaim } from "../op
 import { type NotificationLinks, notification } from "../operator/notifications.js";
 import type { Notifier } from "../operator/ntfy.js";
 import { statusFilePath } from "../status/status-file.js";
-import { removeIfPresent, removeStaleTemporaries, writeAtomic } from "../store/files.js";
+import { PRIVATE_FILE, removeIfPresent, removeStaleTemporaries, tightenModes, writeAtomic } from "../store/files.js";
 import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
+import { pruneRejected } from "../transport/file/queue.js";
 import { crashPoint } from "./crash-points.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
 import { type Redact, redactDeep, redactorFor } from "./redact.js";
+
+const PRUNE_EVERY_MS = 60_000;
 
 export interface RelayRunOptions {
   paths: RelayPaths;
@@ -80,9 +83,27 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   const redact = opts.redact ?? redactorFor(opts.config());
   const registered = () => new Set(opts.config().sessions.map((s) => s.id));
   // Temporaries of atomic writes a killed relay left behind (we hold the lock).
-  for (const dir of [paths.state, paths.root]) await removeStaleTemporaries(dir);
+  for (const dir of [paths.state, paths.root, paths.history, paths.rejected]) await removeStaleTemporaries(dir);
+  // What an earlier version created world-readable: conversation text, the ledger, the snapshot, logs.
+  await tightenModes([paths.state, paths.history, paths.logs]);
 
-  const inbox = new FileInbox(paths, registered, now, log);
+  // queue/.rejected/ keeps the newest limits.rejected_keep, none older than rejected_days:
+  // pruned at start, then at most once a minute while envelopes are taken.
+  let lastPrune = Number.NEGATIVE_INFINITY;
+  const pruneRejectedNow = async () => {
+    lastPrune = now();
+    const { rejectedKeep: keep, rejectedDays: maxAgeDays } = opts.config().limits;
+    const removed = await pruneRejected(paths, { keep, maxAgeDays }, now());
+    if (removed > 0) log.info({ removed, keep, maxAgeDays }, "old rejections removed from queue/.rejected/");
+  };
+  await pruneRejectedNow();
+  const fileInbox = new FileInbox(paths, registered, now, log);
+  const inbox = Object.assign(fileInbox, {
+    offers: async (ready: ReadonlySet<string>, conversationOf: (session: string) => string | undefined) => {
+      if (Math.abs(now() - lastPrune) >= PRUNE_EVERY_MS) await pruneRejectedNow().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot prune queue/.rejected/"));
+      return FileInbox.prototype.offers.call(fileInbox, ready, conversationOf);
+    },
+  });
   const outbox = new FileOutbox(paths, crashPoint);
   const snapshots = new SnapshotWriter(paths, log, now);
 
@@ -101,6 +122,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   return {
     config: opts.config,
     now,
+    monotonic: () => performance.now(),
     random: Math.random,
     inbox,
     outbox,
@@ -130,7 +152,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     notify: (params) => opts.notifier.notify(notification(redactDeep(params, redact), opts.links)),
     snapshots: { read: () => readSnapshot(paths), write: (snapshot, o) => snapshots.write(redactDeep(snapshot, redact), o) },
     // The read model is rebuilt from the snapshot after any crash: it needs no fsync.
-    status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(redactDeep(status, redact), null, 1)}\n`, { durable: false, mode: 0o600 }) },
+    status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(redactDeep(status, redact), null, 1)}\n`, { durable: false, mode: PRIVATE_FILE }) },
     takeResumeRequest: () => removeIfPresent(paths.resumeRequest),
     v1Staging: {
       exists: (session, id) => existsSync(join(sessionDir(paths, session), `.reply-${id}.tmp`)),

@@ -61,7 +61,10 @@ export interface Wakeups {
 
 export interface RelayDeps {
   config(): RelayConfig;
+  /** wall-clock time (ms since the epoch): what records and deadlines are stamped with */
   now(): number;
+  /** a clock that never jumps (ms, arbitrary origin): what waits are measured with */
+  monotonic(): number;
   random(): number;
   inbox: Inbox & { rescan(): void };
   outbox: Outbox;

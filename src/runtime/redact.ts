@@ -22,6 +22,9 @@ export function scrubber(secrets: readonly (string | undefined)[]): Redact {
 /** The secrets of a configuration. */
 export const secretsOf = (config: Pick<RelayConfig, "anthropic" | "httpToken" | "ntfy">): (string | undefined)[] => [config.anthropic.apiKey, config.httpToken, config.ntfy.token];
 
+/** The secrets in the environment alone (when config.yaml cannot be read). */
+export const secretsFromEnv = (env: NodeJS.ProcessEnv): (string | undefined)[] => [env.ANTHROPIC_API_KEY, env.RELAY_HTTP_TOKEN, env.NTFY_TOKEN];
+
 export const redactorFor = (config: Pick<RelayConfig, "anthropic" | "httpToken" | "ntfy">): Redact => scrubber(secretsOf(config));
 
 /** Every string inside a JSON-like value redacted (a copy; the value itself is not changed). */

@@ -323,6 +323,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
   const deps: RelayDeps = {
     config: () => config,
     now: () => Date.now(),
+    monotonic: () => performance.now(),
     random: () => 0.5,
     inbox,
     outbox,
