@@ -54,8 +54,9 @@ const fileSchema = z.object({
   offset: z.number().int().nonnegative(),
   mark: z.string(),
   cells: z.array(cellSchema),
-  /** the byte offset of the first record of each day, for a --since inside a day */
+  /** the byte offsets of the first record of each day and just after its last, for a --since inside a day */
   dayStart: z.record(z.string(), z.number().int().nonnegative()),
+  dayEnd: z.record(z.string(), z.number().int().nonnegative()),
 });
 
 /** UTC day of an ISO time, "unknown" when it does not parse. */
@@ -150,8 +151,8 @@ export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy): CellRepor
   return { totalUsd: tidy(total), unpricedCalls: unpriced, calls, cacheSavingsUsd: tidy(savings), rows: sorted };
 }
 
-/** One valid record per whole line of `buf` (from `base` in the file); returns the bytes consumed. */
-function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: number) => void): number {
+/** One valid record per whole line of `buf` (from `base` in the file: the line spans [at, end)); returns the bytes consumed. */
+function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: number, end: number) => void): number {
   let start = 0;
   for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
     if (nl > start) {
@@ -159,7 +160,7 @@ function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: 
       if (line.trim() !== "") {
         try {
           const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
-          if (parsed.success) onRecord(parsed.data, base + start);
+          if (parsed.success) onRecord(parsed.data, base + start, base + nl + 1);
         } catch {
           // a torn or foreign line: skipped, as readLedger skips it
         }
@@ -171,7 +172,7 @@ function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: 
 }
 
 /** Read [from, to) of the ledger in chunks, folding whole lines; returns the offset after the last whole line. */
-async function readRange(file: string, from: number, to: number, onRecord: (rec: LedgerRecord, at: number) => void): Promise<number> {
+async function readRange(file: string, from: number, to: number, onRecord: (rec: LedgerRecord, at: number, end: number) => void): Promise<number> {
   const fh = await open(file, "r");
   try {
     let offset = from;
@@ -211,6 +212,7 @@ async function markAt(file: string, offset: number): Promise<string> {
 export class LedgerSummary {
   private cells = new CostCells();
   private dayStart: Record<string, number> = {};
+  private dayEnd: Record<string, number> = {};
   private ino = -1;
   private offset = 0;
   private savedOffset = -1;
@@ -226,6 +228,7 @@ export class LedgerSummary {
     if (saved?.ok) {
       for (const c of saved.value.cells) summary.cells.map.set(`${c.day}\u0000${c.session}\u0000${c.model}`, { ...c });
       summary.dayStart = { ...saved.value.dayStart };
+      summary.dayEnd = { ...saved.value.dayEnd };
       summary.ino = saved.value.ino;
       summary.offset = saved.value.offset;
       summary.savedOffset = saved.value.offset;
@@ -241,6 +244,7 @@ export class LedgerSummary {
   private reset(): void {
     this.cells = new CostCells();
     this.dayStart = {};
+    this.dayEnd = {};
     this.offset = 0;
     this.totalsCache = null;
   }
@@ -267,11 +271,12 @@ export class LedgerSummary {
     }
     if (st.size === this.offset) return;
     const before = this.offset;
-    this.offset = await readRange(file, this.offset, st.size, (rec, at) => {
+    this.offset = await readRange(file, this.offset, st.size, (rec, at, end) => {
       this.cells.add(rec);
       const day = utcDayOf(rec.at);
       const first = this.dayStart[day];
       if (first === undefined || at < first) this.dayStart[day] = at;
+      this.dayEnd[day] = Math.max(this.dayEnd[day] ?? 0, end);
       this.unsaved += 1;
     });
     if (this.offset !== before) this.totalsCache = null;
@@ -286,7 +291,7 @@ export class LedgerSummary {
   async save(): Promise<void> {
     if (this.offset === this.savedOffset || this.ino < 0) return;
     const file = ledgerPath(this.root);
-    const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values(), dayStart: this.dayStart };
+    const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values(), dayStart: this.dayStart, dayEnd: this.dayEnd };
     await writeAtomic(summaryPath(this.root), `${JSON.stringify(body)}\n`, { durable: false, mode: PRIVATE_FILE });
     this.savedOffset = this.offset;
     this.unsaved = 0;
@@ -312,8 +317,8 @@ export class LedgerSummary {
 
   /**
    * The report by day, session or model from `since` on (inclusive). A `since` at 00:00 UTC is
-   * answered from the cells alone; one inside a day also reads that day's records, from the
-   * first of them on (a bounded tail), since cells do not know the hour.
+   * answered from the cells alone; one inside a day also reads that day's records (the bytes
+   * from its first record to just after its last: one day's lines), since cells do not know the hour.
    */
   async report(by: CostsBy, since?: Date): Promise<CellReport> {
     if (since === undefined) return reportOfCells(this.cells.values(), by);
@@ -323,8 +328,9 @@ export class LedgerSummary {
     if (sinceMs === Date.parse(`${sinceDay}T00:00:00.000Z`)) return reportOfCells([...whole, ...this.cells.values().filter((c) => c.day === sinceDay)], by);
     const partial = new CostCells();
     const from = this.dayStart[sinceDay];
-    if (from !== undefined && from < this.offset) {
-      await readRange(ledgerPath(this.root), from, this.offset, (rec) => {
+    const to = Math.min(this.offset, this.dayEnd[sinceDay] ?? this.offset);
+    if (from !== undefined && from < to) {
+      await readRange(ledgerPath(this.root), from, to, (rec) => {
         if (utcDayOf(rec.at) === sinceDay && Date.parse(rec.at) >= sinceMs) partial.add(rec);
       });
     }
