@@ -8,11 +8,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(REPO, "bin", "relay.js");
 const LINES = Number(process.argv[2] ?? 100_000);
-const RUNS = 7;
+const RUNS = Number(process.env.RUNS ?? 9);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (n) => Math.round(n * 10) / 10;
@@ -52,10 +54,10 @@ async function makeRoot(lines) {
 }
 
 /** One run's wall time and CPU time (user + system, from /usr/bin/time: steadier than wall time on a busy machine). */
-function timeCli(args) {
+function timeCli(args, node = [BIN]) {
   const out = join(tmpdir(), `relay-weeks-time-${process.pid}`);
   const t0 = performance.now();
-  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", "-o", out, process.execPath, BIN, ...args], { encoding: "utf8", env: { ...process.env, RELAY_ROOT: "" } });
+  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", "-o", out, process.execPath, ...node, ...args], { encoding: "utf8", env: { ...process.env, RELAY_ROOT: "" } });
   const wall = performance.now() - t0;
   if (r.status !== 0) throw new Error(`relay ${args.join(" ")}: exit ${r.status}: ${r.stderr}`);
   const [user, sys] = readFileSync(out, "utf8").trim().split(/\s+/).slice(-2).map(Number);
@@ -82,7 +84,7 @@ async function daemon(root) {
     });
     child.on("exit", () => rej(new Error(`relay run exited: ${err}`)));
   });
-  await new Promise((r) => setTimeout(r, 2_000));
+  await sleep(2_000);
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? 0);
   child.kill("SIGTERM");
   await new Promise((r) => child.once("exit", r));
@@ -92,9 +94,11 @@ async function daemon(root) {
 const result = { lines: LINES, runs: RUNS, node: process.version, load: (await readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ") };
 const roots = { empty: await makeRoot(0), ledger: await makeRoot(LINES) };
 try {
-  const startupRuns = Array.from({ length: RUNS }, () => timeCli(["--version"]));
-  const startup = { wallMs: ms(median(startupRuns.map((r) => r.wall))), cpuMs: ms(median(startupRuns.map((r) => r.cpu))) };
-  result.startup = startup;
+  const medians = (runs) => ({ wallMs: ms(median(runs.map((r) => r.wall))), cpuMs: ms(median(runs.map((r) => r.cpu))) });
+  // Node's own start-up (what "excluding Node start-up" subtracts), and the CLI's (oclif, no command)
+  const startup = medians(Array.from({ length: RUNS }, () => timeCli(["-e", "0"], [])));
+  result.nodeStartup = startup;
+  result.cliStartup = medians(Array.from({ length: RUNS }, () => timeCli(["--version"])));
   // the first relay costs on a root builds state/costs.summary.json (once: after an upgrade, or when it is lost)
   result.costsFirst = { empty: timeCli(["costs", "--json", "--root", roots.empty]), ledger: timeCli(["costs", "--json", "--root", roots.ledger]) };
   result.costs = compare((root) => ["costs", "--json", "--root", root]);
@@ -107,8 +111,8 @@ try {
     result[`daemon_${name}`] = { cold: await daemon(roots[name]), warm: await daemon(roots[name]) };
   }
   result.statusAfterDaemon = compare((root) => ["status", "--json", "--root", root]);
-  // ledger ÷ empty, and what the ledger adds in ms (the work beyond the CLI's start-up, which both pay)
-  const ratio = (m, k) => Math.round((m.ledger[k] / m.empty[k]) * 100) / 100;
+  // ledger ÷ empty, less Node's start-up on both sides, and what the ledger adds in ms
+  const ratio = (m, k) => Math.round(((m.ledger[k] - startup[k]) / (m.empty[k] - startup[k])) * 100) / 100;
   result.ledgerVsEmpty = Object.fromEntries(
     ["costs", "costsBySessionSince", "statusNoDaemonYet", "statusAfterDaemon"].map((k) => [
       k,

@@ -98,12 +98,15 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   };
   await pruneRejectedNow();
   const fileInbox = new FileInbox(paths, registered, now, log);
-  const inbox = Object.assign(fileInbox, {
-    offers: async (ready: ReadonlySet<string>, conversationOf: (session: string) => string | undefined) => {
+  const inbox: RelayDeps["inbox"] = {
+    async offers(ready, conversationOf) {
       if (Math.abs(now() - lastPrune) >= PRUNE_EVERY_MS) await pruneRejectedNow().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot prune queue/.rejected/"));
-      return FileInbox.prototype.offers.call(fileInbox, ready, conversationOf);
+      return fileInbox.offers(ready, conversationOf);
     },
-  });
+    finish: (receipt) => fileInbox.finish(receipt),
+    reject: (receipt, reason, at) => fileInbox.reject(receipt, reason, at),
+    rescan: () => fileInbox.rescan(),
+  };
   const outbox = new FileOutbox(paths, crashPoint);
   const snapshots = new SnapshotWriter(paths, log, now);
 
@@ -164,7 +167,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
       start(onWake) {
         wake = onWake;
         if (process.env.RELAY_NO_WATCH === "1") return; // the benchmark's polling-only baseline
-        inbox.watch(() => onWake("other"));
+        fileInbox.watch(() => onWake("other"));
         try {
           // Only what others write into state/ wakes the relay, never its own snapshot or status.
           const w = watch(paths.state, { persistent: false }, (_event, name) => {
@@ -188,7 +191,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         }
       },
       stop() {
-        inbox.close();
+        fileInbox.close();
         outbox.close();
         for (const w of watchers) w.close();
       },

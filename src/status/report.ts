@@ -112,6 +112,7 @@ async function fromFiles(paths: RelayPaths, configured: readonly ConfiguredSessi
 
   // the saved summary plus the ledger's tail: bounded however long the ledger
   const ledger = await LedgerSummary.load(paths.root);
+  if (ledger.worthSaving) await ledger.save().catch(() => undefined); // a cache: a read-only root still gets its report
   const all = ledger.totals();
   return {
     state: "idle",
