@@ -33,7 +33,7 @@ async function logText(root: string): Promise<string> {
   return (await Promise.all(names.map((n) => readFile(join(root, "logs", n), "utf8")))).join("");
 }
 
-describe.concurrent("an upstream error message that quotes the secrets", () => {
+describe.concurrent("an upstream error message that quotes the secrets", { timeout: 60_000 }, () => {
   it("pausing on a 401: status text and JSON, status.json, snapshot, log, page and the notification carry none of them", async (ctx) => {
     const { expect } = ctx;
     const { scope, root, vars } = await setUp(ctx);

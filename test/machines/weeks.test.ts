@@ -53,7 +53,7 @@ async function restoreFrom(fake: FakeRelay, into: FakeRelay): Promise<void> {
   into.deps.snapshots.read = async () => restored;
 }
 
-describe("restart means retry", () => {
+describe("restart means retry", { timeout: 60_000 }, () => {
   it("a relay restored paused by a 401 calls again at once, not at its next probe five minutes on", async () => {
     const first = fakeRelay(fakeConfig({ sessions: [session("s1")] }));
     first.api.reply = () => ({ error: apiError(401, "authentication_error", "invalid x-api-key") });
@@ -67,8 +67,8 @@ describe("restart means retry", () => {
     await restoreFrom(first, second);
     const startedAt = Date.now();
     await start(second);
-    await until(() => expect(second.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 5_000);
-    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    await until(() => expect(second.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
+    expect(Date.now() - startedAt).toBeLessThan(30_000);
   });
 
   it("a conversation restored backing off (a 503 asking for an hour) calls again at once", async () => {
@@ -84,11 +84,11 @@ describe("restart means retry", () => {
     second.inbox.drop("s1", "hello");
     await restoreFrom(first, second);
     await start(second);
-    await until(() => expect(second.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 5_000);
+    await until(() => expect(second.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
   });
 });
 
-describe("clocks", () => {
+describe("clocks", { timeout: 60_000 }, () => {
   it("a retry due in 300 ms comes on time when the wall clock steps back an hour meanwhile", async () => {
     const fake = fakeRelay(fakeConfig({ sessions: [session("s1")] }));
     let offset = 0;
@@ -106,8 +106,8 @@ describe("clocks", () => {
     await until(() => expect(fake.statuses.at(-1)?.state).toBe("backingOff"));
     offset = -3_600_000; // the clock is stepped back an hour
     const steppedAt = Date.now();
-    await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 5_000);
-    expect(Date.now() - steppedAt).toBeLessThan(5_000);
+    await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
+    expect(Date.now() - steppedAt).toBeLessThan(30_000);
   });
 
   it("a gate backing off after a 429 probes on time when the wall clock steps back an hour", async () => {
@@ -127,6 +127,6 @@ describe("clocks", () => {
     await until(() => expect(fake.statuses.at(-1)?.retry?.kind).toBe("transient"));
     expect(fake.statuses.at(-1)?.state).toBe("backingOff");
     offset = -3_600_000;
-    await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 5_000);
+    await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
   });
 });
