@@ -249,8 +249,16 @@ export class LedgerSummary {
     this.totalsCache = null;
   }
 
-  /** Take the records appended since the last look (one stat when nothing changed). */
-  async refresh(): Promise<void> {
+  private refreshing: Promise<void> = Promise.resolve();
+
+  /** Take the records appended since the last look (one stat when nothing changed); one at a time, so no range is taken twice. */
+  refresh(): Promise<void> {
+    const next = this.refreshing.then(() => this.takeTail());
+    this.refreshing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async takeTail(): Promise<void> {
     const file = ledgerPath(this.root);
     let st: Awaited<ReturnType<typeof stat>>;
     try {

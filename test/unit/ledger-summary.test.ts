@@ -89,6 +89,15 @@ describe("the ledger summary", () => {
     expect((await readLedger(dir)).length).toBe(2);
   });
 
+  it("takes each appended line once when refreshed from several places at once", async () => {
+    const dir = await root();
+    await appendLedger(dir, call("2026-11-21T10:00:00Z"));
+    const s = await LedgerSummary.load(dir);
+    for (let i = 1; i <= 20; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`));
+    await Promise.all([s.refresh(), s.refresh(), s.refresh()]);
+    expect(s.totals().calls).toBe(21);
+  });
+
   it("reads the newest calls backwards from the end, newest first", async () => {
     const dir = await root();
     for (let i = 0; i < 30; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`, `s${i}`));
