@@ -18,7 +18,7 @@ import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files
 import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
 import { priceFor, promptTokensOf } from "./pricing.js";
 
-const FORMAT = "relay-costs-summary/1";
+const FORMAT = "relay-costs-summary/2";
 const MARK_BYTES = 64;
 const CHUNK_BYTES = 4 * 1024 * 1024;
 /** the cells are saved again once this many records are not in the saved file */
@@ -34,26 +34,33 @@ export interface CostCell extends Omit<CostRow, "key"> {
   cacheSavingsUsd: number;
 }
 
-const count = z.number().nonnegative();
-const cellSchema = z.object({
-  day: z.string(),
-  session: z.string(),
-  model: z.string(),
-  calls: count,
-  inputTokens: count,
-  outputTokens: count,
-  cacheWriteTokens: count,
-  cacheReadTokens: count,
-  usd: count,
-  unpricedCalls: count,
-  cacheSavingsUsd: z.number(),
+/**
+ * A cell as saved: one flat row (a year of ten sessions is a few thousand of them, so the file
+ * stays small and is read without a per-field schema).
+ */
+const cellRow = z.tuple([z.string(), z.string(), z.string(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]);
+type CellRow = z.infer<typeof cellRow>;
+const toRow = (c: CostCell): CellRow => [c.day, c.session, c.model, c.calls, c.inputTokens, c.outputTokens, c.cacheWriteTokens, c.cacheReadTokens, c.usd, c.unpricedCalls, c.cacheSavingsUsd];
+const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWriteTokens, cacheReadTokens, usd, unpricedCalls, cacheSavingsUsd]: CellRow): CostCell => ({
+  day,
+  session,
+  model,
+  calls,
+  inputTokens,
+  outputTokens,
+  cacheWriteTokens,
+  cacheReadTokens,
+  usd,
+  unpricedCalls,
+  cacheSavingsUsd,
 });
+
 const fileSchema = z.object({
   format: z.literal(FORMAT),
   ino: z.number(),
   offset: z.number().int().nonnegative(),
   mark: z.string(),
-  cells: z.array(cellSchema),
+  cells: z.array(cellRow),
   /** the byte offsets of the first record of each day and just after its last, for a --since inside a day */
   dayStart: z.record(z.string(), z.number().int().nonnegative()),
   dayEnd: z.record(z.string(), z.number().int().nonnegative()),
@@ -226,7 +233,10 @@ export class LedgerSummary {
     const summary = new LedgerSummary(root);
     const saved = await readJsonFile(summaryPath(root), fileSchema).catch(() => null);
     if (saved?.ok) {
-      for (const c of saved.value.cells) summary.cells.map.set(`${c.day}\u0000${c.session}\u0000${c.model}`, { ...c });
+      for (const row of saved.value.cells) {
+        const c = fromRow(row);
+        summary.cells.map.set(`${c.day}\u0000${c.session}\u0000${c.model}`, c);
+      }
       summary.dayStart = { ...saved.value.dayStart };
       summary.dayEnd = { ...saved.value.dayEnd };
       summary.ino = saved.value.ino;
@@ -299,7 +309,7 @@ export class LedgerSummary {
   async save(): Promise<void> {
     if (this.offset === this.savedOffset || this.ino < 0) return;
     const file = ledgerPath(this.root);
-    const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values(), dayStart: this.dayStart, dayEnd: this.dayEnd };
+    const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values().map(toRow), dayStart: this.dayStart, dayEnd: this.dayEnd };
     await writeAtomic(summaryPath(this.root), `${JSON.stringify(body)}\n`, { durable: false, mode: PRIVATE_FILE });
     this.savedOffset = this.offset;
     this.unsaved = 0;
