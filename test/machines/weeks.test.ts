@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { LONGEST_WAIT_MS } from "../../machines/backoff.js";
 import { relayPaths } from "../../src/config/paths.js";
 import { type DaemonHandle, startDaemon } from "../../src/runtime/daemon.js";
 import { readSnapshot } from "../../src/store/snapshot-file.js";
@@ -127,6 +128,32 @@ describe("clocks", { timeout: 60_000 }, () => {
     await until(() => expect(fake.statuses.at(-1)?.retry?.kind).toBe("transient"));
     expect(fake.statuses.at(-1)?.state).toBe("backingOff");
     offset = -3_600_000;
+    await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
+  });
+
+  it("a deadline a day away (the clock stepped back a day as the failure was stamped) waits at most the longest back-off", async () => {
+    const fake = fakeRelay(fakeConfig({ sessions: [session("s1")] }));
+    let offset = 0;
+    let monoOffset = 0;
+    fake.deps.now = () => Date.now() + offset;
+    fake.deps.monotonic = () => performance.now() + monoOffset;
+    let failures = 0;
+    // the failure is stamped with now(), then random() draws its jitter: the clock steps back a day in between
+    fake.deps.random = () => {
+      if (failures === 1 && offset === 0) offset = -86_400_000;
+      return 0.5;
+    };
+    fake.api.reply = (text) => {
+      failures += 1;
+      return failures === 1 ? { error: apiError(503, "api_error", "unavailable", { "retry-after-ms": "300" }) } : `reply to ${text}`;
+    };
+    fake.inbox.drop("s1", "hello");
+    await start(fake);
+    await until(() => expect(fake.statuses.at(-1)?.state).toBe("backingOff"));
+    expect(offset).toBe(-86_400_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fake.outbox.delivered).toEqual([]); // by the wall clock the retry is a day away
+    monoOffset = LONGEST_WAIT_MS + 1_000; // an hour passes
     await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
   });
 });
