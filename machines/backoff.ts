@@ -14,3 +14,6 @@ export function backoffDelayMs(attempt: number, jitter: number, retryAfterMs?: n
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling * Math.min(1, Math.max(0, jitter)));
 }
+
+/** The longest any deadline can be away: a retry-after (bounded above) or a probe. */
+export const LONGEST_WAIT_MS = Math.max(BACKOFF_CAP_MS * 12, PROBE_INTERVAL_MS);

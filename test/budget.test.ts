@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { budgetExhausted, SpendTracker, unpricedUnderBudget } from "../src/costs/budget.js";
-import type { RelayConfig } from "../src/config/config.js";
+import { DEFAULT_LIMITS, type RelayConfig } from "../src/config/config.js";
 
 const config = (budget: RelayConfig["budget"]): RelayConfig => ({
   model: "claude-sonnet-4-6",
@@ -15,6 +15,7 @@ const config = (budget: RelayConfig["budget"]): RelayConfig => ({
   cacheTtl: "5m",
   sessions: [{ id: "session-1", conversation: "shared", systemPrompt: "s", model: "claude-sonnet-4-6" }],
   budget,
+  limits: DEFAULT_LIMITS,
   anthropic: {},
   ntfy: { server: "http://127.0.0.1:1" },
 });
@@ -51,6 +52,26 @@ describe("budgets", () => {
     expect(budgetExhausted(config({ sessionDailyUsd: 1 }), spend, "session-1")?.message).toContain("per-session daily budget");
     expect(budgetExhausted(config({ sessionDailyUsd: 1 }), spend, "session-2")).toBeNull();
     expect(budgetExhausted(config({}), spend, "session-1")).toBeNull();
+  });
+
+  it("never forgets a day's spend when the clock steps back across midnight", () => {
+    let now = Date.parse("2026-11-25T00:10:00Z");
+    const spend = new SpendTracker(() => now, [rec("2026-11-24T20:00:00Z", "session-1", 1)]);
+    spend.add(rec("2026-11-25T00:05:00Z", "session-1", 5)); // the 25th's budget is spent
+    expect(budgetExhausted(config({ dailyUsd: 5 }), spend, "session-1")?.kind).toBe("budget");
+    now = Date.parse("2026-11-24T23:10:00Z"); // the clock is stepped back an hour, into the 24th
+    expect(spend.today()).toBe(5);
+    expect(budgetExhausted(config({ dailyUsd: 5 }), spend, "session-1")?.kind).toBe("budget");
+  });
+
+  it("takes its days from the ledger's summary cells at start", () => {
+    const spend = SpendTracker.fromCells(() => NOON, [
+      { day: "2026-11-23", session: "session-1", usd: 100 },
+      { day: "2026-11-24", session: "session-1", usd: 2 },
+      { day: "2026-11-24", session: "session-2", usd: 3 },
+    ]);
+    expect(spend.today()).toBe(5);
+    expect(spend.today("session-2")).toBe(3);
   });
 });
 

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
 import { ConfigError, EXIT, UsageError } from "../errors.js";
 import { type RelayPaths, relayPaths } from "../config/paths.js";
+import { scrubber, secretsFromEnv } from "../runtime/redact.js";
 
 export { UsageError };
 
@@ -32,6 +33,8 @@ export abstract class RelayCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
     if (err instanceof Errors.ExitError || err.code === "EEXIT") return super.catch(err);
+    // An error line never quotes a secret of the environment (CONTRACT §8).
+    err.message = scrubber(secretsFromEnv(process.env))(err.message);
     const expected =
       err instanceof ConfigError || err instanceof UsageError
         ? { line: err.message, code: err instanceof UsageError ? err.exitCode : EXIT.usage }

@@ -1,16 +1,13 @@
 import { Flags } from "@oclif/core";
-import type * as Ledger from "../costs/ledger.js";
-import type { CostRow, CostsBy, LedgerRecord } from "../costs/ledger.js";
+import type { CostsBy } from "../costs/ledger.js";
+import type { CellReport } from "../costs/ledger-summary.js";
 import type * as Pricing from "../costs/pricing.js";
 import { RelayCommand, UsageError } from "./base.js";
 
-/** What the report is computed with: the ledger and pricing code, which run() loads only when `relay costs` runs. */
-export type CostsLib = Pick<typeof Ledger, "summarize"> & Pick<typeof Pricing, "formatUsd" | "priceFor" | "promptTokensOf">;
+/** What the report is printed with: the pricing code, which run() loads only when `relay costs` runs. */
+export type CostsLib = Pick<typeof Pricing, "formatUsd">;
 
-export interface CostsRow extends CostRow {
-  /** What prompt caching saved on this row's priced calls (negative when writes cost more than reads saved). */
-  cacheSavingsUsd: number;
-}
+export type CostsRow = CellReport["rows"][number];
 
 /** `relay costs --json` (CONTRACT §10: `totalUsd` and `rows`; the other keys are extras). */
 export interface CostsReport {
@@ -48,51 +45,6 @@ export function parseSince(value: string): Date {
     if (!Number.isNaN(ms)) return new Date(ms);
   }
   throw new UsageError(`--since: expected a date (YYYY-MM-DD) or an ISO 8601 time (e.g. 2026-11-10T09:00:00Z), got ${JSON.stringify(value)}`);
-}
-
-/** Float sums of many small costs drift in the last bits: nano-dollars, like the ledger. */
-const tidy = (usd: number): number => Math.round(usd * 1e9) / 1e9;
-
-/**
- * What caching saved on one call: its cached tokens (reads and writes) at the
- * plain input price, minus what they cost. Writes cost more than plain input,
- * so this is negative for a call that wrote a cache no later call read.
- * null when the model's price is unknown.
- */
-export function cacheSavingsUsd(rec: LedgerRecord, { priceFor, promptTokensOf }: Pick<CostsLib, "priceFor" | "promptTokensOf">): number | null {
-  const rate = priceFor(rec.model, promptTokensOf(rec));
-  if (!rate) return null;
-  const cached = rec.cacheReadTokens + rec.cacheWrite5mTokens + rec.cacheWrite1hTokens;
-  const paid = rec.cacheReadTokens * rate.cacheRead + rec.cacheWrite5mTokens * rate.cacheWrite5m + rec.cacheWrite1hTokens * rate.cacheWrite1h;
-  return (cached * rate.input - paid) / 1_000_000;
-}
-
-/** The report for `records`: the ledger's own summary, plus cache savings per row and in all. */
-export function costsReport(records: LedgerRecord[], by: CostsBy, since: Date | undefined, lib: CostsLib): CostsReport {
-  const { summarize } = lib;
-  const summary = summarize(records, by, since ? { since } : {});
-  const savings = new Map<string, number>();
-  let calls = 0;
-  let total = 0;
-  for (const rec of records) {
-    // summarize() of one record gives its key (and applies --since) exactly as the rows do.
-    const key = summarize([rec], by, since ? { since } : {}).rows[0]?.key;
-    if (key === undefined) continue;
-    calls++;
-    const saved = cacheSavingsUsd(rec, lib);
-    if (saved === null) continue;
-    savings.set(key, (savings.get(key) ?? 0) + saved);
-    total += saved;
-  }
-  return {
-    totalUsd: summary.totalUsd,
-    rows: summary.rows.map((row) => ({ ...row, cacheSavingsUsd: tidy(savings.get(row.key) ?? 0) })),
-    by,
-    since: since ? since.toISOString() : null,
-    calls,
-    unpricedCalls: summary.unpricedCalls,
-    cacheSavingsUsd: tidy(total),
-  };
 }
 
 const int = (n: number): string => n.toLocaleString("en-US");
@@ -152,9 +104,13 @@ export default class Costs extends RelayCommand {
     const by = parseBy(flags.by);
     const since = flags.since === undefined ? undefined : parseSince(flags.since);
     const paths = this.resolvePaths(flags.root);
-    const [{ readLedger, summarize }, { formatUsd, priceFor, promptTokensOf }] = await Promise.all([import("../costs/ledger.js"), import("../costs/pricing.js")]);
-    const lib: CostsLib = { summarize, formatUsd, priceFor, promptTokensOf };
-    const report = costsReport(await readLedger(paths.root), by, since, lib);
+    const [{ LedgerSummary }, { formatUsd }] = await Promise.all([import("../costs/ledger-summary.js"), import("../costs/pricing.js")]);
+    // The saved summary plus the ledger's tail since it was saved: bounded however long the ledger.
+    const summary = await LedgerSummary.load(paths.root);
+    if (summary.worthSaving) await summary.save().catch(() => undefined); // a cache: a read-only root still gets its report
+    const cells = await summary.report(by, since);
+    const report: CostsReport = { ...cells, by, since: since ? since.toISOString() : null };
+    const lib: CostsLib = { formatUsd };
     for (const line of formatCosts(report, lib)) this.log(line);
     return report;
   }

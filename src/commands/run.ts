@@ -1,5 +1,6 @@
 import { Flags } from "@oclif/core";
 import { ConfigError, EXIT } from "../errors.js";
+import type { StatusFile } from "../status/status-file.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
@@ -12,21 +13,21 @@ export default class Run extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Run);
     // Loaded here, not at the top: every command shares the CLI's start-up, and only `run` needs these.
-    const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { readLedger }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
+    const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { LedgerSummary }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
       await Promise.all([
         import("../anthropic/messages.js"),
         import("../costs/budget.js"),
         import("../config/config.js"),
         import("../runtime/daemon.js"),
         import("../runtime/compose.js"),
-        import("../costs/ledger.js"),
+        import("../costs/ledger-summary.js"),
         import("../store/lock.js"),
         import("../runtime/log.js"),
         import("../operator/ntfy.js"),
         import("../config/reload.js"),
         import("../store/files.js"),
       ]);
-    const [{ subscribeReplies }, { takeReplyFromPhone }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js")]);
+    const [{ subscribeReplies }, { takeReplyFromPhone }, { redactorFor }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     // A budget never fails open: a configuration it could not count is refused, at start and on every reload.
@@ -61,7 +62,9 @@ export default class Run extends RelayCommand {
       const topic = await ensureTopic(paths);
       const replyTopic = await ensureTopic(paths, process.env, "NTFY_REPLY_TOPIC");
       const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic, replyTopic } });
-      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token, initial.httpToken] });
+      // The one redaction step, for every way out of the process (log, status, snapshot, notifications, page).
+      const redact = redactorFor(initial);
+      const log = createLogger({ logsDir: paths.logs, rotation: { maxBytes: initial.limits.logMaxBytes, keep: initial.limits.logFiles }, terminal: process.stderr, redact });
       const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
       const reloader = startConfigReloader({
         paths,
@@ -71,11 +74,14 @@ export default class Run extends RelayCommand {
         onInvalid: (message) => notifier.notify({ title: "relay: config.yaml edit ignored", message, priority: 4, tags: ["warning"] }),
       });
       const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
-      const ledger = await readLedger(paths.root);
-      const spend = new SpendTracker(Date.now, ledger);
+      // The ledger's totals from state/costs.summary.json plus the ledger's tail since it was saved.
+      const ledger = await LedgerSummary.load(paths.root);
+      await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));
+      const spend = SpendTracker.fromCells(Date.now, ledger.allCells());
       log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
       // The status page comes up first, so its URL can go on the needs-JC notification.
       const listeners = new Set<() => void>();
+      let daemonStatus: () => StatusFile | null = () => null;
       let statusServer: { url: string; close(): Promise<void> } | null = null;
       if (listen) {
         const { startStatusServer } = await import("../status/http/server.js");
@@ -86,6 +92,10 @@ export default class Run extends RelayCommand {
             listen,
             ...(initial.httpToken ? { token: initial.httpToken } : {}),
             log,
+            ledger,
+            redact,
+            maxClients: initial.limits.pageClients,
+            current: () => daemonStatus(),
             subscribe: (listener) => {
               listeners.add(listener);
               return () => listeners.delete(listener);
@@ -100,8 +110,9 @@ export default class Run extends RelayCommand {
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
         ...(statusServer ? { statusUrl: statusServer.url } : {}),
       };
-      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links });
+      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact });
       const handle = await startDaemon(deps);
+      daemonStatus = () => handle.status();
       const pageUpdates = handle.actor.subscribe(() => {
         for (const listener of listeners) listener();
       });

@@ -19,15 +19,23 @@ export default class Status extends RelayCommand {
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { formatStatus, isRelayRoot, readStatus }] = await Promise.all([import("../config/config.js"), import("../status/report.js")]);
+    const [{ loadConfig }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
+      import("../config/config.js"),
+      import("../status/report.js"),
+      import("../runtime/redact.js"),
+    ]);
     if (!(await isRelayRoot(paths))) throw new NotARootError(paths.root);
     let sessions: { id: string; conversation: string }[] = [];
+    // The secrets never appear in the output, even if a file written by an earlier version quotes one.
+    let redact = scrubber(secretsFromEnv(process.env));
     try {
-      sessions = (await loadConfig(paths, process.env, { seed: false })).sessions;
+      const config = await loadConfig(paths, process.env, { seed: false });
+      sessions = config.sessions;
+      redact = redactorFor(config);
     } catch {
       // status still reports from the state files when config.yaml is broken or missing
     }
-    const report = await readStatus(paths, sessions);
+    const report = redactDeep(await readStatus(paths, sessions), redact);
     this.log(formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}));
     return report;
   }

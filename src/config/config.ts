@@ -66,6 +66,15 @@ export const fileConfigSchema = z.strictObject(
       )
       .optional(),
     status_http: z.string().optional(),
+    limits: z
+      .strictObject({
+        log_max_bytes: positiveInt("a positive whole number of bytes").min(64 * 1024, { error: "expected at least 65536 bytes" }).default(10 * 1024 * 1024),
+        log_files: positiveInt("a positive whole number of files").max(100, { error: "expected at most 100" }).default(5),
+        rejected_keep: positiveInt("a positive whole number of rejections").default(1000),
+        rejected_days: positiveInt("a positive whole number of days").default(30),
+        page_clients: positiveInt("a positive whole number of clients").max(1000, { error: "expected at most 1000" }).default(16),
+      })
+      .default({ log_max_bytes: 10 * 1024 * 1024, log_files: 5, rejected_keep: 1000, rejected_days: 30, page_clients: 16 }),
     sessions: z
       .array(sessionSchema, { error: "expected a list of sessions" })
       .min(1, { error: "expected at least one session" })
@@ -100,6 +109,8 @@ export interface RelayConfig {
   /** `prices:` in config.yaml: rates for models the price table does not know (or overrides of it), by model id */
   prices?: Readonly<Record<string, Readonly<ModelPrice>>>;
   statusHttp?: string;
+  /** what bounds the relay's growth over weeks (README: Running for weeks) */
+  limits: Limits;
   /** RELAY_HTTP_TOKEN: required by the status page when it listens beyond loopback */
   httpToken?: string;
   anthropic: { apiKey?: string; baseUrl?: string };
@@ -108,6 +119,21 @@ export interface RelayConfig {
 }
 
 export { ConfigError } from "../errors.js";
+
+export interface Limits {
+  /** logs/relay.jsonl is rotated past this size */
+  logMaxBytes: number;
+  /** rotated logs kept (relay.1.jsonl … relay.N.jsonl) */
+  logFiles: number;
+  /** queue/.rejected/ keeps at most this many rejections, the newest */
+  rejectedKeep: number;
+  /** and none older than this many days */
+  rejectedDays: number;
+  /** /events clients of the status page at once */
+  pageClients: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { logMaxBytes: 10 * 1024 * 1024, logFiles: 5, rejectedKeep: 1000, rejectedDays: 30, pageClients: 16 };
 
 const ENV_KEYS = [
   "ANTHROPIC_API_KEY",
@@ -221,6 +247,13 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
           ),
         }),
     ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
+    limits: {
+      logMaxBytes: file.limits.log_max_bytes,
+      logFiles: file.limits.log_files,
+      rejectedKeep: file.limits.rejected_keep,
+      rejectedDays: file.limits.rejected_days,
+      pageClients: file.limits.page_clients,
+    },
     ...(vars.RELAY_HTTP_TOKEN === undefined ? {} : { httpToken: vars.RELAY_HTTP_TOKEN }),
     anthropic: {
       ...(vars.ANTHROPIC_API_KEY === undefined ? {} : { apiKey: vars.ANTHROPIC_API_KEY }),

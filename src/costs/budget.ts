@@ -6,11 +6,18 @@ import { priceFor } from "./pricing.js";
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-/** Today's spend, kept in memory from the ledger read once at start plus every call since. */
+const DAYS_KEPT = 8;
+
+/**
+ * Today's spend, kept in memory: seeded from the ledger's summary at start, plus every call since.
+ * "Today" is the later of the clock's UTC day and the latest day a call was recorded on, so a
+ * clock stepped back (across midnight too) never forgets what was spent: days come from the
+ * ledger, not from the clock alone.
+ */
 export class SpendTracker {
-  private day = "";
-  private total = 0;
-  private bySession = new Map<string, number>();
+  /** UTC day → total and by session, for the last few days seen */
+  private readonly days = new Map<string, { total: number; bySession: Map<string, number> }>();
+  private latestDay = "";
   /** what the calls in flight may cost at most, so parallel calls cannot together overspend */
   private readonly reserved = new Map<number, { session: string; usd: number }>();
   private nextReservation = 0;
@@ -22,17 +29,45 @@ export class SpendTracker {
     for (const r of records) this.add(r);
   }
 
+  /** Seeded from the ledger's summary: each (day, session) cell's spend. */
+  static fromCells(now: () => number, cells: Iterable<{ day: string; session: string; usd: number }>): SpendTracker {
+    const spend = new SpendTracker(now);
+    const recent = [...cells].filter((c) => /^\d{4}-\d{2}-\d{2}$/.test(c.day)).sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+    for (const c of recent) spend.addTo(c.day, c.session, c.usd);
+    return spend;
+  }
+
   add(record: Pick<LedgerRecord, "at" | "session" | "usd">): void {
-    this.rollOver();
-    if (dayOf(Date.parse(record.at)) !== this.day) return;
-    const usd = record.usd ?? 0;
-    this.total += usd;
-    this.bySession.set(record.session, (this.bySession.get(record.session) ?? 0) + usd);
+    const ms = Date.parse(record.at);
+    if (Number.isNaN(ms)) return;
+    this.addTo(dayOf(ms), record.session, record.usd ?? 0);
+  }
+
+  private addTo(day: string, session: string, usd: number): void {
+    let bucket = this.days.get(day);
+    if (!bucket) {
+      bucket = { total: 0, bySession: new Map() };
+      this.days.set(day, bucket);
+      if (this.days.size > DAYS_KEPT) {
+        const oldest = [...this.days.keys()].sort()[0];
+        if (oldest !== undefined && oldest !== day) this.days.delete(oldest);
+      }
+    }
+    bucket.total += usd;
+    bucket.bySession.set(session, (bucket.bySession.get(session) ?? 0) + usd);
+    if (day > this.latestDay) this.latestDay = day;
+  }
+
+  /** The budget's day: the clock's, unless a call was already recorded on a later one. */
+  day(): string {
+    const clock = dayOf(this.now());
+    return clock > this.latestDay ? clock : this.latestDay;
   }
 
   today(session?: string): number {
-    this.rollOver();
-    return session === undefined ? this.total : (this.bySession.get(session) ?? 0);
+    const bucket = this.days.get(this.day());
+    if (!bucket) return 0;
+    return session === undefined ? bucket.total : (bucket.bySession.get(session) ?? 0);
   }
 
   /** Spent today plus what the calls in flight may still cost. */
@@ -47,15 +82,6 @@ export class SpendTracker {
     const id = this.nextReservation++;
     this.reserved.set(id, { session, usd });
     return () => this.reserved.delete(id);
-  }
-
-  private rollOver(): void {
-    const today = dayOf(this.now());
-    if (today !== this.day) {
-      this.day = today;
-      this.total = 0;
-      this.bySession = new Map();
-    }
   }
 }
 

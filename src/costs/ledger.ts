@@ -11,6 +11,7 @@
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
+import { PRIVATE_DIR, PRIVATE_FILE } from "../store/files.js";
 import { costUsd, type Usage } from "./pricing.js";
 
 export interface LedgerRecord {
@@ -86,8 +87,8 @@ export function makeLedgerRecord(args: {
 export async function appendLedger(root: string, rec: LedgerRecord): Promise<void> {
   const valid = LedgerRecordSchema.parse(rec);
   const file = ledgerPath(root);
-  await mkdir(dirname(file), { recursive: true });
-  const fh = await open(file, "a+", 0o644);
+  await mkdir(dirname(file), { recursive: true, mode: PRIVATE_DIR });
+  const fh = await open(file, "a+", PRIVATE_FILE);
   let created = false;
   try {
     const { size } = await fh.stat();

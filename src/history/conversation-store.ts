@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { Note, WorkItem } from "../../machines/types.js";
 import type { RelayPaths } from "../config/paths.js";
-import { appendLine, ensureDirs, isErrno, writeAtomic } from "../store/files.js";
+import { appendLine, ensureDirs, isErrno, PRIVATE_FILE, writeAtomic } from "../store/files.js";
 
 const entrySchema = z.discriminatedUnion("kind", [
   z.object({
@@ -118,7 +118,7 @@ export class ConversationStore {
 
   async replace(conversation: string, next: HistoryEntry[]): Promise<void> {
     await ensureDirs(this.paths.history);
-    await writeAtomic(historyFile(this.paths, conversation), next.map((e) => `${JSON.stringify(e)}\n`).join(""));
+    await writeAtomic(historyFile(this.paths, conversation), next.map((e) => `${JSON.stringify(e)}\n`).join(""), { mode: PRIVATE_FILE });
     this.cache.set(conversation, next);
     this.charCount.delete(conversation);
   }

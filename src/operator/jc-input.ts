@@ -12,7 +12,7 @@ import { open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { RelayPaths } from "../config/paths.js";
-import { isErrno, writeAtomic } from "../store/files.js";
+import { isErrno, PRIVATE_FILE, writeAtomic } from "../store/files.js";
 
 export type JcInput =
   | { kind: "direct"; session: string; text: string }
@@ -173,5 +173,5 @@ export async function releaseJcClaim(paths: RelayPaths, id: string): Promise<boo
  * first line, then the refused text when it was read (null: refused unread).
  */
 export async function refuseJcInput(paths: RelayPaths, reason: string, raw: string | null): Promise<void> {
-  await writeAtomic(join(paths.state, "jc_input.rejected.txt"), `${oneLine(reason)}\n${raw ?? ""}`);
+  await writeAtomic(join(paths.state, "jc_input.rejected.txt"), `${oneLine(reason)}\n${raw ?? ""}`, { mode: PRIVATE_FILE });
 }

@@ -9,19 +9,24 @@ import { callMessages } from "../anthropic/messages.js";
 import type { RelayConfig } from "../config/config.js";
 import { type RelayPaths, sessionDir } from "../config/paths.js";
 import type { SpendTracker } from "../costs/budget.js";
-import { appendLedger, type LedgerRecord } from "../costs/ledger.js";
+import { appendLedger } from "../costs/ledger.js";
+import type { LedgerSummary } from "../costs/ledger-summary.js";
 import { ConversationStore } from "../history/conversation-store.js";
 import { claimJcInput, parseJcInput, refuseJcInput, releaseJcClaim } from "../operator/jc-input.js";
 import { type NotificationLinks, notification } from "../operator/notifications.js";
 import type { Notifier } from "../operator/ntfy.js";
 import { statusFilePath } from "../status/status-file.js";
-import { removeIfPresent, removeStaleTemporaries, writeAtomic } from "../store/files.js";
+import { PRIVATE_FILE, removeIfPresent, removeStaleTemporaries, tightenModes, writeAtomic } from "../store/files.js";
 import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
+import { pruneRejected } from "../transport/file/queue.js";
 import { crashPoint } from "./crash-points.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
+import { type Redact, redactDeep, redactorFor } from "./redact.js";
+
+const PRUNE_EVERY_MS = 60_000;
 
 export interface RelayRunOptions {
   paths: RelayPaths;
@@ -31,10 +36,12 @@ export interface RelayRunOptions {
   /** null in --dry-run */
   client: Anthropic | null;
   spend: SpendTracker;
-  /** the ledger as read at start, for the all-time totals in status */
-  ledger: Pick<LedgerRecord, "usd">[];
+  /** the ledger's totals, summarized at start and kept up to date by reading its tail after each append */
+  ledger: LedgerSummary;
   links?: NotificationLinks;
   now?: () => number;
+  /** the one redaction step (default: the configuration's secrets) */
+  redact?: Redact;
 }
 
 /** JC's answers from state/jc_input.txt (the CLI, the page and the phone all write there). */
@@ -74,22 +81,44 @@ export function fileJcSource(paths: RelayPaths, registered: () => ReadonlySet<st
 export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps> {
   const { paths, log } = opts;
   const now = opts.now ?? Date.now;
+  const redact = opts.redact ?? redactorFor(opts.config());
   const registered = () => new Set(opts.config().sessions.map((s) => s.id));
   // Temporaries of atomic writes a killed relay left behind (we hold the lock).
-  for (const dir of [paths.state, paths.root]) await removeStaleTemporaries(dir);
+  for (const dir of [paths.state, paths.root, paths.history, paths.rejected]) await removeStaleTemporaries(dir);
+  // What an earlier version created world-readable: conversation text, the ledger, the snapshot, logs.
+  await tightenModes([paths.state, paths.history, paths.logs]);
 
-  const inbox = new FileInbox(paths, registered, now, log);
+  // queue/.rejected/ keeps the newest limits.rejected_keep, none older than rejected_days:
+  // pruned at start, then at most once a minute while envelopes are taken.
+  let lastPrune = Number.NEGATIVE_INFINITY;
+  const pruneRejectedNow = async () => {
+    lastPrune = now();
+    const { rejectedKeep: keep, rejectedDays: maxAgeDays } = opts.config().limits;
+    const removed = await pruneRejected(paths, { keep, maxAgeDays }, now());
+    if (removed > 0) log.info({ removed, keep, maxAgeDays }, "old rejections removed from queue/.rejected/");
+  };
+  await pruneRejectedNow();
+  const fileInbox = new FileInbox(paths, registered, now, log);
+  const inbox: RelayDeps["inbox"] = {
+    async offers(ready, conversationOf) {
+      if (Math.abs(now() - lastPrune) >= PRUNE_EVERY_MS) await pruneRejectedNow().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot prune queue/.rejected/"));
+      return fileInbox.offers(ready, conversationOf);
+    },
+    finish: (receipt) => fileInbox.finish(receipt),
+    reject: (receipt, reason, at) => fileInbox.reject(receipt, reason, at),
+    rescan: () => fileInbox.rescan(),
+  };
   const outbox = new FileOutbox(paths, crashPoint);
   const snapshots = new SnapshotWriter(paths, log, now);
 
   let ledgerWrites: Promise<void> = Promise.resolve();
-  const totals = { totalUsd: 0, calls: 0, unpricedCalls: 0 };
-  const count = (r: Pick<LedgerRecord, "usd">) => {
-    totals.calls += 1;
-    if (r.usd === null) totals.unpricedCalls += 1;
-    else totals.totalUsd += r.usd;
+  // The totals in status.json: the summary's at start, plus each call as it is recorded (the
+  // summary itself catches up after the append, off the reply's path).
+  const totals = opts.ledger.totals();
+  const afterAppend = async () => {
+    await opts.ledger.refresh();
+    if (opts.ledger.worthSaving) await opts.ledger.save();
   };
-  for (const r of opts.ledger) count(r);
 
   const watchers: FSWatcher[] = [];
   let wake: (reason: WakeReason) => void = () => undefined;
@@ -97,6 +126,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   return {
     config: opts.config,
     now,
+    monotonic: () => performance.now(),
     random: Math.random,
     inbox,
     outbox,
@@ -105,18 +135,28 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     costs: {
       spend: opts.spend,
       record(rec) {
-        count(rec);
+        totals.calls += 1;
+        if (rec.usd === null) totals.unpricedCalls += 1;
+        else totals.totalUsd = Math.round((totals.totalUsd + rec.usd) * 1e9) / 1e9;
         // Off the reply's path, in order; a failure is logged (the call is in logs/ too).
-        ledgerWrites = ledgerWrites.then(() => appendLedger(paths.root, rec)).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot append to state/costs.jsonl"));
+        ledgerWrites = ledgerWrites
+          .then(() => appendLedger(paths.root, rec))
+          .then(afterAppend)
+          .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot append to state/costs.jsonl"));
       },
       totals: () => ({ ...totals }),
-      flush: () => ledgerWrites,
+      flush: async () => {
+        await ledgerWrites;
+        await opts.ledger.save().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot save state/costs.summary.json"));
+      },
     },
     api: opts.client ? { call: (request, signal) => callMessages(opts.client as Anthropic, request, signal) } : null,
-    notify: (params) => opts.notifier.notify(notification(params, opts.links)),
-    snapshots: { read: () => readSnapshot(paths), write: (snapshot, o) => snapshots.write(snapshot, o) },
+    // What leaves the process is redacted: the notification's text (not its buttons' own headers),
+    // the snapshot, status.json.
+    notify: (params) => opts.notifier.notify(notification(redactDeep(params, redact), opts.links)),
+    snapshots: { read: () => readSnapshot(paths), write: (snapshot, o) => snapshots.write(redactDeep(snapshot, redact), o) },
     // The read model is rebuilt from the snapshot after any crash: it needs no fsync.
-    status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(status, null, 1)}\n`, { durable: false }) },
+    status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(redactDeep(status, redact), null, 1)}\n`, { durable: false, mode: PRIVATE_FILE }) },
     permissions: {
       pending: () => pendingRequests(paths),
       decide: (id, decision) => writeDecision(paths, id, decision),
@@ -132,7 +172,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
       start(onWake) {
         wake = onWake;
         if (process.env.RELAY_NO_WATCH === "1") return; // the benchmark's polling-only baseline
-        inbox.watch(() => onWake("other"));
+        fileInbox.watch(() => onWake("other"));
         try {
           // Only what others write into state/ wakes the relay, never its own snapshot or status.
           const w = watch(paths.state, { persistent: false }, (_event, name) => {
@@ -156,12 +196,13 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         }
       },
       stop() {
-        inbox.close();
+        fileInbox.close();
         outbox.close();
         for (const w of watchers) w.close();
       },
     },
     log,
+    redact,
     crashPoint,
   };
 }

@@ -42,7 +42,13 @@ export function conversationActors(deps: RelayDeps) {
     deps.costs.record(rec);
   };
 
-  const failed = (err: unknown): CallResult => ({ ok: false, failure: classifyFailure(err), at: deps.now(), jitter: deps.random() });
+  // An upstream error message may quote a secret: redacted here, before it reaches the machines
+  // (and so the snapshot, status, notifications and rejection reasons).
+  const failureOf = (err: unknown) => {
+    const failure = classifyFailure(err);
+    return { ...failure, message: deps.redact(failure.message) };
+  };
+  const failed = (err: unknown): CallResult => ({ ok: false, failure: failureOf(err), at: deps.now(), jitter: deps.random() });
 
   async function callApi({ conversation, item, notes }: { conversation: string; item: WorkItem; notes: Note[] }, signal: AbortSignal): Promise<CallResult> {
     const config = deps.config();
@@ -117,7 +123,7 @@ export function conversationActors(deps: RelayDeps) {
       deps.log.info({ conversation, folded: split.fold.length, kept: split.keep.length }, "history summarized");
       return { ok: true, folded: split.fold.length, at: deps.now() };
     } catch (err) {
-      return { ok: false, message: classifyFailure(err).message, at: deps.now() };
+      return { ok: false, message: failureOf(err).message, at: deps.now() };
     }
   }
 

@@ -5,9 +5,11 @@
 import { type Actor, createActor } from "xstate";
 import * as deliveries from "../../machines/deliveries.js";
 import { readyConversations, type RelayEmitted, type relayMachine } from "../../machines/relay.js";
+import { LONGEST_WAIT_MS } from "../../machines/backoff.js";
 import { messageOf } from "../../machines/types.js";
 import type { RelayConfig } from "../config/config.js";
 import { buildStatus } from "../status/read-model.js";
+import type { StatusFile } from "../status/status-file.js";
 import { provideMachines } from "./conversation-actors.js";
 import type { RelayDeps, WakeReason } from "./deps.js";
 import { migrateFromV1 } from "./migrate.js";
@@ -21,6 +23,8 @@ export interface DaemonHandle {
   stop(): void;
   /** wake the loop now */
   wake(): void;
+  /** the status as the daemon last built it (what state/status.json holds), for the status page */
+  status(): StatusFile | null;
 }
 
 type Effect = Exclude<RelayEmitted, { type: "notify" }>;
@@ -59,6 +63,10 @@ class RelayLoop {
   private readonly jcTexts = new Map<string, string>();
   private lastQuestions: string;
   private lastStatus = "";
+  /** each waiting owner's deadline ("" for the gate, else a conversation id) on the monotonic clock */
+  private readonly dueAt = new Map<string, { nextAt: number; due: number }>();
+  /** the status last written, held for the status page's live updates */
+  current: StatusFile | null = null;
   private lastState: string | null = null;
   /** the root's snapshot changed since status.json was last written (a child's change reaches the root as an event) */
   private statusDirty = true;
@@ -133,7 +141,7 @@ class RelayLoop {
     }
     if (this.tickDue) {
       this.tickDue = false;
-      actor.send({ type: "clock.tick", now: deps.now() });
+      actor.send({ type: "clock.tick", now: this.tickTime() });
     }
     // Replies first: finishing their envelopes (a durable snapshot, then the queue file) comes
     // after, off the reply's path.
@@ -224,7 +232,7 @@ class RelayLoop {
           await this.deps.inbox.finish(e.receipt);
           break;
         case "envelope.rejected":
-          await this.deps.inbox.reject(e.receipt, e.reason, e.at);
+          await this.deps.inbox.reject(e.receipt, this.deps.redact(e.reason), e.at);
           break;
         case "jc.consumed":
           await this.deps.jc.consume(e.id);
@@ -237,7 +245,7 @@ class RelayLoop {
         }
         case "jc.refused":
           this.deps.log.warn({ reason: e.reason }, "JC's answer refused; see state/jc_input.rejected.txt");
-          await this.deps.jc.refuse(e.id, e.reason, this.jcTexts.get(e.id) ?? null);
+          await this.deps.jc.refuse(e.id, this.deps.redact(e.reason), this.jcTexts.get(e.id) ?? null);
           this.jcTexts.delete(e.id);
           break;
       }
@@ -280,6 +288,7 @@ class RelayLoop {
     if (body === this.lastStatus) return;
     this.lastStatus = body;
     await deps.status.write(status);
+    this.current = status;
   }
 
   private busy(): boolean {
@@ -287,15 +296,53 @@ class RelayLoop {
     return context.inFlight.length > 0 || Object.values(context.conversations).some((ref) => BUSY.has(String(ref.getSnapshot().value)));
   }
 
-  /** The soonest retry or probe the machines wait for, so the timer fires then. */
-  private nextDeadline(): number {
+  /** Every retry or probe the machines wait for: who waits, and until when by the wall clock. */
+  private deadlines(): Map<string, number> {
     const { context, value } = this.actor.getSnapshot();
-    let next = (value === "backingOff" || value === "paused") && context.failure ? context.failure.nextAt : Number.POSITIVE_INFINITY;
-    for (const ref of Object.values(context.conversations)) {
+    const out = new Map<string, number>();
+    if ((value === "backingOff" || value === "paused") && context.failure) out.set("", context.failure.nextAt);
+    for (const [id, ref] of Object.entries(context.conversations)) {
       const child = ref.getSnapshot();
-      if (child.value === "backingOff" && child.context.retry) next = Math.min(next, child.context.retry.nextAt);
+      if (child.value === "backingOff" && child.context.retry) out.set(id, child.context.retry.nextAt);
     }
-    return next;
+    return out;
+  }
+
+  /**
+   * Each deadline as a time on the monotonic clock, fixed when the daemon first sees it: a wall
+   * clock stepped back (or forward) later moves none of them, and one further away than the
+   * longest back-off (a clock that was ahead when it was set) waits only that long.
+   */
+  private monotonicDeadlines(): { owner: string; nextAt: number; due: number }[] {
+    const current = this.deadlines();
+    for (const owner of this.dueAt.keys()) if (!current.has(owner)) this.dueAt.delete(owner);
+    const out: { owner: string; nextAt: number; due: number }[] = [];
+    for (const [owner, nextAt] of current) {
+      let seen = this.dueAt.get(owner);
+      if (!seen || seen.nextAt !== nextAt) {
+        seen = { nextAt, due: this.deps.monotonic() + Math.min(LONGEST_WAIT_MS, Math.max(0, nextAt - this.deps.now())) };
+        this.dueAt.set(owner, seen);
+      }
+      out.push({ owner, nextAt, due: seen.due });
+    }
+    return out;
+  }
+
+  /** Monotonic time of the soonest deadline (Infinity when none). */
+  private nextDue(): number {
+    return Math.min(Number.POSITIVE_INFINITY, ...this.monotonicDeadlines().map((d) => d.due));
+  }
+
+  /**
+   * The time a tick tells the machines: the wall clock, or, when a deadline is due by the
+   * monotonic clock but not yet by a wall clock that stepped back, that deadline's own time (so
+   * the machines' guards see it due).
+   */
+  private tickTime(): number {
+    const mono = this.deps.monotonic();
+    let now = this.deps.now();
+    for (const d of this.monotonicDeadlines()) if (mono >= d.due) now = Math.max(now, d.nextAt);
+    return now;
   }
 
   /** Step on every wake-up until stopped; resolves with the exit code. */
@@ -308,8 +355,8 @@ class RelayLoop {
         return 1;
       }
       if (this.stopping.signal.aborted) {
-        if (graceDeadline === Number.POSITIVE_INFINITY) graceDeadline = Date.now() + this.graceMs;
-        if (!this.busy() || Date.now() >= graceDeadline) return this.finalStep();
+        if (graceDeadline === Number.POSITIVE_INFINITY) graceDeadline = this.deps.monotonic() + this.graceMs;
+        if (!this.busy() || this.deps.monotonic() >= graceDeadline) return this.finalStep();
       }
       if (this.wakeRequested) {
         this.wakeRequested = false;
@@ -344,12 +391,12 @@ class RelayLoop {
 
   private async sleep(): Promise<void> {
     const poll = this.deps.config().pollIntervalMs;
-    const delay = this.stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, this.nextDeadline() - this.deps.now()));
+    const delay = this.stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, this.nextDue() - this.deps.monotonic()));
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.deps.inbox.rescan(); // the safety net: whatever the events missed
         // The machines need the time only when a retry or probe they wait for is due.
-        this.tickDue = this.deps.now() >= this.nextDeadline();
+        this.tickDue = this.deps.monotonic() >= this.nextDue();
         this.jcDue = true;
         this.resumeDue = true;
         resolve();
@@ -387,11 +434,13 @@ export async function startDaemon(deps: RelayDeps, opts: { shutdownGraceMs?: num
   actor.start();
   await loop.loadConfig();
   if (migrate) await migrate();
-  // A restart tries a paused or backing-off relay at once (CONTRACT §8).
+  // A restart tries a paused or backing-off relay at once (CONTRACT §8): the gate's and every
+  // conversation's own back-off, whatever their restored deadlines say.
   const gate = actor.getSnapshot().value;
-  if (gate === "paused" || gate === "backingOff") actor.send({ type: "operator.resume" });
+  const childBackingOff = Object.values(actor.getSnapshot().context.conversations).some((ref) => ref.getSnapshot().value === "backingOff");
+  if (gate === "paused" || gate === "backingOff" || childBackingOff) actor.send({ type: "operator.resume" });
   deps.log.info({ state: gate, restored }, "relay started");
   deps.wakeups.start(loop.wake);
   const done = loop.run().then((code) => loop.close(code));
-  return { actor, done, stop: () => loop.stop(), wake: loop.wake };
+  return { actor, done, stop: () => loop.stop(), wake: loop.wake, status: () => loop.current };
 }

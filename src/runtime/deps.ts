@@ -61,7 +61,10 @@ export interface Wakeups {
 
 export interface RelayDeps {
   config(): RelayConfig;
+  /** wall-clock time (ms since the epoch): what records and deadlines are stamped with */
   now(): number;
+  /** a clock that never jumps (ms, arbitrary origin): what waits are measured with */
+  monotonic(): number;
   random(): number;
   inbox: Inbox & { rescan(): void };
   outbox: Outbox;
@@ -88,6 +91,8 @@ export interface RelayDeps {
   v1Staging: { exists(session: string, replyId: string): boolean; remove(session: string, replyId: string): Promise<void> };
   wakeups: Wakeups;
   log: Logger;
+  /** the one redaction step (src/runtime/redact.ts): the secrets out of any text that leaves the process */
+  redact(text: string): string;
   /** fault injection for the crash tests (a no-op in normal use) */
   crashPoint(name: string): Promise<void>;
 }

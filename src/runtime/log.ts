@@ -3,17 +3,12 @@
 import { Writable } from "node:stream";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
+import { scrubber } from "./redact.js";
+import { RotatingFile } from "./rotating-file.js";
 
 export type { Logger } from "pino";
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
-export function scrubber(secrets: (string | undefined)[]): (line: string) => string {
-  const present = secrets.filter((s): s is string => typeof s === "string" && s.length >= 8);
-  if (present.length === 0) return (line) => line;
-  const pattern = new RegExp(present.map(escape).join("|"), "g");
-  return (line) => line.replace(pattern, "[redacted]");
-}
+export { scrubber } from "./redact.js";
 
 const LEVELS: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "WARN", 50: "ERROR", 60: "FATAL" };
 const QUIET = new Set(["level", "time", "pid", "hostname", "msg"]);
@@ -34,11 +29,23 @@ export function humanLine(json: string): string {
   }
 }
 
-export function createLogger(opts: { logsDir?: string; terminal?: NodeJS.WritableStream | null; secrets: (string | undefined)[]; level?: string }): Logger {
-  const scrub = scrubber(opts.secrets);
+/** logs/relay.jsonl's rotation when none is given (config.yaml limits.log_max_bytes, log_files) */
+const DEFAULT_ROTATION = { maxBytes: 10 * 1024 * 1024, keep: 5 };
+
+export function createLogger(opts: {
+  logsDir?: string;
+  /** logs/relay.jsonl is rotated past maxBytes, keeping `keep` older files */
+  rotation?: { maxBytes: number; keep: number };
+  terminal?: NodeJS.WritableStream | null;
+  secrets?: (string | undefined)[];
+  /** the process's one redaction step (src/runtime/redact.ts); else one made from `secrets` */
+  redact?: (text: string) => string;
+  level?: string;
+}): Logger {
+  const scrub = opts.redact ?? scrubber(opts.secrets ?? []);
   const streams: pino.StreamEntry[] = [];
   if (opts.logsDir) {
-    streams.push({ level: "debug", stream: pino.destination({ dest: join(opts.logsDir, "relay.jsonl"), sync: true, mkdir: true, append: true }) });
+    streams.push({ level: "debug", stream: new RotatingFile({ path: join(opts.logsDir, "relay.jsonl"), ...(opts.rotation ?? DEFAULT_ROTATION) }) });
   }
   const terminal = opts.terminal;
   if (terminal) {

@@ -6,12 +6,12 @@
 import { readdir, stat } from "node:fs/promises";
 import { readAllHistories, entryChars } from "../history/conversation-store.js";
 import { inputExists } from "../transport/file/dispatch.js";
-import { readLedger, summarize as summarizeLedger } from "../costs/ledger.js";
+import { LedgerSummary } from "../costs/ledger-summary.js";
 import { probeLock } from "../store/lock.js";
 import type { RelayPaths } from "../config/paths.js";
 import { countRejected, isInProgressName } from "../transport/file/queue.js";
 import { isErrno } from "../store/files.js";
-import { type ConversationView, type QuestionView, readStatusFile, type StatusFile } from "./status-file.js";
+import { type ConversationView, type QuestionView, readStatusFile, type StatusFile, type StatusFileRead } from "./status-file.js";
 
 export interface StatusReport {
   /** CONTRACT §9's precedence: needsJc, else paused/backingOff, else the busiest conversation's state */
@@ -110,9 +110,10 @@ async function fromFiles(paths: RelayPaths, configured: readonly ConfiguredSessi
     turns += c.turns;
   }
 
-  const ledger = await readLedger(paths.root);
-  const all = summarizeLedger(ledger, "day");
-  const today = all.rows.find((r) => r.key === utcDay(now));
+  // the saved summary plus the ledger's tail: bounded however long the ledger
+  const ledger = await LedgerSummary.load(paths.root);
+  if (ledger.worthSaving) await ledger.save().catch(() => undefined); // a cache: a read-only root still gets its report
+  const all = ledger.totals();
   return {
     state: "idle",
     needsJc: null,
@@ -123,14 +124,15 @@ async function fromFiles(paths: RelayPaths, configured: readonly ConfiguredSessi
     lastError: null,
     retry: null,
     calls: null,
-    cost: { totalUsd: all.totalUsd, todayUsd: today?.usd ?? 0, calls: ledger.length, unpricedCalls: all.unpricedCalls },
+    cost: { totalUsd: all.totalUsd, todayUsd: ledger.spentOn(utcDay(now)), calls: all.calls, unpricedCalls: all.unpricedCalls },
     updatedAt: null,
   };
 }
 
-export async function readStatus(paths: RelayPaths, configured: readonly ConfiguredSession[], now = Date.now()): Promise<StatusReport> {
+/** `held`: the daemon's status as it holds it in memory (the status page in `relay run`), instead of reading state/status.json. */
+export async function readStatus(paths: RelayPaths, configured: readonly ConfiguredSession[], now = Date.now(), opts: { file?: StatusFile } = {}): Promise<StatusReport> {
   const lock = probeLock(paths.lock);
-  const file = await readStatusFile(paths);
+  const file: StatusFileRead = opts.file ? { kind: "ok", status: opts.file } : await readStatusFile(paths);
   const base = file.kind === "ok" ? fromStatusFile(file.status, now) : await fromFiles(paths, configured, now);
 
   const sessions: StatusReport["sessions"] = {};

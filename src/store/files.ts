@@ -1,7 +1,7 @@
 // Files the relay owns: atomic writes (temporary file in the same directory, fsync, rename,
 // fsync of the directory) and reads that validate what they find.
 import { randomBytes } from "node:crypto";
-import { open, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { chmod, lstat, open, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { z } from "zod";
 
@@ -64,13 +64,18 @@ export async function removeStaleTemporaries(dir: string): Promise<string[]> {
   return stale;
 }
 
+/** Files the relay writes for itself (conversation text, the ledger, the snapshot, logs): owner only. */
+export const PRIVATE_FILE = 0o600;
+export const PRIVATE_DIR = 0o700;
+
+/** A JSON file of the relay's own, private (0600). */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeAtomic(path, `${JSON.stringify(value, null, 1)}\n`);
+  await writeAtomic(path, `${JSON.stringify(value, null, 1)}\n`, { mode: PRIVATE_FILE });
 }
 
-/** Write and fsync a file under a name of our choosing (the caller renames it into place). */
+/** Write and fsync a file under a name of our choosing (the caller renames it into place); private (0600): it holds conversation text. */
 export async function writeDurable(path: string, data: string): Promise<void> {
-  const handle = await open(path, "w", 0o644);
+  const handle = await open(path, "w", PRIVATE_FILE);
   try {
     await handle.writeFile(data, "utf8");
     await handle.sync();
@@ -81,7 +86,7 @@ export async function writeDurable(path: string, data: string): Promise<void> {
 
 /** Append one line with a single write() and fsync: a kill never leaves half a line. */
 export async function appendLine(path: string, line: string): Promise<void> {
-  const handle = await open(path, "a", 0o644);
+  const handle = await open(path, "a", PRIVATE_FILE);
   try {
     await handle.write(`${line}\n`);
     await handle.sync();
@@ -120,8 +125,35 @@ export async function readIfPresent(path: string): Promise<string | null> {
   }
 }
 
+/** Directories the relay makes are private (0700); existing ones keep their mode. */
 export async function ensureDirs(...dirs: string[]): Promise<void> {
-  for (const dir of dirs) await mkdir(dir, { recursive: true });
+  for (const dir of dirs) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+}
+
+/**
+ * Make what earlier versions created world-readable private: the directories given (0700) and
+ * the regular files directly in them (0600). Links are left alone. Run at start, under the lock.
+ */
+export async function tightenModes(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+      await chmod(dir, PRIVATE_DIR);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) continue;
+      throw err;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      try {
+        const st = await lstat(path);
+        if (st.isFile() && (st.mode & 0o077) !== 0) await chmod(path, st.mode & 0o700);
+      } catch (err) {
+        if (!isErrno(err, "ENOENT")) throw err;
+      }
+    }
+  }
 }
 
 export async function removeIfPresent(path: string): Promise<boolean> {

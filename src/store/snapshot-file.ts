@@ -4,7 +4,7 @@
 import { z } from "zod";
 import type { RelayPaths } from "../config/paths.js";
 import type { Logger } from "../runtime/log.js";
-import { readJsonFile, writeAtomic } from "./files.js";
+import { PRIVATE_FILE, readJsonFile, writeAtomic } from "./files.js";
 import { type V1Context, v1ContextSchema } from "./migrate-v1.js";
 
 const FORMAT = "relay-snapshot/2";
@@ -61,7 +61,7 @@ export class SnapshotWriter {
     const body = JSON.stringify(snapshot);
     if (body === this.last && (this.lastDurable || !opts.durable)) return;
     try {
-      await writeAtomic(this.paths.snapshot, `{"format":"${FORMAT}","savedAt":"${new Date(this.now()).toISOString()}","snapshot":${body}}\n`, { durable: opts.durable });
+      await writeAtomic(this.paths.snapshot, `{"format":"${FORMAT}","savedAt":"${new Date(this.now()).toISOString()}","snapshot":${body}}\n`, { durable: opts.durable, mode: PRIVATE_FILE });
     } catch (err) {
       this.log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot write state/snapshot.json");
       throw err;

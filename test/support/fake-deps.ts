@@ -6,12 +6,13 @@
 import type { JcAnswer } from "../../machines/relay.js";
 import type { Delivery, NotifyParams, PermissionRequest, WorkItem } from "../../machines/types.js";
 import type { ApiReply, MessagesRequest } from "../../src/anthropic/messages.js";
-import type { RelayConfig, SessionConfig } from "../../src/config/config.js";
+import { DEFAULT_LIMITS, type RelayConfig, type SessionConfig } from "../../src/config/config.js";
 import { SpendTracker } from "../../src/costs/budget.js";
 import type { LedgerRecord } from "../../src/costs/ledger.js";
 import { entryChars, type HistoryEntry } from "../../src/history/conversation-store.js";
 import type { HistoryStore, JcSource, JcTaken, MessagesApi, RelayDeps, WakeReason } from "../../src/runtime/deps.js";
 import { silentLogger } from "../../src/runtime/log.js";
+import { redactorFor } from "../../src/runtime/redact.js";
 import type { StatusFile } from "../../src/status/status-file.js";
 import type { DeliverOutcome, Inbox, Outbox } from "../../src/transport/port.js";
 
@@ -34,6 +35,7 @@ export function fakeConfig(over: Partial<RelayConfig> = {}): RelayConfig {
     maxParallelCalls: 4,
     sessions: [session("s1", false)],
     budget: {},
+    limits: DEFAULT_LIMITS,
     anthropic: {},
     ntfy: { server: "http://127.0.0.1:9" },
     ...over,
@@ -324,6 +326,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
   const deps: RelayDeps = {
     config: () => config,
     now: () => Date.now(),
+    monotonic: () => performance.now(),
     random: () => 0.5,
     inbox,
     outbox,
@@ -374,6 +377,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
       },
     },
     log: silentLogger(),
+    redact: redactorFor(config),
     crashPoint: async () => undefined,
   };
 

@@ -175,6 +175,15 @@ describe("config errors are one line naming the file, the key and what was expec
     expectOneLine(await configError(load()), "config.yaml", "histroy_char_cap", /unknown key/);
   });
 
+  it("limits: the defaults when unset, a partial block keeps the other defaults, a bad value names its key", async () => {
+    await writeConfig(MINIMAL);
+    expect((await load()).limits).toEqual({ logMaxBytes: 10 * 1024 * 1024, logFiles: 5, rejectedKeep: 1000, rejectedDays: 30, pageClients: 16 });
+    await writeConfig(`${MINIMAL}limits:\n  rejected_keep: 50\n`);
+    expect((await load()).limits).toEqual({ logMaxBytes: 10 * 1024 * 1024, logFiles: 5, rejectedKeep: 50, rejectedDays: 30, pageClients: 16 });
+    await writeConfig(`${MINIMAL}limits:\n  page_clients: 0\n`);
+    expectOneLine(await configError(load()), "config.yaml", "limits.page_clients", /positive whole number/);
+  });
+
   it("an unknown nested key is named with its path", async () => {
     await writeConfig(`${MINIMAL}ntfy:\n  sever: https://x.example\n`);
     expectOneLine(await configError(load()), "config.yaml", "ntfy.sever", /unknown key/);

@@ -3,7 +3,8 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { type CostReport, type LedgerRecord, ledgerPath, readLedger, summarize } from "../../costs/ledger.js";
+import type { CostRow, LedgerRecord } from "../../costs/ledger.js";
+import { type CellReport, type CostCell, reportOfCells } from "../../costs/ledger-summary.js";
 import type { RelayPaths } from "../../config/paths.js";
 import { isErrno } from "../../store/files.js";
 
@@ -59,41 +60,19 @@ export async function readRejections(paths: RelayPaths, limit = 5): Promise<Reje
   return out;
 }
 
-/** The ledger, re-read only when the file changed. */
-export class LedgerCache {
-  private key = "";
-  private records: LedgerRecord[] = [];
-
-  constructor(private readonly root: string) {}
-
-  async read(): Promise<LedgerRecord[]> {
-    let key: string;
-    try {
-      const st = await lstat(ledgerPath(this.root));
-      key = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch (err) {
-      if (isErrno(err, "ENOENT")) return [];
-      throw err;
-    }
-    if (key !== this.key) {
-      this.records = await readLedger(this.root);
-      this.key = key;
-    }
-    return this.records;
-  }
-}
-
 export interface CostsView {
   totalUsd: number;
   unpricedCalls: number;
   calls: number;
-  byDay: CostReport["rows"];
-  bySession: CostReport["rows"];
+  byDay: CostRow[];
+  bySession: CostRow[];
 }
 
-export function costsView(records: LedgerRecord[]): CostsView {
-  const byDay = summarize(records, "day");
-  return { totalUsd: byDay.totalUsd, unpricedCalls: byDay.unpricedCalls, calls: records.length, byDay: byDay.rows, bySession: summarize(records, "session").rows };
+/** Totals by day and by session, from the ledger's summary cells (no re-read of the ledger). */
+export function costsView(cells: CostCell[]): CostsView {
+  const byDay = reportOfCells(cells, "day");
+  const strip = (rows: CellReport["rows"]): CostRow[] => rows.map(({ cacheSavingsUsd: _, ...row }) => row);
+  return { totalUsd: byDay.totalUsd, unpricedCalls: byDay.unpricedCalls, calls: byDay.calls, byDay: strip(byDay.rows), bySession: strip(reportOfCells(cells, "session").rows) };
 }
 
 export interface CallView {
@@ -110,12 +89,9 @@ export interface CallView {
   latencyMs: number;
 }
 
-/** The newest `limit` calls, newest first. */
-export function recentCalls(records: LedgerRecord[], limit: number): CallView[] {
-  return records
-    .slice(-limit)
-    .reverse()
-    .map((r) => ({
+/** The calls as the page shows them (`newest`: newest first, as newestRecords reads them). */
+export function recentCalls(newest: LedgerRecord[]): CallView[] {
+  return newest.map((r) => ({
       at: r.at,
       session: r.session,
       model: r.model,
@@ -127,4 +103,28 @@ export function recentCalls(records: LedgerRecord[], limit: number): CallView[] 
       usd: r.usd,
       latencyMs: r.latencyMs,
     }));
+}
+
+/** The newest rejections, re-read only when queue/.rejected/ changed (a rename in or out changes its mtime). */
+export class RejectionsCache {
+  private key = "";
+  private value: Rejection[] = [];
+
+  constructor(private readonly paths: RelayPaths) {}
+
+  async read(limit = 5): Promise<Rejection[]> {
+    let key: string;
+    try {
+      const st = await lstat(this.paths.rejected);
+      key = `${st.ino}:${st.mtimeMs}:${st.size}:${limit}`;
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return [];
+      throw err;
+    }
+    if (key !== this.key) {
+      this.value = await readRejections(this.paths, limit);
+      this.key = key;
+    }
+    return this.value;
+  }
 }

@@ -14,7 +14,9 @@ import { MAX_CONTENT_BYTES } from "../../transport/file/queue.js";
 import { readStatus, type StatusReport } from "../report.js";
 import { readStatusFile, statusFilePath } from "../status-file.js";
 import { asset, pageHtml } from "./assets.js";
-import { costsView, LedgerCache, readRejections, recentCalls, type Rejection } from "./data.js";
+import { LedgerSummary, newestRecords } from "../../costs/ledger-summary.js";
+import type { StatusFile } from "../status-file.js";
+import { costsView, RejectionsCache, recentCalls, type Rejection } from "./data.js";
 import { isLoopbackHost, isWildcardHost, parseListen, urlHost } from "./listen.js";
 import { createGuard, type Guard, MIN_TOKEN_LENGTH, SECURITY_HEADERS } from "./security.js";
 
@@ -36,6 +38,17 @@ export interface StatusServerOptions {
   log: Logger;
   /** more names the Host header may carry (e.g. behind a reverse proxy); the bound and loopback names always pass */
   allowedHosts?: string[];
+  /**
+   * The daemon's status as it holds it in memory (what it last wrote to state/status.json): live
+   * updates are built from it instead of re-reading the file. Null until the daemon has one.
+   */
+  current?: () => StatusFile | null;
+  /** the daemon's ledger summary (else the server keeps its own): costs come from its cells */
+  ledger?: LedgerSummary;
+  /** at most this many /events clients at once; one more is refused with 503 (default 16) */
+  maxClients?: number;
+  /** the secrets scrubbed from every response (default: the API key, the page token, NTFY_TOKEN) */
+  redact?: (text: string) => string;
 }
 
 export interface StatusServer {
@@ -58,6 +71,9 @@ const POLL_MS = 2_000;
 const KEEPALIVE_MS = 15_000;
 const MAX_BODY_BYTES = MAX_CONTENT_BYTES + 64 * 1024;
 const MAX_CALLS = 500;
+export const DEFAULT_MAX_CLIENTS = 16;
+/** a client whose unsent frames pass this is not reading: it is dropped */
+export const MAX_CLIENT_BUFFER_BYTES = 1024 * 1024;
 
 /** The page shows a conversation's machine: its states are what status.json's `state` names. Drawn once per process. */
 const conversationChart = (() => {
@@ -113,13 +129,26 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
     throw new Error(`refusing to serve the status page on ${host}: a non-loopback address needs RELAY_HTTP_TOKEN (or bind to 127.0.0.1)`);
   }
 
-  const ledger = new LedgerCache(paths.root);
+  let ownLedger: Promise<LedgerSummary> | null = null;
+  const ledger = async (): Promise<LedgerSummary> => {
+    if (opts.ledger) return opts.ledger;
+    ownLedger ??= LedgerSummary.load(paths.root);
+    const summary = await ownLedger;
+    await summary.refresh(); // the ledger's tail since the last look
+    return summary;
+  };
+  const rejections = new RejectionsCache(paths);
   const chart = conversationChart();
   const sessions = () => opts.config().sessions;
-  const scrub = () => scrubber([opts.config().anthropic.apiKey, token]);
+  const scrub = () => opts.redact ?? scrubber([opts.config().anthropic.apiKey, token, opts.config().ntfy.token]);
+  const maxClients = opts.maxClients ?? DEFAULT_MAX_CLIENTS;
+  const statusNow = async (): Promise<StatusReport> => {
+    const held = opts.current?.() ?? null;
+    return readStatus(paths, sessions(), Date.now(), held ? { file: held } : {});
+  };
   const liveUpdate = async (): Promise<LiveUpdate> => {
-    const status = await readStatus(paths, sessions());
-    return { state: status.state, status, rejected: await readRejections(paths) };
+    const status = await statusNow();
+    return { state: status.state, status, rejected: await rejections.read() };
   };
 
   // ---- server-sent events ------------------------------------------------------------------
@@ -129,6 +158,16 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
   let debounce: NodeJS.Timeout | null = null;
   let settle: NodeJS.Timeout | null = null;
   const frame = (json: string) => `event: status\ndata: ${json}\n\n`;
+  /** Write to one client, dropping it when it does not read (its unsent frames pile up). */
+  const sendTo = (c: ServerResponse, text: string) => {
+    if (c.writableLength > MAX_CLIENT_BUFFER_BYTES) {
+      clients.delete(c);
+      log.warn({ buffered: c.writableLength }, "status page: an /events client does not read; dropped");
+      c.destroy();
+      return;
+    }
+    c.write(text);
+  };
   const push = (force: boolean) => {
     chain = chain
       .then(async () => {
@@ -136,7 +175,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
         const json = scrub()(JSON.stringify(await liveUpdate()));
         if (!force && json === lastSent) return;
         lastSent = json;
-        for (const c of clients) c.write(frame(json));
+        for (const c of clients) sendTo(c, frame(json));
       })
       .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "status page: cannot read the status"));
   };
@@ -157,7 +196,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
   const watcher = watchStatusFile(paths, changed, log);
   const poll = setInterval(() => push(false), POLL_MS);
   const keepalive = setInterval(() => {
-    for (const c of clients) c.write(": keepalive\n\n");
+    for (const c of clients) sendTo(c, ": keepalive\n\n");
   }, KEEPALIVE_MS);
   poll.unref();
   keepalive.unref();
@@ -179,7 +218,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       GET: async (_req, res, _url, g) => send(res, 200, "text/html; charset=utf-8", await pageHtml(g.csrfToken)),
     },
     "/status.json": {
-      GET: async (_req, res) => sendJson(res, 200, await readStatus(paths, sessions())),
+      GET: async (_req, res) => sendJson(res, 200, await statusNow()),
     },
     "/chart.mmd": {
       GET: async (_req, res) => send(res, 200, "text/plain; charset=utf-8", chart.mermaid),
@@ -188,26 +227,29 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
       GET: async (_req, res) => send(res, 200, "image/svg+xml; charset=utf-8", chart.svg),
     },
     "/api/costs": {
-      GET: async (_req, res) => sendJson(res, 200, costsView(await ledger.read())),
+      GET: async (_req, res) => sendJson(res, 200, costsView((await ledger()).allCells())),
     },
     "/api/calls": {
       GET: async (_req, res, url) => {
         const raw = url.searchParams.get("limit") ?? "50";
         if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_CALLS) throw new HttpError(400, `limit: expected a whole number from 1 to ${MAX_CALLS}`);
-        sendJson(res, 200, { calls: recentCalls(await ledger.read(), Number(raw)) });
+        sendJson(res, 200, { calls: recentCalls(await newestRecords(paths.root, Number(raw))) });
       },
     },
     "/api/rejected": {
-      GET: async (_req, res) => sendJson(res, 200, { rejected: await readRejections(paths, 20) }),
+      GET: async (_req, res) => sendJson(res, 200, { rejected: await rejections.read(20) }),
     },
     "/events": {
       GET: async (req, res) => {
+        if (req.method !== "HEAD" && clients.size >= maxClients) {
+          return sendText(res, 503, `too many live status clients (at most ${maxClients}): close another tab, or reload later`, { "Retry-After": "10" });
+        }
         res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "X-Accel-Buffering": "no" });
         if (req.method === "HEAD") return void res.end();
         res.write("retry: 2000\n\n");
         clients.add(res);
         res.on("close", () => clients.delete(res));
-        res.write(frame(scrub()(JSON.stringify(await liveUpdate()))));
+        sendTo(res, frame(scrub()(JSON.stringify(await liveUpdate()))));
       },
     },
     "/jc": {

@@ -219,3 +219,44 @@ export class QueueIndex {
     return [...this.entries.values()].sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 }
+
+/**
+ * Keep queue/.rejected/ bounded: the newest `keep` rejections, none older than `maxAgeDays`
+ * (by the time of the reason file, else of the rejected file). A rejection is its file and its
+ * NAME.reason.json; both go together. Returns how many rejections were removed.
+ */
+export async function pruneRejected(paths: RelayPaths, opts: { keep: number; maxAgeDays: number }, now: number): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(paths.rejected);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return 0;
+    throw err;
+  }
+  const REASON = ".reason.json";
+  const groups = new Map<string, { names: string[]; mtimeMs: number }>();
+  for (const name of names) {
+    if (isInProgressName(name)) continue; // an atomic write under way (or a temporary swept at start)
+    const base = name.endsWith(REASON) ? name.slice(0, -REASON.length) : name;
+    let mtimeMs = 0;
+    try {
+      mtimeMs = (await lstat(join(paths.rejected, name))).mtimeMs;
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+      continue;
+    }
+    const g = groups.get(base) ?? { names: [], mtimeMs: 0 };
+    g.names.push(name);
+    g.mtimeMs = Math.max(g.mtimeMs, mtimeMs);
+    groups.set(base, g);
+  }
+  const oldest = now - opts.maxAgeDays * 86_400_000;
+  const newestFirst = [...groups.values()].sort((a, b) => b.mtimeMs - a.mtimeMs);
+  let removed = 0;
+  for (const [i, g] of newestFirst.entries()) {
+    if (i < opts.keep && g.mtimeMs >= oldest) continue;
+    for (const name of g.names) await removeIfPresent(join(paths.rejected, name));
+    removed += 1;
+  }
+  return removed;
+}

@@ -1,0 +1,404 @@
+/**
+ * The cost ledger's totals, kept incrementally: one cell per (UTC day, session, model), and the
+ * byte offset of the ledger they cover. Bringing them up to date reads only the ledger's tail
+ * since that offset, so the daemon's start, the status page, `relay status` and `relay costs`
+ * cost the same with 100,000 lines as with ten.
+ *
+ * The cells are saved in `state/costs.summary.json` (private, written atomically). The file is a
+ * cache: it names the ledger's inode and a fingerprint of the bytes just before its offset, and a
+ * ledger that was replaced, truncated or rewritten is summarized again from its start. Only whole
+ * lines are taken; a torn last line waits for the newline the next append puts before its record
+ * (see ledger.ts), and is then skipped like any invalid line, exactly as `readLedger` does.
+ */
+import { createHash } from "node:crypto";
+import { open, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files.js";
+import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
+import { priceFor, promptTokensOf } from "./pricing.js";
+
+const FORMAT = "relay-costs-summary/2";
+const MARK_BYTES = 64;
+/** small reads: 4 MiB chunks left ~60 MB of resident memory behind after a first full read; 256 KiB leave ~10 MB, no slower */
+const CHUNK_BYTES = 256 * 1024;
+/** the cells are saved again once this many records are not in the saved file */
+const SAVE_EVERY_RECORDS = 200;
+
+export const summaryPath = (root: string): string => join(root, "state", "costs.summary.json");
+
+/** The totals of one (UTC day, session, model): a cost row's counts without its key. */
+export interface CostCell extends Omit<CostRow, "key"> {
+  day: string;
+  session: string;
+  model: string;
+  cacheSavingsUsd: number;
+}
+
+/**
+ * A cell as saved: one flat row (a year of ten sessions is a few thousand of them, so the file
+ * stays small and is read without a per-field schema).
+ */
+const cellRow = z.tuple([z.string(), z.string(), z.string(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]);
+type CellRow = z.infer<typeof cellRow>;
+const toRow = (c: CostCell): CellRow => [c.day, c.session, c.model, c.calls, c.inputTokens, c.outputTokens, c.cacheWriteTokens, c.cacheReadTokens, c.usd, c.unpricedCalls, c.cacheSavingsUsd];
+const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWriteTokens, cacheReadTokens, usd, unpricedCalls, cacheSavingsUsd]: CellRow): CostCell => ({
+  day,
+  session,
+  model,
+  calls,
+  inputTokens,
+  outputTokens,
+  cacheWriteTokens,
+  cacheReadTokens,
+  usd,
+  unpricedCalls,
+  cacheSavingsUsd,
+});
+
+const fileSchema = z.object({
+  format: z.literal(FORMAT),
+  ino: z.number(),
+  offset: z.number().int().nonnegative(),
+  mark: z.string(),
+  cells: z.array(cellRow),
+  /** the byte offsets of the first record of each day and just after its last, for a --since inside a day */
+  dayStart: z.record(z.string(), z.number().int().nonnegative()),
+  dayEnd: z.record(z.string(), z.number().int().nonnegative()),
+});
+
+/** UTC day of an ISO time, "unknown" when it does not parse. */
+export const utcDayOf = (iso: string): string => {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? "unknown" : new Date(ms).toISOString().slice(0, 10);
+};
+
+/**
+ * What caching saved on one call: its cached tokens (reads and writes) at the plain input price,
+ * minus what they cost. Writes cost more than plain input, so this is negative for a call that
+ * wrote a cache no later call read. null when the model's price is unknown.
+ */
+export function cacheSavingsUsd(rec: Pick<LedgerRecord, "model" | "inputTokens" | "outputTokens" | "cacheReadTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens">): number | null {
+  const rate = priceFor(rec.model, promptTokensOf(rec));
+  if (!rate) return null;
+  const cached = rec.cacheReadTokens + rec.cacheWrite5mTokens + rec.cacheWrite1hTokens;
+  const paid = rec.cacheReadTokens * rate.cacheRead + rec.cacheWrite5mTokens * rate.cacheWrite5m + rec.cacheWrite1hTokens * rate.cacheWrite1h;
+  return (cached * rate.input - paid) / 1_000_000;
+}
+
+/** Cells by (day, session, model): the whole ledger folded, or any part of it. */
+export class CostCells {
+  readonly map = new Map<string, CostCell>();
+
+  add(rec: LedgerRecord): void {
+    const day = utcDayOf(rec.at);
+    const key = `${day}\u0000${rec.session}\u0000${rec.model}`;
+    let cell = this.map.get(key);
+    if (!cell) {
+      cell = { day, session: rec.session, model: rec.model, calls: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, usd: 0, unpricedCalls: 0, cacheSavingsUsd: 0 };
+      this.map.set(key, cell);
+    }
+    cell.calls += 1;
+    cell.inputTokens += rec.inputTokens;
+    cell.outputTokens += rec.outputTokens;
+    cell.cacheWriteTokens += rec.cacheWriteTokens;
+    cell.cacheReadTokens += rec.cacheReadTokens;
+    if (rec.usd === null) cell.unpricedCalls += 1;
+    else cell.usd += rec.usd;
+    cell.cacheSavingsUsd += cacheSavingsUsd(rec) ?? 0;
+  }
+
+  values(): CostCell[] {
+    return [...this.map.values()];
+  }
+}
+
+/** Float sums of many small costs drift in the last bits: keep nano-dollars. */
+const tidy = (usd: number): number => Math.round(usd * 1e9) / 1e9;
+
+export interface CellReport {
+  totalUsd: number;
+  unpricedCalls: number;
+  calls: number;
+  cacheSavingsUsd: number;
+  rows: (CostRow & { cacheSavingsUsd: number })[];
+}
+
+/** Rows by day, session or model, sorted by key, from cells already limited to what counts. */
+export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy): CellReport {
+  const rows = new Map<string, CostRow & { cacheSavingsUsd: number }>();
+  let total = 0;
+  let unpriced = 0;
+  let calls = 0;
+  let savings = 0;
+  for (const c of cells) {
+    const key = by === "day" ? c.day : by === "session" ? c.session : c.model;
+    let row = rows.get(key);
+    if (!row) {
+      row = { key, calls: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, usd: 0, unpricedCalls: 0, cacheSavingsUsd: 0 };
+      rows.set(key, row);
+    }
+    row.calls += c.calls;
+    row.inputTokens += c.inputTokens;
+    row.outputTokens += c.outputTokens;
+    row.cacheWriteTokens += c.cacheWriteTokens;
+    row.cacheReadTokens += c.cacheReadTokens;
+    row.usd += c.usd;
+    row.unpricedCalls += c.unpricedCalls;
+    row.cacheSavingsUsd += c.cacheSavingsUsd;
+    total += c.usd;
+    unpriced += c.unpricedCalls;
+    calls += c.calls;
+    savings += c.cacheSavingsUsd;
+  }
+  const sorted = [...rows.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const row of sorted) {
+    row.usd = tidy(row.usd);
+    row.cacheSavingsUsd = tidy(row.cacheSavingsUsd);
+  }
+  return { totalUsd: tidy(total), unpricedCalls: unpriced, calls, cacheSavingsUsd: tidy(savings), rows: sorted };
+}
+
+/** One valid record per whole line of `buf` (from `base` in the file: the line spans [at, end)); returns the bytes consumed. */
+function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: number, end: number) => void): number {
+  let start = 0;
+  for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
+    if (nl > start) {
+      const line = buf.toString("utf8", start, nl);
+      if (line.trim() !== "") {
+        try {
+          const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
+          if (parsed.success) onRecord(parsed.data, base + start, base + nl + 1);
+        } catch {
+          // a torn or foreign line: skipped, as readLedger skips it
+        }
+      }
+    }
+    start = nl + 1;
+  }
+  return start;
+}
+
+/** Read [from, to) of the ledger in chunks, folding whole lines; returns the offset after the last whole line. */
+async function readRange(file: string, from: number, to: number, onRecord: (rec: LedgerRecord, at: number, end: number) => void): Promise<number> {
+  const fh = await open(file, "r");
+  try {
+    let offset = from;
+    let carry = Buffer.alloc(0);
+    let pos = from;
+    while (pos < to) {
+      const want = Math.min(CHUNK_BYTES, to - pos);
+      const chunk = Buffer.alloc(want);
+      const { bytesRead } = await fh.read(chunk, 0, want, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      const buf = carry.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+      const used = foldLines(buf, offset, onRecord);
+      offset += used;
+      carry = Buffer.from(buf.subarray(used));
+    }
+    return offset;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function markAt(file: string, offset: number): Promise<string> {
+  if (offset === 0) return "";
+  const len = Math.min(MARK_BYTES, offset);
+  const fh = await open(file, "r");
+  try {
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, offset - len);
+    return createHash("sha256").update(buf.subarray(0, bytesRead)).digest("hex").slice(0, 32);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The ledger's totals, brought up to date by reading its tail. */
+export class LedgerSummary {
+  private cells = new CostCells();
+  private dayStart: Record<string, number> = {};
+  private dayEnd: Record<string, number> = {};
+  private ino = -1;
+  private offset = 0;
+  private savedOffset = -1;
+  private unsaved = 0;
+  private totalsCache: { totalUsd: number; calls: number; unpricedCalls: number } | null = null;
+
+  private constructor(private readonly root: string) {}
+
+  /** The saved summary (when it still fits the ledger), brought up to date. */
+  static async load(root: string): Promise<LedgerSummary> {
+    const summary = new LedgerSummary(root);
+    const saved = await readJsonFile(summaryPath(root), fileSchema).catch(() => null);
+    if (saved?.ok) {
+      for (const row of saved.value.cells) {
+        const c = fromRow(row);
+        summary.cells.map.set(`${c.day}\u0000${c.session}\u0000${c.model}`, c);
+      }
+      summary.dayStart = { ...saved.value.dayStart };
+      summary.dayEnd = { ...saved.value.dayEnd };
+      summary.ino = saved.value.ino;
+      summary.offset = saved.value.offset;
+      summary.savedOffset = saved.value.offset;
+      summary.pendingMark = saved.value.mark;
+    }
+    await summary.refresh();
+    return summary;
+  }
+
+  /** the fingerprint the saved file claims, checked once by the first refresh */
+  private pendingMark: string | null = null;
+
+  private reset(): void {
+    this.cells = new CostCells();
+    this.dayStart = {};
+    this.dayEnd = {};
+    this.offset = 0;
+    this.totalsCache = null;
+  }
+
+  private refreshing: Promise<void> = Promise.resolve();
+
+  /** Take the records appended since the last look (one stat when nothing changed); one at a time, so no range is taken twice. */
+  refresh(): Promise<void> {
+    const next = this.refreshing.then(() => this.takeTail());
+    this.refreshing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async takeTail(): Promise<void> {
+    const file = ledgerPath(this.root);
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      st = await stat(file);
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+      if (this.offset !== 0 || this.cells.map.size > 0) this.reset();
+      this.ino = -1;
+      return;
+    }
+    let replaced = st.ino !== this.ino || st.size < this.offset;
+    if (!replaced && this.pendingMark !== null) replaced = (await markAt(file, this.offset)) !== this.pendingMark;
+    this.pendingMark = null;
+    if (replaced) {
+      this.reset();
+      this.savedOffset = -1;
+      this.ino = st.ino;
+    }
+    if (st.size === this.offset) return;
+    const before = this.offset;
+    this.offset = await readRange(file, this.offset, st.size, (rec, at, end) => {
+      this.cells.add(rec);
+      const day = utcDayOf(rec.at);
+      const first = this.dayStart[day];
+      if (first === undefined || at < first) this.dayStart[day] = at;
+      this.dayEnd[day] = Math.max(this.dayEnd[day] ?? 0, end);
+      this.unsaved += 1;
+    });
+    if (this.offset !== before) this.totalsCache = null;
+  }
+
+  /** Whether the saved file is behind by enough records (or bytes) to be worth rewriting. */
+  get worthSaving(): boolean {
+    return this.offset !== this.savedOffset && (this.savedOffset < 0 || this.unsaved >= SAVE_EVERY_RECORDS);
+  }
+
+  /** Save the cells (best effort: the summary is a cache of the ledger). */
+  async save(): Promise<void> {
+    if (this.offset === this.savedOffset || this.ino < 0) return;
+    const file = ledgerPath(this.root);
+    const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values().map(toRow), dayStart: this.dayStart, dayEnd: this.dayEnd };
+    await writeAtomic(summaryPath(this.root), `${JSON.stringify(body)}\n`, { durable: false, mode: PRIVATE_FILE });
+    this.savedOffset = this.offset;
+    this.unsaved = 0;
+  }
+
+  allCells(): CostCell[] {
+    return this.cells.values();
+  }
+
+  totals(): { totalUsd: number; calls: number; unpricedCalls: number } {
+    if (this.totalsCache) return { ...this.totalsCache };
+    const r = reportOfCells(this.cells.values(), "day");
+    this.totalsCache = { totalUsd: r.totalUsd, calls: r.calls, unpricedCalls: r.unpricedCalls };
+    return { ...this.totalsCache };
+  }
+
+  /** USD of one UTC day (and one session), from the cells. */
+  spentOn(day: string, session?: string): number {
+    let usd = 0;
+    for (const c of this.cells.map.values()) if (c.day === day && (session === undefined || c.session === session)) usd += c.usd;
+    return tidy(usd);
+  }
+
+  /**
+   * The report by day, session or model from `since` on (inclusive). A `since` at 00:00 UTC is
+   * answered from the cells alone; one inside a day also reads that day's records (the bytes
+   * from its first record to just after its last: one day's lines), since cells do not know the hour.
+   */
+  async report(by: CostsBy, since?: Date): Promise<CellReport> {
+    if (since === undefined) return reportOfCells(this.cells.values(), by);
+    const sinceMs = since.getTime();
+    const sinceDay = new Date(sinceMs).toISOString().slice(0, 10);
+    const whole = this.cells.values().filter((c) => c.day > sinceDay && c.day !== "unknown");
+    if (sinceMs === Date.parse(`${sinceDay}T00:00:00.000Z`)) return reportOfCells([...whole, ...this.cells.values().filter((c) => c.day === sinceDay)], by);
+    const partial = new CostCells();
+    const from = this.dayStart[sinceDay];
+    const to = Math.min(this.offset, this.dayEnd[sinceDay] ?? this.offset);
+    if (from !== undefined && from < to) {
+      await readRange(ledgerPath(this.root), from, to, (rec) => {
+        if (utcDayOf(rec.at) === sinceDay && Date.parse(rec.at) >= sinceMs) partial.add(rec);
+      });
+    }
+    return reportOfCells([...whole, ...partial.values()], by);
+  }
+}
+
+/**
+ * The newest `limit` records, newest first, read backwards from the ledger's end (a bounded
+ * read however long the ledger is).
+ */
+export async function newestRecords(root: string, limit: number): Promise<LedgerRecord[]> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(ledgerPath(root), "r");
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return [];
+    throw err;
+  }
+  try {
+    const { size } = await fh.stat();
+    const out: LedgerRecord[] = [];
+    let end = size;
+    let carry = Buffer.alloc(0);
+    while (end > 0 && out.length < limit) {
+      const start = Math.max(0, end - 256 * 1024);
+      const chunk = Buffer.alloc(end - start);
+      await fh.read(chunk, 0, chunk.length, start);
+      let buf = Buffer.concat([chunk, carry]);
+      // lines wholly inside buf, newest first; the piece before the first newline waits for the next chunk
+      const firstNl = start === 0 ? -1 : buf.indexOf(0x0a);
+      const body = buf.subarray(firstNl + 1);
+      const lines = body.toString("utf8").split("\n").reverse();
+      for (const line of lines) {
+        if (out.length >= limit) break;
+        if (line.trim() === "") continue;
+        try {
+          const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
+          if (parsed.success) out.push(parsed.data);
+        } catch {
+          // torn or foreign line
+        }
+      }
+      buf = firstNl < 0 ? Buffer.alloc(0) : buf.subarray(0, firstNl + 1);
+      carry = Buffer.from(buf);
+      end = start;
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
