@@ -152,8 +152,17 @@ export default class Costs extends RelayCommand {
     const by = parseBy(flags.by);
     const since = flags.since === undefined ? undefined : parseSince(flags.since);
     const paths = this.resolvePaths(flags.root);
-    const [{ readLedger, summarize }, { formatUsd, priceFor, promptTokensOf }] = await Promise.all([import("../costs/ledger.js"), import("../costs/pricing.js")]);
-    const lib: CostsLib = { summarize, formatUsd, priceFor, promptTokensOf };
+    const [{ readLedger, summarize }, { formatUsd, priceFor, promptTokensOf }, { loadConfig }] = await Promise.all([
+      import("../costs/ledger.js"),
+      import("../costs/pricing.js"),
+      import("../config/config.js"),
+    ]);
+    // config.yaml's `prices:` price what caching saved on models the table does not know; without a readable config, the table alone
+    const prices = await loadConfig(paths, process.env, { seed: false }).then(
+      (c) => c.prices,
+      () => undefined,
+    );
+    const lib: CostsLib = { summarize, formatUsd, priceFor: (model, promptTokens) => priceFor(model, promptTokens, prices), promptTokensOf };
     const report = costsReport(await readLedger(paths.root), by, since, lib);
     for (const line of formatCosts(report, lib)) this.log(line);
     return report;
