@@ -164,7 +164,7 @@ function spawnRelay(args: string[], env: NodeJS.ProcessEnv, what: string): Daemo
 export async function startRelay(root: string, vars: Record<string, string | undefined>, args: string[] = []): Promise<Daemon> {
   const d = spawnRelay(["run", "--root", root, ...args], await childEnv(vars), `relay run ${args.join(" ")}`);
   // Ready once its loop runs (it logs "relay started" to stderr), or once it has died trying.
-  await waitFor(() => !d.alive() || d.stderr().includes("relay started"), { what: "the daemon to start", timeoutMs: 10_000 });
+  await waitFor(() => !d.alive() || d.stderr().includes("relay started"), { what: "the daemon to start", timeoutMs: 30_000 });
   return d;
 }
 
