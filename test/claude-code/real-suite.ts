@@ -297,6 +297,28 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       expect(shown(m.turns().at(-1))).not.toContain("DROPPED-THEN-REDELIVERED");
     }, 240_000);
 
+    it("a reply Claude Code dropped at its block cap is handed over again in the next session, once", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      let n = 0;
+      scope.fake.setResponder((req) => (req.lastUserText.includes("Next session") ? "[NEEDS-JC] stop" : `Reviewer: CAPPED-REPLY-${++n} keep going.`));
+      await scope.start(root);
+      const m = await model((req) => ({ text: shown(req).includes("Next task") ? "Next session: picked it up." : "Working on it." }));
+      // Cap 1: the first hand-over continues the turn, the second is dropped by Claude Code.
+      const capped = await claude(w, m, ["-p", "Task.", "--output-format", "stream-json", "--verbose"], { env: w.env(m.url, { CLAUDE_CODE_STOP_HOOK_BLOCK_CAP: "1" }) });
+      expect(capped.code).toBe(0);
+      expect(m.turns()).toHaveLength(2);
+      expect(shown(m.turns()[1])).toContain("CAPPED-REPLY-1");
+      expect(m.turns().map(shown).join("\n")).not.toContain("CAPPED-REPLY-2");
+
+      const next = await claude(w, m, ["-p", "Next task.", "--output-format", "stream-json", "--verbose"]);
+      expect(next.code, next.stderr).toBe(0);
+      expect(occurrences(shown(m.turns()[2]), "CAPPED-REPLY-2")).toBe(1);
+      expect(shown(m.turns()[2])).not.toContain("CAPPED-REPLY-1");
+    }, 240_000);
+
     it("a reply Claude Code dropped (--max-turns) and replays itself on --continue is not doubled", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
