@@ -1,6 +1,7 @@
 import Chart from "./chart.js";
 import Costs from "./costs.js";
 import Help from "./help.js";
+import History from "./history.js";
 import HookClaudeEnd from "./hook/claude-end.js";
 import HookClaudePermission from "./hook/claude-permission.js";
 import HookClaudeStart from "./hook/claude-start.js";
@@ -21,6 +22,7 @@ export const commands = {
   chart: Chart,
   costs: Costs,
   help: Help,
+  history: History,
   "hook:claude-end": HookClaudeEnd,
   "hook:claude-permission": HookClaudePermission,
   "hook:claude-start": HookClaudeStart,
