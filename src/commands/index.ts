@@ -9,6 +9,7 @@ import HookClaudeStop from "./hook/claude-stop.js";
 import HookInstall from "./hook/install.js";
 import HookUninstall from "./hook/uninstall.js";
 import Jc from "./jc.js";
+import Logs from "./logs.js";
 import Resume from "./resume.js";
 import Run from "./run.js";
 import Send from "./send.js";
@@ -30,6 +31,7 @@ export const commands = {
   "hook:install": HookInstall,
   "hook:uninstall": HookUninstall,
   jc: Jc,
+  logs: Logs,
   resume: Resume,
   run: Run,
   send: Send,

@@ -160,6 +160,11 @@ function spawnRelay(args: string[], env: NodeJS.ProcessEnv, what: string): Daemo
   return { child, pid: child.pid, stdout: () => out, stderr: () => err, exited, alive: () => !done };
 }
 
+/** Any relay command in the background (killed by killAll). */
+export async function spawnCli(args: string[], vars: Record<string, string | undefined> = {}): Promise<Daemon> {
+  return spawnRelay(args, await childEnv(vars), `relay ${args.join(" ")}`);
+}
+
 /** `relay run --root ROOT [more args]` in the background. */
 export async function startRelay(root: string, vars: Record<string, string | undefined>, args: string[] = []): Promise<Daemon> {
   const d = spawnRelay(["run", "--root", root, ...args], await childEnv(vars), `relay run ${args.join(" ")}`);
