@@ -174,18 +174,6 @@ describe("relay costs", () => {
     expect(r.stderr.trim().split("\n")).toEqual(['relay: --by: expected day, session or model, got "week"']);
   });
 
-  it("prices what caching saved on a model the table does not know at config.yaml's prices:", async () => {
-    const model = "claude-new-model";
-    const withCache = { ...call("2026-11-10T10:00:00.000Z", "session-1", model, usage(100, 10, 0, 0, 10_000)), usd: 0.01 };
-    const root = await rootWith([withCache]);
-    expect((await costsJson(root, "--by", "model")).rows[0]?.cacheSavingsUsd ?? 0).toBe(0); // unknown: not counted
-    await writeFile(
-      join(root, "config.yaml"),
-      `${configYaml()}prices:\n  ${model}: {input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3}\n`,
-    );
-    expect((await costsJson(root, "--by", "model")).rows[0]?.cacheSavingsUsd).toBeCloseTo((10_000 * (3 - 0.3)) / 1e6, 9);
-  });
-
   it("shows what prompt caching saved: cached tokens at the input price minus what they cost", async () => {
     const root = await rootWith(LEDGER);
     const report = await costsJson(root, "--by", "model");
