@@ -3,12 +3,10 @@
  * build`, which `npm test` runs first) on a temporary root whose ledger is written by
  * appendLedger, the code the daemon appends with.
  */
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { appendLedger, makeLedgerRecord, type LedgerRecord } from "../src/costs/ledger.js";
 import { costUsd, type Usage } from "../src/costs/pricing.js";
-import { configYaml, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
+import { killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
 
 afterEach(killAll);
 afterAll(removeRoots);
