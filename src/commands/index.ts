@@ -1,3 +1,4 @@
+import Agent from "./agent.js";
 import Chart from "./chart.js";
 import Costs from "./costs.js";
 import HookClaudeStart from "./hook/claude-start.js";
@@ -5,6 +6,7 @@ import HookClaudeStop from "./hook/claude-stop.js";
 import HookInstall from "./hook/install.js";
 import HookUninstall from "./hook/uninstall.js";
 import Jc from "./jc.js";
+import NatsCheck from "./nats/check.js";
 import Resume from "./resume.js";
 import Run from "./run.js";
 import Send from "./send.js";
@@ -14,6 +16,7 @@ import Status from "./status.js";
 import Topic from "./topic.js";
 
 export const commands = {
+  agent: Agent,
   chart: Chart,
   costs: Costs,
   "hook:claude-start": HookClaudeStart,
@@ -21,6 +24,7 @@ export const commands = {
   "hook:install": HookInstall,
   "hook:uninstall": HookUninstall,
   jc: Jc,
+  "nats:check": NatsCheck,
   resume: Resume,
   run: Run,
   send: Send,

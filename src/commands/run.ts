@@ -53,7 +53,8 @@ export default class Run extends RelayCommand {
       const topic = await ensureTopic(paths);
       const replyTopic = await ensureTopic(paths, process.env, "NTFY_REPLY_TOPIC");
       const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic, replyTopic } });
-      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token, initial.httpToken] });
+      const { natsSecrets } = await import("../config/config.js");
+      const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: [apiKey, initial.ntfy.token, initial.httpToken, ...natsSecrets(initial.nats)] });
       const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
       const reloader = startConfigReloader({
         paths,
@@ -92,7 +93,31 @@ export default class Run extends RelayCommand {
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
         ...(statusServer ? { statusUrl: statusServer.url } : {}),
       };
-      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links });
+      // transport: nats loads the NATS client here only (never on the file path or in the hooks).
+      let nats: Awaited<ReturnType<typeof import("../transport/nats/start.js").startRelaySide>> | undefined;
+      if (initial.transport === "nats" && initial.nats) {
+        const [{ startRelaySide }, { NatsSetupError }, { jcTakenFrom }] = await Promise.all([import("../transport/nats/start.js"), import("../transport/nats/errors.js"), import("../runtime/compose.js")]);
+        try {
+          nats = await startRelaySide({
+            paths,
+            settings: initial.nats,
+            log,
+            registered: () => new Set(reloader.current().sessions.map((s) => s.id)),
+            localSessions: initial.sessions.filter((s) => s.host === undefined).map((s) => s.id),
+            agentName: initial.agentName ?? "relay",
+            pollMs: initial.pollIntervalMs,
+            parseJc: jcTakenFrom,
+            alarm: (message) => {
+              log.error({}, message);
+              notifier.notify({ title: "relay: NATS", message, priority: 4, tags: ["warning"] });
+            },
+          });
+        } catch (err) {
+          if (err instanceof NatsSetupError) throw new UsageError(err.message, 1);
+          throw err;
+        }
+      }
+      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);
       const pageUpdates = handle.actor.subscribe(() => {
         for (const listener of listeners) listener();
@@ -125,6 +150,7 @@ export default class Run extends RelayCommand {
       process.on("SIGTERM", onSignal);
       process.on("SIGHUP", onHangup);
       const code = await handle.done;
+      await nats?.stop();
       stopReplies.abort();
       await replies;
       pageUpdates.unsubscribe();
