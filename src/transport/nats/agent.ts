@@ -14,7 +14,7 @@
 // - remote agents only: state/jc_input.txt → RELAY_JC, and the relay's status →
 //   state/remote_status.json.
 import { type FSWatcher, watch } from "node:fs";
-import { lstat, open, rename } from "node:fs/promises";
+import { open, rename } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
