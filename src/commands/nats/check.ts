@@ -41,10 +41,7 @@ export default class NatsCheck extends RelayCommand {
       if (result.ok) this.log(`ok: nats-server ${result.server?.version ?? "?"} at ${result.url}, streams, buckets and consumers as expected`);
       for (const p of result.problems) this.log(p);
     }
-    if (!result.ok) {
-      if (this.jsonEnabled()) this.logJson(result);
-      this.exit(1);
-    }
+    if (!result.ok) process.exitCode = 1; // the report is still printed (under --json, as the result)
     return result;
   }
 
