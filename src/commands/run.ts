@@ -66,6 +66,30 @@ export default class Run extends RelayCommand {
       const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
       const ledger = await readLedger(paths.root);
       const spend = new SpendTracker(Date.now, ledger);
+      // transport: nats loads the NATS client here only (never on the file path or in the hooks).
+      let nats: Awaited<ReturnType<typeof import("../transport/nats/start.js").startRelaySide>> | undefined;
+      if (initial.transport === "nats" && initial.nats) {
+        const [{ startRelaySide }, { NatsSetupError }, { jcTakenFrom }] = await Promise.all([import("../transport/nats/start.js"), import("../transport/nats/errors.js"), import("../runtime/compose.js")]);
+        try {
+          nats = await startRelaySide({
+            paths,
+            settings: initial.nats,
+            log,
+            registered: () => new Set(reloader.current().sessions.map((s) => s.id)),
+            localSessions: initial.sessions.filter((s) => s.host === undefined).map((s) => s.id),
+            agentName: initial.agentName ?? "relay",
+            pollMs: initial.pollIntervalMs,
+            parseJc: jcTakenFrom,
+            alarm: (message) => {
+              log.error({}, message);
+              notifier.notify({ title: "relay: NATS", message, priority: 4, tags: ["warning"] });
+            },
+          });
+        } catch (err) {
+          if (err instanceof NatsSetupError) throw new UsageError(err.message, 1);
+          throw err;
+        }
+      }
       log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
       // The status page comes up first, so its URL can go on the needs-JC notification.
       const listeners = new Set<() => void>();
@@ -93,30 +117,6 @@ export default class Run extends RelayCommand {
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
         ...(statusServer ? { statusUrl: statusServer.url } : {}),
       };
-      // transport: nats loads the NATS client here only (never on the file path or in the hooks).
-      let nats: Awaited<ReturnType<typeof import("../transport/nats/start.js").startRelaySide>> | undefined;
-      if (initial.transport === "nats" && initial.nats) {
-        const [{ startRelaySide }, { NatsSetupError }, { jcTakenFrom }] = await Promise.all([import("../transport/nats/start.js"), import("../transport/nats/errors.js"), import("../runtime/compose.js")]);
-        try {
-          nats = await startRelaySide({
-            paths,
-            settings: initial.nats,
-            log,
-            registered: () => new Set(reloader.current().sessions.map((s) => s.id)),
-            localSessions: initial.sessions.filter((s) => s.host === undefined).map((s) => s.id),
-            agentName: initial.agentName ?? "relay",
-            pollMs: initial.pollIntervalMs,
-            parseJc: jcTakenFrom,
-            alarm: (message) => {
-              log.error({}, message);
-              notifier.notify({ title: "relay: NATS", message, priority: 4, tags: ["warning"] });
-            },
-          });
-        } catch (err) {
-          if (err instanceof NatsSetupError) throw new UsageError(err.message, 1);
-          throw err;
-        }
-      }
       const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);
       const pageUpdates = handle.actor.subscribe(() => {

@@ -1,5 +1,6 @@
 // transport: nats (CONTRACT §11) through the real CLI: one relay root and remote agent roots, each
-// its own `relay agent` process, against a real nats-server (test/support/nats-server.ts). Skipped,
+// its own `relay agent` process, against a real nats-server (test/support/nats-server.ts). The
+// cases run one after another (a relay and an agent each are all a busy 2-core machine takes). Skipped,
 // saying why, when nats-server is not installed.
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, unlink, writeFile } from "node:fs/promises";
@@ -83,7 +84,7 @@ const replyMeta = async (root: string, session: string): Promise<{ reply_id: str
 const turns = async (root: string): Promise<{ id: string; session?: string }[]> => Object.values(await readHistory(root)).flatMap((lines) => lines.filter((l) => l.kind === "turn"));
 
 describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remote agent", () => {
-  it.concurrent("answers an envelope dropped on a remote root there, takes the deletion of input.txt as the acknowledgement, then delivers the next", async (ctx) => {
+  it("answers an envelope dropped on a remote root there, takes the deletion of input.txt as the acknowledgement, then delivers the next", async (ctx) => {
     const w = await world(ctx);
     await dropEnvelope(w.agentRoot, "a.json", { session_id: "s2", id: "m-1", content: "first from the laptop" });
     expect(await waitForFile(inputPath(w.agentRoot, "s2"), 15_000)).toMatch(/^answer number \d+$/);
@@ -110,15 +111,18 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     expect(mirror.status).not.toBeNull();
   }, 60_000);
 
-  it.concurrent("takes JC's answer written on a remote root", async (ctx) => {
+  it("takes JC's answer written on a remote root", async (ctx) => {
     const w = await world(ctx);
     await writeFile(join(w.agentRoot, "state", "jc_input.txt"), "@s3: straight from JC on the laptop");
-    expect(await waitForFile(inputPath(w.agentRoot, "s3"), 15_000)).toBe("straight from JC on the laptop");
+    const direct = await waitForFile(inputPath(w.agentRoot, "s3"), 15_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\nrelay: ${w.relay.stderr().slice(-3000)}\nagent: ${w.agent.stderr().slice(-3000)}`);
+    });
+    expect(direct).toBe("straight from JC on the laptop");
     expect(await replyMeta(w.agentRoot, "s3")).toMatchObject({ source: "jc-direct", in_reply_to: null });
     expect(await exists(join(w.agentRoot, "state", "jc_input.txt"))).toBe(false);
   }, 60_000);
 
-  it.concurrent("rejects on the host where the envelope was dropped: by the agent for a session it does not serve, with the relay's reason for one the relay does not know", async (ctx) => {
+  it("rejects on the host where the envelope was dropped: by the agent for a session it does not serve, with the relay's reason for one the relay does not know", async (ctx) => {
     const w = await world(ctx);
     await dropEnvelope(w.agentRoot, "unknown-here.json", { session_id: "s9", content: "no such session here" });
     await dropEnvelope(w.agentRoot, "unknown-there.json", { session_id: "s4", content: "served here, unknown to the relay" });
@@ -132,7 +136,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     expect(await turns(w.relayRoot)).toEqual([]);
   }, 60_000);
 
-  it.concurrent("refuses a session claimed by a second agent name, naming the first; --take-over moves it; a second agent on one root names the lock's pid", async (ctx) => {
+  it("refuses a session claimed by a second agent name, naming the first; --take-over moves it; a second agent on one root names the lock's pid", async (ctx) => {
     const w = await world(ctx);
     const otherRoot = await makeRoot({ config: agentNatsConfig("desktop", ["s2"], w.prefix) });
     const refused = await runCli(["agent", "--root", otherRoot], { env: natsVars(), timeoutMs: 15_000 });
@@ -158,7 +162,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
 });
 
 describe.skipIf(natsSkipReason !== null)("transport: nats, checks", () => {
-  it("relay nats check says what is missing, one line each, and exits 1; then ok once relay run created it", async () => {
+  it("relay nats check says what is missing, one line each, and exits 1; a first start without the server exits 1 in one line", async () => {
     const prefix = freshPrefix();
     const root = await makeRoot({ config: relayNatsConfig([{ id: "s1" }], prefix) });
     const before = await runCli(["nats", "check", "--root", root, "--json"], { env: natsVars() });

@@ -28,7 +28,7 @@ import type { Logger } from "../../runtime/log.js";
 import { ensureDirs, readJsonFile, removeIfPresent, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
 import { ensureSessionDir } from "../file/dispatch.js";
 import { exists, listQueue, readEntryWithBytes, rejectFile } from "../file/queue.js";
-import { replyMetaFile } from "../file/reply-meta.js";
+import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
@@ -74,6 +74,7 @@ export class NatsAgent {
   private lastHeartbeat = 0;
   private statusDue = true;
   private lastStatus = "";
+  private jcLeftoversChecked = false;
   private readonly watchers: FSWatcher[] = [];
   private readonly subs: Subscription[] = [];
   private readonly rejections: { stop(): void }[] = [];
@@ -247,13 +248,18 @@ export class NatsAgent {
     }
   }
 
-  private async saveState(): Promise<void> {
-    await writeAtomic(this.stateFile, `${JSON.stringify(this.state)}\n`, { durable: true });
+  private async saveState(durable = true): Promise<void> {
+    await writeAtomic(this.stateFile, `${JSON.stringify(this.state)}\n`, { durable });
   }
 
+  /**
+   * The phases need no fsync of their own: input.json (fsynced before the rename) names the reply
+   * being delivered, so a lost `staged` or `delivered` is found again from it and the staging
+   * file (see syncSlot), and a lost `acked` by a delete the server refuses as "wrong last sequence".
+   */
   private async record(session: string, rev: number, phase: "staged" | "delivered" | "acked"): Promise<void> {
     this.state = { ...this.state, slots: { ...this.state.slots, [session]: { rev, phase } } };
-    await this.saveState();
+    await this.saveState(false);
   }
 
   /** queue/ → RELAY_ENV, oldest first, one at a time. */
@@ -317,12 +323,18 @@ export class NatsAgent {
       await this.ack(kv, session, rec.rev);
       return;
     }
+    const value = slotValueSchema.parse(JSON.parse(entry.string()));
+    const staging = join(dir, stagingName(entry.revision));
+    if ((await readReplyMeta(paths, session))?.reply_id === value.reply_id && !(await exists(staging))) {
+      // input.json names this reply and its staging file is gone: it reached input.txt before a
+      // crash (and may be acknowledged already). Never again.
+      await this.record(session, entry.revision, "delivered");
+      return;
+    }
     if (await exists(input)) {
       this.slotDue.add(session); // the slot is ahead of a file someone else put there: wait
       return;
     }
-    const value = slotValueSchema.parse(JSON.parse(entry.string()));
-    const staging = join(dir, stagingName(entry.revision));
     await writeDurable(staging, value.text);
     const meta = { reply_id: value.reply_id, in_reply_to: value.in_reply_to, source: value.source, at: value.at };
     const metaTmp = join(dir, ".input.json.tmp");
@@ -384,7 +396,9 @@ export class NatsAgent {
   private async mirrorJc(): Promise<void> {
     const { paths, link, names, name } = this.opts;
     for (;;) {
-      const claim = await claimJcInput(paths);
+      // Claims a killed agent left are looked for once, at start (as the relay does).
+      const claim = await claimJcInput(paths, { leftovers: !this.jcLeftoversChecked });
+      this.jcLeftoversChecked = true;
       if (!claim) return;
       if (claim.kind === "refused") {
         await refuseJcInput(paths, claim.reason, null);

@@ -278,9 +278,13 @@ export class NatsOutbox implements Outbox {
     else if (!read.missing) throw new Error(`state/nats-slots.json is unreadable (${read.error}); move it aside only if no reply is being published`);
   }
 
+  /**
+   * Only the staging record must be durable: a "published" one lost in a crash just means one
+   * more publish, which the server refuses as "wrong last sequence" (read as published).
+   */
   private async record(session: string, value: Slots[string]): Promise<void> {
     this.slots = { ...this.slots, [session]: value };
-    await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: true });
+    await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: !value.published });
   }
 
   async deliver(reply: Delivery): Promise<DeliverOutcome> {
