@@ -30,7 +30,12 @@ export default class Agent extends RelayCommand {
     if (!held.ok) throw new UsageError(`another relay is running on ${paths.root} (pid ${held.pid ?? "unknown"} holds state/.lock)`, 1);
     try {
       const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: natsSecrets(settings) }).child({ agent: name });
-      const [{ bringUp }, { NatsAgent }, { NatsSetupError }] = await Promise.all([import("../transport/nats/start.js"), import("../transport/nats/agent.js"), import("../transport/nats/errors.js")]);
+      const [{ bringUp }, { NatsAgent }, { NatsSetupError }, { crashPoint }] = await Promise.all([
+        import("../transport/nats/start.js"),
+        import("../transport/nats/agent.js"),
+        import("../transport/nats/errors.js"),
+        import("../runtime/crash-points.js"),
+      ]);
       let agent: InstanceType<typeof NatsAgent> | null = null;
       let link: Awaited<ReturnType<typeof bringUp>>;
       try {
@@ -41,7 +46,7 @@ export default class Agent extends RelayCommand {
           log,
           relay: false,
           onLink: async (l, names) => {
-            const a = new NatsAgent({ paths, link: l, names, name, sessions: config.sessions, log, pollMs: config.pollIntervalMs, takeOver: flags["take-over"], builtIn: false });
+            const a = new NatsAgent({ paths, link: l, names, name, sessions: config.sessions, log, pollMs: config.pollIntervalMs, takeOver: flags["take-over"], builtIn: false, crashPoint });
             await a.start();
             agent = a;
           },

@@ -2,7 +2,7 @@
 // of nats-server while envelopes flow from two roots, then everything is answered once and
 // delivered once. Skipped, saying why, when nats-server is not installed.
 import { randomBytes } from "node:crypto";
-import { readFile, unlink } from "node:fs/promises";
+import { readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -43,7 +43,7 @@ function consumer(root: string, session: string, seen: (string | null)[]): { sto
       try {
         const text = await readFile(inputPath(root, session), "utf8");
         const meta = JSON.parse(await readFile(join(root, "dispatch", session, "input.json"), "utf8")) as { in_reply_to: string | null };
-        expect(text).toMatch(/^answer number \d+$/);
+        expect(text).toMatch(/^(answer number \d+|JC's own words)$/);
         seen.push(meta.in_reply_to);
         await unlink(inputPath(root, session));
       } catch {
@@ -58,6 +58,53 @@ function consumer(root: string, session: string, seen: (string | null)[]): { sto
     },
   };
 }
+
+const RELAY_POINTS = ["nats-before-ack", "nats-slot-staged", "nats-slot-published"] as const;
+const AGENT_POINTS = ["agent-after-publish", "agent-after-meta", "agent-after-rename", "agent-after-ack", "agent-jc-published"] as const;
+let prefixes = 0;
+
+describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash point, then restart", () => {
+  it.for([...RELAY_POINTS, ...AGENT_POINTS])("delivers each reply once after a kill at %s", { timeout: 60_000 }, async (point, ctx) => {
+    const nats = server;
+    if (!nats) throw new Error("no nats-server");
+    const scope = await Scope.create(ctx);
+    let n = 0;
+    scope.fake.setResponder(() => `answer number ${++n}`);
+    const vars = { NATS_URL: nats.url, POLL_INTERVAL_MS: "100" };
+    const prefix = `cp${process.pid % 10_000}x${++prefixes}`;
+    const relayRoot = await makeRoot({ config: relayNatsConfig([{ id: "s1" }, { id: "s2", host: "laptop" }], prefix) });
+    const agentRoot = await makeRoot({ config: agentNatsConfig("laptop", ["s2"], prefix) });
+    const inRelay = (RELAY_POINTS as readonly string[]).includes(point);
+    let relay: Daemon = await scope.start(relayRoot, { ...vars, ...(inRelay ? { RELAY_CRASH_AT: point } : {}) });
+    let agent: Daemon = await startAgent(agentRoot, { ...vars, ...(inRelay ? {} : { RELAY_CRASH_AT: point }) });
+    ctx.onTestFinished(async () => {
+      agent.child.kill("SIGKILL");
+      await agent.exited;
+    });
+    const seen: (string | null)[] = [];
+    const cc = consumer(agentRoot, "s2", seen);
+    ctx.onTestFinished(async () => cc.stop());
+
+    if (point === "agent-jc-published") await writeFile(join(agentRoot, "state", "jc_input.txt"), "@s2: JC's own words");
+    else await dropEnvelope(agentRoot, "first.json", { session_id: "s2", id: "m-1", content: "the first" });
+    const crashed = inRelay ? relay : agent;
+    const exit = await Promise.race([crashed.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
+    if (exit === null) throw new Error(`no kill at ${point}\nrelay: ${relay.stderr().slice(-2000)}\nagent: ${agent.stderr().slice(-2000)}`);
+    expect(exit.signal, `the kill at ${point}`).toBe("SIGKILL");
+    if (inRelay) relay = await scope.start(relayRoot, vars);
+    else agent = await startAgent(agentRoot, vars);
+
+    await dropEnvelope(agentRoot, "second.json", { session_id: "s2", id: "m-2", content: "the second" });
+    const first = point === "agent-jc-published" ? null : "m-1";
+    await waitFor(() => seen.length >= 2, { what: `both replies (have ${JSON.stringify(seen)})`, timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1_000)); // a doubled delivery would show by now
+    expect(seen).toEqual([first, "m-2"]);
+    const turns = Object.values(await readHistory(relayRoot)).flatMap((lines) => lines.filter((l) => l.kind === "turn"));
+    expect(turns.map((t) => t.session)).toEqual(point === "agent-jc-published" ? ["s2"] : ["s2", "s2"]);
+    expect(await queueNames(agentRoot)).toEqual([]);
+    expect(relay.alive() && agent.alive()).toBe(true);
+  });
+});
 
 describe.skipIf(natsSkipReason !== null)("transport: nats under kill -9", () => {
   it("loses and doubles nothing when the relay, the agent and nats-server are killed with -9 while envelopes flow", async (ctx) => {

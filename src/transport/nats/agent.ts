@@ -58,6 +58,8 @@ export interface AgentOptions {
   /** the relay's own root: JC's answers and the status stay local there */
   builtIn: boolean;
   now?: () => number;
+  /** fault injection for the crash tests */
+  crashPoint?: (name: string) => Promise<void>;
 }
 
 const stagingName = (rev: number): string => `.reply-${rev}.tmp`;
@@ -82,10 +84,12 @@ export class NatsAgent {
   private dispatchKv: KV | null = null;
   private done: Promise<void> = Promise.resolve();
   private readonly now: () => number;
+  private readonly crashPoint: (name: string) => Promise<void>;
 
   constructor(private readonly opts: AgentOptions) {
     this.stateFile = join(opts.paths.state, "agent.json");
     this.now = opts.now ?? Date.now;
+    this.crashPoint = opts.crashPoint ?? (async () => {});
   }
 
   /** Claim the sessions (a session held by another agent name stops the start), then serve them. */
@@ -286,6 +290,7 @@ export class NatsAgent {
         if (!isWrongLastSequence(err)) throw err;
         log.info({ session: item.session, envelope: item.inReplyTo }, "envelope was published already");
       }
+      await this.crashPoint("agent-after-publish");
       await removeIfPresent(join(paths.queue, entry.name));
     }
   }
@@ -341,9 +346,11 @@ export class NatsAgent {
     await writeDurable(metaTmp, `${JSON.stringify(meta)}\n`);
     await rename(metaTmp, replyMetaFile(paths, session));
     await this.record(session, entry.revision, "staged");
+    await this.crashPoint("agent-after-meta");
     if (await exists(input)) return; // appeared meanwhile: the staged phase finishes it later
     await rename(staging, input);
     await syncDir(dir);
+    await this.crashPoint("agent-after-rename");
     await this.record(session, entry.revision, "delivered");
     this.opts.log.info({ session, reply: value.reply_id, rev: entry.revision }, "reply delivered");
   }
@@ -354,6 +361,7 @@ export class NatsAgent {
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err; // the slot moved on: the ack was done
     }
+    await this.crashPoint("agent-after-ack");
     await this.record(session, rev, "acked");
     this.opts.log.info({ session, rev }, "reply acknowledged");
   }
@@ -406,6 +414,7 @@ export class NatsAgent {
         continue;
       }
       await link.js.publish(names.jcSubject(name, claim.id), new TextEncoder().encode(claim.raw), { msgID: `${name}.${claim.id}` });
+      await this.crashPoint("agent-jc-published");
       await releaseJcClaim(paths, claim.id);
     }
   }

@@ -152,6 +152,8 @@ export class NatsInbox implements Inbox {
     private readonly log: Logger,
     wake: () => void,
     alarm: (message: string) => void,
+    /** fault injection for the crash tests */
+    private readonly crashPoint: (name: string) => Promise<void> = async () => {},
   ) {
     this.intake = new HeldDelivery(link, names.envStream, names.envConsumer, names.envFilter, log, wake, alarm);
   }
@@ -197,6 +199,7 @@ export class NatsInbox implements Inbox {
 
   /** The snapshot that made these deliveries current work is on disk: ack them. */
   async taken(receipts: string[]): Promise<void> {
+    await this.crashPoint("nats-before-ack");
     for (const receipt of receipts) await this.finish(receipt);
   }
 
@@ -263,6 +266,8 @@ export class NatsOutbox implements Outbox {
     private readonly link: NatsLink,
     private readonly names: NatsNames,
     paths: RelayPaths,
+    /** fault injection for the crash tests */
+    private readonly crashPoint: (name: string) => Promise<void> = async () => {},
   ) {
     this.file = join(paths.state, "nats-slots.json");
   }
@@ -305,6 +310,7 @@ export class NatsOutbox implements Outbox {
     }
     const slotRev = entry?.revision ?? 0;
     await this.record(session, { replyId: reply.replyId, slotRev, published: false });
+    await this.crashPoint("nats-slot-staged");
     await this.publish(reply, slotRev);
     return "delivered";
   }
@@ -317,6 +323,7 @@ export class NatsOutbox implements Outbox {
       // Only the relay writes values: a slot that moved past the recorded revision holds this reply.
       if (!isWrongLastSequence(err)) throw err;
     }
+    await this.crashPoint("nats-slot-published");
     await this.record(reply.session, { replyId: reply.replyId, slotRev, published: true });
   }
 

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { messageOf } from "../../../machines/types.js";
 import type { NatsSettings } from "../../config/config.js";
 import type { RelayPaths } from "../../config/paths.js";
+import { crashPoint } from "../../runtime/crash-points.js";
 import type { JcSource, JcTaken, WakeReason } from "../../runtime/deps.js";
 import type { Logger } from "../../runtime/log.js";
 import { readJsonFile, writeJsonAtomic } from "../../store/files.js";
@@ -133,12 +134,12 @@ export async function startRelaySide(opts: {
     log,
     relay: true,
     onLink: async (l, names) => {
-      const inbox = new NatsInbox(l, names, opts.registered, log, () => wake("other"), opts.alarm);
-      const outbox = new NatsOutbox(l, names, opts.paths);
+      const inbox = new NatsInbox(l, names, opts.registered, log, () => wake("other"), opts.alarm, crashPoint);
+      const outbox = new NatsOutbox(l, names, opts.paths, crashPoint);
       await outbox.load();
       const jc = new NatsJcSource(l, names, opts.registered, opts.parseJc, log, () => wake("jc"), opts.alarm);
       const status = new StatusPublisher(l, names, log);
-      const agent = new NatsAgent({ paths: opts.paths, link: l, names, name: opts.agentName, sessions: opts.localSessions, log: log.child({ agent: opts.agentName }), pollMs: opts.pollMs, takeOver: false, builtIn: true });
+      const agent = new NatsAgent({ paths: opts.paths, link: l, names, name: opts.agentName, sessions: opts.localSessions, log: log.child({ agent: opts.agentName }), pollMs: opts.pollMs, takeOver: false, builtIn: true, crashPoint });
       await agent.start();
       const sub = watchSlots(l, names, () => wake("other"));
       parts = { inbox, outbox, jc, status, agent, unsub: () => sub.unsubscribe() };
