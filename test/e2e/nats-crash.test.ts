@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import {
   type Daemon,
   dropEnvelope,
@@ -59,18 +59,22 @@ function consumer(root: string, session: string, seen: (string | null)[]): { sto
   };
 }
 
+/** The shared server, a scope whose every call answers differently (a repeated call shows), and the agents' variables. */
+async function setUp(ctx: TestContext): Promise<{ nats: NatsServer; scope: Scope; vars: Record<string, string> }> {
+  if (!server) throw new Error("no nats-server");
+  const scope = await Scope.create(ctx);
+  let n = 0;
+  scope.fake.setResponder(() => `answer number ${++n}`);
+  return { nats: server, scope, vars: { NATS_URL: server.url, POLL_INTERVAL_MS: "100" } };
+}
+
 const RELAY_POINTS = ["nats-before-ack", "nats-slot-staged", "nats-slot-published"] as const;
 const AGENT_POINTS = ["agent-after-publish", "agent-after-meta", "agent-after-rename", "agent-after-ack", "agent-jc-published"] as const;
 let prefixes = 0;
 
 describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash point, then restart", () => {
   it.for([...RELAY_POINTS, ...AGENT_POINTS])("delivers each reply once after a kill at %s", { timeout: 60_000 }, async (point, ctx) => {
-    const nats = server;
-    if (!nats) throw new Error("no nats-server");
-    const scope = await Scope.create(ctx);
-    let n = 0;
-    scope.fake.setResponder(() => `answer number ${++n}`);
-    const vars = { NATS_URL: nats.url, POLL_INTERVAL_MS: "100" };
+    const { scope, vars } = await setUp(ctx);
     const prefix = `cp${process.pid % 10_000}x${++prefixes}`;
     const relayRoot = await makeRoot({ config: relayNatsConfig([{ id: "s1" }, { id: "s2", host: "laptop" }], prefix) });
     const agentRoot = await makeRoot({ config: agentNatsConfig("laptop", ["s2"], prefix) });
@@ -108,12 +112,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash
 
 describe.skipIf(natsSkipReason !== null)("transport: nats under kill -9", () => {
   it("loses and doubles nothing when the relay, the agent and nats-server are killed with -9 while envelopes flow", async (ctx) => {
-    const nats = server;
-    if (!nats) throw new Error("no nats-server");
-    const scope = await Scope.create(ctx);
-    let n = 0;
-    scope.fake.setResponder(() => `answer number ${++n}`);
-    const vars = { NATS_URL: nats.url, POLL_INTERVAL_MS: "100" };
+    const { nats, scope, vars } = await setUp(ctx);
     const relayRoot = await makeRoot({ config: relayConfig });
     const agentRoot = await makeRoot({ config: agentConfig });
     let relay: Daemon = await scope.start(relayRoot, vars);
