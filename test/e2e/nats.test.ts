@@ -5,6 +5,8 @@
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Daemon,
@@ -175,6 +177,27 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, checks", () => {
     expect(noServer.code).toBe(1);
     expect(noServer.stderr.trim().split("\n")).toHaveLength(1);
     expect(noServer.stderr).toMatch(/first start/);
+  }, 30_000);
+
+  it("refuses a stream configured differently (drift), naming it and the expected value, and changes nothing", async () => {
+    const prefix = freshPrefix();
+    const nc = await connect({ servers: nats().url, token: NATS_TOKEN });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: `${prefix.toUpperCase()}_ENV`, subjects: [`${prefix}.env.>`], max_age: 3600 * 1e9 });
+      const root = await makeRoot({ config: relayNatsConfig([{ id: "s1" }], prefix) });
+      const check = await runCli(["nats", "check", "--root", root], { env: natsVars() });
+      expect(check.code).toBe(1);
+      expect(check.stdout).toMatch(/stream \S+_ENV has max_age 3600 s: expected 604800 s/);
+      const run = await runCli(["run", "--dry-run", "--root", root], { env: natsVars() });
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+      expect(run.stderr).toMatch(/_ENV has max_age 3600 s: expected 604800 s/);
+      expect((await jsm.streams.info(`${prefix.toUpperCase()}_ENV`)).config.max_age).toBe(3600 * 1e9);
+      expect((await jsm.streams.names().next()).filter((n) => n.toLowerCase().includes(prefix))).toEqual([`${prefix.toUpperCase()}_ENV`]);
+    } finally {
+      await nc.close();
+    }
   }, 30_000);
 
   it("refuses a server whose max_payload is below 8 MiB, in one line", async () => {

@@ -79,39 +79,30 @@ export interface TopologyReport {
 export async function ensureTopology(link: NatsLink, names: NatsNames, replicas: number, opts: { create: boolean; relayConsumers: boolean }): Promise<TopologyReport> {
   const { jsm } = link;
   const report: TopologyReport = { problems: [], created: [], envCreated: null };
+  // First look at everything: a single object configured differently stops the start before
+  // anything is created.
+  const missing: Wanted[] = [];
   for (const want of wantedStreams(names, replicas)) {
-    let have: StreamConfig | null = null;
-    let created = "";
     try {
       const info = await jsm.streams.info(want.name);
-      have = info.config;
-      created = info.created;
+      report.problems.push(...drift(want, info.config));
+      if (want.name === names.envStream) report.envCreated = info.created;
     } catch (err) {
-      if (!isNotFound(err)) {
-        report.problems.push(`${want.what}: ${messageOf(err)}`);
-        continue;
-      }
+      if (!isNotFound(err)) report.problems.push(`${want.what}: ${messageOf(err)}`);
+      else if (!opts.create) report.problems.push(`${want.what} is missing (relay run creates it)`);
+      else missing.push(want);
     }
-    if (have) {
-      report.problems.push(...drift(want, have));
-    } else if (!opts.create) {
-      report.problems.push(`${want.what} is missing (relay run creates it)`);
-      continue;
-    } else {
-      try {
-        if (want.history !== undefined) {
-          await link.kvm.create(want.name.slice(3), { history: want.history, replicas });
-        } else {
-          await jsm.streams.add(want.config);
-        }
-        report.created.push(want.what);
-        created = (await jsm.streams.info(want.name)).created;
-      } catch (err) {
-        report.problems.push(`${want.what}: cannot create it: ${messageOf(err)}`);
-        continue;
-      }
+  }
+  if (report.problems.length > 0) return report;
+  for (const want of missing) {
+    try {
+      if (want.history !== undefined) await link.kvm.create(want.name.slice(3), { history: want.history, replicas });
+      else await jsm.streams.add(want.config);
+      report.created.push(want.what);
+      if (want.name === names.envStream) report.envCreated = (await jsm.streams.info(want.name)).created;
+    } catch (err) {
+      report.problems.push(`${want.what}: cannot create it: ${messageOf(err)}`);
     }
-    if (want.name === names.envStream) report.envCreated = created;
   }
   if (opts.relayConsumers && report.problems.length === 0) {
     for (const [stream, durable, filter] of [
