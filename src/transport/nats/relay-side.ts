@@ -234,12 +234,15 @@ export class NatsInbox implements Inbox {
     await this.finish(receipt);
   }
 
+  /**
+   * Not waited for (no round trip on the envelope's path): a lost ack means a redelivery, which
+   * the machines recognize by its id and finish again instead of answering.
+   */
   private async ack(m: JsMsg): Promise<void> {
     try {
-      await m.ackAck({ timeout: 2_000 });
+      m.ack();
     } catch (err) {
-      // A lost ack means a redelivery, which the machines finish again instead of answering.
-      this.log.warn({ seq: m.seq, err: messageOf(err) }, "cannot confirm an ack; a redelivery will be finished again");
+      this.log.warn({ seq: m.seq, err: messageOf(err) }, "cannot ack an envelope; a redelivery will be finished again");
     }
     this.intake.done(m.seq);
   }
