@@ -138,6 +138,18 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     expect(await turns(w.relayRoot)).toEqual([]);
   }, 60_000);
 
+  it("sends an envelope the API refuses (a 400 about the request) back to the host it came from, with the API's message as the reason", async (ctx) => {
+    const w = await world(ctx);
+    w.scope.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "messages.0.content.0.text: e2e-the-envelope-is-at-fault" });
+    await dropEnvelope(w.agentRoot, "bad.json", { session_id: "s2", id: "m-bad", content: "the API will refuse this" });
+    const reason = JSON.parse(await waitForFile(join(w.agentRoot, "queue", ".rejected", "bad.json.reason.json"), 15_000)) as { error: string };
+    expect(reason.error).toContain("e2e-the-envelope-is-at-fault");
+    expect(JSON.parse(await readFile(join(w.agentRoot, "queue", ".rejected", "bad.json"), "utf8"))).toMatchObject({ id: "m-bad" });
+    // and the session goes on
+    await dropEnvelope(w.agentRoot, "good.json", { session_id: "s2", id: "m-good", content: "this one is fine" });
+    await waitFor(async () => (await replyMeta(w.agentRoot, "s2").catch(() => null))?.in_reply_to === "m-good", { what: "the next reply", timeoutMs: 15_000 });
+  }, 60_000);
+
   it("refuses a session claimed by a second agent name, naming the first; --take-over moves it; a second agent on one root names the lock's pid", async (ctx) => {
     const w = await world(ctx);
     const otherRoot = await makeRoot({ config: agentNatsConfig("desktop", ["s2"], w.prefix) });
@@ -198,6 +210,25 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, checks", () => {
     } finally {
       await nc.close();
     }
+  }, 30_000);
+
+  it("stops with one line when the envelope stream was recreated under the relay", async (ctx) => {
+    const scope = await Scope.create(ctx);
+    const prefix = freshPrefix();
+    const root = await makeRoot({ config: relayNatsConfig([{ id: "s1" }], prefix) });
+    const first = await scope.start(root, natsVars());
+    first.child.kill("SIGTERM");
+    expect((await first.exited).code).toBe(0);
+    const nc = await connect({ servers: nats().url, token: NATS_TOKEN });
+    try {
+      await (await jetstreamManager(nc)).streams.delete(`${prefix.toUpperCase()}_ENV`);
+    } finally {
+      await nc.close();
+    }
+    const again = await runCli(["run", "--root", root], { env: scope.vars(natsVars()) });
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split("\n")).toHaveLength(1);
+    expect(again.stderr).toMatch(/stream \S+_ENV was recreated/);
   }, 30_000);
 
   it("refuses a server whose max_payload is below 8 MiB, in one line", async () => {
