@@ -150,7 +150,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     await waitFor(async () => (await replyMeta(w.agentRoot, "s2").catch(() => null))?.in_reply_to === "m-good", { what: "the next reply", timeoutMs: 15_000 });
   }, 60_000);
 
-  it("refuses a session claimed by a second agent name, naming the first; --take-over moves it; a second agent on one root names the lock's pid", async (ctx) => {
+  it("refuses a session claimed by a second agent name, naming the first; --take-over moves it; a second agent on one root, or one on the relay's root, names the lock's pid", async (ctx) => {
     const w = await world(ctx);
     const otherRoot = await makeRoot({ config: agentNatsConfig("desktop", ["s2"], w.prefix) });
     const refused = await runCli(["agent", "--root", otherRoot], { env: natsVars(), timeoutMs: 15_000 });
@@ -161,6 +161,9 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     const same = await runCli(["agent", "--root", w.agentRoot], { env: natsVars(), timeoutMs: 15_000 });
     expect(same.code).not.toBe(0);
     expect(same.stderr).toContain(`pid ${w.agent.pid} holds state/.lock`);
+    const onRelayRoot = await runCli(["agent", "--root", w.relayRoot, "--name", "intruder"], { env: natsVars(), timeoutMs: 15_000 });
+    expect(onRelayRoot.code).not.toBe(0);
+    expect(onRelayRoot.stderr).toContain(`pid ${w.relay.pid} holds state/.lock`);
 
     const desktop = await startAgent(otherRoot, natsVars(), ["--take-over"]);
     ctx.onTestFinished(async () => {
