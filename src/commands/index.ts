@@ -1,3 +1,4 @@
+import Agent from "./agent.js";
 import Chart from "./chart.js";
 import Costs from "./costs.js";
 import Help from "./help.js";
@@ -10,6 +11,7 @@ import HookInstall from "./hook/install.js";
 import HookUninstall from "./hook/uninstall.js";
 import Jc from "./jc.js";
 import Logs from "./logs.js";
+import NatsCheck from "./nats/check.js";
 import Resume from "./resume.js";
 import Run from "./run.js";
 import Send from "./send.js";
@@ -20,6 +22,7 @@ import Topic from "./topic.js";
 import Version from "./version.js";
 
 export const commands = {
+  agent: Agent,
   chart: Chart,
   costs: Costs,
   help: Help,
@@ -32,6 +35,7 @@ export const commands = {
   "hook:uninstall": HookUninstall,
   jc: Jc,
   logs: Logs,
+  "nats:check": NatsCheck,
   resume: Resume,
   run: Run,
   send: Send,

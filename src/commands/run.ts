@@ -27,7 +27,7 @@ export default class Run extends RelayCommand {
         import("../config/reload.js"),
         import("../store/files.js"),
       ]);
-    const [{ subscribeReplies }, { takeReplyFromPhone }, { redactorFor }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
+    const [{ subscribeReplies }, { takeReplyFromPhone }, { scrubber, secretsOf }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     // A budget never fails open: a configuration it could not count is refused, at start and on every reload.
@@ -63,7 +63,8 @@ export default class Run extends RelayCommand {
       const replyTopic = await ensureTopic(paths, process.env, "NTFY_REPLY_TOPIC");
       const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic, replyTopic } });
       // The one redaction step, for every way out of the process (log, status, snapshot, notifications, page).
-      const redact = redactorFor(initial);
+      const { natsSecrets } = await import("../config/config.js");
+      const redact = scrubber([...secretsOf(initial), ...natsSecrets(initial.nats)]);
       const log = createLogger({ logsDir: paths.logs, rotation: { maxBytes: initial.limits.logMaxBytes, keep: initial.limits.logFiles }, terminal: process.stderr, redact });
       const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
       const reloader = startConfigReloader({
@@ -78,6 +79,30 @@ export default class Run extends RelayCommand {
       const ledger = await LedgerSummary.load(paths.root);
       await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));
       const spend = SpendTracker.fromCells(Date.now, ledger.allCells());
+      // transport: nats loads the NATS client here only (never on the file path or in the hooks).
+      let nats: Awaited<ReturnType<typeof import("../transport/nats/start.js").startRelaySide>> | undefined;
+      if (initial.transport === "nats" && initial.nats) {
+        const [{ startRelaySide }, { NatsSetupError }, { jcTakenFrom }] = await Promise.all([import("../transport/nats/start.js"), import("../transport/nats/errors.js"), import("../runtime/compose.js")]);
+        try {
+          nats = await startRelaySide({
+            paths,
+            settings: initial.nats,
+            log,
+            registered: () => new Set(reloader.current().sessions.map((s) => s.id)),
+            localSessions: initial.sessions.filter((s) => s.host === undefined).map((s) => s.id),
+            agentName: initial.agentName ?? "relay",
+            pollMs: initial.pollIntervalMs,
+            parseJc: jcTakenFrom,
+            alarm: (message) => {
+              log.error({}, message);
+              notifier.notify({ title: "relay: NATS", message, priority: 4, tags: ["warning"] });
+            },
+          });
+        } catch (err) {
+          if (err instanceof NatsSetupError) throw new UsageError(err.message, 1);
+          throw err;
+        }
+      }
       log.info({ root: paths.root, dryRun, sessions: initial.sessions.map((s) => s.id), model: initial.model }, "relay starting");
       // The status page comes up first, so its URL can go on the needs-JC notification.
       const listeners = new Set<() => void>();
@@ -110,7 +135,7 @@ export default class Run extends RelayCommand {
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
         ...(statusServer ? { statusUrl: statusServer.url } : {}),
       };
-      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact });
+      const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);
       daemonStatus = () => handle.status();
       const pageUpdates = handle.actor.subscribe(() => {
@@ -144,6 +169,7 @@ export default class Run extends RelayCommand {
       process.on("SIGTERM", onSignal);
       process.on("SIGHUP", onHangup);
       const code = await handle.done;
+      await nats?.stop();
       stopReplies.abort();
       await replies;
       pageUpdates.unsubscribe();

@@ -14,6 +14,11 @@ import { SESSION_ID } from "./session-id.js";
 export { SESSION_ID };
 const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
 export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
+/** An agent's name: one NATS subject token and one KV key part. */
+export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** Streams are `<PREFIX>_*` upper-cased, buckets `<prefix>_*`, subjects `<prefix>.*`. */
+export const NATS_PREFIX = /^[a-z][a-z0-9_-]{0,31}$/;
+const NATS_URL = /^(nats|tls):\/\/[^\s]+$/;
 
 const positiveInt = (what: string) =>
   z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
@@ -26,8 +31,9 @@ const sessionSchema = z.strictObject(
     id: z.string({ error: "expected a session id" }).regex(SESSION_ID, { error: `expected a session id matching ${SESSION_ID.source}` }),
     system_prompt: text("a non-empty system prompt").optional(),
     model: z.string().regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }).optional(),
+    host: z.string({ error: "expected an agent name" }).regex(AGENT_NAME, { error: `expected an agent name matching ${AGENT_NAME.source}` }).optional(),
   },
-  { error: "expected a mapping with id (and optionally system_prompt, model)" },
+  { error: "expected a mapping with id (and optionally system_prompt, model, host)" },
 );
 
 export const fileConfigSchema = z.strictObject(
@@ -75,6 +81,15 @@ export const fileConfigSchema = z.strictObject(
         page_clients: positiveInt("a positive whole number of clients").max(1000, { error: "expected at most 1000" }).default(16),
       })
       .default({ log_max_bytes: 10 * 1024 * 1024, log_files: 5, rejected_keep: 1000, rejected_days: 30, page_clients: 16 }),
+    transport: z.enum(["files", "nats"], { error: 'expected "files" or "nats"' }).default("files"),
+    nats: z
+      .strictObject({
+        url: z.string({ error: "expected a nats:// or tls:// URL" }).regex(NATS_URL, { error: "expected a nats:// or tls:// URL" }).optional(),
+        prefix: z.string({ error: "expected a prefix" }).regex(NATS_PREFIX, { error: `expected a prefix matching ${NATS_PREFIX.source}` }).default("relay"),
+        replicas: z.union([z.literal(1), z.literal(3)], { error: "expected 1 or 3" }).default(1),
+      })
+      .default({ prefix: "relay", replicas: 1 }),
+    agent: z.strictObject({ name: z.string({ error: "expected an agent name" }).regex(AGENT_NAME, { error: `expected an agent name matching ${AGENT_NAME.source}` }) }).optional(),
     sessions: z
       .array(sessionSchema, { error: "expected a list of sessions" })
       .min(1, { error: "expected at least one session" })
@@ -90,6 +105,20 @@ export interface SessionConfig {
   conversation: string;
   systemPrompt: string;
   model: string;
+  /** the agent that serves this session (`transport: nats`); absent: the relay's own root */
+  host?: string;
+}
+
+/** `transport: nats` settings; the credentials come from .env or the environment only. */
+export interface NatsSettings {
+  url: string;
+  prefix: string;
+  replicas: 1 | 3;
+  creds?: string;
+  token?: string;
+  user?: string;
+  password?: string;
+  ca?: string;
 }
 
 export interface RelayConfig {
@@ -116,6 +145,11 @@ export interface RelayConfig {
   anthropic: { apiKey?: string; baseUrl?: string };
   /** `replyTopic`: JC's private topic; what is published there is taken like state/jc_input.txt */
   ntfy: { server: string; topic?: string; replyTopic?: string; token?: string };
+  /** absent means files (CONTRACT §11) */
+  transport?: "files" | "nats";
+  nats?: NatsSettings;
+  /** agent.name in config.yaml: this root's agent */
+  agentName?: string;
 }
 
 export { ConfigError } from "../errors.js";
@@ -145,6 +179,12 @@ const ENV_KEYS = [
   "HISTORY_CHAR_CAP",
   "POLL_INTERVAL_MS",
   "RELAY_HTTP_TOKEN",
+  "NATS_URL",
+  "NATS_CREDS",
+  "NATS_TOKEN",
+  "NATS_USER",
+  "NATS_PASSWORD",
+  "NATS_CA",
 ] as const;
 type EnvKey = (typeof ENV_KEYS)[number];
 
@@ -234,6 +274,7 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
       conversation: conversationOf(s.id, s.system_prompt !== undefined),
       systemPrompt: s.system_prompt ?? file.system_prompt,
       model: s.model ?? file.model,
+      ...(s.host === undefined ? {} : { host: s.host }),
     })),
     budget: {
       ...(file.budget?.daily_usd === undefined ? {} : { dailyUsd: file.budget.daily_usd }),
@@ -265,8 +306,31 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
       ...(vars.NTFY_REPLY_TOPIC === undefined ? {} : { replyTopic: vars.NTFY_REPLY_TOPIC }),
       ...(vars.NTFY_TOKEN === undefined ? {} : { token: vars.NTFY_TOKEN }),
     },
+    ...natsPart(file, vars),
   };
 }
+
+/** The `transport: nats` keys, when set; the files transport adds nothing (its config is unchanged). */
+function natsPart(file: Pick<FileConfig, "transport" | "nats" | "agent">, vars: Partial<Record<EnvKey, string>>): Pick<RelayConfig, "transport" | "nats" | "agentName"> {
+  if (file.transport !== "nats") return {};
+  const url = vars.NATS_URL ?? file.nats.url ?? "nats://127.0.0.1:4222";
+  if (!NATS_URL.test(url)) throw new ConfigError(".env or environment: NATS_URL: expected a nats:// or tls:// URL");
+  if ((vars.NATS_USER === undefined) !== (vars.NATS_PASSWORD === undefined)) throw new ConfigError(".env or environment: NATS_USER and NATS_PASSWORD: expected both or neither");
+  const nats: NatsSettings = {
+    url,
+    prefix: file.nats.prefix,
+    replicas: file.nats.replicas,
+    ...(vars.NATS_CREDS === undefined ? {} : { creds: vars.NATS_CREDS }),
+    ...(vars.NATS_TOKEN === undefined ? {} : { token: vars.NATS_TOKEN }),
+    ...(vars.NATS_USER === undefined ? {} : { user: vars.NATS_USER }),
+    ...(vars.NATS_PASSWORD === undefined ? {} : { password: vars.NATS_PASSWORD }),
+    ...(vars.NATS_CA === undefined ? {} : { ca: vars.NATS_CA }),
+  };
+  return { transport: "nats", nats, ...(file.agent === undefined ? {} : { agentName: file.agent.name }) };
+}
+
+/** The secrets of the NATS settings, for the loggers' redaction. */
+export const natsSecrets = (nats: NatsSettings | undefined): (string | undefined)[] => [nats?.token, nats?.password, nats?.user, nats?.url.includes("@") ? nats.url : undefined];
 
 /** 24 random bytes as base64url: 32 characters, 192 bits (CONTRACT §3 asks for at least 128). */
 export const generateTopic = (): string => randomBytes(24).toString("base64url");
@@ -291,4 +355,38 @@ export async function ensureTopic(paths: RelayPaths, env: NodeJS.ProcessEnv = pr
   }
   await writeAtomic(paths.env, lines.join("\n"), { mode: 0o600 });
   return topic;
+}
+
+/** What `relay agent` needs from its root's config.yaml: model and prompts are the relay's business. */
+export interface AgentConfig {
+  nats: NatsSettings;
+  agentName?: string;
+  sessions: string[];
+  pollIntervalMs: number;
+}
+
+export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
+  const yamlText = await readIfPresent(paths.config);
+  if (yamlText === null) throw new ConfigError(`config.yaml: missing in ${paths.root} (an agent's root needs transport: nats, nats.url, agent.name and its sessions)`);
+  const doc = parseDocument(yamlText, { prettyErrors: false });
+  const [first] = doc.errors;
+  if (first) throw new ConfigError(`config.yaml: malformed YAML: ${(first.message.split(/\r?\n|\r/)[0] ?? "").trim()}`);
+  const parsed = fileConfigSchema.partial({ model: true, system_prompt: true, summarization_prompt: true }).safeParse(doc.toJS());
+  if (!parsed.success) {
+    const [issue] = parsed.error.issues;
+    const key = issue ? formatPath(issue.path) : "";
+    if (issue?.code === "unrecognized_keys") throw new ConfigError(`config.yaml: ${[key, ...issue.keys].filter(Boolean).join(".")}: unknown key (check its spelling)`);
+    throw new ConfigError(`config.yaml: ${key || "(top level)"}: ${issue?.message ?? "invalid"}`);
+  }
+  const file = parsed.data;
+  if (file.transport !== "nats") throw new ConfigError('config.yaml: transport: expected "nats" on an agent\'s root');
+  const vars = await loadEnv(paths, env);
+  const part = natsPart(file, vars);
+  if (!part.nats) throw new ConfigError('config.yaml: transport: expected "nats"');
+  return {
+    nats: part.nats,
+    ...(part.agentName === undefined ? {} : { agentName: part.agentName }),
+    sessions: file.sessions.map((s) => s.id),
+    pollIntervalMs: envInt("POLL_INTERVAL_MS", vars.POLL_INTERVAL_MS) ?? file.poll_interval_ms,
+  };
 }

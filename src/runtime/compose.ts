@@ -21,6 +21,7 @@ import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
 import { pruneRejected } from "../transport/file/queue.js";
+import type { NatsRelayParts } from "../transport/nats/start.js";
 import { crashPoint } from "./crash-points.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
@@ -42,6 +43,8 @@ export interface RelayRunOptions {
   now?: () => number;
   /** the one redaction step (default: the configuration's secrets) */
   redact?: Redact;
+  /** `transport: nats`: the NATS side replaces the file transport's inbox, outbox and wake-ups */
+  nats?: NatsRelayParts;
 }
 
 /** JC's answers from state/jc_input.txt (the CLI, the page and the phone all write there). */
@@ -53,20 +56,7 @@ export function fileJcSource(paths: RelayPaths, registered: () => ReadonlySet<st
       leftoversChecked = true;
       if (!claim) return null;
       if (claim.kind === "refused") return { id: claim.id, kind: "refused", reason: claim.reason, raw: null };
-      const parsed = parseJcInput(claim.raw);
-      switch (parsed.kind) {
-        case "empty":
-          return { id: claim.id, kind: "refused", reason: "state/jc_input.txt was empty", raw: claim.raw };
-        case "invalid":
-          return { id: claim.id, kind: "refused", reason: parsed.reason, raw: claim.raw };
-        case "direct":
-          if (!registered().has(parsed.session)) return { id: claim.id, kind: "refused", reason: `@${parsed.session} is not a session in config.yaml`, raw: claim.raw };
-          return { id: claim.id, kind: "answer", answer: parsed };
-        case "chat": {
-          const answer: JcAnswer = { kind: "chat", text: parsed.text, ...(parsed.question === undefined ? {} : { question: parsed.question }), ...(parsed.session === undefined ? {} : { session: parsed.session }) };
-          return { id: claim.id, kind: "answer", answer };
-        }
-      }
+      return jcTakenFrom(claim.id, claim.raw, registered());
     },
     async consume(id) {
       await releaseJcClaim(paths, id);
@@ -76,6 +66,24 @@ export function fileJcSource(paths: RelayPaths, registered: () => ReadonlySet<st
       await releaseJcClaim(paths, id);
     },
   };
+}
+
+/** What JC's text asks for, or why it is refused (the same rules wherever it was written). */
+export function jcTakenFrom(id: string, raw: string, registered: ReadonlySet<string>): JcTaken {
+  const parsed = parseJcInput(raw);
+  switch (parsed.kind) {
+    case "empty":
+      return { id, kind: "refused", reason: "state/jc_input.txt was empty", raw };
+    case "invalid":
+      return { id, kind: "refused", reason: parsed.reason, raw };
+    case "direct":
+      if (!registered.has(parsed.session)) return { id, kind: "refused", reason: `@${parsed.session} is not a session in config.yaml`, raw };
+      return { id, kind: "answer", answer: parsed };
+    case "chat": {
+      const answer: JcAnswer = { kind: "chat", text: parsed.text, ...(parsed.question === undefined ? {} : { question: parsed.question }), ...(parsed.session === undefined ? {} : { session: parsed.session }) };
+      return { id, kind: "answer", answer };
+    }
+  }
 }
 
 export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps> {
@@ -109,6 +117,8 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     rescan: () => fileInbox.rescan(),
   };
   const outbox = new FileOutbox(paths, crashPoint);
+  const { nats } = opts;
+  const localJc = fileJcSource(paths, registered);
   const snapshots = new SnapshotWriter(paths, log, now);
 
   let ledgerWrites: Promise<void> = Promise.resolve();
@@ -128,9 +138,9 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     now,
     monotonic: () => performance.now(),
     random: Math.random,
-    inbox,
-    outbox,
-    jc: fileJcSource(paths, registered),
+    inbox: nats ? nats.inbox : inbox,
+    outbox: nats ? nats.outbox : outbox,
+    jc: nats ? nats.jc(localJc) : localJc,
     history: new ConversationStore(paths),
     costs: {
       spend: opts.spend,
@@ -156,7 +166,13 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     notify: (params) => opts.notifier.notify(notification(redactDeep(params, redact), opts.links)),
     snapshots: { read: () => readSnapshot(paths), write: (snapshot, o) => snapshots.write(redactDeep(snapshot, redact), o) },
     // The read model is rebuilt from the snapshot after any crash: it needs no fsync.
-    status: { write: (status) => writeAtomic(statusFilePath(paths), `${JSON.stringify(redactDeep(status, redact), null, 1)}\n`, { durable: false, mode: PRIVATE_FILE }) },
+    status: {
+      write: async (status) => {
+        const safe = redactDeep(status, redact);
+        await writeAtomic(statusFilePath(paths), `${JSON.stringify(safe, null, 1)}\n`, { durable: false, mode: PRIVATE_FILE });
+        nats?.onStatus(safe);
+      },
+    },
     permissions: {
       pending: () => pendingRequests(paths),
       decide: (id, decision) => writeDecision(paths, id, decision),
@@ -171,8 +187,9 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     wakeups: {
       start(onWake) {
         wake = onWake;
+        nats?.start(onWake);
         if (process.env.RELAY_NO_WATCH === "1") return; // the benchmark's polling-only baseline
-        fileInbox.watch(() => onWake("other"));
+        if (!nats) fileInbox.watch(() => onWake("other"));
         try {
           // Only what others write into state/ wakes the relay, never its own snapshot or status.
           const w = watch(paths.state, { persistent: false }, (_event, name) => {
@@ -186,6 +203,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         }
       },
       async watchSessions(sessions) {
+        if (nats) return; // the built-in agent watches this root's dispatch/; the slots wake the loop
         for (const session of sessions) {
           try {
             if (process.env.RELAY_NO_WATCH === "1") await ensureSessionDir(paths, session);

@@ -257,9 +257,15 @@ class RelayLoop {
     const { context } = this.actor.getSnapshot();
     const ready = readyConversations(context);
     if (ready.size === 0) return;
-    for (const item of await this.deps.inbox.offers(ready, (session) => context.routes[session])) {
+    const offered = await this.deps.inbox.offers(ready, (session) => context.routes[session]);
+    for (const item of offered) {
       this.deps.log.info({ session: item.session, envelope: item.inReplyTo, receipt: item.receipt }, "envelope taken");
       this.actor.send({ type: "envelope.offered", item, at: this.deps.now() });
+    }
+    // A transport that lets go of an envelope once it is taken does so after the snapshot that holds it.
+    if (offered.length > 0 && this.deps.inbox.taken) {
+      await this.persist(true);
+      await this.deps.inbox.taken(offered.flatMap((item) => (item.receipt === undefined ? [] : [item.receipt])));
     }
   }
 

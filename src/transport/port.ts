@@ -11,6 +11,12 @@ export interface Inbox {
    * validation are rejected by the transport on the way, with their reason.
    */
   offers(ready: ReadonlySet<string>, conversationOf: (session: string) => string | undefined): Promise<WorkItem[]>;
+  /**
+   * The snapshot that made these envelopes conversations' current work is on disk (a transport
+   * that keeps envelopes elsewhere lets go of them now; the file transport keeps its files until
+   * `finish`, and has no such step).
+   */
+  taken?(receipts: string[]): Promise<void>;
   /** The envelope is answered (its reply is in the relay's keeping): remove it. Idempotent. */
   finish(receipt: string): Promise<void>;
   /** Refuse the envelope with a reason the sender can act on. Idempotent. */

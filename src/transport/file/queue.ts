@@ -100,6 +100,17 @@ export function parseEnvelope(raw: Buffer, sessions: ReadonlySet<string>): { ok:
 
 /** Read one queue entry without following links or blocking on FIFOs, and decide what it is. */
 export async function readEntry(paths: RelayPaths, entry: QueueEntry, sessions: ReadonlySet<string>, now: number): Promise<Intake> {
+  const intake = await readEntryWithBytes(paths, entry, sessions, now);
+  return intake.kind === "envelope" ? { kind: "envelope", item: intake.item } : intake;
+}
+
+/** readEntry, keeping a valid envelope's bytes and mtime (an agent publishes them as they are). */
+export async function readEntryWithBytes(
+  paths: RelayPaths,
+  entry: QueueEntry,
+  sessions: ReadonlySet<string>,
+  now: number,
+): Promise<Exclude<Intake, { kind: "envelope" }> | { kind: "envelope"; item: WorkItem; raw: Buffer; mtimeMs: number }> {
   if (!entry.regular) return { kind: "reject", reason: "not a regular file (links, directories and FIFOs are refused, never followed)" };
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -123,6 +134,8 @@ export async function readEntry(paths: RelayPaths, entry: QueueEntry, sessions: 
     const key = envelopeId(entry.name, st.mtimeMs, raw);
     return {
       kind: "envelope",
+      raw,
+      mtimeMs: st.mtimeMs,
       item: {
         id: key,
         source: "envelope",
@@ -159,7 +172,7 @@ export async function rejectFile(paths: RelayPaths, name: string, reason: string
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
     return true;

@@ -1,0 +1,448 @@
+// `relay agent` (and the relay's built-in agent for its own root): the file contract of CONTRACT
+// §5 and §6 on this root, carried over NATS (§11).
+//
+// - queue/ → RELAY_ENV: validated as the file transport does (settle window, 1 MiB, links,
+//   FIFOs, the sessions this agent serves), oldest first, one at a time, each published with its
+//   key as Nats-Msg-Id and an expected last subject sequence of 0, and deleted only after the
+//   PubAck; "duplicate" or "wrong last sequence" mean it was published already.
+// - the reply slot → dispatch/<s>/input.txt in two phases recorded in state/agent.json: the reply
+//   under a staging name (and input.json), `staged`, the rename to input.txt (never over one),
+//   `delivered`. A revision at or below the recorded one is never delivered again.
+// - input.txt deleted → delete the slot's value with previousSeq = that revision (the
+//   acknowledgement); "wrong last sequence" means it was done. Then `acked`.
+// - RELAY_REJECT → queue/.rejected/NAME beside NAME.reason.json (the relay's reason).
+// - remote agents only: state/jc_input.txt → RELAY_JC, and the relay's status →
+//   state/remote_status.json.
+import { type FSWatcher, watch } from "node:fs";
+import { open, rename } from "node:fs/promises";
+import { hostname } from "node:os";
+import { basename, join } from "node:path";
+import type { JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
+import { z } from "zod";
+import { messageOf } from "../../../machines/types.js";
+import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
+import { claimJcInput, refuseJcInput, releaseJcClaim } from "../../operator/jc-input.js";
+import type { Logger } from "../../runtime/log.js";
+import { ensureDirs, readJsonFile, removeIfPresent, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
+import { ensureSessionDir } from "../file/dispatch.js";
+import { exists, listQueue, readEntryWithBytes, rejectFile } from "../file/queue.js";
+import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
+import type { NatsLink } from "./connection.js";
+import { isWrongLastSequence, NatsSetupError } from "./errors.js";
+import { H, type NatsNames } from "./names.js";
+import { slotValueSchema } from "./relay-side.js";
+import { ensurePullConsumer } from "./topology.js";
+
+const SLOT_POLL_MS = 5_000;
+const HEARTBEAT_MS = 10_000;
+
+const agentStateSchema = z.object({
+  slots: z.record(z.string(), z.object({ rev: z.number().int().min(0), phase: z.enum(["staged", "delivered", "acked"]) })).default({}),
+  rejected: z.record(z.string(), z.number().int().min(0)).default({}),
+});
+type AgentState = z.infer<typeof agentStateSchema>;
+
+export const claimValueSchema = z.object({ agent: z.string(), host: z.string(), root: z.string(), since: z.string() });
+
+export interface AgentOptions {
+  paths: RelayPaths;
+  link: NatsLink;
+  names: NatsNames;
+  name: string;
+  sessions: string[];
+  log: Logger;
+  pollMs: number;
+  takeOver: boolean;
+  /** the relay's own root: JC's answers and the status stay local there */
+  builtIn: boolean;
+  now?: () => number;
+  /** fault injection for the crash tests */
+  crashPoint?: (name: string) => Promise<void>;
+}
+
+const stagingName = (rev: number): string => `.reply-${rev}.tmp`;
+
+export class NatsAgent {
+  private state: AgentState = { slots: {}, rejected: {} };
+  private readonly stateFile: string;
+  private readonly serving = new Set<string>();
+  private stopped = false;
+  private wakeLoop: (() => void) | null = null;
+  private woken = true;
+  private slotDue = new Set<string>();
+  private lastSlotPoll = 0;
+  private lastHeartbeat = 0;
+  private statusDue = true;
+  private lastStatus = "";
+  private jcLeftoversChecked = false;
+  private readonly watchers: FSWatcher[] = [];
+  private readonly subs: Subscription[] = [];
+  private readonly rejections: { stop(): void }[] = [];
+  private rejectChain: Promise<void> = Promise.resolve();
+  private dispatchKv: KV | null = null;
+  private done: Promise<void> = Promise.resolve();
+  private readonly now: () => number;
+  private readonly crashPoint: (name: string) => Promise<void>;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.stateFile = join(opts.paths.state, "agent.json");
+    this.now = opts.now ?? Date.now;
+    this.crashPoint = opts.crashPoint ?? (async () => {});
+  }
+
+  /** Claim the sessions (a session held by another agent name stops the start), then serve them. */
+  async start(): Promise<void> {
+    const { link, names, paths } = this.opts;
+    const read = await readJsonFile(this.stateFile, agentStateSchema);
+    if (read.ok) this.state = read.value;
+    else if (!read.missing) throw new NatsSetupError(`state/agent.json is unreadable (${read.error})`);
+    await ensureDirs(paths.queue, paths.rejected, paths.dispatch, paths.state);
+    this.dispatchKv = await link.kvm.open(names.dispatchBucket);
+    await this.claimSessions();
+    for (const session of this.serving) {
+      await ensureSessionDir(paths, session);
+      this.slotDue.add(session);
+      this.subs.push(link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, { callback: () => this.wakeSlot(session) }));
+      const problem = await ensurePullConsumer(link.jsm, names.rejectStream, names.rejectConsumer(session), names.rejectFilter(session), 64, true);
+      if (problem) throw new NatsSetupError(problem);
+      this.rejections.push(await this.consumeRejections(session));
+    }
+    if (!this.opts.builtIn) {
+      this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
+    }
+    this.watch();
+    this.done = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeLoop?.();
+    await this.done;
+    for (const w of this.watchers) w.close();
+    for (const s of this.subs) s.unsubscribe();
+    for (const r of this.rejections) r.stop();
+    await this.rejectChain;
+  }
+
+  sessions(): string[] {
+    return [...this.serving];
+  }
+
+  private wakeSlot(session: string): void {
+    this.slotDue.add(session);
+    this.wake();
+  }
+
+  private wake(what?: "status"): void {
+    if (what === "status") this.statusDue = true;
+    this.woken = true;
+    this.wakeLoop?.();
+  }
+
+  private watch(): void {
+    const { paths } = this.opts;
+    const add = (dir: string, onEvent: (name: string | null) => void) => {
+      try {
+        const w = watch(dir, { persistent: false }, (_e, name) => onEvent(name === null ? null : String(name)));
+        w.on("error", () => w.close());
+        this.watchers.push(w);
+      } catch {
+        // the poll covers it
+      }
+    };
+    add(paths.queue, () => this.wake());
+    for (const session of this.serving) add(sessionDir(paths, session), (name) => (name === null || name === "input.txt" ? this.wake() : undefined));
+    if (!this.opts.builtIn) add(paths.state, (name) => (name === null || name === "jc_input.txt" ? this.wake() : undefined));
+  }
+
+  private async claimSessions(): Promise<void> {
+    const { link, names, name, paths } = this.opts;
+    const kv = await link.kvm.open(names.agentsBucket);
+    const mine = JSON.stringify({ agent: name, host: hostname(), root: paths.root, since: new Date(this.now()).toISOString() });
+    for (const session of this.opts.sessions) {
+      const key = `session.${session}`;
+      try {
+        await kv.create(key, mine);
+        this.serving.add(session);
+        continue;
+      } catch (err) {
+        if (!/wrong last sequence|key exists/i.test(messageOf(err))) throw err;
+      }
+      const entry = await kv.get(key);
+      const holder = entry && entry.operation === "PUT" ? claimValueSchema.safeParse(JSON.parse(entry.string())) : null;
+      if (holder?.success && holder.data.agent === name) {
+        this.serving.add(session); // the same agent name takes its sessions back
+        continue;
+      }
+      if (!this.opts.takeOver) {
+        const who = holder?.success ? `agent "${holder.data.agent}" (host ${holder.data.host}, root ${holder.data.root})` : "another agent";
+        throw new NatsSetupError(`session ${session} is served by ${who}: stop it there, or start this agent with --take-over`);
+      }
+      await kv.update(key, mine, entry?.revision ?? 0);
+      this.opts.log.warn({ session, from: holder?.success ? holder.data.agent : null }, "session taken over");
+      this.serving.add(session);
+    }
+  }
+
+  /** A session another agent took over is no longer served here (no TTL leases: only --take-over moves it). */
+  private async checkClaims(): Promise<void> {
+    const { link, names, name, log } = this.opts;
+    const kv = await link.kvm.open(names.agentsBucket);
+    for (const session of [...this.serving]) {
+      const entry = await kv.get(`session.${session}`);
+      if (!entry || entry.operation !== "PUT") continue;
+      const holder = claimValueSchema.safeParse(JSON.parse(entry.string()));
+      if (holder.success && holder.data.agent !== name) {
+        this.serving.delete(session);
+        log.error({ session, agent: holder.data.agent }, `session ${session} was taken over by agent "${holder.data.agent}"; no longer serving it here`);
+      }
+    }
+    await kv.put(`agent.${name}`, JSON.stringify({ pid: process.pid, version: "1", sessions: [...this.serving], queued: (await listQueue(this.opts.paths)).length, seenAt: new Date(this.now()).toISOString() }));
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      if (this.woken) {
+        this.woken = false;
+        await this.step();
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.woken = true;
+          resolve();
+        }, this.opts.pollMs);
+        this.wakeLoop = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeLoop = null;
+    }
+  }
+
+  /** One pass; a failure is logged and retried on the next (NATS being down blocks nothing local). */
+  private async step(): Promise<void> {
+    const { log } = this.opts;
+    const now = this.now();
+    if (now - this.lastSlotPoll >= SLOT_POLL_MS) {
+      this.lastSlotPoll = now;
+      for (const s of this.serving) this.slotDue.add(s);
+      this.statusDue = true;
+    }
+    const part = async (what: string, f: () => Promise<void>) => {
+      try {
+        await f();
+      } catch (err) {
+        log.warn({ err: messageOf(err) }, `agent: ${what} failed; retrying`);
+      }
+    };
+    if (!this.opts.builtIn) await part("JC's answer", () => this.mirrorJc());
+    for (const session of [...this.serving]) await part(`session ${session}`, () => this.syncSlot(session));
+    await part("the queue", () => this.publishQueue());
+    if (!this.opts.builtIn && this.statusDue) {
+      this.statusDue = false;
+      await part("the status mirror", () => this.mirrorStatus());
+    }
+    if (now - this.lastHeartbeat >= HEARTBEAT_MS) {
+      this.lastHeartbeat = now;
+      await part("the claim check", () => this.checkClaims());
+    }
+  }
+
+  private async saveState(durable = true): Promise<void> {
+    await writeAtomic(this.stateFile, `${JSON.stringify(this.state)}\n`, { durable });
+  }
+
+  /**
+   * The phases need no fsync of their own: input.json (fsynced before the rename) names the reply
+   * being delivered, so a lost `staged` or `delivered` is found again from it and the staging
+   * file (see syncSlot), and a lost `acked` by a delete the server refuses as "wrong last sequence".
+   */
+  private async record(session: string, rev: number, phase: "staged" | "delivered" | "acked"): Promise<void> {
+    this.state = { ...this.state, slots: { ...this.state.slots, [session]: { rev, phase } } };
+    await this.saveState(false);
+  }
+
+  /** queue/ → RELAY_ENV, oldest first, one at a time. */
+  private async publishQueue(): Promise<void> {
+    const { paths, link, names, name, log } = this.opts;
+    for (const entry of await listQueue(paths)) {
+      if (this.stopped) return;
+      const intake = await readEntryWithBytes(paths, entry, this.serving, this.now());
+      if (intake.kind === "gone" || intake.kind === "wait") continue;
+      if (intake.kind === "reject") {
+        if ((await rejectFile(paths, entry.name, intake.reason, this.now())) !== null) log.warn({ file: entry.name }, `envelope rejected: ${intake.reason}`);
+        continue;
+      }
+      const { item, raw, mtimeMs } = intake;
+      const h = natsHeaders();
+      h.set(H.session, item.session);
+      h.set(H.file, entry.name);
+      h.set(H.mtime, String(mtimeMs));
+      h.set(H.agent, name);
+      try {
+        const ack = await link.js.publish(names.envSubject(item.session, item.id), raw, { msgID: item.id, headers: h, expect: { lastSubjectSequence: 0 } });
+        log.info({ session: item.session, envelope: item.inReplyTo, seq: ack.seq, duplicate: ack.duplicate }, "envelope published");
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        log.info({ session: item.session, envelope: item.inReplyTo }, "envelope was published already");
+      }
+      await this.crashPoint("agent-after-publish");
+      await removeIfPresent(join(paths.queue, entry.name));
+    }
+  }
+
+  /** The reply slot of one session → its input.txt; input.txt deleted → the slot's value deleted. */
+  private async syncSlot(session: string): Promise<void> {
+    const { paths } = this.opts;
+    const dir = sessionDir(paths, session);
+    const input = inputFile(paths, session);
+    let rec = this.state.slots[session] ?? { rev: 0, phase: "acked" as const };
+    if (rec.phase === "staged") {
+      const staging = join(dir, stagingName(rec.rev));
+      if (await exists(staging)) {
+        if (await exists(input)) return; // never over an existing input.txt
+        await rename(staging, input);
+        await syncDir(dir);
+      }
+      await this.record(session, rec.rev, "delivered");
+      rec = { rev: rec.rev, phase: "delivered" };
+    }
+    const kv = this.dispatchKv;
+    if (!kv) return;
+    if (rec.phase === "delivered") {
+      if (await exists(input)) return;
+      await this.ack(kv, session, rec.rev);
+      rec = { rev: rec.rev, phase: "acked" };
+    }
+    if (!this.slotDue.has(session)) return;
+    this.slotDue.delete(session);
+    const entry = await kv.get(session);
+    if (!entry || entry.operation !== "PUT") return;
+    if (entry.revision < rec.rev) return;
+    if (entry.revision === rec.rev) {
+      // Delivered and acknowledged here, yet the value is still there: the delete was lost.
+      await this.ack(kv, session, rec.rev);
+      return;
+    }
+    const value = slotValueSchema.parse(JSON.parse(entry.string()));
+    const staging = join(dir, stagingName(entry.revision));
+    if ((await readReplyMeta(paths, session))?.reply_id === value.reply_id && !(await exists(staging))) {
+      // input.json names this reply and its staging file is gone: it reached input.txt before a
+      // crash (and may be acknowledged already). Never again.
+      await this.record(session, entry.revision, "delivered");
+      return;
+    }
+    if (await exists(input)) {
+      this.slotDue.add(session); // the slot is ahead of a file someone else put there: wait
+      return;
+    }
+    await writeDurable(staging, value.text);
+    const meta = { reply_id: value.reply_id, in_reply_to: value.in_reply_to, source: value.source, at: value.at };
+    const metaTmp = join(dir, ".input.json.tmp");
+    await writeDurable(metaTmp, `${JSON.stringify(meta)}\n`);
+    await rename(metaTmp, replyMetaFile(paths, session));
+    await this.record(session, entry.revision, "staged");
+    await this.crashPoint("agent-after-meta");
+    if (await exists(input)) return; // appeared meanwhile: the staged phase finishes it later
+    await rename(staging, input);
+    await syncDir(dir);
+    await this.crashPoint("agent-after-rename");
+    await this.record(session, entry.revision, "delivered");
+    this.opts.log.info({ session, reply: value.reply_id, rev: entry.revision }, "reply delivered");
+  }
+
+  private async ack(kv: KV, session: string, rev: number): Promise<void> {
+    try {
+      await kv.delete(session, { previousSeq: rev });
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err; // the slot moved on: the ack was done
+    }
+    await this.crashPoint("agent-after-ack");
+    await this.record(session, rev, "acked");
+    this.opts.log.info({ session, rev }, "reply acknowledged");
+  }
+
+  /** RELAY_REJECT → queue/.rejected/, once per stream sequence. */
+  private async consumeRejections(session: string): Promise<{ stop(): void }> {
+    const { link, names } = this.opts;
+    const consumer = await link.js.consumers.get(names.rejectStream, names.rejectConsumer(session));
+    const messages = await consumer.consume({
+      expires: 30_000,
+      callback: (m) => {
+        this.rejectChain = this.rejectChain.then(() => this.writeRejection(session, m)).catch((err: unknown) => this.opts.log.warn({ err: messageOf(err) }, "cannot write a rejection; it comes again"));
+      },
+    });
+    return { stop: () => messages.stop() };
+  }
+
+  private async writeRejection(session: string, m: JsMsg): Promise<void> {
+    const { paths, log } = this.opts;
+    if ((this.state.rejected[session] ?? 0) < m.seq) {
+      const name = basename(m.headers?.get(H.file) || `${m.seq}.json`).replace(/^\.+/, "") || `${m.seq}.json`;
+      const reason = m.headers?.get(H.reason) || "refused by the relay";
+      const at = Date.parse(m.headers?.get(H.at) ?? "") || this.now();
+      // Like a local rejection: queue/.rejected/NAME (a free name) beside NAME.reason.json.
+      let target = name;
+      for (let n = 2; (await exists(join(paths.rejected, target))) || (await exists(join(paths.rejected, `${target}.reason.json`))); n++) target = `${name}.${n}`;
+      const staged = join(paths.rejected, `.${target}.tmp`);
+      await writeBytesDurable(staged, m.data);
+      await writeJsonAtomic(join(paths.rejected, `${target}.reason.json`), { error: reason, at: new Date(at).toISOString(), ...(target === name ? {} : { file: name }) });
+      await rename(staged, join(paths.rejected, target));
+      await syncDir(paths.rejected);
+      this.state = { ...this.state, rejected: { ...this.state.rejected, [session]: m.seq } };
+      await this.saveState();
+      log.warn({ file: name, session }, `envelope rejected by the relay: ${reason}`);
+    }
+    m.ack();
+  }
+
+  /** state/jc_input.txt on this root → RELAY_JC (the relay applies it as if written on its own root). */
+  private async mirrorJc(): Promise<void> {
+    const { paths, link, names, name } = this.opts;
+    for (;;) {
+      // Claims a killed agent left are looked for once, at start (as the relay does).
+      const claim = await claimJcInput(paths, { leftovers: !this.jcLeftoversChecked });
+      this.jcLeftoversChecked = true;
+      if (!claim) return;
+      if (claim.kind === "refused") {
+        await refuseJcInput(paths, claim.reason, null);
+        await releaseJcClaim(paths, claim.id);
+        continue;
+      }
+      await link.js.publish(names.jcSubject(name, claim.id), new TextEncoder().encode(claim.raw), { msgID: `${name}.${claim.id}` });
+      await this.crashPoint("agent-jc-published");
+      await releaseJcClaim(paths, claim.id);
+    }
+  }
+
+  /** The relay's status → state/remote_status.json, with how old it is. */
+  private async mirrorStatus(): Promise<void> {
+    const { link, names, paths } = this.opts;
+    const kv = await link.kvm.open(names.statusBucket);
+    const status = await kv.get("status");
+    const heartbeat = await kv.get("heartbeat");
+    const body = {
+      status: status && status.operation === "PUT" ? (JSON.parse(status.string()) as unknown) : null,
+      relayHeartbeatAt: heartbeat && heartbeat.operation === "PUT" ? ((JSON.parse(heartbeat.string()) as { at?: unknown }).at ?? null) : null,
+      agent: { name: this.opts.name, pid: process.pid, sessions: [...this.serving] },
+    };
+    const text = JSON.stringify(body);
+    if (text === this.lastStatus) return;
+    this.lastStatus = text;
+    await writeAtomic(join(paths.state, "remote_status.json"), `${JSON.stringify({ ...body, mirroredAt: new Date(this.now()).toISOString() }, null, 1)}\n`, { durable: false });
+  }
+}
+
+async function writeBytesDurable(path: string, data: Uint8Array): Promise<void> {
+  const handle = await open(path, "w", 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,14 @@
+// What the NATS side says when it cannot work: one line naming the setting or object and what
+// was expected (CONTRACT §11); transient failures are told apart so the loops just retry.
+import { messageOf } from "../../../machines/types.js";
+
+/** A set-up problem that stops `relay run`, `relay agent` and `relay nats check` (exit 1). */
+export class NatsSetupError extends Error {
+  override name = "NatsSetupError";
+  constructor(message: string) {
+    super(message.replace(/[\r\n]+/g, " "));
+  }
+}
+
+/** The server refused a write because the subject moved on: the write (or a newer one) was done. */
+export const isWrongLastSequence = (err: unknown): boolean => /wrong last sequence/i.test(messageOf(err));

@@ -1,0 +1,475 @@
+// The relay's side of `transport: nats` (CONTRACT §11): envelopes from the RELAY_ENV stream, JC's
+// answers from RELAY_JC, replies into the relay_dispatch slots, rejections into RELAY_REJECT, and
+// the status into relay_status. These only hand the loop values and wake it; the machines never
+// see NATS.
+//
+// Intake. The durable consumer `relay` has max_ack_pending 1: the relay holds at most one
+// delivery. It is offered when its conversation can take it and acked (`taken`) only once the
+// snapshot that made it the conversation's current work item is on disk; until then it is kept
+// alive with `working()`. A delivery seen again after a crash is answered by the machines' own
+// memory of finished ids (finished again, not answered again). The id is the envelope's key as
+// the file transport computes it (name, mtime, bytes), so it decides, not the stream sequence.
+//
+// Dispatch. A slot is a KV key per session whose value only the relay writes, with an expected
+// last subject sequence: the slot's revision when it was seen empty. That revision is recorded
+// (state/nats-slots.json, fsynced) before the write, so a write repeated after a crash either lands
+// once or is refused as "wrong last sequence", which means it was written: only an agent's delete
+// of the value it delivered can follow it.
+import { join } from "node:path";
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
+import { z } from "zod";
+import type { Delivery, WorkItem } from "../../../machines/types.js";
+import { messageOf } from "../../../machines/types.js";
+import type { RelayPaths } from "../../config/paths.js";
+import type { JcSource, JcTaken } from "../../runtime/deps.js";
+import type { Logger } from "../../runtime/log.js";
+import { readJsonFile, writeAtomic } from "../../store/files.js";
+import { parseEnvelope } from "../file/queue.js";
+import type { DeliverOutcome, Inbox, Outbox } from "../port.js";
+import type { NatsLink } from "./connection.js";
+import { isWrongLastSequence } from "./errors.js";
+import { H, type NatsNames } from "./names.js";
+import { ensurePullConsumer } from "./topology.js";
+
+const WORKING_EVERY_MS = 4_000;
+const PULL_EXPIRES_MS = 30_000;
+
+/** The value of a dispatch slot: the reply and what input.json says about it. */
+export const slotValueSchema = z.object({
+  reply_id: z.string(),
+  in_reply_to: z.string().nullable(),
+  source: z.enum(["envelope", "jc-chat", "jc-direct"]),
+  at: z.string(),
+  text: z.string(),
+});
+export type SlotValue = z.infer<typeof slotValueSchema>;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/**
+ * One delivery at a time from a durable pull consumer, through `consume()` (30 s pulls: idle costs
+ * nothing measurable), re-subscribed after any failure. The consumer is recreated if it was deleted.
+ */
+class HeldDelivery {
+  held: JsMsg | null = null;
+  private release: (() => void) | null = null;
+  private stopped = false;
+  private messages: ConsumerMessages | null = null;
+  private working: NodeJS.Timeout | null = null;
+  private alarmed = false;
+
+  constructor(
+    private readonly link: NatsLink,
+    private readonly stream: string,
+    private readonly durable: string,
+    private readonly filter: string,
+    private readonly log: Logger,
+    private readonly wake: () => void,
+    private readonly alarm: (message: string) => void,
+  ) {}
+
+  start(): void {
+    void this.run();
+    this.working = setInterval(() => {
+      try {
+        this.held?.working();
+      } catch {
+        // disconnected: the next one, or a redelivery, covers it
+      }
+    }, WORKING_EVERY_MS);
+    this.working.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.working) clearInterval(this.working);
+    this.messages?.stop();
+    this.release?.();
+  }
+
+  /** The held delivery is done (acked, or given up): let the next one come. */
+  done(seq: number): void {
+    if (this.held?.seq !== seq) return;
+    this.held = null;
+    const release = this.release;
+    this.release = null;
+    release?.();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const consumer = await this.link.js.consumers.get(this.stream, this.durable);
+        const messages = await consumer.consume({ max_messages: 1, expires: PULL_EXPIRES_MS });
+        this.messages = messages;
+        for await (const m of messages) {
+          if (this.stopped) break;
+          if (this.held && this.held.seq !== m.seq) this.log.warn({ stream: this.stream, seq: m.seq, held: this.held.seq }, "a second delivery while one is held");
+          this.held = m; // a redelivery of the held one replaces it (a fresh ack subject)
+          this.wake();
+          await new Promise<void>((resolve) => {
+            this.release = resolve;
+          });
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        const message = messageOf(err);
+        this.log.warn({ stream: this.stream, consumer: this.durable, err: message }, "NATS intake interrupted; retrying");
+        if (/consumer (not found|deleted)/i.test(message)) {
+          const problem = await ensurePullConsumer(this.link.jsm, this.stream, this.durable, this.filter, 1, true).catch((e: unknown) => messageOf(e));
+          if (problem === null && !this.alarmed) {
+            this.alarmed = true;
+            this.alarm(`the NATS consumer ${this.durable} on ${this.stream} was deleted under the relay and has been recreated`);
+          }
+        }
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+  }
+}
+
+/** The delivery's ack subject (2.9's form), kept in the receipt so a later process can ack it again. */
+const ackSubjectOf = (m: JsMsg): string => {
+  const i = m.info;
+  return `$JS.ACK.${i.stream}.${i.consumer}.${i.deliveryCount}.${i.streamSequence}.${i.deliverySequence}.${i.timestampNanos}.${i.pending}`;
+};
+const receiptOf = (m: JsMsg): string => `nats:${m.seq}:${ackSubjectOf(m)}`;
+const parseReceipt = (receipt: string): { seq: number; ackSubject: string } | null => {
+  const match = /^nats:(\d+):(.+)$/.exec(receipt);
+  return match?.[1] && match[2] ? { seq: Number(match[1]), ackSubject: match[2] } : null;
+};
+
+export class NatsInbox implements Inbox {
+  private readonly intake: HeldDelivery;
+
+  constructor(
+    private readonly link: NatsLink,
+    private readonly names: NatsNames,
+    private readonly sessions: () => ReadonlySet<string>,
+    private readonly log: Logger,
+    wake: () => void,
+    alarm: (message: string) => void,
+    /** fault injection for the crash tests */
+    private readonly crashPoint: (name: string) => Promise<void> = async () => {},
+  ) {
+    this.intake = new HeldDelivery(link, names.envStream, names.envConsumer, names.envFilter, log, wake, alarm);
+  }
+
+  start(): void {
+    this.intake.start();
+  }
+
+  stop(): void {
+    this.intake.stop();
+  }
+
+  rescan(): void {
+    // the consumer pushes; nothing to rescan
+  }
+
+  async offers(ready: ReadonlySet<string>, conversationOf: (session: string) => string | undefined): Promise<WorkItem[]> {
+    const m = this.intake.held;
+    if (!m || ready.size === 0) return [];
+    const raw = Buffer.from(m.data);
+    const envId = m.headers?.get("Nats-Msg-Id") || m.subject.split(".").at(-1) || String(m.seq);
+    const parsed = parseEnvelope(raw, this.sessions());
+    if (!parsed.ok) {
+      // Valid on its host (the agent checked it), refused here: the relay's reason goes back there.
+      await this.publishRejection(m.headers?.get(H.session) ?? "", envId, m.headers?.get(H.file) ?? `${envId}.json`, raw, parsed.reason, Date.now());
+      await this.ack(m);
+      return [];
+    }
+    const conversation = conversationOf(parsed.session);
+    if (conversation === undefined || !ready.has(conversation)) return []; // held until its conversation can take it
+    return [
+      {
+        id: envId,
+        source: "envelope",
+        session: parsed.session,
+        text: parsed.content,
+        inReplyTo: parsed.id ?? envId,
+        receipt: receiptOf(m),
+        ...(parsed.timestamp === undefined ? {} : { timestamp: parsed.timestamp }),
+      },
+    ];
+  }
+
+  /** The snapshot that made these deliveries current work is on disk: ack them. */
+  async taken(receipts: string[]): Promise<void> {
+    await this.crashPoint("nats-before-ack");
+    for (const receipt of receipts) await this.finish(receipt);
+  }
+
+  async finish(receipt: string): Promise<void> {
+    const r = parseReceipt(receipt);
+    if (!r) return;
+    const m = this.intake.held;
+    if (m && m.seq === r.seq) {
+      await this.ack(m);
+      return;
+    }
+    // Acked already, or held by an earlier process: a second ack is harmless.
+    try {
+      this.link.nc.publish(r.ackSubject, "+ACK");
+    } catch (err) {
+      this.log.warn({ seq: r.seq, err: messageOf(err) }, "cannot ack an envelope again");
+    }
+  }
+
+  /** The API refused the envelope (long after it was taken): its bytes go back to its host. */
+  async reject(receipt: string, reason: string, at: number): Promise<void> {
+    const r = parseReceipt(receipt);
+    if (!r) return;
+    const stored = await this.link.jsm.streams.getMessage(this.names.envStream, { seq: r.seq });
+    if (!stored) {
+      this.log.error({ seq: r.seq, reason }, "envelope rejected, but it is no longer in the stream to send back");
+      return;
+    }
+    const envId = stored.header.get("Nats-Msg-Id") || stored.subject.split(".").at(-1) || String(r.seq);
+    await this.publishRejection(stored.header.get(H.session), envId, stored.header.get(H.file) || `${envId}.json`, Buffer.from(stored.data), reason, at);
+    this.log.warn({ envelope: envId, reason }, `envelope rejected: ${reason}`);
+    await this.finish(receipt);
+  }
+
+  /**
+   * Not waited for (no round trip on the envelope's path): a lost ack means a redelivery, which
+   * the machines recognize by its id and finish again instead of answering.
+   */
+  private async ack(m: JsMsg): Promise<void> {
+    try {
+      m.ack();
+    } catch (err) {
+      this.log.warn({ seq: m.seq, err: messageOf(err) }, "cannot ack an envelope; a redelivery will be finished again");
+    }
+    this.intake.done(m.seq);
+  }
+
+  private async publishRejection(session: string, envId: string, file: string, raw: Buffer, reason: string, at: number): Promise<void> {
+    const h = natsHeaders();
+    h.set(H.session, session);
+    h.set(H.file, file);
+    h.set(H.reason, reason.replace(/[\r\n]+/g, " ").slice(0, 1000));
+    h.set(H.at, new Date(at).toISOString());
+    await this.link.js.publish(this.names.rejectSubject(session || "unknown", envId), raw, { msgID: `rej-${envId}`, headers: h });
+  }
+}
+
+const slotsSchema = z.record(z.string(), z.object({ replyId: z.string(), slotRev: z.number().int().min(0), published: z.boolean() }));
+type Slots = z.infer<typeof slotsSchema>;
+
+export class NatsOutbox implements Outbox {
+  private slots: Slots = {};
+  private readonly file: string;
+  private kv: KV | null = null;
+
+  constructor(
+    private readonly link: NatsLink,
+    private readonly names: NatsNames,
+    paths: RelayPaths,
+    /** fault injection for the crash tests */
+    private readonly crashPoint: (name: string) => Promise<void> = async () => {},
+  ) {
+    this.file = join(paths.state, "nats-slots.json");
+  }
+
+  private async bucket(): Promise<KV> {
+    this.kv ??= await this.link.kvm.open(this.names.dispatchBucket);
+    return this.kv;
+  }
+
+  async load(): Promise<void> {
+    const read = await readJsonFile(this.file, slotsSchema);
+    if (read.ok) this.slots = read.value;
+    else if (!read.missing) throw new Error(`state/nats-slots.json is unreadable (${read.error}); move it aside only if no reply is being published`);
+  }
+
+  /**
+   * Only the staging record must be durable: a "published" one lost in a crash just means one
+   * more publish, which the server refuses as "wrong last sequence" (read as published).
+   */
+  private async record(session: string, value: Slots[string]): Promise<void> {
+    this.slots = { ...this.slots, [session]: value };
+    await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: !value.published });
+  }
+
+  async deliver(reply: Delivery): Promise<DeliverOutcome> {
+    const { session } = reply;
+    const staged = this.slots[session];
+    if (staged?.replyId === reply.replyId) {
+      if (!staged.published) await this.publish(reply, staged.slotRev);
+      return "delivered";
+    }
+    const entry = await (await this.bucket()).get(session);
+    if (entry && entry.operation === "PUT") {
+      const value = slotValueSchema.safeParse(safeJson(entry.string()));
+      if (value.success && value.data.reply_id === reply.replyId) {
+        await this.record(session, { replyId: reply.replyId, slotRev: entry.revision - 1, published: true });
+        return "delivered";
+      }
+      return "busy"; // the previous reply is not acknowledged yet
+    }
+    const slotRev = entry?.revision ?? 0;
+    await this.record(session, { replyId: reply.replyId, slotRev, published: false });
+    await this.crashPoint("nats-slot-staged");
+    await this.publish(reply, slotRev);
+    return "delivered";
+  }
+
+  private async publish(reply: Delivery, slotRev: number): Promise<void> {
+    const value: SlotValue = { reply_id: reply.replyId, in_reply_to: reply.inReplyTo, source: reply.source, at: new Date(reply.at).toISOString(), text: reply.text };
+    try {
+      await this.link.js.publish(this.names.slotSubject(reply.session), enc.encode(JSON.stringify(value)), { msgID: reply.replyId, expect: { lastSubjectSequence: slotRev } });
+    } catch (err) {
+      // Only the relay writes values: a slot that moved past the recorded revision holds this reply.
+      if (!isWrongLastSequence(err)) throw err;
+    }
+    await this.crashPoint("nats-slot-published");
+    await this.record(reply.session, { replyId: reply.replyId, slotRev, published: true });
+  }
+
+  async acknowledged(session: string): Promise<boolean> {
+    const entry = await (await this.bucket()).get(session);
+    return !entry || entry.operation !== "PUT";
+  }
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+};
+
+/** JC's answers written on agents' roots, through RELAY_JC; read before envelopes on every step. */
+export class NatsJcSource implements JcSource {
+  private readonly intake: HeldDelivery;
+  private given: number | null = null;
+
+  constructor(
+    link: NatsLink,
+    names: NatsNames,
+    private readonly registered: () => ReadonlySet<string>,
+    private readonly parse: (id: string, raw: string, registered: ReadonlySet<string>) => JcTaken,
+    private readonly log: Logger,
+    wake: () => void,
+    alarm: (message: string) => void,
+  ) {
+    this.intake = new HeldDelivery(link, names.jcStream, names.jcConsumer, names.jcFilter, log, wake, alarm);
+  }
+
+  start(): void {
+    this.intake.start();
+  }
+
+  stop(): void {
+    this.intake.stop();
+  }
+
+  /** Ids of answers from NATS: the claim id made on the agent's root, behind the agent's name. */
+  static owns(id: string): boolean {
+    return id.startsWith("nats:");
+  }
+
+  async take(): Promise<JcTaken | null> {
+    const m = this.intake.held;
+    if (!m || this.given === m.seq) return null;
+    this.given = m.seq;
+    const [, , agent = "?", claim = String(m.seq)] = m.subject.split(".");
+    return this.parse(`nats:${agent}:${claim}`, dec.decode(m.data), this.registered());
+  }
+
+  async consume(_id: string): Promise<void> {
+    await this.ackHeld();
+  }
+
+  async refuse(id: string, reason: string, _raw: string | null): Promise<void> {
+    this.log.warn({ jc: id, reason }, "JC's answer from an agent's root refused");
+    await this.ackHeld();
+  }
+
+  private async ackHeld(): Promise<void> {
+    const m = this.intake.held;
+    if (!m) return;
+    try {
+      await m.ackAck({ timeout: 2_000 });
+    } catch (err) {
+      this.log.warn({ seq: m.seq, err: messageOf(err) }, "cannot confirm the ack of JC's answer; a redelivery is recognized by its id");
+    }
+    this.given = null;
+    this.intake.done(m.seq);
+  }
+}
+
+/** JC's answers from this root's files first, then from the agents' roots. */
+export function combinedJcSource(local: JcSource, remote: JcSource): JcSource {
+  return {
+    async take() {
+      return (await local.take()) ?? (await remote.take());
+    },
+    consume: (id) => (NatsJcSource.owns(id) ? remote.consume(id) : local.consume(id)),
+    refuse: (id, reason, raw) => (NatsJcSource.owns(id) ? remote.refuse(id, reason, raw) : local.refuse(id, reason, raw)),
+  };
+}
+
+/** The relay's status in relay_status (latest wins, at most 4 a second, off the loop) and a heartbeat. */
+export class StatusPublisher {
+  private latest: unknown = null;
+  private timer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private busy = false;
+  private kv: KV | null = null;
+
+  constructor(
+    private readonly link: NatsLink,
+    private readonly names: NatsNames,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    const beat = () => void this.put("heartbeat", { at: new Date().toISOString(), pid: process.pid });
+    beat();
+    this.heartbeat = setInterval(beat, 10_000);
+    this.heartbeat.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+  }
+
+  publish(status: unknown): void {
+    this.latest = status;
+    if (this.timer || this.busy) return;
+    this.timer = setTimeout(() => void this.flush(), 250);
+    this.timer.unref();
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = null;
+    if (this.latest === null) return;
+    const value = this.latest;
+    this.latest = null;
+    this.busy = true;
+    await this.put("status", value);
+    this.busy = false;
+    if (this.latest !== null) this.publish(this.latest);
+  }
+
+  private async put(key: string, value: unknown): Promise<void> {
+    try {
+      this.kv ??= await this.link.kvm.open(this.names.statusBucket);
+      await this.kv.put(key, JSON.stringify(value));
+    } catch (err) {
+      this.log.warn({ key, err: messageOf(err) }, "cannot publish the status to NATS");
+    }
+  }
+}
+
+/** Wake the loop when a slot changes (an agent's delete is an acknowledgement): a hint, the poll is the net. */
+export function watchSlots(link: NatsLink, names: NatsNames, wake: () => void): Subscription {
+  return link.nc.subscribe(`$KV.${names.dispatchBucket}.>`, { callback: () => wake() });
+}
