@@ -133,7 +133,8 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     expect(here.error).toMatch(/s9.*not registered/);
     const there = JSON.parse(await waitForFile(join(rejected, "unknown-there.json.reason.json"), 15_000)) as { error: string };
     expect(there.error).toMatch(/s4.*not registered in config.yaml/);
-    expect(JSON.parse(await readFile(join(rejected, "unknown-there.json"), "utf8"))).toMatchObject({ session_id: "s4" });
+    // The reason is written first, then the envelope is moved beside it (as the file transport does).
+    expect(JSON.parse(await waitForFile(join(rejected, "unknown-there.json"), 15_000))).toMatchObject({ session_id: "s4" });
     expect(await readdir(join(w.relayRoot, "queue", ".rejected")).catch(() => [])).toEqual([]);
     expect(await turns(w.relayRoot)).toEqual([]);
   }, 60_000);
@@ -144,7 +145,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     await dropEnvelope(w.agentRoot, "bad.json", { session_id: "s2", id: "m-bad", content: "the API will refuse this" });
     const reason = JSON.parse(await waitForFile(join(w.agentRoot, "queue", ".rejected", "bad.json.reason.json"), 15_000)) as { error: string };
     expect(reason.error).toContain("e2e-the-envelope-is-at-fault");
-    expect(JSON.parse(await readFile(join(w.agentRoot, "queue", ".rejected", "bad.json"), "utf8"))).toMatchObject({ id: "m-bad" });
+    expect(JSON.parse(await waitForFile(join(w.agentRoot, "queue", ".rejected", "bad.json"), 15_000))).toMatchObject({ id: "m-bad" });
     // and the session goes on
     await dropEnvelope(w.agentRoot, "good.json", { session_id: "s2", id: "m-good", content: "this one is fine" });
     await waitFor(async () => (await replyMeta(w.agentRoot, "s2").catch(() => null))?.in_reply_to === "m-good", { what: "the next reply", timeoutMs: 15_000 });
