@@ -304,7 +304,8 @@ describe("conversations", () => {
       expect(next.text).toBe("reply to <msg-a2>");
       expect(next.meta.in_reply_to).toBe("a-0002");
       expect(next.meta.source).toBe("envelope");
-      expect(await queueNames(root)).toEqual([]);
+      // Its envelope leaves queue/ just after the reply (finishing comes off the reply's path).
+      await waitFor(async () => (await queueNames(root)).length === 0, { what: "a2.json finished", timeoutMs: WAIT });
       expect(fake.requests).toHaveLength(4);
       expect(ntfy.messages.filter((m) => JSON.stringify(m).includes(qid))).toHaveLength(1);
     },
