@@ -319,6 +319,36 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       expect(shown(m.turns()[2])).not.toContain("CAPPED-REPLY-1");
     }, 240_000);
 
+    // On 2.1.197 the next -p session found the relay session still bound to the first one after its
+    // Stop hook was killed (its binding is then released only by --release-after): checked on 2.1.332.
+    if (version !== "2.1.197")
+    it("the hook killed at Claude Code's timeout loses nothing: the reply is handed over, labelled late, at the next session's start", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      // Claude Code's own timeout for the Stop hook cut to 2 s: it kills the waiting hook.
+      const settingsFile = join(w.project, ".claude", "settings.local.json");
+      const settings = JSON.parse(await readFile(settingsFile, "utf8")) as { hooks: { Stop: { hooks: { timeout: number }[] }[] } };
+      for (const group of settings.hooks.Stop) for (const hook of group.hooks) hook.timeout = 2;
+      await writeFile(settingsFile, JSON.stringify(settings));
+      scope.fake.setResponder((req) => (req.lastUserText.includes("Killed-hook task") ? "Reviewer: KILLED-HOOK-REPLY check the logs." : "[NEEDS-JC] done?"));
+      scope.fake.setDelay((req) => (req.lastUserText.includes("Killed-hook task") ? 5_000 : 0));
+      await scope.start(root);
+      const m = await model((req) => ({ text: shown(req).includes("KILLED-HOOK-REPLY") ? "Checked the logs." : "Killed-hook task done." }));
+
+      const first = await claude(w, m, ["-p", "Do it.", "--output-format", "stream-json", "--verbose"]);
+      expect(first.code).toBe(0);
+      expect(m.turns()).toHaveLength(1);
+      await waitFor(() => exists(inputPath(root, SESSION)), { timeoutMs: 30_000, what: "the reply after the hook was killed" });
+
+      const next = await claude(w, m, ["-p", "Go on.", "--output-format", "stream-json", "--verbose"]);
+      expect(next.code, next.stderr).toBe(0);
+      const firstOfNext = shown(m.turns()[1]);
+      expect(occurrences(firstOfNext, "KILLED-HOOK-REPLY")).toBe(1);
+      expect(firstOfNext).toMatch(/late reply from the reviewer to your earlier message/i);
+    }, 240_000);
+
     it("a reply Claude Code dropped (--max-turns) and replays itself on --continue is not doubled", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
