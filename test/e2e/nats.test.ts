@@ -221,8 +221,10 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, checks", () => {
     const prefix = freshPrefix();
     const root = await makeRoot({ config: relayNatsConfig([{ id: "s1" }], prefix) });
     const first = await scope.start(root, natsVars());
+    // Stopped only to tamper with the stream (its graceful stop is tested elsewhere): a SIGTERM in
+    // its first instant may find the handler not yet installed.
     first.child.kill("SIGTERM");
-    expect((await first.exited).code).toBe(0);
+    await first.exited;
     const nc = await connect({ servers: nats().url, token: NATS_TOKEN });
     try {
       await (await jetstreamManager(nc)).streams.delete(`${prefix.toUpperCase()}_ENV`);
