@@ -1,10 +1,9 @@
 import { Flags } from "@oclif/core";
 import { DEFAULT_PERMISSION_WAIT_S } from "../../claude-code/defaults.js";
-import { SESSION_ID } from "../../config/session-id.js";
-import { RelayCommand } from "../base.js";
+import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code PermissionRequest hook: the prompt goes to JC; no answer in time denies. */
-export default class HookClaudePermission extends RelayCommand {
+export default class HookClaudePermission extends HookCommand {
   static override description =
     "Claude Code PermissionRequest hook: put the tool permission prompt before JC (Allow / Deny on the phone) and return JC's decision; no answer within --timeout denies.";
   static override flags = {
@@ -16,23 +15,10 @@ export default class HookClaudePermission extends RelayCommand {
     const startedAt = Date.now();
     const { flags } = await this.parse(HookClaudePermission);
     const paths = this.resolvePaths(flags.root);
-    if (!SESSION_ID.test(flags.session)) {
-      this.logToStderr(`relay: ${JSON.stringify(flags.session)} is not a valid session id (${SESSION_ID.source})`);
-      process.exitCode = 1;
-      return;
-    }
+    if (!this.validSession(flags.session)) return;
     const [{ runPermissionHook }, { readStdin }] = await Promise.all([import("../../claude-code/permission-hook.js"), import("../../claude-code/hook-input.js")]);
     const input = await readStdin(process.stdin, 2_000);
     const outcome = await runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000 });
-    for (const line of outcome.stderr) this.logToStderr(line);
-    if (outcome.stdout !== null) this.log(outcome.stdout);
-    process.exitCode = outcome.exitCode;
-  }
-
-  protected override async catch(err: Error): Promise<unknown> {
-    const { oneLineError } = await import("../../claude-code/hook.js");
-    this.logToStderr(`relay hook claude-permission: ${oneLineError(err)}`);
-    process.exitCode = 1;
-    return undefined;
+    this.writeOutcome(outcome);
   }
 }

@@ -1,10 +1,9 @@
 import { Flags } from "@oclif/core";
 import { DEFAULT_RELEASE_AFTER_S } from "../../claude-code/defaults.js";
-import { SESSION_ID } from "../../config/session-id.js";
-import { RelayCommand } from "../base.js";
+import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code SessionStart hook: hands over the replies the session has not seen. */
-export default class HookClaudeStart extends RelayCommand {
+export default class HookClaudeStart extends HookCommand {
   static override description =
     "Claude Code SessionStart hook: hand the session, as context, every reply for it that it has not seen (in input.txt, or handed over before and dropped by Claude Code).";
   static override flags = {
@@ -15,23 +14,10 @@ export default class HookClaudeStart extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(HookClaudeStart);
     const paths = this.resolvePaths(flags.root);
-    if (!SESSION_ID.test(flags.session)) {
-      this.logToStderr(`relay: ${JSON.stringify(flags.session)} is not a valid session id (${SESSION_ID.source})`);
-      process.exitCode = 1;
-      return;
-    }
+    if (!this.validSession(flags.session)) return;
     const [{ runStartHook }, { readStdin }] = await Promise.all([import("../../claude-code/hook.js"), import("../../claude-code/hook-input.js")]);
     const input = await readStdin(process.stdin, 2_000);
     const outcome = await runStartHook({ paths, session: flags.session, input, releaseAfterMs: flags["release-after"] * 1000 });
-    for (const line of outcome.stderr) this.logToStderr(line);
-    if (outcome.stdout !== null) this.log(outcome.stdout);
-    process.exitCode = outcome.exitCode;
-  }
-
-  protected override async catch(err: Error): Promise<unknown> {
-    const { oneLineError } = await import("../../claude-code/hook.js");
-    this.logToStderr(`relay hook claude-start: ${oneLineError(err)}`);
-    process.exitCode = 1;
-    return undefined;
+    this.writeOutcome(outcome);
   }
 }

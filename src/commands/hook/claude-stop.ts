@@ -1,8 +1,6 @@
 import { Flags } from "@oclif/core";
 import { DEFAULT_EVIDENCE_MAX, DEFAULT_MAX_TURNS, DEFAULT_RELEASE_AFTER_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
-import type { HookOutcome } from "../../claude-code/hook.js";
-import { SESSION_ID } from "../../config/session-id.js";
-import { RelayCommand } from "../base.js";
+import { HookCommand } from "./hook-command.js";
 
 /**
  * The command of a Claude Code Stop hook (CONTRACT §10). Block mode: clean stops and hand-overs
@@ -10,7 +8,7 @@ import { RelayCommand } from "../base.js";
  * line on stderr. Wake mode (installed async with asyncRewake): a hand-over exits 2 with the text
  * on stderr, which wakes the session.
  */
-export default class HookClaudeStop extends RelayCommand {
+export default class HookClaudeStop extends HookCommand {
   static override description =
     "Claude Code Stop hook: relay the agent's last message to chat-Claude and hand the reply over as the agent's next instruction, or let the agent stop.";
   static override flags = {
@@ -29,10 +27,7 @@ export default class HookClaudeStop extends RelayCommand {
     const paths = this.resolvePaths(flags.root);
     const mode = flags.mode === "wake" ? "wake" : "block";
     const waitS = flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S);
-    if (!SESSION_ID.test(flags.session)) {
-      this.writeOutcome({ stdout: null, stderr: [`relay: ${JSON.stringify(flags.session)} is not a valid session id (${SESSION_ID.source})`], exitCode: 1 });
-      return;
-    }
+    if (!this.validSession(flags.session)) return;
     const [{ loadConfig }, { runStopHook }, { readStdin }] = await Promise.all([
       import("../../config/config.js"),
       import("../../claude-code/hook.js"),
@@ -53,19 +48,5 @@ export default class HookClaudeStop extends RelayCommand {
       loadConfig: () => loadConfig(paths, process.env, { seed: false }),
     });
     this.writeOutcome(outcome);
-  }
-
-  private writeOutcome(outcome: HookOutcome): void {
-    if (outcome.exitCode === 2) process.stderr.write(`${outcome.stderr.join("\n")}\n`);
-    else for (const line of outcome.stderr) this.logToStderr(line);
-    if (outcome.stdout !== null) this.log(outcome.stdout);
-    process.exitCode = outcome.exitCode;
-  }
-
-  protected override async catch(err: Error): Promise<unknown> {
-    const { oneLineError } = await import("../../claude-code/hook.js");
-    this.logToStderr(`relay hook claude-stop: ${oneLineError(err)}`);
-    process.exitCode = 1;
-    return undefined;
   }
 }
