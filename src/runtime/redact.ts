@@ -23,11 +23,18 @@ export function scrubber(secrets: readonly (string | undefined)[]): Redact {
   return (line) => line.replace(pattern, REDACTED);
 }
 
-/** A URL that carries a user and password (`nats://user:pass@host`), else undefined. */
-const withCredentials = (url: string | undefined): string | undefined => (url?.includes("@") ? url : undefined);
+/**
+ * What a NATS_URL holds that is secret: each member URL (comma-separated) that carries a user and
+ * password (`nats://user:pass@host`), and that `user:pass` itself, which an error may quote alone.
+ */
+const credentialsIn = (urls: string | undefined): string[] =>
+  (urls ?? "").split(",").flatMap((url) => {
+    const userinfo = /^[a-z]+:\/\/([^/@]+)@/i.exec(url.trim())?.[1];
+    return userinfo === undefined ? [] : [url.trim(), userinfo];
+  });
 
 /** The secrets of the NATS settings (a .creds file's or CA's path is not one). */
-export const natsSecrets = (nats: NatsSettings | undefined): (string | undefined)[] => [nats?.token, nats?.password, nats?.user, withCredentials(nats?.url)];
+export const natsSecrets = (nats: NatsSettings | undefined): (string | undefined)[] => [nats?.token, nats?.password, nats?.user, ...credentialsIn(nats?.url)];
 
 type SecretSettings = Pick<RelayConfig, "anthropic" | "httpToken" | "ntfy"> & Partial<Pick<RelayConfig, "nats">>;
 
@@ -51,7 +58,7 @@ export const secretsFromEnv = (env: NodeJS.ProcessEnv): (string | undefined)[] =
   env.NATS_TOKEN,
   env.NATS_PASSWORD,
   env.NATS_USER,
-  withCredentials(env.NATS_URL),
+  ...credentialsIn(env.NATS_URL),
 ];
 
 export const redactorFor = (config: SecretSettings): Redact => scrubber(secretsOf(config));

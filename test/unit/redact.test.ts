@@ -12,7 +12,7 @@ const TOPIC = "relaytopicAAAAAAAAAAAAAAAAAAAA";
 const REPLY_TOPIC = "replytopicBBBBBBBBBBBBBBBBBBBB";
 const NATS_TOKEN = "nats-token-0123456789";
 const NATS_PASSWORD = "nats-password-0123456789";
-const NATS_URL = "nats://relayuser:nats-url-secret-0123@127.0.0.1:4222";
+const NATS_URL = "nats://relayuser:nats-url-secret-0123@127.0.0.1:4222,nats://relayuser:nats-url-secret-0123@127.0.0.1:4223";
 const ALL = [KEY, HTTP_TOKEN, NTFY_TOKEN, TOPIC, REPLY_TOPIC, NATS_TOKEN, NATS_PASSWORD, NATS_URL];
 const quoting = `upstream said: ${ALL.join(" | ")}`;
 
@@ -27,7 +27,13 @@ describe("the one redaction step", () => {
   it("scrubs the key, both tokens, both ntfy topics and the NATS credentials of a configuration", () => {
     const out = redactorFor(config)(quoting);
     for (const secret of ALL) expect(out).not.toContain(secret);
-    expect(out.split(REDACTED).length - 1).toBe(ALL.length);
+    expect(out).toBe(`upstream said: ${[...Array<string>(ALL.length - 1).fill(REDACTED), `${REDACTED},${REDACTED}`].join(" | ")}`);
+  });
+
+  it("scrubs a NATS member URL's user and password when an error quotes one member, or the credentials alone", () => {
+    const out = redactorFor(config)("connect to nats://relayuser:nats-url-secret-0123@127.0.0.1:4223 failed (as relayuser:nats-url-secret-0123)");
+    expect(out).not.toContain("nats-url-secret-0123");
+    expect(out).toBe(`connect to ${REDACTED} failed (as ${REDACTED})`);
   });
 
   it("scrubs the same from environment variables alone (when config.yaml cannot be read)", () => {
