@@ -176,7 +176,7 @@ export async function startRelay(root: string, vars: Record<string, string | und
 /** `relay agent --root ROOT [more args]` in the background (transport: nats). */
 export async function startAgent(root: string, vars: Record<string, string | undefined>, args: string[] = []): Promise<Daemon> {
   const d = spawnRelay(["agent", "--root", root, ...args], await childEnv(vars), `relay agent ${args.join(" ")}`);
-  await waitFor(() => !d.alive() || d.stderr().includes("agent started"), { what: "the agent to start", timeoutMs: 10_000 });
+  await waitFor(() => !d.alive() || d.stderr().includes("agent started"), { what: "the agent to start", timeoutMs: 30_000 });
   return d;
 }
 

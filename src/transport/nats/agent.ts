@@ -29,6 +29,7 @@ import { ensureDirs, readJsonFile, removeIfPresent, syncDir, writeAtomic, writeD
 import { ensureSessionDir } from "../file/dispatch.js";
 import { exists, listQueue, readEntryWithBytes, rejectFile } from "../file/queue.js";
 import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
+import { remoteStatusPath } from "../../status/remote-status.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
@@ -433,7 +434,7 @@ export class NatsAgent {
     const text = JSON.stringify(body);
     if (text === this.lastStatus) return;
     this.lastStatus = text;
-    await writeAtomic(join(paths.state, "remote_status.json"), `${JSON.stringify({ ...body, mirroredAt: new Date(this.now()).toISOString() }, null, 1)}\n`, { durable: false });
+    await writeAtomic(remoteStatusPath(paths), `${JSON.stringify({ ...body, mirroredAt: new Date(this.now()).toISOString() }, null, 1)}\n`, { durable: false });
   }
 }
 
