@@ -18,7 +18,8 @@ export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
 export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** Streams are `<PREFIX>_*` upper-cased, buckets `<prefix>_*`, subjects `<prefix>.*`. */
 export const NATS_PREFIX = /^[a-z][a-z0-9_-]{0,31}$/;
-const NATS_URL = /^(nats|tls):\/\/[^\s]+$/;
+/** One nats:// or tls:// URL, or several comma-separated (a cluster's members). */
+const NATS_URL = /^(nats|tls):\/\/[^\s,]+(,(nats|tls):\/\/[^\s,]+)*$/;
 
 const positiveInt = (what: string) =>
   z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
