@@ -3,7 +3,9 @@
  * the tests: `reset()` cuts every connection and refuses new ones (a link that went down, a
  * restarted NAT), `blackhole()` keeps the connections but forwards nothing either way, holding
  * the bytes (a partition TCP rides out by retransmitting), and `heal()` restores forwarding,
- * releasing what was held in order.
+ * releasing what was held in order. `stale()` makes every open connection silently dead for
+ * good (nothing forwarded, no RST ever) while new connections go through: only the client's own
+ * pings can find out.
  */
 import { createServer, type Server, type Socket, connect } from "node:net";
 
@@ -14,6 +16,7 @@ export interface TcpProxy {
   mode(): ProxyMode;
   reset(): void;
   blackhole(): void;
+  stale(): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -22,6 +25,8 @@ interface Pair {
   client: Socket;
   upstream: Socket;
   held: { to: Socket; chunk: Buffer }[];
+  /** dead for good (stale()): its bytes are dropped */
+  dead: boolean;
 }
 
 export async function startTcpProxy(target: { host?: string; port: number }): Promise<TcpProxy> {
@@ -29,6 +34,7 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
   const pairs = new Set<Pair>();
 
   const forward = (pair: Pair, to: Socket) => (chunk: Buffer) => {
+    if (pair.dead) return;
     if (mode === "blackhole") pair.held.push({ to, chunk });
     else if (mode === "open" && !to.destroyed) to.write(chunk);
   };
@@ -39,7 +45,7 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
       return;
     }
     const upstream = connect({ host: target.host ?? "127.0.0.1", port: target.port });
-    const pair: Pair = { client, upstream, held: [] };
+    const pair: Pair = { client, upstream, held: [], dead: false };
     pairs.add(pair);
     const end = () => {
       pairs.delete(pair);
@@ -70,6 +76,10 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     },
     blackhole() {
       mode = "blackhole";
+    },
+    stale() {
+      mode = "open";
+      for (const pair of pairs) pair.dead = true;
     },
     heal() {
       mode = "open";
