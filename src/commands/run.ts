@@ -89,7 +89,7 @@ export default class Run extends RelayCommand {
             settings: initial.nats,
             log,
             registered: () => new Set(reloader.current().sessions.map((s) => s.id)),
-            localSessions: initial.sessions.filter((s) => s.host === undefined).map((s) => s.id),
+            localSessions: () => reloader.current().sessions.filter((s) => s.host === undefined).map((s) => s.id),
             agentName: initial.agentName ?? "relay",
             pollMs: initial.pollIntervalMs,
             parseJc: jcTakenFrom,

@@ -18,7 +18,8 @@ export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
 export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** Streams are `<PREFIX>_*` upper-cased, buckets `<prefix>_*`, subjects `<prefix>.*`. */
 export const NATS_PREFIX = /^[a-z][a-z0-9_-]{0,31}$/;
-const NATS_URL = /^(nats|tls):\/\/[^\s]+$/;
+/** One nats:// or tls:// URL, or several comma-separated (a cluster's members). */
+const NATS_URL = /^(nats|tls):\/\/[^\s,]+(,(nats|tls):\/\/[^\s,]+)*$/;
 
 const positiveInt = (what: string) =>
   z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
@@ -389,4 +390,33 @@ export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv 
     sessions: file.sessions.map((s) => s.id),
     pollIntervalMs: envInt("POLL_INTERVAL_MS", vars.POLL_INTERVAL_MS) ?? file.poll_interval_ms,
   };
+}
+
+/**
+ * What the Claude Code side (`send`, `jc`, the hooks, `hook install`, `status`) needs from a
+ * root's config.yaml, on the relay's root or on an agent's (CONTRACT §11: they work unchanged
+ * there). `conversation` is known on the relay's root only; an agent's root leaves it to the relay.
+ */
+export interface ClientConfig {
+  sessions: readonly { id: string; conversation?: string }[];
+  pollIntervalMs: number;
+  /** set on an agent's root: the relay is on another host and its status is mirrored here */
+  agentName?: string;
+}
+
+/** An agent's config.yaml: `agent:` set, or `transport: nats` without the relay's `model`. */
+function isAgentDocument(js: unknown): boolean {
+  if (typeof js !== "object" || js === null) return false;
+  const doc = js as Record<string, unknown>;
+  return doc.agent !== undefined || (doc.transport === "nats" && doc.model === undefined);
+}
+
+export async function loadClientConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean } = {}): Promise<ClientConfig> {
+  const yamlText = await readIfPresent(paths.config);
+  if (yamlText !== null && isAgentDocument(parseDocument(yamlText, { prettyErrors: false }).toJS())) {
+    const agent = await loadAgentConfig(paths, env);
+    return { sessions: agent.sessions.map((id) => ({ id })), pollIntervalMs: agent.pollIntervalMs, agentName: agent.agentName ?? "(set by --name)" };
+  }
+  const config = await loadConfig(paths, env, opts);
+  return { sessions: config.sessions, pollIntervalMs: config.pollIntervalMs };
 }

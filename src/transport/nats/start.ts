@@ -111,7 +111,8 @@ export async function startRelaySide(opts: {
   settings: NatsSettings;
   log: Logger;
   registered: () => ReadonlySet<string>;
-  localSessions: string[];
+  /** this root's own sessions (no `host:`), as config.yaml says now */
+  localSessions: () => readonly string[];
   agentName: string;
   pollMs: number;
   parseJc: (id: string, raw: string, registered: ReadonlySet<string>) => JcTaken;
