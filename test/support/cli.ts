@@ -178,24 +178,27 @@ async function cpuTicks(pid: number): Promise<number | null> {
 }
 
 /**
- * Wait until `ready()` or the child has died, for as long as the child makes progress: a start
- * that is slow because the machine is busy (the child is still using CPU) is waited for, one
- * that is stuck (no CPU for `stallMs`) fails. Where /proc is missing, a plain 30 s limit.
+ * Wait until `ready()` or the child has died: at least 30 s, and beyond that for as long as the
+ * child makes progress, so a start that is slow because the machine is busy (the child is still
+ * using CPU) is waited for, and one that is stuck (no CPU for `stallMs`) fails. Where /proc is
+ * missing, the plain 30 s.
  */
 export async function waitWhileWorking(d: Daemon, ready: () => boolean, what: string, stallMs = 15_000): Promise<void> {
+  const atLeastMs = 30_000;
   let ticks = await cpuTicks(d.pid);
   if (ticks === null) {
-    await waitFor(() => !d.alive() || ready(), { what, timeoutMs: 30_000 });
+    await waitFor(() => !d.alive() || ready(), { what, timeoutMs: atLeastMs });
     return;
   }
-  let progressAt = Date.now();
+  const began = Date.now();
+  let progressAt = began;
   while (d.alive() && !ready()) {
     const now = await cpuTicks(d.pid);
     if (now !== null && now !== ticks) {
       ticks = now;
       progressAt = Date.now();
     }
-    if (Date.now() - progressAt > stallMs) throw new Error(`timed out waiting for ${what}: the process used no CPU for ${stallMs} ms\nstderr: ${d.stderr()}`);
+    if (Date.now() - progressAt > stallMs && Date.now() - began > atLeastMs) throw new Error(`timed out waiting for ${what}: the process used no CPU for ${stallMs} ms\nstderr: ${d.stderr()}`);
     await sleep(50);
   }
 }
@@ -204,7 +207,7 @@ export async function waitWhileWorking(d: Daemon, ready: () => boolean, what: st
 export async function startRelay(root: string, vars: Record<string, string | undefined>, args: string[] = []): Promise<Daemon> {
   const d = spawnRelay(["run", "--root", root, ...args], await childEnv(vars), `relay run ${args.join(" ")}`);
   // Ready once its loop runs (it logs "relay started" to stderr), or once it has died trying; on a
-  // busy machine a start can take tens of seconds, so it is waited for while it makes progress.
+  // busy machine a start can take tens of seconds, so past 30 s it is waited for while it makes progress.
   await waitWhileWorking(d, () => d.stderr().includes("relay started"), "the daemon to start");
   return d;
 }
