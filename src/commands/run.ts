@@ -133,7 +133,8 @@ export default class Run extends RelayCommand {
       const links = {
         replyUrl: `${initial.ntfy.server}/${replyTopic}`,
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
-        ...(statusServer ? { statusUrl: statusServer.url } : {}),
+        // public_url: the page as the phone reaches it (a reverse proxy, a VPN name); its token still applies
+        ...(statusServer ? { statusUrl: initial.publicUrl ?? statusServer.url } : {}),
       };
       const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);
