@@ -120,6 +120,7 @@ export default class Run extends RelayCommand {
             ledger,
             redact,
             maxClients: initial.limits.pageClients,
+            ...(initial.publicUrl === undefined ? {} : { publicUrl: initial.publicUrl }),
             current: () => daemonStatus(),
             subscribe: (listener) => {
               listeners.add(listener);

@@ -42,6 +42,7 @@ interface Layout {
   header: number;
   h1: number;
   sessionsCut: boolean;
+  conversationsCut: boolean;
   costRight: number;
   costShown: boolean;
 }
@@ -49,14 +50,18 @@ interface Layout {
 /** Pixel facts about the layout that a phone user would see as broken (run in the page). */
 const LAYOUT = `(() => {
   const box = (sel) => document.querySelector(sel)?.getBoundingClientRect() ?? null;
-  const sessions = document.querySelector("#sessions")?.closest(".table-box");
+  const cut = (sel) => {
+    const box = document.querySelector(sel)?.closest(".table-box");
+    return box ? box.scrollWidth > box.clientWidth : true;
+  };
   const cost = document.querySelector("#calls tbody tr .c-cost");
   return {
     pageWidth: document.documentElement.scrollWidth,
     viewport: window.innerWidth,
     header: box("header")?.height ?? 0,
     h1: box("header h1")?.height ?? 0,
-    sessionsCut: sessions ? sessions.scrollWidth > sessions.clientWidth : true,
+    sessionsCut: cut("#sessions"),
+    conversationsCut: cut("#conversations"),
     costRight: box("#calls tbody tr .c-cost")?.right ?? 1e9,
     costShown: cost !== null && getComputedStyle(cost).display !== "none" && (cost.textContent ?? "") !== "",
   };
@@ -235,7 +240,7 @@ describe.skipIf(!haveChromium)("the status page: conversation, state strip, phon
     await page.context().close();
   });
 
-  it("fits a 390 px phone: one-line header, no sideways page scroll, the sessions table whole, the calls with their cost", async () => {
+  it("fits a 390 px phone: one-line header, no sideways page scroll, the sessions and conversations tables whole, the calls with their cost", async () => {
     problems.length = 0;
     const page = await openPage(PHONE);
     await page.locator("#calls tbody tr .c-cost").first().waitFor();
@@ -244,11 +249,28 @@ describe.skipIf(!haveChromium)("the status page: conversation, state strip, phon
     expect(l.pageWidth).toBeLessThanOrEqual(PHONE.width);
     expect(l.header).toBeLessThan(l.h1 * 2 + 24); // one line of text plus its padding
     expect(l.sessionsCut).toBe(false);
+    expect(l.conversationsCut).toBe(false);
     expect(l.costShown).toBe(true);
     expect(l.costRight).toBeLessThanOrEqual(PHONE.width);
     await page.screenshot({ path: new URL("page-390.png", ARTIFACTS).pathname, fullPage: true });
-    // the top of it, where the state, the questions and the conversation are (the README's picture)
-    await page.screenshot({ path: new URL("page-390-top.png", ARTIFACTS).pathname, fullPage: true, clip: { x: 0, y: 0, width: PHONE.width, height: 1500 } });
+
+    // the chart scrolls sideways inside its box, never the page
+    await page.locator("#chart-details > summary").click();
+    await page.locator("#chart svg g.current").waitFor();
+    expect((await page.evaluate<Layout>(LAYOUT)).pageWidth).toBeLessThanOrEqual(PHONE.width);
+    await page.locator("#chart-details > summary").click();
+
+    // what JC sees after tapping Status on a question's notification: the question, its form, the conversation
+    const question = "[NEEDS-JC] Parser done and PR #512 is green. Merge now, or wait for the load test (about 40 minutes)?";
+    await writeStatus(t.paths, "needsJc", { openQuestions: [{ id: "q-7", question }], cost: { totalUsd: 0.81, todayUsd: 0.27, calls: SEEDED_CALLS + 1, unpricedCalls: 0 } });
+    server.notify();
+    await page.locator('#questions [data-question="q-7"]').waitFor();
+    await page.locator("#state.state-needsJc").waitFor();
+    const withQuestion = await page.evaluate<Layout>(LAYOUT);
+    expect(withQuestion.pageWidth).toBeLessThanOrEqual(PHONE.width);
+    expect(withQuestion.header).toBeLessThan(withQuestion.h1 * 2 + 24);
+    await page.screenshot({ path: new URL("page-390-question.png", ARTIFACTS).pathname, fullPage: true, clip: { x: 0, y: 0, width: PHONE.width, height: 1500 } });
+    await writeIdle();
     expect(problems).toEqual([]);
     await page.context().close();
   });

@@ -1,13 +1,14 @@
 // public_url: the ntfy Status button opens the page where JC's phone reaches it, not the
 // 127.0.0.1 address the relay serves it on. The real CLI against local stand-ins.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../support/cli.js";
 import { startFakeAnthropic } from "../support/fake-anthropic.js";
 import { startFakeNtfy } from "../support/fake-ntfy.js";
+import { csrfOf, makeRoot, raw, startServer } from "./support.js";
 
 const BIN = new URL("../../bin/relay.js", import.meta.url).pathname;
 const cleanups: (() => unknown)[] = [];
@@ -49,4 +50,30 @@ describe("public_url", () => {
     // the page itself is still where the relay serves it
     expect((await fetch(new URL("/status.json", served))).status).toBe(200);
   }, 60_000);
+});
+
+describe("the page behind public_url", () => {
+  it("answers a proxy that keeps the public Host header, and takes JC's answer posted from the public origin, token still required", async () => {
+    const t = await makeRoot();
+    cleanups.push(() => t.remove());
+    const token = "public-url-token-0123456789abcdef";
+    const server = await startServer(t, { token, publicUrl: "https://relay.example.net/" });
+    cleanups.push(() => server.close());
+    const auth = { authorization: `Bearer ${token}` };
+    const at = (path: string) => new URL(path, server.url).href;
+
+    expect((await raw(at("/status.json"), { headers: { ...auth, host: "relay.example.net" } })).status).toBe(200);
+    expect((await raw(at("/status.json"), { headers: { ...auth, host: "relay.example.net:443" } })).status).toBe(200);
+    expect((await raw(at("/status.json"), { headers: { host: "relay.example.net" } })).status).toBe(401);
+    expect((await raw(at("/status.json"), { headers: { ...auth, host: "relay.example.net:8443" } })).status).toBe(421);
+    expect((await raw(at("/status.json"), { headers: { ...auth, host: "evil.example" } })).status).toBe(421);
+
+    // nginx's default rewrites Host to the relay's address; the browser's Origin is the public one
+    const csrf = await csrfOf(server.url, auth);
+    const post = (origin: string) =>
+      raw(at("/jc"), { method: "POST", headers: { ...auth, origin, "content-type": "application/json", "x-csrf-token": csrf }, body: JSON.stringify({ text: "@session-1: merge it" }) });
+    expect((await post("https://evil.example")).status).toBe(403);
+    expect((await post("https://relay.example.net")).status).toBe(200);
+    expect(readFileSync(t.paths.jcInput, "utf8")).toBe("@session-1: merge it\n");
+  });
 });

@@ -47,6 +47,8 @@ export interface StatusServerOptions {
   ledger?: LedgerSummary;
   /** at most this many /events clients at once; one more is refused with 503 (default 16) */
   maxClients?: number;
+  /** `public_url`: the page's address behind a proxy; its Host header and its Origin are this server's too */
+  publicUrl?: string;
   /** the secrets scrubbed from every response (default: the API key, the page token, NTFY_TOKEN) */
   redact?: (text: string) => string;
 }
@@ -407,7 +409,12 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
-  guard = createGuard({ bound: { host, port }, ...(token === undefined ? {} : { token }), ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}) });
+  guard = createGuard({
+    bound: { host, port },
+    ...(token === undefined ? {} : { token }),
+    ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}),
+    ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+  });
   server.on("error", (err) => log.error({ err: err.message }, "status page server error"));
 
   const shown = isWildcardHost(host) ? (host.includes(":") ? "::1" : "127.0.0.1") : host;
