@@ -20,6 +20,8 @@ export interface RecentOptions {
   session?: string;
   /** stop after this many bytes from the end (default: no bound) */
   maxBytes?: number;
+  /** every entry read on the way (any session's), newest first: a cache for other sessions of the conversation */
+  seen?: HistoryLine[];
 }
 
 export async function recentLines(paths: RelayPaths, conversation: string, opts: RecentOptions): Promise<RecentLines> {
@@ -30,6 +32,7 @@ export async function recentLines(paths: RelayPaths, conversation: string, opts:
       const entry = parseHistoryLine(raw);
       if (entry === null) return true;
       const line = historyLine(conversation, entry);
+      opts.seen?.push(line);
       if (opts.session !== undefined && !concernsSession(line, opts.session)) return true;
       if (newest.length === opts.last) return false; // one more than asked for: older entries exist
       newest.push(line);

@@ -56,6 +56,12 @@ describe("GET /api/history", () => {
     const two = (await get("/api/history?session=session-1&last=2")).json();
     expect(two.entries.map((e) => e.text)).toEqual(["two", "JC: stop at two."]);
     expect(two.more).toBe(true);
+    // another session of the shared conversation, answered from what the reads above passed on the way
+    const other = (await get("/api/history?session=session-2&last=1")).json();
+    expect(other.entries.map((e) => e.text)).toEqual(["other session"]);
+    expect(other.more).toBe(true);
+    expect((await get("/api/history?session=session-2")).json().entries.map((e) => e.text)).toEqual(["other session", "Earlier: plans."]);
+    expect((await get("/api/history?session=session-2")).json().more).toBe(false);
 
     // a new commit is served at once (the cache follows the file)
     await store.append("shared", [turn(5, "session-1", "three")]);

@@ -9,7 +9,7 @@ import { type CellReport, type CostCell, reportOfCells } from "../../costs/ledge
 import type { RelayPaths } from "../../config/paths.js";
 import { isErrno } from "../../store/files.js";
 import { historyFile } from "../../history/conversation-store.js";
-import type { HistoryLine } from "../../history/history-line.js";
+import { concernsSession, type HistoryLine } from "../../history/history-line.js";
 import { recentLines } from "../../history/recent-lines.js";
 
 export interface Rejection {
@@ -157,11 +157,14 @@ export interface ConversationPanel {
 const clip = (text: string): string => (text.length > PANEL_TEXT_CHARS ? text.slice(0, PANEL_TEXT_CHARS) : text);
 
 /**
- * One session's last entries, read from the end of its conversation's history (a bounded read),
- * again only when the history file changed (its inode, size or mtime).
+ * One session's last entries, read from the end of its conversation's history (a bounded read).
+ * What a read passes on the way, every session's entries, is kept until the file changes (its
+ * inode, size or mtime): the other sessions of a shared conversation are mostly answered from it,
+ * so a change costs about one read of the history's end, not one per session.
  */
 export class ConversationPanels {
-  private readonly cache = new Map<string, { key: string; panel: ConversationPanel }>();
+  /** by conversation: what was read of its file's end, whether that reached the file's start, or the byte bound */
+  private readonly cache = new Map<string, { key: string; seen: HistoryLine[]; start: boolean; bounded: boolean }>();
 
   constructor(private readonly paths: RelayPaths) {}
 
@@ -173,14 +176,20 @@ export class ConversationPanels {
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw err;
     }
-    const slot = `${session}\n${conversation}\n${last}`;
-    const cached = this.cache.get(slot);
-    if (cached?.key === key) return cached.panel;
-    const { lines, more } = await recentLines(this.paths, conversation, { last, session, maxBytes: HISTORY_READ_BYTES });
-    const entries = lines.reverse().map((l) => ({ ...l, text: clip(l.text), reply: l.reply === null ? null : clip(l.reply), textChars: l.text.length, replyChars: l.reply?.length ?? null }));
-    const panel = { session, conversation, entries, more };
-    if (this.cache.size >= 256) this.cache.clear(); // sessions × page sizes: a bound, never reached in practice
-    this.cache.set(slot, { key, panel });
-    return panel;
+    let known = this.cache.get(conversation);
+    if (known?.key !== key) known = { key, seen: [], start: false, bounded: false };
+    let mine = known.seen.filter((l) => concernsSession(l, session));
+    if (mine.length <= last && !known.start && !known.bounded) {
+      const seen: HistoryLine[] = [];
+      const read = await recentLines(this.paths, conversation, { last, session, maxBytes: HISTORY_READ_BYTES, seen });
+      // read from the end again: `seen` now reaches at least as far back as before (it holds the
+      // entry after the session's last N when there is one)
+      known = { key, seen, start: !read.more, bounded: read.more && read.lines.length < last };
+      mine = seen.filter((l) => concernsSession(l, session));
+    }
+    this.cache.set(conversation, known);
+    const more = mine.length > last || known.bounded;
+    const entries = mine.slice(0, last).map((l) => ({ ...l, text: clip(l.text), reply: l.reply === null ? null : clip(l.reply), textChars: l.text.length, replyChars: l.reply?.length ?? null }));
+    return { session, conversation, entries, more };
   }
 }
