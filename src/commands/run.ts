@@ -131,6 +131,7 @@ export default class Run extends RelayCommand {
           throw new UsageError(`cannot serve the status page: ${(err as Error).message}`, 1);
         }
       }
+      if (initial.publicUrl !== undefined && !statusServer) log.warn({}, "public_url is set but the status page is off: the notifications get no Status button (serve it with --http or status_http)");
       const links = {
         replyUrl: `${initial.ntfy.server}/${replyTopic}`,
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
