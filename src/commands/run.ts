@@ -120,6 +120,7 @@ export default class Run extends RelayCommand {
             ledger,
             redact,
             maxClients: initial.limits.pageClients,
+            ...(initial.publicUrl === undefined ? {} : { publicUrl: initial.publicUrl }),
             current: () => daemonStatus(),
             subscribe: (listener) => {
               listeners.add(listener);
@@ -130,10 +131,12 @@ export default class Run extends RelayCommand {
           throw new UsageError(`cannot serve the status page: ${(err as Error).message}`, 1);
         }
       }
+      if (initial.publicUrl !== undefined && !statusServer) log.warn({}, "public_url is set but the status page is off: the notifications get no Status button (serve it with --http or status_http)");
       const links = {
         replyUrl: `${initial.ntfy.server}/${replyTopic}`,
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
-        ...(statusServer ? { statusUrl: statusServer.url } : {}),
+        // public_url: the page as the phone reaches it (a reverse proxy, a VPN name); its token still applies
+        ...(statusServer ? { statusUrl: initial.publicUrl ?? statusServer.url } : {}),
       };
       const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);

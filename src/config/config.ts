@@ -73,6 +73,7 @@ export const fileConfigSchema = z.strictObject(
       )
       .optional(),
     status_http: z.string().optional(),
+    public_url: z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as https://relay.example.net/" }).optional(),
     limits: z
       .strictObject({
         log_max_bytes: positiveInt("a positive whole number of bytes").min(64 * 1024, { error: "expected at least 65536 bytes" }).default(10 * 1024 * 1024),
@@ -139,6 +140,8 @@ export interface RelayConfig {
   /** `prices:` in config.yaml: rates for models the price table does not know (or overrides of it), by model id */
   prices?: Readonly<Record<string, Readonly<ModelPrice>>>;
   statusHttp?: string;
+  /** `public_url`: where JC's phone reaches the status page (the ntfy Status button), instead of the address it is served on */
+  publicUrl?: string;
   /** what bounds the relay's growth over weeks (README: Running for weeks) */
   limits: Limits;
   /** RELAY_HTTP_TOKEN: required by the status page when it listens beyond loopback */
@@ -289,6 +292,7 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
           ),
         }),
     ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
+    ...(file.public_url === undefined ? {} : { publicUrl: file.public_url }),
     limits: {
       logMaxBytes: file.limits.log_max_bytes,
       logFiles: file.limits.log_files,

@@ -15,6 +15,7 @@ import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files.js";
+import { readLinesBackward } from "../store/lines-backward.js";
 import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
 import { type ConfiguredPrices, configuredPriceFor, type ModelPrice, priceFor, promptTokensOf } from "./pricing.js";
 
@@ -384,43 +385,16 @@ export class LedgerSummary {
  * read however long the ledger is).
  */
 export async function newestRecords(root: string, limit: number): Promise<LedgerRecord[]> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(ledgerPath(root), "r");
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return [];
-    throw err;
-  }
-  try {
-    const { size } = await fh.stat();
-    const out: LedgerRecord[] = [];
-    let end = size;
-    let carry = Buffer.alloc(0);
-    while (end > 0 && out.length < limit) {
-      const start = Math.max(0, end - 256 * 1024);
-      const chunk = Buffer.alloc(end - start);
-      await fh.read(chunk, 0, chunk.length, start);
-      let buf = Buffer.concat([chunk, carry]);
-      // lines wholly inside buf, newest first; the piece before the first newline waits for the next chunk
-      const firstNl = start === 0 ? -1 : buf.indexOf(0x0a);
-      const body = buf.subarray(firstNl + 1);
-      const lines = body.toString("utf8").split("\n").reverse();
-      for (const line of lines) {
-        if (out.length >= limit) break;
-        if (line.trim() === "") continue;
-        try {
-          const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
-          if (parsed.success) out.push(parsed.data);
-        } catch {
-          // torn or foreign line
-        }
-      }
-      buf = firstNl < 0 ? Buffer.alloc(0) : buf.subarray(0, firstNl + 1);
-      carry = Buffer.from(buf);
-      end = start;
+  const out: LedgerRecord[] = [];
+  if (limit <= 0) return out;
+  await readLinesBackward(ledgerPath(root), (line) => {
+    try {
+      const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
+      if (parsed.success) out.push(parsed.data);
+    } catch {
+      // torn or foreign line
     }
-    return out;
-  } finally {
-    await fh.close();
-  }
+    return out.length < limit;
+  });
+  return out;
 }
