@@ -5,14 +5,14 @@ describe("notifications", () => {
   it("a needs-JC notification names the session, quotes the question and offers answer buttons", () => {
     const n = notification(
       { kind: "needsJc", session: "session-2", message: "[NEEDS-JC] Spend $40 on the load test?" },
-      { replyUrl: "https://ntfy.example/replies-abc", statusUrl: "http://127.0.0.1:8080/", token: "tk_secret" },
+      { replyUrl: "https://ntfy.example/replies-abc", statusUrl: "http://127.0.0.1:8080/" },
     );
     expect(n.title).toBe("relay: session-2 needs JC");
     expect(n.message).toContain("[NEEDS-JC] Spend $40 on the load test?");
     expect(n.priority).toBe(4);
     expect(n.actions).toEqual([
-      { action: "http", label: "Approve", url: "https://ntfy.example/replies-abc", method: "POST", body: "Approved: go ahead.", clear: true, headers: { Authorization: "Bearer tk_secret" } },
-      { action: "http", label: "Reject", url: "https://ntfy.example/replies-abc", method: "POST", body: "Rejected: do not do that; propose another way.", clear: true, headers: { Authorization: "Bearer tk_secret" } },
+      { action: "http", label: "Approve", url: "https://ntfy.example/replies-abc", method: "POST", body: "Approved: go ahead.", clear: true },
+      { action: "http", label: "Reject", url: "https://ntfy.example/replies-abc", method: "POST", body: "Rejected: do not do that; propose another way.", clear: true },
       { action: "view", label: "Status", url: "http://127.0.0.1:8080/" },
     ]);
   });

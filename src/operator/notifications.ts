@@ -7,8 +7,6 @@ export interface NotificationLinks {
   /** JC's reply topic URL: what is published there is taken like state/jc_input.txt */
   replyUrl?: string;
   statusUrl?: string;
-  /** sent with the buttons' requests, for ntfy servers with access control */
-  token?: string;
 }
 
 export const APPROVE_TEXT = "Approved: go ahead.";
@@ -24,10 +22,12 @@ export const DENY_TEXT = "deny: JC refused this from the phone";
 /** Two answer buttons published to JC's reply topic, and the page. */
 function answerActions(buttons: readonly [string, string][], links: NotificationLinks, questionId?: string): NtfyAction[] {
   const actions: NtfyAction[] = [];
-  const headers = links.token ? { Authorization: `Bearer ${links.token}` } : undefined;
+  // No credential in a button: NTFY_TOKEN never goes into a notification (CONTRACT §8). On a
+  // server with access control the reply topic is made writable by everyone (write-only), as the
+  // README says: whoever can read the notification may answer, and can do nothing else.
   if (links.replyUrl) {
     for (const [label, text] of buttons) {
-      actions.push({ action: "http", label, url: links.replyUrl, method: "POST", body: answerBody(text, questionId), clear: true, ...(headers ? { headers } : {}) });
+      actions.push({ action: "http", label, url: links.replyUrl, method: "POST", body: answerBody(text, questionId), clear: true });
     }
   }
   if (links.statusUrl) actions.push({ action: "view", label: "Status", url: links.statusUrl });

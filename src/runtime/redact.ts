@@ -64,9 +64,9 @@ export const secretsFromEnv = (env: NodeJS.ProcessEnv): (string | undefined)[] =
 export const redactorFor = (config: SecretSettings): Redact => scrubber(secretsOf(config));
 
 /**
- * A notification's own text redacted (title, message, click); its buttons are left as the relay
- * built them, since they must carry the reply topic's URL and, on a server with access control,
- * NTFY_TOKEN (a protected server refuses the tap without it).
+ * A notification redacted: its text (title, message, click, tags) and its buttons' labels, bodies
+ * and headers. A button's URL is left as the relay built it, since an answer button must carry
+ * the reply topic's URL; no button ever carries NTFY_TOKEN (see answerActions).
  */
 export const redactNotification = (n: Notification, redact: Redact): Notification => ({
   ...n,
@@ -74,6 +74,7 @@ export const redactNotification = (n: Notification, redact: Redact): Notificatio
   message: redact(n.message),
   ...(n.click === undefined ? {} : { click: redact(n.click) }),
   ...(n.tags === undefined ? {} : { tags: n.tags.map(redact) }),
+  ...(n.actions === undefined ? {} : { actions: n.actions.map((a) => ({ ...redactDeep(a, redact), url: a.url })) }),
 });
 
 /** A notifier whose every notification goes through redactNotification first. */

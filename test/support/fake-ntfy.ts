@@ -65,6 +65,8 @@ export interface FakeNtfy {
 export interface FakeNtfyOptions {
   /** Require `Authorization: Bearer <token>`: 403 without one, 401 with a wrong one. */
   requireToken?: string;
+  /** Topics anyone may publish to without a token (ntfy's `ntfy access everyone TOPIC write-only`). */
+  everyoneWrites?: string[];
   /** Interval of keepalive events on subscriptions; 0 or unset: none. */
   keepaliveMs?: number;
 }
@@ -305,8 +307,9 @@ export async function startFakeNtfy(opts: FakeNtfyOptions = {}): Promise<FakeNtf
     return m;
   }
 
-  function checkAuth(req: IncomingMessage): void {
+  function checkAuth(req: IncomingMessage, publishTo?: string): void {
     if (opts.requireToken === undefined) return;
+    if (publishTo !== undefined && opts.everyoneWrites?.includes(publishTo) && req.headers.authorization === undefined) return;
     const auth = req.headers.authorization;
     if (auth === undefined) throw new HttpError(403, 40301, "forbidden");
     if (auth !== `Bearer ${opts.requireToken}`) throw new HttpError(401, 40101, "unauthorized");
@@ -447,7 +450,7 @@ export async function startFakeNtfy(opts: FakeNtfyOptions = {}): Promise<FakeNtf
         sendJson(res, 200, { healthy: true });
         return;
       }
-      checkAuth(req);
+      checkAuth(req, (method === "POST" || method === "PUT") && segments.length === 1 ? decodeURIComponent(segments[0] ?? "") : undefined);
       if (method === "GET" && segments.length === 2 && segments[1] === "json") {
         subscribe(req, res, decodeURIComponent(segments[0] ?? ""), url.searchParams);
         return;

@@ -42,13 +42,19 @@ describe("the one redaction step", () => {
     for (const secret of ALL) expect(out).not.toContain(secret);
   });
 
-  it("leaves a notification's buttons their reply-topic URL and NTFY_TOKEN, and scrubs its text", () => {
-    const links = { replyUrl: `https://ntfy.example/${REPLY_TOPIC}`, token: NTFY_TOKEN };
+  it("leaves a notification's buttons their reply-topic URL, scrubs everything else, and never puts NTFY_TOKEN in a button", () => {
+    const links = { replyUrl: `https://ntfy.example/${REPLY_TOPIC}` };
     const n = notification({ kind: "needsJc", session: "s1", questionId: "q1", message: `[NEEDS-JC] ${quoting}` }, links);
     const out = redactNotification(n, redactorFor(config));
     for (const secret of ALL) expect(out.title + out.message).not.toContain(secret);
-    expect(out.actions).toEqual(n.actions);
-    expect(out.actions?.[0]).toMatchObject({ action: "http", url: `https://ntfy.example/${REPLY_TOPIC}`, headers: { Authorization: `Bearer ${NTFY_TOKEN}` } });
+    expect(out.actions?.[0]).toMatchObject({ action: "http", url: `https://ntfy.example/${REPLY_TOPIC}` });
+    expect(out.actions?.[0]).not.toHaveProperty("headers");
+    expect(JSON.stringify(out)).not.toContain(NTFY_TOKEN);
+    // a button's text quoting a secret is scrubbed too, its URL kept
+    const quotingButton = redactNotification({ title: "t", message: "m", actions: [{ action: "http", label: `say ${KEY}`, url: `https://ntfy.example/${REPLY_TOPIC}`, body: `with ${NTFY_TOKEN}` }] }, redactorFor(config));
+    expect(JSON.stringify(quotingButton.actions)).not.toContain(KEY);
+    expect(JSON.stringify(quotingButton.actions)).not.toContain(NTFY_TOKEN);
+    expect(quotingButton.actions?.[0]?.url).toBe(`https://ntfy.example/${REPLY_TOPIC}`);
   });
 
   it("a redacting notifier scrubs every notification on its way out, whoever sent it", async () => {
