@@ -104,7 +104,8 @@ export default class Costs extends RelayCommand {
     const by = parseBy(flags.by);
     const since = flags.since === undefined ? undefined : parseSince(flags.since);
     const paths = this.resolvePaths(flags.root);
-    const [{ LedgerSummary }, { formatUsd }] = await Promise.all([import("../costs/ledger-summary.js"), import("../costs/pricing.js")]);
+    const [{ LedgerSummary }, { formatUsd }, { requireRoot }] = await Promise.all([import("../costs/ledger-summary.js"), import("../costs/pricing.js"), import("../config/root.js")]);
+    await requireRoot(paths);
     // The saved summary plus the ledger's tail since it was saved: bounded however long the ledger.
     const summary = await LedgerSummary.load(paths.root);
     if (summary.worthSaving) await summary.save().catch(() => undefined); // a cache: a read-only root still gets its report

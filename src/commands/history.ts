@@ -1,5 +1,5 @@
 import { Flags } from "@oclif/core";
-import { RelayCommand, UsageError } from "./base.js";
+import { RelayCommand } from "./base.js";
 
 /** One line of the printed conversation: who, when, what. */
 export interface HistoryLine {
@@ -26,8 +26,8 @@ export default class History extends RelayCommand {
   async run(): Promise<{ entries: HistoryLine[] }> {
     const { flags } = await this.parse(History);
     const paths = this.resolvePaths(flags.root);
-    const [{ readAllHistories }, { access }] = await Promise.all([import("../history/conversation-store.js"), import("node:fs/promises")]);
-    if (!(await access(paths.config).then(() => true, () => false))) throw new UsageError(`${paths.root} is not a relay root (no config.yaml)`);
+    const { readAllHistories } = await import("../history/conversation-store.js");
+    await (await import("../config/root.js")).requireRoot(paths);
     const histories = await readAllHistories(paths);
     const entries: HistoryLine[] = [];
     for (const [conversation, list] of [...histories.entries()].sort(([a], [b]) => a.localeCompare(b))) {

@@ -9,6 +9,7 @@ import HookClaudeStart from "./hook/claude-start.js";
 import HookClaudeStop from "./hook/claude-stop.js";
 import HookInstall from "./hook/install.js";
 import HookUninstall from "./hook/uninstall.js";
+import Init from "./init.js";
 import Jc from "./jc.js";
 import Logs from "./logs.js";
 import NatsCheck from "./nats/check.js";
@@ -33,6 +34,7 @@ export const commands = {
   "hook:claude-stop": HookClaudeStop,
   "hook:install": HookInstall,
   "hook:uninstall": HookUninstall,
+  init: Init,
   jc: Jc,
   logs: Logs,
   "nats:check": NatsCheck,

@@ -16,9 +16,18 @@ export default class Jc extends RelayCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Jc);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { submitJcInput }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
-    const result = await submitJcInput(paths, await loadConfig(paths), args.text, { question: flags.question, session: flags.session, refuseAmbiguous: true });
+    const [{ loadConfig }, { requireRoot }, { submitJcInput }, { noRelayNote }] = await Promise.all([
+      import("../config/config.js"),
+      import("../config/root.js"),
+      import("../transport/file/client.js"),
+      import("./no-relay-note.js"),
+    ]);
+    await requireRoot(paths);
+    const config = await loadConfig(paths, process.env, { seed: false });
+    const result = await submitJcInput(paths, config, args.text, { question: flags.question, session: flags.session, refuseAmbiguous: true });
     if (!result.ok) throw new UsageError(result.error);
+    const note = await noRelayNote(paths, "state/jc_input.txt");
+    if (note !== null) this.logToStderr(note);
     const taken = result.value;
     if (taken.kind === "direct") this.log(`sent to ${taken.session} (no API call)`);
     else if (taken.question !== undefined) this.log(`queued as the answer to question ${taken.question}`);

@@ -6,7 +6,8 @@ export default class Resume extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Resume);
     const paths = this.resolvePaths(flags.root);
-    const { ensureDirs, writeAtomic } = await import("../store/files.js");
+    const [{ ensureDirs, writeAtomic }, { requireRoot }] = await Promise.all([import("../store/files.js"), import("../config/root.js")]);
+    await requireRoot(paths);
     await ensureDirs(paths.state);
     await writeAtomic(paths.resumeRequest, `${new Date().toISOString()}\n`);
     this.log("resume requested; the relay retries within its poll interval");

@@ -28,7 +28,9 @@ export default class Run extends RelayCommand {
         import("../store/files.js"),
       ]);
     const [{ subscribeReplies }, { takeReplyFromPhone }, { scrubber, secretsOf }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
-    const paths = this.resolvePaths(flags.root);
+    const dryRun = flags["dry-run"];
+    const { dryRunPaths } = await import("../config/paths.js");
+    const paths = dryRun ? dryRunPaths(this.resolvePaths(flags.root)) : this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     // A budget never fails open: a configuration it could not count is refused, at start and on every reload.
     const loadRunnable = async () => {
@@ -48,7 +50,6 @@ export default class Run extends RelayCommand {
         throw new UsageError(`--http: ${(err as Error).message}`);
       }
     }
-    const dryRun = flags["dry-run"];
     const apiKey = initial.anthropic.apiKey;
     if (!dryRun && !apiKey) {
       throw new UsageError("ANTHROPIC_API_KEY is not set: put it in .env or the environment (or try --dry-run)");

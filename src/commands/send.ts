@@ -55,16 +55,23 @@ export default class Send extends RelayCommand {
   async run(): Promise<SendResult> {
     const { args, flags } = await this.parse(Send, withWaitDefault(this.argv));
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { awaitReply, dropEnvelope }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
-    const config = await loadConfig(paths);
+    const [{ loadConfig }, { requireRoot }, { awaitReply, dropEnvelope }, { noRelayNote }] = await Promise.all([
+      import("../config/config.js"),
+      import("../config/root.js"),
+      import("../transport/file/client.js"),
+      import("./no-relay-note.js"),
+    ]);
+    await requireRoot(paths);
+    const config = await loadConfig(paths, process.env, { seed: false });
     const dropped = await dropEnvelope(paths, config, flags.session, args.text ?? (await readStdin()), { id: flags.id });
     if (!dropped.ok) throw new UsageError(dropped.error);
     const { id, file } = dropped.value;
-    if (flags.wait === undefined) {
-      this.log(id);
-      return { id, file };
-    }
-    this.logToStderr(id);
+    // The id first (stdout, or stderr's first line with --wait), then the warning, if any.
+    if (flags.wait === undefined) this.log(id);
+    else this.logToStderr(id);
+    const note = await noRelayNote(paths, `the envelope ${id}`);
+    if (note !== null) this.logToStderr(note);
+    if (flags.wait === undefined) return { id, file };
     const reply = await awaitReply(paths, config, flags.session, id, {
       timeoutMs: flags.wait * 1000,
       onQuestion: (q) => this.logToStderr(`relay: the relay asked JC (question ${q.id}); still waiting for the reply to ${id}`),
