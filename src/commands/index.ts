@@ -18,6 +18,7 @@ import Run from "./run.js";
 import Send from "./send.js";
 import ServiceInstall from "./service/install.js";
 import ServicePrint from "./service/print.js";
+import ServiceUninstall from "./service/uninstall.js";
 import Status from "./status.js";
 import Topic from "./topic.js";
 import Version from "./version.js";
@@ -43,6 +44,7 @@ export const commands = {
   send: Send,
   "service:install": ServiceInstall,
   "service:print": ServicePrint,
+  "service:uninstall": ServiceUninstall,
   status: Status,
   topic: Topic,
   version: Version,
