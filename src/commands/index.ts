@@ -1,6 +1,7 @@
 import Agent from "./agent.js";
 import Chart from "./chart.js";
 import Costs from "./costs.js";
+import Doctor from "./doctor.js";
 import Help from "./help.js";
 import History from "./history.js";
 import HookClaudeEnd from "./hook/claude-end.js";
@@ -27,6 +28,7 @@ export const commands = {
   agent: Agent,
   chart: Chart,
   costs: Costs,
+  doctor: Doctor,
   help: Help,
   history: History,
   "hook:claude-end": HookClaudeEnd,
