@@ -1,4 +1,5 @@
 import Agent from "./agent.js";
+import Autocomplete from "./autocomplete.js";
 import Chart from "./chart.js";
 import Costs from "./costs.js";
 import Doctor from "./doctor.js";
@@ -26,6 +27,7 @@ import Version from "./version.js";
 
 export const commands = {
   agent: Agent,
+  autocomplete: Autocomplete,
   chart: Chart,
   costs: Costs,
   doctor: Doctor,

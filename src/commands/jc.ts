@@ -2,6 +2,7 @@ import { Args, Flags } from "@oclif/core";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Jc extends RelayCommand {
+  static override examples = ["<%= config.bin %> jc \"@session-1: stop and rebase first\"", "<%= config.bin %> jc --question q-3 \"Yes, spend it.\"", "<%= config.bin %> jc --session session-2 \"What is blocking you?\""];
   static override description = [
     'Answer as JC: "@session-1: text" goes straight to that session; any other text is the next chat turn.',
     "--question QID answers that open question; --session ID is a turn in that session's conversation.",

@@ -1,6 +1,7 @@
 import { RelayCommand } from "./base.js";
 
 export default class Resume extends RelayCommand {
+  static override examples = ["<%= config.bin %> resume --root ~/relay"];
   static override description = "Ask a relay paused by a permanent API failure (or backing off) to try again now.";
 
   async run(): Promise<void> {

@@ -4,6 +4,7 @@ import type { StatusFile } from "../status/status-file.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
+  static override examples = [{ description: "Try it: a fixed acknowledgement, no key, no API call", command: "<%= config.bin %> run --dry-run --root ~/relay" }, "<%= config.bin %> run --root ~/relay --http 8080"];
   static override description = "Run the relay daemon in the foreground (SIGINT/SIGTERM: finish the current step, exit 0; SIGHUP: reload config).";
   static override flags = {
     "dry-run": Flags.boolean({ description: "reply with a fixed acknowledgement instead of calling the API (no key needed)" }),

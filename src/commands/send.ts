@@ -33,6 +33,7 @@ export interface SendResult {
 }
 
 export default class Send extends RelayCommand {
+  static override examples = ["<%= config.bin %> send --session session-1 \"Sub-PR A is open at #438.\"", { description: "Wait for the reply to this envelope and print only it", command: "<%= config.bin %> send --session session-1 --wait 120 \"Ready for review?\"" }, "git diff --stat | <%= config.bin %> send --session session-1"];
   static override description = [
     "Drop an envelope into queue/ atomically (TEXT, or standard input) and print its id.",
     `With --wait [SECONDS] (default ${DEFAULT_WAIT_SECONDS}), standard output is only the reply to that envelope (the id goes to standard error), which is then acknowledged; a number right after --wait is always SECONDS.`,

@@ -3,6 +3,7 @@ import type { StatusReport } from "../status/report.js";
 import { RelayCommand } from "./base.js";
 
 export default class Status extends RelayCommand {
+  static override examples = ["<%= config.bin %> status --root ~/relay", "<%= config.bin %> status --json | jq .state"];
   static override description = "Show what the relay is doing: state, open questions, queue, conversations, sessions, history, errors, costs.";
   static override enableJsonFlag = true;
   static override flags = {
