@@ -4,8 +4,9 @@
 export function askSecret(prompt: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string | null> {
   return new Promise((resolveAnswer) => {
     let answer = "";
-    output.write(prompt);
+    // Echo off before the prompt shows: a key typed (or pasted) right after it is never echoed.
     input.setRawMode(true);
+    output.write(prompt);
     input.setEncoding("utf8");
     const finish = (value: string | null) => {
       input.off("data", onData);
