@@ -52,7 +52,7 @@ const LEDGER: LedgerRecord[] = [
 ];
 
 async function rootWith(records: LedgerRecord[]): Promise<string> {
-  const root = await makeRoot({ config: null });
+  const root = await makeRoot();
   for (const r of records) await appendLedger(root, r);
   return root;
 }
@@ -81,7 +81,7 @@ function expectRow(row: JsonRow | undefined, key: string, records: LedgerRecord[
 
 describe("relay costs", () => {
   it("prints {totalUsd: 0, rows: []} for a root without a ledger, and says so in words", async () => {
-    const root = await makeRoot({ config: null });
+    const root = await makeRoot();
     const report = await costsJson(root);
     expect(report.totalUsd).toBe(0);
     expect(report.rows).toEqual([]);

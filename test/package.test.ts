@@ -80,12 +80,17 @@ describe("the packed tarball, installed globally with --ignore-scripts", () => {
     expect(bytes).toBeLessThan(MAX_INSTALLED_BYTES);
   });
 
-  it("runs a dry run from another directory on a root of its own: an envelope is answered, the status page and its chart are served, SIGTERM stops it cleanly", async (ctx) => {
+  it("follows the README from another directory: relay init ~/relay, then relay run --dry-run there; an envelope is answered, the status page and its chart are served, SIGTERM stops it cleanly", async (ctx) => {
     if (unreachable) return ctx.skip(unreachable);
     const elsewhere = await mkdtemp(join(work, "cwd-"));
-    const root = await mkdtemp(join(work, "root-"));
+    const root = join(elsewhere, "relay");
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: elsewhere };
-    const daemon = spawn(relayBin(), ["run", "--dry-run", "--root", root, "--http", "127.0.0.1:0"], { cwd: elsewhere, env, stdio: ["ignore", "pipe", "pipe"] });
+    const init = await run(relayBin(), ["init", root], { cwd: elsewhere, env, timeout: 60_000 });
+    expect(init.stdout).toContain(`relay root: ${root}`);
+    expect(readFileSync(join(root, "config.yaml"), "utf8")).toBe(readFileSync(join(REPO_ROOT, "config.yaml"), "utf8"));
+    expect(statSync(join(root, ".env")).mode & 0o777).toBe(0o600);
+    // `cd ~/relay && relay run --dry-run`: the root is the current directory
+    const daemon = spawn(relayBin(), ["run", "--dry-run", "--http", "127.0.0.1:0"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
     children.push(daemon);
     let err = "";
     daemon.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
@@ -93,7 +98,7 @@ describe("the packed tarball, installed globally with --ignore-scripts", () => {
     const url = await waitFor(() => /status page at (http:\/\/\S+)/.exec(err)?.[1], { timeoutMs: 30_000, what: `the status page (stderr: ${err})` });
     await waitFor(() => err.includes("relay started"), { timeoutMs: 30_000, what: "the daemon to start" });
 
-    const sent = await run(relayBin(), ["send", "--root", root, "--session", "session-1", "--wait", "30", "from a packaged install"], { cwd: elsewhere, env, timeout: 60_000 });
+    const sent = await run(relayBin(), ["send", "--session", "session-1", "--wait", "30", "from a packaged install"], { cwd: root, env, timeout: 60_000 });
     expect(sent.stdout).toMatch(/dry-run/i);
 
     for (const path of ["", "assets/app.js", "assets/style.css", "chart.svg"]) {

@@ -1,12 +1,13 @@
 // `relay service print` / `install`: a systemd unit that runs `relay run` on this root, checked
 // line by line and, where systemd-analyze exists, by systemd itself.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { execWord, renderUnit, unitDir, unitName } from "../src/service/unit.js";
 import { BIN, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
+import { parsePlist } from "./support/plist.js";
 
 afterEach(killAll);
 afterAll(removeRoots);
@@ -34,7 +35,7 @@ function settings(unit: string): string[] {
 }
 
 describe("relay service print", () => {
-  it("prints a system unit: restart on failure, the root as working directory, .env as environment file, journald, SIGTERM", async () => {
+  it("prints a system unit: restart on failure but not on a configuration error (exit 2), the root as working directory, no EnvironmentFile, journald, SIGTERM", async () => {
     const root = await makeRoot();
     const r = await runCli(["service", "print", "--root", root]);
     expect(r.code).toBe(0);
@@ -44,9 +45,9 @@ describe("relay service print", () => {
         "Unit: After=network-online.target",
         "Service: Type=simple",
         `Service: WorkingDirectory=${root}`,
-        `Service: EnvironmentFile=-${root}/.env`,
         `Service: ExecStart=${process.execPath} ${BIN} run --root ${root}`,
         "Service: Restart=on-failure",
+        "Service: RestartPreventExitStatus=2",
         "Service: RestartSec=5",
         "Service: KillSignal=SIGTERM",
         "Service: TimeoutStopSec=60",
@@ -56,6 +57,8 @@ describe("relay service print", () => {
       ]),
     );
     expect(lines.some((l) => l.startsWith("Service: User="))).toBe(true);
+    // the relay reads .env itself: as an EnvironmentFile it would become real variables that win over .env
+    expect(lines.some((l) => l.includes("EnvironmentFile"))).toBe(false);
   });
 
   it("prints a user unit with --user: WantedBy=default.target, no User= and no system-only targets", async () => {
@@ -157,5 +160,106 @@ describe.skipIf(noAnalyze !== null)(`the unit passes systemd-analyze verify${noA
     const v = await verify(root, false);
     expect(v.output).not.toMatch(/\.service:\d+/);
     expect(v.status).toBe(0);
+  });
+});
+
+/** A stand-in for a service manager's command on PATH: it records its arguments, one call a line, and exits `code`. */
+async function fakeCommand(name: string, code = 0): Promise<{ path: string; calls: () => Promise<string[]> }> {
+  const dir = await tempDir("relay-fake-bin-");
+  const log = join(dir, "calls.log");
+  await writeFile(join(dir, name), `#!/bin/sh\necho "$*" >> ${JSON.stringify(log)}\n${code === 0 ? "" : 'echo "Unit not loaded." >&2\n'}exit ${code}\n`, { mode: 0o755 });
+  return { path: `${dir}:${process.env.PATH ?? "/usr/bin:/bin"}`, calls: async () => (await readFile(log, "utf8").catch(() => "")).split("\n").filter(Boolean) };
+}
+
+describe("relay service uninstall", () => {
+  it("stops, disables and removes a user unit, then reloads systemd (each with --user)", async () => {
+    const root = await makeRoot();
+    const dir = await tempDir("relay-units-");
+    expect((await runCli(["service", "install", "--user", "--unit-dir", dir, "--root", root])).code).toBe(0);
+    const name = unitName(root);
+    const systemctl = await fakeCommand("systemctl");
+    const r = await runCli(["service", "uninstall", "--user", "--unit-dir", dir, "--root", root], { env: { PATH: systemctl.path } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await systemctl.calls()).toEqual([`--user stop ${name}`, `--user disable ${name}`, "--user daemon-reload"]);
+    await expect(stat(join(dir, name))).rejects.toThrow();
+    expect(r.stdout).toContain(`removed ${join(dir, name)}`);
+    expect((await stat(join(root, "config.yaml"))).isFile()).toBe(true); // the root is never touched
+
+    const again = await runCli(["service", "uninstall", "--user", "--unit-dir", dir, "--root", root], { env: { PATH: systemctl.path } });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("nothing to remove");
+    expect(await systemctl.calls()).toHaveLength(3); // nothing asked of systemd the second time
+  });
+
+  it("removes the unit even when systemctl refuses (not loaded, no systemd), saying which step failed", async () => {
+    const root = await makeRoot();
+    const dir = await tempDir("relay-units-");
+    expect((await runCli(["service", "install", "--unit-dir", dir, "--root", root])).code).toBe(0);
+    const systemctl = await fakeCommand("systemctl", 5);
+    const r = await runCli(["service", "uninstall", "--unit-dir", dir, "--root", root, "--json"], { env: { PATH: systemctl.path } });
+    expect(r.code, r.stderr).toBe(0);
+    const body = JSON.parse(r.stdout) as { removed: boolean; steps: { command: string; ok: boolean; detail?: string }[] };
+    expect(body.removed).toBe(true);
+    expect(body.steps.map((s) => [s.command, s.ok, s.detail])).toEqual([
+      [`systemctl stop ${unitName(root)}`, false, "Unit not loaded."],
+      [`systemctl disable ${unitName(root)}`, false, "Unit not loaded."],
+      ["systemctl daemon-reload", false, "Unit not loaded."],
+    ]);
+    await expect(stat(join(dir, unitName(root)))).rejects.toThrow();
+  });
+});
+
+describe("on macOS: a launchd agent", () => {
+  it("install writes ~/Library/LaunchAgents/claude-code-relay.<name>.plist: a valid plist with the label, absolute node and relay, the root, KeepAlive, RunAtLoad and logs in the root's logs/", async () => {
+    const root = await makeRoot();
+    const home = await tempDir("relay-home-");
+    const r = await runCli(["service", "install", "--platform", "darwin", "--root", root], { env: { HOME: home } });
+    expect(r.code, r.stderr).toBe(0);
+    const label = `claude-code-relay.${root.split("/").at(-1) ?? ""}`;
+    const path = join(home, "Library", "LaunchAgents", `${label}.plist`);
+    expect(r.stdout).toContain(`wrote ${path}`);
+    expect(r.stdout).toContain(`launchctl bootstrap gui/$(id -u) ${path}`);
+    const plist = parsePlist(await readFile(path, "utf8"));
+    expect(plist).toEqual({
+      Label: label,
+      ProgramArguments: [process.execPath, BIN, "run", "--root", root],
+      WorkingDirectory: root,
+      RunAtLoad: true,
+      KeepAlive: { SuccessfulExit: false },
+      ThrottleInterval: 30,
+      ExitTimeOut: 60,
+      StandardOutPath: join(root, "logs", "launchd.out.log"),
+      StandardErrorPath: join(root, "logs", "launchd.err.log"),
+    });
+    const printed = await runCli(["service", "print", "--platform", "darwin", "--root", root]);
+    expect(await readFile(path, "utf8")).toBe(`${printed.stdout.trimEnd()}\n`);
+  });
+
+  it("escapes what XML would misread in a path", async () => {
+    const parent = await tempDir("relay-odd-");
+    const root = join(parent, "a&b <c>");
+    await mkdir(root);
+    const r = await runCli(["service", "print", "--platform", "darwin", "--root", root]);
+    expect(r.code, r.stderr).toBe(0);
+    const plist = parsePlist(r.stdout) as { WorkingDirectory: string; ProgramArguments: string[] };
+    expect(plist.WorkingDirectory).toBe(root);
+    expect(plist.ProgramArguments.at(-1)).toBe(root);
+  });
+
+  it("uninstall boots the agent out and removes its plist", async () => {
+    const root = await makeRoot();
+    const home = await tempDir("relay-home-");
+    expect((await runCli(["service", "install", "--platform", "darwin", "--root", root], { env: { HOME: home } })).code).toBe(0);
+    const launchctl = await fakeCommand("launchctl");
+    const r = await runCli(["service", "uninstall", "--platform", "darwin", "--root", root], { env: { HOME: home, PATH: launchctl.path } });
+    expect(r.code, r.stderr).toBe(0);
+    const label = `claude-code-relay.${root.split("/").at(-1) ?? ""}`;
+    expect(await launchctl.calls()).toEqual([`bootout gui/${process.getuid?.() ?? 501}/${label}`]);
+    expect(await readdir(join(home, "Library", "LaunchAgents"))).toEqual([]);
+  });
+
+  it("the reader of these tests refuses a malformed plist", () => {
+    expect(() => parsePlist('<plist version="1.0"><dict><key>A</key><string>x</string></plist>')).toThrow();
+    expect(() => parsePlist('<plist version="1.0"><dict><key>A</key><string>a & b</string></dict></plist>')).toThrow();
   });
 });

@@ -5,6 +5,7 @@ import type { Logger } from "../runtime/log.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Agent extends RelayCommand {
+  static override examples = ["<%= config.bin %> agent --root ~/relay-laptop", { description: "Name this host's agent and point it at the relay's NATS server", command: "<%= config.bin %> agent --root ~/relay-laptop --name laptop --nats nats://relay-host:4222" }];
   static override description =
     "Serve this root's sessions for a relay on another host over NATS (transport: nats): queue/ to the relay, its replies to dispatch/<session>/input.txt, their deletion back, state/jc_input.txt to it, and its status to state/remote_status.json.";
   static override flags = {

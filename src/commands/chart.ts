@@ -2,6 +2,7 @@ import { Flags } from "@oclif/core";
 import { RelayCommand } from "./base.js";
 
 export default class Chart extends RelayCommand {
+  static override examples = ["<%= config.bin %> chart > docs/machines.mmd", "<%= config.bin %> chart --machine conversation"];
   static override description =
     "Print the relay's state machines as Mermaid stateDiagram-v2 (derived from their definitions): the root machine (the API gate), then the machine of each conversation.";
   static override flags = {

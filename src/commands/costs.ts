@@ -104,7 +104,13 @@ export default class Costs extends RelayCommand {
     const by = parseBy(flags.by);
     const since = flags.since === undefined ? undefined : parseSince(flags.since);
     const paths = this.resolvePaths(flags.root);
-    const [{ LedgerSummary }, { formatUsd }, { loadConfig }] = await Promise.all([import("../costs/ledger-summary.js"), import("../costs/pricing.js"), import("../config/config.js")]);
+    const [{ LedgerSummary }, { formatUsd }, { loadConfig }, { requireRoot }] = await Promise.all([
+      import("../costs/ledger-summary.js"),
+      import("../costs/pricing.js"),
+      import("../config/config.js"),
+      import("../config/root.js"),
+    ]);
+    await requireRoot(paths);
     // What caching saved is priced like the calls and the budgets: config.yaml's `prices:` first,
     // then the table (the table alone when config.yaml cannot be read).
     const prices = await loadConfig(paths, process.env, { seed: false }).then(

@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
 import type { HistoryLine } from "../history/history-line.js";
-import { RelayCommand, UsageError } from "./base.js";
+import { RelayCommand } from "./base.js";
 
 export default class History extends RelayCommand {
   static override description = "Print the conversations: each turn (who, when, the message, chat-Claude's reply), JC's notes, and summaries marked as such.";
@@ -14,12 +14,12 @@ export default class History extends RelayCommand {
   async run(): Promise<{ entries: HistoryLine[] }> {
     const { flags } = await this.parse(History);
     const paths = this.resolvePaths(flags.root);
-    const [{ conversationNames }, { recentLines }, { access }] = await Promise.all([
+    const [{ conversationNames }, { recentLines }, { requireRoot }] = await Promise.all([
       import("../history/conversation-store.js"),
       import("../history/recent-lines.js"),
-      import("node:fs/promises"),
+      import("../config/root.js"),
     ]);
-    if (!(await access(paths.config).then(() => true, () => false))) throw new UsageError(`${paths.root} is not a relay root (no config.yaml)`);
+    await requireRoot(paths);
     const entries: HistoryLine[] = [];
     for (const conversation of (await conversationNames(paths)).sort((a, b) => a.localeCompare(b))) {
       // read from the file's end: --last N costs the same however long the history

@@ -1,6 +1,8 @@
 import Agent from "./agent.js";
+import Autocomplete from "./autocomplete.js";
 import Chart from "./chart.js";
 import Costs from "./costs.js";
+import Doctor from "./doctor.js";
 import Help from "./help.js";
 import History from "./history.js";
 import HookClaudeEnd from "./hook/claude-end.js";
@@ -9,6 +11,7 @@ import HookClaudeStart from "./hook/claude-start.js";
 import HookClaudeStop from "./hook/claude-stop.js";
 import HookInstall from "./hook/install.js";
 import HookUninstall from "./hook/uninstall.js";
+import Init from "./init.js";
 import Jc from "./jc.js";
 import Logs from "./logs.js";
 import NatsCheck from "./nats/check.js";
@@ -18,14 +21,17 @@ import Run from "./run.js";
 import Send from "./send.js";
 import ServiceInstall from "./service/install.js";
 import ServicePrint from "./service/print.js";
+import ServiceUninstall from "./service/uninstall.js";
 import Status from "./status.js";
 import Topic from "./topic.js";
 import Version from "./version.js";
 
 export const commands = {
   agent: Agent,
+  autocomplete: Autocomplete,
   chart: Chart,
   costs: Costs,
+  doctor: Doctor,
   help: Help,
   history: History,
   "hook:claude-end": HookClaudeEnd,
@@ -34,6 +40,7 @@ export const commands = {
   "hook:claude-stop": HookClaudeStop,
   "hook:install": HookInstall,
   "hook:uninstall": HookUninstall,
+  init: Init,
   jc: Jc,
   logs: Logs,
   "nats:check": NatsCheck,
@@ -43,6 +50,7 @@ export const commands = {
   send: Send,
   "service:install": ServiceInstall,
   "service:print": ServicePrint,
+  "service:uninstall": ServiceUninstall,
   status: Status,
   topic: Topic,
   version: Version,

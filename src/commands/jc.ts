@@ -2,6 +2,7 @@ import { Args, Flags } from "@oclif/core";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Jc extends RelayCommand {
+  static override examples = ["<%= config.bin %> jc \"@session-1: stop and rebase first\"", "<%= config.bin %> jc --question q-3 \"Yes, spend it.\"", "<%= config.bin %> jc --session session-2 \"What is blocking you?\""];
   static override description = [
     'Answer as JC: "@session-1: text" goes straight to that session; any other text is the next chat turn.',
     "--question QID answers that open question; --session ID is a turn in that session's conversation.",
@@ -16,9 +17,18 @@ export default class Jc extends RelayCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Jc);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadClientConfig }, { submitJcInput }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
-    const result = await submitJcInput(paths, await loadClientConfig(paths), args.text, { question: flags.question, session: flags.session, refuseAmbiguous: true });
+    const [{ loadClientConfig }, { requireRoot }, { submitJcInput }, { noRelayNote }] = await Promise.all([
+      import("../config/config.js"),
+      import("../config/root.js"),
+      import("../transport/file/client.js"),
+      import("./no-relay-note.js"),
+    ]);
+    await requireRoot(paths);
+    const config = await loadClientConfig(paths, process.env, { seed: false });
+    const result = await submitJcInput(paths, config, args.text, { question: flags.question, session: flags.session, refuseAmbiguous: true });
     if (!result.ok) throw new UsageError(result.error);
+    const note = await noRelayNote(paths, "state/jc_input.txt");
+    if (note !== null) this.logToStderr(note);
     const taken = result.value;
     if (taken.kind === "direct") this.log(`sent to ${taken.session} (no API call)`);
     else if (taken.question !== undefined) this.log(`queued as the answer to question ${taken.question}`);

@@ -1,5 +1,5 @@
 import { Flags } from "@oclif/core";
-import { RelayCommand, UsageError } from "./base.js";
+import { RelayCommand } from "./base.js";
 
 export default class Logs extends RelayCommand {
   static override description = "Print logs/relay.jsonl readably (time, level, message, fields), the last N lines; with --follow, go on printing as the relay writes.";
@@ -12,8 +12,8 @@ export default class Logs extends RelayCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Logs);
     const paths = this.resolvePaths(flags.root);
-    const [{ humanLine }, { open, stat, access }, { join }] = await Promise.all([import("../runtime/log.js"), import("node:fs/promises"), import("node:path")]);
-    if (!(await access(paths.config).then(() => true, () => false))) throw new UsageError(`${paths.root} is not a relay root (no config.yaml)`);
+    const [{ humanLine }, { open, stat }, { join }] = await Promise.all([import("../runtime/log.js"), import("node:fs/promises"), import("node:path")]);
+    await (await import("../config/root.js")).requireRoot(paths);
     const file = join(paths.logs, "relay.jsonl");
     const print = (text: string) => {
       for (const line of text.split("\n")) {

@@ -4,6 +4,7 @@ import type { StatusFile } from "../status/status-file.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Run extends RelayCommand {
+  static override examples = [{ description: "Try it: a fixed acknowledgement, no key, no API call", command: "<%= config.bin %> run --dry-run --root ~/relay" }, "<%= config.bin %> run --root ~/relay --http 8080"];
   static override description = "Run the relay daemon in the foreground (SIGINT/SIGTERM: finish the current step, exit 0; SIGHUP: reload config).";
   static override flags = {
     "dry-run": Flags.boolean({ description: "reply with a fixed acknowledgement instead of calling the API (no key needed)" }),
@@ -28,7 +29,9 @@ export default class Run extends RelayCommand {
         import("../store/files.js"),
       ]);
     const [{ subscribeReplies }, { takeReplyFromPhone }, { redactingNotifier, redactorFor }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
-    const paths = this.resolvePaths(flags.root);
+    const dryRun = flags["dry-run"];
+    const { dryRunPaths } = await import("../config/paths.js");
+    const paths = dryRun ? dryRunPaths(this.resolvePaths(flags.root)) : this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     // A budget never fails open: a configuration it could not count is refused, at start and on every reload.
     const loadRunnable = async () => {
@@ -48,7 +51,6 @@ export default class Run extends RelayCommand {
         throw new UsageError(`--http: ${(err as Error).message}`);
       }
     }
-    const dryRun = flags["dry-run"];
     const apiKey = initial.anthropic.apiKey;
     if (!dryRun && !apiKey) {
       throw new UsageError("ANTHROPIC_API_KEY is not set: put it in .env or the environment (or try --dry-run)");

@@ -33,6 +33,7 @@ export interface SendResult {
 }
 
 export default class Send extends RelayCommand {
+  static override examples = ["<%= config.bin %> send --session session-1 \"Sub-PR A is open at #438.\"", { description: "Wait for the reply to this envelope and print only it", command: "<%= config.bin %> send --session session-1 --wait 120 \"Ready for review?\"" }, "git diff --stat | <%= config.bin %> send --session session-1"];
   static override description = [
     "Drop an envelope into queue/ atomically (TEXT, or standard input) and print its id.",
     `With --wait [SECONDS] (default ${DEFAULT_WAIT_SECONDS}), standard output is only the reply to that envelope (the id goes to standard error), which is then acknowledged; a number right after --wait is always SECONDS.`,
@@ -55,16 +56,23 @@ export default class Send extends RelayCommand {
   async run(): Promise<SendResult> {
     const { args, flags } = await this.parse(Send, withWaitDefault(this.argv));
     const paths = this.resolvePaths(flags.root);
-    const [{ loadClientConfig }, { awaitReply, dropEnvelope }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
-    const config = await loadClientConfig(paths);
+    const [{ loadClientConfig }, { requireRoot }, { awaitReply, dropEnvelope }, { noRelayNote }] = await Promise.all([
+      import("../config/config.js"),
+      import("../config/root.js"),
+      import("../transport/file/client.js"),
+      import("./no-relay-note.js"),
+    ]);
+    await requireRoot(paths);
+    const config = await loadClientConfig(paths, process.env, { seed: false });
     const dropped = await dropEnvelope(paths, config, flags.session, args.text ?? (await readStdin()), { id: flags.id });
     if (!dropped.ok) throw new UsageError(dropped.error);
     const { id, file } = dropped.value;
-    if (flags.wait === undefined) {
-      this.log(id);
-      return { id, file };
-    }
-    this.logToStderr(id);
+    // The id first (stdout, or stderr's first line with --wait), then the warning, if any.
+    if (flags.wait === undefined) this.log(id);
+    else this.logToStderr(id);
+    const note = await noRelayNote(paths, `the envelope ${id}`);
+    if (note !== null) this.logToStderr(note);
+    if (flags.wait === undefined) return { id, file };
     const reply = await awaitReply(paths, config, flags.session, id, {
       timeoutMs: flags.wait * 1000,
       onQuestion: (q) => this.logToStderr(`relay: the relay asked JC (question ${q.id}); still waiting for the reply to ${id}`),

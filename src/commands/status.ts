@@ -1,15 +1,9 @@
 import { Flags } from "@oclif/core";
 import type { ConfiguredSession, RootRole, StatusReport } from "../status/report.js";
-import { RelayCommand, UsageError } from "./base.js";
-
-/** `relay status` on a directory that is no relay root: one line, exit 1. */
-class NotARootError extends UsageError {
-  constructor(root: string) {
-    super(`${root} is not a relay root (no config.yaml, no state/): pass --root DIR, set RELAY_ROOT, or run: relay init ${root}`, 1);
-  }
-}
+import { RelayCommand } from "./base.js";
 
 export default class Status extends RelayCommand {
+  static override examples = ["<%= config.bin %> status --root ~/relay", "<%= config.bin %> status --json | jq .state"];
   static override description = "Show what the relay is doing: state, open questions, queue, conversations, sessions, history, errors, costs.";
   static override enableJsonFlag = true;
   static override flags = {
@@ -19,8 +13,9 @@ export default class Status extends RelayCommand {
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadAgentConfig, loadConfig, natsSecrets }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
+    const [{ loadAgentConfig, loadConfig, natsSecrets }, { NotARootError }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
       import("../config/config.js"),
+      import("../config/root.js"),
       import("../status/report.js"),
       import("../runtime/redact.js"),
     ]);

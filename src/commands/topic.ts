@@ -1,6 +1,7 @@
 import { RelayCommand } from "./base.js";
 
 export default class Topic extends RelayCommand {
+  static override examples = ["<%= config.bin %> topic --root ~/relay", "<%= config.bin %> topic --json"];
   static override description = "Print the ntfy URLs: the topic to subscribe to, and JC's private reply topic (both generated and saved in .env if missing).";
   static override enableJsonFlag = true;
 

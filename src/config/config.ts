@@ -10,6 +10,7 @@ import type { ModelPrice } from "../costs/pricing.js";
 import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
 import { SESSION_ID } from "./session-id.js";
+import { envValue, withEnvValue } from "./dotenv-file.js";
 
 export { SESSION_ID };
 const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
@@ -348,17 +349,10 @@ export async function ensureTopic(paths: RelayPaths, env: NodeJS.ProcessEnv = pr
   const existing = env[key];
   if (existing) return existing;
   const raw = await readIfPresent(paths.env);
-  const fromFile = raw === null ? undefined : parseDotenv(raw)[key];
+  const fromFile = envValue(raw, key);
   if (fromFile) return fromFile;
   const topic = generateTopic();
-  const lines = raw === null ? [] : raw.split("\n");
-  const emptyLine = lines.findIndex((l) => new RegExp(`^\\s*(export\\s+)?${key}\\s*=\\s*(""|'')?\\s*$`).test(l));
-  if (emptyLine >= 0) lines[emptyLine] = `${key}=${topic}`;
-  else {
-    if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-    lines.push(`${key}=${topic}`, "");
-  }
-  await writeAtomic(paths.env, lines.join("\n"), { mode: 0o600 });
+  await writeAtomic(paths.env, withEnvValue(raw, key, topic), { mode: 0o600 });
   return topic;
 }
 

@@ -36,5 +36,11 @@ export function relayPaths(root: string): RelayPaths {
   };
 }
 
+/**
+ * `relay run --dry-run` keeps its conversation apart (state/dry-run/history/): its fixed
+ * acknowledgements never become part of the history that real calls send to the model.
+ */
+export const dryRunPaths = (paths: RelayPaths): RelayPaths => ({ ...paths, history: join(paths.state, "dry-run", "history") });
+
 export const sessionDir = (paths: RelayPaths, session: string): string => join(paths.dispatch, session);
 export const inputFile = (paths: RelayPaths, session: string): string => join(paths.dispatch, session, "input.txt");

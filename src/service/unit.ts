@@ -1,6 +1,8 @@
 // The systemd unit that runs `relay run` on one root (CONTRACT §10): its text, name and place.
+// No EnvironmentFile: the relay reads ROOT/.env itself, where the real environment would win.
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
+import { EXIT } from "../errors.js";
 
 export interface UnitSpec {
   root: string;
@@ -60,9 +62,10 @@ export function renderUnit(spec: UnitSpec): string {
     "Type=simple",
     ...(spec.user || spec.runAs === undefined ? [] : [`User=${spec.runAs}`]),
     `WorkingDirectory=${root}`,
-    `EnvironmentFile=-${root}/.env`,
     `ExecStart=${exec}`,
     "Restart=on-failure",
+    // A configuration or usage error (exit 2) stays an error until someone edits config.yaml or .env.
+    `RestartPreventExitStatus=${EXIT.usage}`,
     "RestartSec=5",
     // SIGTERM: relay run finishes the current step, persists, releases the lock and exits 0.
     "KillSignal=SIGTERM",

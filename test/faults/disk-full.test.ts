@@ -95,7 +95,8 @@ describe("disk trouble", () => {
     const second = startRelay(root);
     await waitFor(() => existsSync(input));
     expect(readFileSync(input, "utf8")).toContain("from session-1");
-    const history = readFileSync(join(root, "state", "history", "shared.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { text: string });
+    // a dry run keeps its conversation in state/dry-run/history/ (never sent by a real run)
+    const history = readFileSync(join(root, "state", "dry-run", "history", "shared.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { text: string });
     expect(history.map((e) => e.text)).toEqual(["first envelope", "second envelope, arriving on a full disk"]);
     expect(readdirSync(join(root, "queue")).filter((n) => !n.startsWith("."))).toEqual([]);
     second.child.kill("SIGTERM");

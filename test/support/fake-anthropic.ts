@@ -23,7 +23,13 @@
  * - Prompt caching: see `CacheModel` below. Simplifications (on purpose): no
  *   20-block lookback (any cached breakpoint prefix can be hit), caches are per
  *   fake instance and per model, no eviction other than TTL.
- * - Model names are not checked against a list (any non-empty string works).
+ * - Model names are not checked against a list (any non-empty string works),
+ *   unless `opts.models` lists the known ones: then another is a 404
+ *   `not_found_error` "model: <id>", as the real API answers.
+ * - `POST /v1/messages/count_tokens` (free, not recorded in `requests` but in
+ *   `countRequests`): the Messages body without `max_tokens` (which is "Extra
+ *   inputs are not permitted" there), answered `{"input_tokens": n}` with the
+ *   estimate below; same auth, version and validation as `/v1/messages`.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -79,6 +85,8 @@ export type Behaviour =
 export interface FakeAnthropic {
   url: string;
   requests: RecordedRequest[];
+  /** `POST /v1/messages/count_tokens` requests (free calls, kept apart from `requests`) */
+  countRequests: RecordedRequest[];
   enqueue(...behaviours: Behaviour[]): void;
   setResponder(fn: (req: ParsedRequest) => string): void;
   setLatency(ms: number): void;
@@ -489,8 +497,9 @@ function readBody(req: IncomingMessage): Promise<{ text: string; tooLarge: boole
   });
 }
 
-export async function startFakeAnthropic(opts: { apiKey?: string; port?: number } = {}): Promise<FakeAnthropic> {
+export async function startFakeAnthropic(opts: { apiKey?: string; port?: number; models?: readonly string[] } = {}): Promise<FakeAnthropic> {
   const requests: RecordedRequest[] = [];
+  const countRequests: RecordedRequest[] = [];
   const queue: Behaviour[] = [];
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -643,11 +652,52 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
     rec.sentAt = preciseNow();
   }
 
+  /** Auth (x-api-key wins over a bearer token, as on the real API), the version header, a body that parsed: the version, or null once refused. */
+  function admitted(res: ServerResponse, rec: RecordedRequest, headers: Record<string, string | undefined>, badJson: string | undefined): string | null {
+    const xKey = headers["x-api-key"];
+    const bearer = /^Bearer (.+)$/i.exec(headers.authorization ?? "")?.[1];
+    const key = xKey ?? bearer;
+    const version = headers["anthropic-version"];
+    if (key === undefined) sendError(res, rec, 401, "authentication_error", "x-api-key header is required");
+    else if (opts.apiKey !== undefined && key !== opts.apiKey) sendError(res, rec, 401, "authentication_error", xKey !== undefined ? "invalid x-api-key" : "invalid bearer token");
+    else if (version === undefined) sendError(res, rec, 400, "invalid_request_error", "anthropic-version: header is required");
+    else if (!KNOWN_VERSIONS.has(version)) sendError(res, rec, 400, "invalid_request_error", `anthropic-version: invalid version '${version}'`);
+    else if (badJson !== undefined) sendError(res, rec, 400, "invalid_request_error", `There was an error parsing the body of your request: ${badJson}`);
+    else return version;
+    return null;
+  }
+
+  /** With `opts.models`, a model not in it is refused as the real API refuses one: 404 not_found_error. */
+  function unknownModel(res: ServerResponse, rec: RecordedRequest, model: string): boolean {
+    if (opts.models === undefined || opts.models.includes(model)) return false;
+    sendError(res, rec, 404, "not_found_error", `model: ${model}`);
+    return true;
+  }
+
+  /** `POST /v1/messages/count_tokens`: the Messages body without max_tokens; `{"input_tokens": n}`. */
+  function countTokens(res: ServerResponse, rec: RecordedRequest, body: unknown, headers: Record<string, string | undefined>, badJson: string | undefined, tooLarge: boolean): void {
+    if (tooLarge) return sendError(res, rec, 413, "request_too_large", "Request exceeds the maximum allowed number of bytes.");
+    const version = admitted(res, rec, headers, badJson);
+    if (version === null) return;
+    let valid: ValidRequest;
+    try {
+      if (isRecord(body) && "max_tokens" in body) invalid("max_tokens: Extra inputs are not permitted");
+      valid = validate(isRecord(body) ? { ...body, max_tokens: 1 } : body, version);
+    } catch (e) {
+      if (!(e instanceof InvalidRequest)) throw e;
+      return sendError(res, rec, 400, "invalid_request_error", e.message);
+    }
+    if (unknownModel(res, rec, valid.parsed.model)) return;
+    const inputTokens = valid.blocks.reduce((n, b) => n + b.tokens, 0);
+    send(res, rec, 200, JSON.stringify({ input_tokens: inputTokens }), { "content-type": "application/json", "request-id": requestId() });
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     res.on("error", () => undefined);
     const path = (req.url ?? "/").split("?")[0];
     const { text, tooLarge } = await readBody(req);
-    if (req.method !== "POST" || path !== "/v1/messages") {
+    const counting = path === "/v1/messages/count_tokens";
+    if (req.method !== "POST" || (path !== "/v1/messages" && !counting)) {
       sendError(res, undefined, 404, "not_found_error", "Not Found");
       return;
     }
@@ -661,6 +711,11 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
     }
     const headers = flatHeaders(req);
     const rec: RecordedRequest = { body, headers, at: Date.now(), response: { status: 0 }, receivedAt: preciseNow() };
+    if (counting) {
+      countRequests.push(rec);
+      countTokens(res, rec, body, headers, badJson, tooLarge);
+      return;
+    }
     requests.push(rec);
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
@@ -679,33 +734,8 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
       return;
     }
 
-    // Auth: x-api-key wins when both are present, as on the real API.
-    const xKey = headers["x-api-key"];
-    const bearer = /^Bearer (.+)$/i.exec(headers.authorization ?? "")?.[1];
-    const key = xKey ?? bearer;
-    if (key === undefined) {
-      sendError(res, rec, 401, "authentication_error", "x-api-key header is required");
-      return;
-    }
-    if (opts.apiKey !== undefined && key !== opts.apiKey) {
-      sendError(res, rec, 401, "authentication_error", xKey !== undefined ? "invalid x-api-key" : "invalid bearer token");
-      return;
-    }
-
-    const version = headers["anthropic-version"];
-    if (version === undefined) {
-      sendError(res, rec, 400, "invalid_request_error", "anthropic-version: header is required");
-      return;
-    }
-    if (!KNOWN_VERSIONS.has(version)) {
-      sendError(res, rec, 400, "invalid_request_error", `anthropic-version: invalid version '${version}'`);
-      return;
-    }
-
-    if (badJson !== undefined) {
-      sendError(res, rec, 400, "invalid_request_error", `There was an error parsing the body of your request: ${badJson}`);
-      return;
-    }
+    const version = admitted(res, rec, headers, badJson);
+    if (version === null) return;
 
     let valid: ValidRequest;
     try {
@@ -715,6 +745,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
       sendError(res, rec, 400, "invalid_request_error", e.message);
       return;
     }
+    if (unknownModel(res, rec, valid.parsed.model)) return;
 
     if (delayOf) await sleep(delayOf(valid.parsed));
     while (behaviour?.kind === "delay") {
@@ -767,6 +798,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number 
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    countRequests,
     enqueue: (...b) => {
       queue.push(...b);
     },

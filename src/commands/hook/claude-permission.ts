@@ -4,6 +4,7 @@ import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code PermissionRequest hook: the prompt goes to JC; no answer in time denies. */
 export default class HookClaudePermission extends HookCommand {
+  static override examples = [{ description: "What relay hook install --permissions puts in .claude/settings.local.json (PermissionRequest)", command: "<%= config.bin %> hook claude-permission --session session-1 --root ~/relay --timeout 300" }];
   static override description =
     "Claude Code PermissionRequest hook: put the tool permission prompt before JC (Allow / Deny on the phone) and return JC's decision; no answer within --timeout denies.";
   static override flags = {

@@ -4,6 +4,7 @@ import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code SessionStart hook: hands over the replies the session has not seen. */
 export default class HookClaudeStart extends HookCommand {
+  static override examples = [{ description: "What relay hook install puts in .claude/settings.local.json (SessionStart)", command: "<%= config.bin %> hook claude-start --session session-1 --root ~/relay" }];
   static override description =
     "Claude Code SessionStart hook: hand the session, as context, every reply for it that it has not seen (in input.txt, or handed over before and dropped by Claude Code).";
   static override flags = {

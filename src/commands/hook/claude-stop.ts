@@ -9,6 +9,7 @@ import { HookCommand } from "./hook-command.js";
  * on stderr, which wakes the session.
  */
 export default class HookClaudeStop extends HookCommand {
+  static override examples = [{ description: "What relay hook install puts in .claude/settings.local.json (Stop)", command: "<%= config.bin %> hook claude-stop --session session-1 --root ~/relay --timeout 600" }];
   static override description =
     "Claude Code Stop hook: relay the agent's last message to chat-Claude and hand the reply over as the agent's next instruction, or let the agent stop.";
   static override flags = {

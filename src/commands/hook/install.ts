@@ -51,6 +51,7 @@ export function settingsFiles(project: string, shared: boolean): { file: string;
 }
 
 export default class HookInstall extends RelayCommand {
+  static override examples = ["<%= config.bin %> hook install --session session-1 --project ~/code/app --root ~/relay", { description: "Also answer permission prompts from the phone", command: "<%= config.bin %> hook install --session session-1 --permissions --root ~/relay" }];
   static override description =
     "Add the relay's Claude Code hooks for a session (Stop, SessionStart, SessionEnd) to DIR/.claude/settings.local.json (--shared: settings.json), keeping everything else.";
   static override enableJsonFlag = true;

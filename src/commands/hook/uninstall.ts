@@ -3,6 +3,7 @@ import { RelayCommand, UsageError } from "../base.js";
 import { checkSession, projectDir, readSettingsText, settingsFiles } from "./install.js";
 
 export default class HookUninstall extends RelayCommand {
+  static override examples = ["<%= config.bin %> hook uninstall --session session-1 --project ~/code/app"];
   static override description =
     "Remove the relay's Claude Code hooks for a session from DIR/.claude/settings.local.json and settings.json, keeping everything else.";
   static override enableJsonFlag = true;

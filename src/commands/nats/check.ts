@@ -8,6 +8,7 @@ export interface NatsCheckResult {
 }
 
 export default class NatsCheck extends RelayCommand {
+  static override examples = ["<%= config.bin %> nats check --root ~/relay", "<%= config.bin %> nats check --root ~/relay --json"];
   static override description = "Check the NATS server and the relay's streams, buckets and consumers (transport: nats): one line per problem, exit 1 if any.";
   static override enableJsonFlag = true;
 

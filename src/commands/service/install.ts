@@ -1,11 +1,13 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname } from "node:path";
 import { Flags } from "@oclif/core";
 import { RelayCommand, UsageError } from "../base.js";
-import { unitFor } from "./print.js";
+import { type ServiceKind, serviceFile, serviceFlags } from "./target.js";
 
 const WHY: Record<string, string> = { EACCES: "permission denied", EPERM: "permission denied", EROFS: "read-only file system", ENOENT: "its directory cannot be created" };
-const errCode = (err: unknown): string => (typeof err === "object" && err !== null && "code" in err ? String(err.code) : "");
+export const errCode = (err: unknown): string => (typeof err === "object" && err !== null && "code" in err ? String(err.code) : "");
+/** Why a file in a service directory could not be written or removed, in words. */
+export const whyRefused = (err: unknown): string | null => WHY[errCode(err)] ?? null;
 
 /** mkdir -p, one level at a time (a recursive mkdir can spin forever under /proc). */
 async function makeDirs(dir: string): Promise<void> {
@@ -27,53 +29,54 @@ async function makeDirs(dir: string): Promise<void> {
 }
 
 export default class ServiceInstall extends RelayCommand {
-  static override description =
-    "Write the systemd unit for `relay run` on this root: ~/.config/systemd/user/relay-<name>.service with --user, else /etc/systemd/system/relay-<name>.service.";
+  static override summary = "Write the service that runs `relay run` on this root: a systemd unit (Linux), a launchd agent (macOS).";
+  static override description = [
+    "systemd: ~/.config/systemd/user/relay-<name>.service with --user, else /etc/systemd/system/relay-<name>.service (needs sudo).",
+    "macOS: ~/Library/LaunchAgents/claude-code-relay.<name>.plist.",
+    "It prints the commands that enable and start it; writing the same file again changes nothing. relay service uninstall removes it.",
+  ].join("\n");
+  static override examples = [
+    { description: "A user unit (no sudo); then enable it as printed", command: "<%= config.bin %> service install --user --root ~/relay" },
+    { description: "A system unit that runs as you", command: "sudo <%= config.bin %> service install --root ~/relay" },
+  ];
   static override enableJsonFlag = true;
   static override flags = {
-    user: Flags.boolean({ description: "a user unit (systemctl --user) instead of a system one" }),
-    "unit-dir": Flags.string({ description: "write the unit into this directory instead" }),
+    ...serviceFlags,
+    "unit-dir": Flags.string({ description: "write the unit (or agent) into this directory instead" }),
   };
 
-  async run(): Promise<{ path: string; name: string; changed: boolean; next: string[] }> {
+  async run(): Promise<{ kind: ServiceKind; path: string; name: string; changed: boolean; next: string[] }> {
     const { flags } = await this.parse(ServiceInstall);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadEnv }, { nextCommands, unitDir }, { isErrno, writeAtomic }] = await Promise.all([
-      import("../../config/config.js"),
-      import("../../service/unit.js"),
-      import("../../store/files.js"),
-    ]);
-    const unit = await unitFor(paths.root, flags.user);
-    const dir = flags["unit-dir"] ? resolve(flags["unit-dir"]) : unitDir(flags.user);
-    const path = join(dir, unit.name);
+    const [{ loadEnv }, { isErrno, writeAtomic }] = await Promise.all([import("../../config/config.js"), import("../../store/files.js")]);
+    const file = await serviceFile(paths.root, { user: flags.user, platform: flags.platform, dir: flags["unit-dir"] });
+    const { path } = file;
 
     const current = await readFile(path, "utf8").catch((err: unknown) => {
       if (isErrno(err, "ENOENT")) return null;
       throw err;
     });
-    const changed = current !== unit.text;
+    const changed = current !== file.text;
     if (changed) {
       try {
-        await makeDirs(dir);
-        await writeAtomic(path, unit.text);
+        await makeDirs(file.dir);
+        await writeAtomic(path, file.text);
       } catch (err) {
-        if (isErrno(err, "EACCES") || isErrno(err, "EPERM") || isErrno(err, "EROFS") || isErrno(err, "ENOENT")) {
-          throw new UsageError(`cannot write ${path}: ${WHY[errCode(err)] ?? "refused"}; run it with sudo, or use --user for a user unit`);
-        }
+        const why = whyRefused(err);
+        if (why !== null) throw new UsageError(`cannot write ${path}: ${why}; ${file.kind === "systemd" ? "run it with sudo, or use --user for a user unit" : "check the directory's owner"}`);
         throw err;
       }
     }
-    const next = nextCommands(unit.name, flags.user);
     this.log(changed ? `wrote ${path}` : `${path} is already up to date`);
     if (!(await access(paths.config).then(() => true, () => false))) {
-      this.logToStderr(`relay: note: ${paths.config} does not exist yet; the first start creates it with commented defaults`);
+      this.logToStderr(`relay: note: ${paths.config} does not exist yet; run relay init ${paths.root} (or the first start creates it with commented defaults)`);
     }
     if ((await loadEnv(paths, {})).ANTHROPIC_API_KEY === undefined) {
       this.logToStderr(`relay: note: the service reads only ${paths.env} and its own environment: put ANTHROPIC_API_KEY=... in ${paths.env}`);
     }
     this.log("next:");
-    for (const command of next) this.log(`  ${command}`);
-    if (flags.user) this.log("to keep it running while you are logged out: loginctl enable-linger \"$USER\"");
-    return { path, name: unit.name, changed, next };
+    for (const command of file.next) this.log(`  ${command}`);
+    if (file.kind === "systemd" && flags.user) this.log("to keep it running while you are logged out: loginctl enable-linger \"$USER\"");
+    return { kind: file.kind, path, name: file.name, changed, next: file.next };
   }
 }
