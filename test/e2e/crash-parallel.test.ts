@@ -43,7 +43,8 @@ const HELD_MS = 600_000;
 
 const ago = (seconds: number): Date => new Date(Date.now() - seconds * 1000);
 const conv = (session: string, own: readonly string[]): string => (own.includes(session) ? `session.${session}` : "shared");
-const isSummary = (r: RecordedRequest): boolean => systemText(r).trim() === SUMMARIZATION_PROMPT.trim();
+/** A summary rides the conversation's cache: the summarization prompt is its last user turn. */
+const isSummary = (r: RecordedRequest): boolean => messageTexts(r).at(-1)?.includes(SUMMARIZATION_PROMPT.trim()) ?? false;
 /** The envelope id a reply request is about: the last `<id>` of its last user message. */
 const itemOf = (r: RecordedRequest): string => [...lastUserText(r).matchAll(/<([\w-]+)>/g)].at(-1)?.[1] ?? "?";
 const unanswered = (r: RecordedRequest): boolean => r.response.status === 0 && r.sentAt === undefined;
@@ -60,7 +61,7 @@ function config(shared: string[], own: readonly string[], extra: string, keepRec
 async function setUp(ctx: TestContext): Promise<Scope> {
   const scope = await Scope.create(ctx);
   let n = 0;
-  scope.fake.setResponder((r) => (r.system.trim() === SUMMARIZATION_PROMPT.trim() ? `SUMMARY #${++n}` : `answer to <${[...r.lastUserText.matchAll(/<([\w-]+)>/g)].at(-1)?.[1] ?? "?"}> #${++n}`));
+  scope.fake.setResponder((r) => (r.lastUserText.includes(SUMMARIZATION_PROMPT.trim()) ? `SUMMARY #${++n}` : `answer to <${[...r.lastUserText.matchAll(/<([\w-]+)>/g)].at(-1)?.[1] ?? "?"}> #${++n}`));
   return scope;
 }
 
