@@ -5,7 +5,7 @@ import { conversationMachine } from "../../machines/conversation.js";
 import { relayMachine } from "../../machines/relay.js";
 import type { CallResult, CommitInput, CommitResult, Note, SummarizeResult, WorkItem } from "../../machines/types.js";
 import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW } from "../anthropic/cache-policy.js";
-import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, classifyFailure, estimatePromptTokens, type ApiReply, type MessagesRequest } from "../anthropic/messages.js";
+import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, classifyFailure, type ApiReply, type MessagesRequest } from "../anthropic/messages.js";
 import type { RelayConfig, SessionConfig } from "../config/config.js";
 import { budgetExhausted } from "../costs/budget.js";
 import { type CallCache, makeLedgerRecord } from "../costs/ledger.js";
@@ -161,8 +161,8 @@ export function conversationActors(deps: RelayDeps) {
     const config = deps.config();
     const last = lastCalls.get(conversation);
     const shape = { model: settings.model, maxTokens: config.maxTokens, systemPrompt: settings.systemPrompt, history: entries, summarizationPrompt: config.summarizationPrompt, keptTurns: split.keep.filter(isTurn).length };
-    const probe = buildSummaryRequest({ ...shape, cacheTtl: "5m" });
-    const decided = decideCache(conversation, settings.model, entries, estimatePromptTokens(probe));
+    const estimate = Math.ceil((settings.systemPrompt.length + (await deps.history.chars(conversation))) / 4);
+    const decided = decideCache(conversation, settings.model, entries, estimate);
     // the same lifetime as the request whose prefix it reads, when that is known
     const ttl = last ? last.ttl : decided.ttl;
     const reason = last ? `summary: the prefix of the conversation's last request (${last.ttl})` : `summary: ${decided.reason}`;
