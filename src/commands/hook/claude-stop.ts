@@ -28,7 +28,7 @@ export default class HookClaudeStop extends HookCommand {
     const mode = flags.mode === "wake" ? "wake" : "block";
     const waitS = flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S);
     if (!this.validSession(flags.session)) return;
-    const [{ loadConfig }, { runStopHook }, { readStdin }] = await Promise.all([
+    const [{ loadClientConfig }, { runStopHook }, { readStdin }] = await Promise.all([
       import("../../config/config.js"),
       import("../../claude-code/hook.js"),
       import("../../claude-code/hook-input.js"),
@@ -45,7 +45,7 @@ export default class HookClaudeStop extends HookCommand {
       maxTurns: flags["max-turns"],
       releaseAfterMs: flags["release-after"] * 1000,
       evidenceMax: flags.evidence ? flags["evidence-max"] : 0,
-      loadConfig: () => loadConfig(paths, process.env, { seed: false }),
+      loadConfig: () => loadClientConfig(paths, process.env, { seed: false }),
     });
     this.writeOutcome(outcome);
   }
