@@ -31,6 +31,7 @@ import {
   type ThroughputResult,
   throughput,
 } from "./figures.js";
+import { cachePace, cachePaceRows } from "./cache-pace.js";
 import { cleanup, figureKey, fmtMs, fmtNum, fsTypeOf, fsyncProbe, log, median, percentile, POLL_MS, prepareEnvironment, readPrevious } from "./lib.js";
 
 const argv = process.argv.slice(2);
@@ -302,6 +303,7 @@ async function main(): Promise<number> {
     : ({ ok: false, error: "skipped in --quick" } as Outcome<MemoryResult>);
 
   const fig9 = await attempt(`9. billed input cost of a ${plan.turns}-turn conversation`, () => cost(plan.turns));
+  const pace = await attempt("14. cache lifetime at three paces, and a summarization cycle", () => cachePace());
 
   // Conversations in parallel (one actor per conversation, max_parallel_calls): relay only.
   const par = await attempt(`10. parallel: 8 envelopes, 4 conversations, API latency ${API_LATENCY_MS / 1000} s`, () => parallel(plan.parReps, API_LATENCY_MS));
@@ -366,6 +368,8 @@ async function main(): Promise<number> {
     baseline: cc.baseline,
   });
 
+  const paceRows = pace.ok ? cachePaceRows(pace.value) : { rows: [], notes: [`Cache paces: error: ${pace.error}`] };
+  rows.push(...paceRows.rows);
   rows.push(...parallelRows(par, iso, lp, per));
 
   const notes: string[] = [];
@@ -384,6 +388,7 @@ async function main(): Promise<number> {
       `Cost: ${v.turns} turns of a 1,000-char envelope and a 1,000-char reply; system prompt ${v.systemChars.toLocaleString("en-US")} chars (${Math.ceil(v.systemChars / 4)} tokens by the stand-in's chars/4 estimate). The relay's bill is its own cost ledger (the stand-in's usage, priced by src/pricing.ts \`costUsd\`, output tokens left out); it ${v.ledgerMatchesReplay ? "matches" : "DOES NOT match"} a replay of the same requests against a fresh stand-in. The baseline replays the same ${v.turns} request bodies with \`cache_control\` on the system prompt only against another fresh stand-in. Tokens, relay: ${v.relayTokens.inputTokens} uncached, ${v.relayTokens.cacheWrite5mTokens + v.relayTokens.cacheWrite1hTokens} written, ${v.relayTokens.cacheReadTokens} read (at most ${v.maxBreakpoints} breakpoints per request); baseline: ${v.baselineTokens.inputTokens} uncached, ${v.baselineTokens.cacheWrite5mTokens + v.baselineTokens.cacheWrite1hTokens} written, ${v.baselineTokens.cacheReadTokens} read. Priced as ${v.altModel} (reads at 0.1x input instead of ${v.model}'s 0.05x) the ratio is ${(v.altRatio * 100).toFixed(1)} %.`,
     );
   }
+  notes.push(...paceRows.notes);
   notes.push(...parallelNotes(par, iso, lp, per));
   notes.push(`Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${loadAfter}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s${quick ? " (--quick: fewer samples, 4 s throughput window, 10 s CPU window, no seed-design memory run)" : ""}.`);
 
@@ -400,7 +405,7 @@ async function main(): Promise<number> {
     await writeFile(outFile, `# relay benchmark (\`npm run bench\`${quick ? " -- --quick" : ""}), ${new Date().toISOString().slice(0, 10)}\n\n${md}`);
     log(`table written to ${outFile}`);
   }
-  const failed = [lat, seedLat, tp, mem, fig9, cpuRelay, statusTimes, par, iso, lp, per].some((o) => !o.ok);
+  const failed = [lat, seedLat, tp, mem, fig9, pace, cpuRelay, statusTimes, par, iso, lp, per].some((o) => !o.ok);
   return failed ? 1 : 0;
 }
 

@@ -5,12 +5,11 @@ import type { Failure, Note, WorkItem } from "../../machines/types.js";
 import type { Block, HistoryEntry } from "../history/conversation-store.js";
 import { entryBlocks, userText } from "../history/conversation-store.js";
 import { type Usage, usageFromApi } from "../costs/pricing.js";
+import type { CacheChoice, CacheTtl } from "./cache-policy.js";
 
 type TextBlockParam = Anthropic.TextBlockParam;
 type MessageParam = Anthropic.MessageParam;
 export type MessagesRequest = Anthropic.MessageCreateParamsNonStreaming;
-type CacheTtl = "5m" | "1h";
-
 const cacheControl = (ttl: CacheTtl): Anthropic.CacheControlEphemeral =>
   ttl === "1h" ? { type: "ephemeral", ttl: "1h" } : { type: "ephemeral" };
 
@@ -26,11 +25,46 @@ export function toMessages(blocks: Block[]): MessageParam[] {
   return messages;
 }
 
+/** The conversation's blocks: its history, JC's notes waiting for the turn, then the item. */
+function conversationBlocks(history: HistoryEntry[], notes: Note[], item: WorkItem | null): Block[] {
+  return [
+    ...history.flatMap(entryBlocks),
+    ...notes.map((n) => ({ role: "user" as const, text: userText({ kind: "note", session: n.session, text: n.text }) })),
+    ...(item ? [{ role: "user" as const, text: userText({ kind: "item", source: item.source, session: item.session, text: item.text, timestamp: item.timestamp }) }] : []),
+  ];
+}
+
 /**
- * The request for one turn. Cache breakpoints (at most 3 of the 4 allowed): the system prompt,
- * the end of the previous turn's user message (the prefix the previous call cached), and the
- * end of this request (the prefix the next call will reuse). Everything before the newest turn
- * is byte-identical from call to call, so each call reads what the one before wrote.
+ * The request over `blocks`. Cache breakpoints (at most 3 of the 4 allowed, all with one
+ * lifetime, so a 1-hour one never follows a 5-minute one): the system prompt and the ends of the
+ * last two user messages before `uncachedTail` (the previous call's prefix, and this one's).
+ * `none`: no breakpoint at all.
+ */
+function conversationRequest(args: { model: string; maxTokens: number; systemPrompt: string; blocks: Block[]; uncachedTail?: Block; cacheTtl: CacheChoice }): MessagesRequest {
+  const messages = toMessages(args.uncachedTail ? [...args.blocks, args.uncachedTail] : args.blocks);
+  const ttl = args.cacheTtl;
+  if (ttl !== "none") {
+    const cc = cacheControl(ttl);
+    let marked = 0;
+    for (let i = messages.length - (args.uncachedTail ? 2 : 1); i >= 0 && marked < 2; i--) {
+      const m = messages[i];
+      if (m?.role !== "user" || !Array.isArray(m.content)) continue;
+      const tail = m.content[m.content.length - 1];
+      if (tail && tail.type === "text") tail.cache_control = cc;
+      marked++;
+    }
+  }
+  return {
+    model: args.model,
+    max_tokens: args.maxTokens,
+    system: [{ type: "text", text: args.systemPrompt, ...(ttl === "none" ? {} : { cache_control: cacheControl(ttl) }) }],
+    messages,
+  };
+}
+
+/**
+ * The request for one turn: the history, the notes and the item. Everything before the newest
+ * turn is byte-identical from call to call, so each call reads what the one before wrote.
  */
 export function buildReplyRequest(args: {
   model: string;
@@ -39,38 +73,40 @@ export function buildReplyRequest(args: {
   history: HistoryEntry[];
   notes: Note[];
   item: WorkItem;
-  cacheTtl: CacheTtl;
+  cacheTtl: CacheChoice;
 }): MessagesRequest {
-  const blocks: Block[] = [
-    ...args.history.flatMap(entryBlocks),
-    ...args.notes.map((n) => ({ role: "user" as const, text: userText({ kind: "note", session: n.session, text: n.text }) })),
-    { role: "user", text: userText({ kind: "item", source: args.item.source, session: args.item.session, text: args.item.text, timestamp: args.item.timestamp }) },
-  ];
-  const messages = toMessages(blocks);
-  const cc = cacheControl(args.cacheTtl);
-  const last = messages[messages.length - 1];
-  if (last && Array.isArray(last.content)) {
-    const tail = last.content[last.content.length - 1];
-    if (tail && tail.type === "text") tail.cache_control = cc;
-  }
-  // the previous request's final block: the last user block before the last assistant message
-  for (let i = messages.length - 2; i >= 0; i--) {
-    const m = messages[i];
-    if (m?.role === "user" && Array.isArray(m.content)) {
-      const tail = m.content[m.content.length - 1];
-      if (tail && tail.type === "text") tail.cache_control = cc;
-      break;
-    }
-  }
-  return {
-    model: args.model,
-    max_tokens: args.maxTokens,
-    system: [{ type: "text", text: args.systemPrompt, cache_control: cc }],
-    messages,
-  };
+  return conversationRequest({ ...args, blocks: conversationBlocks(args.history, args.notes, args.item) });
 }
 
-export function buildSummaryRequest(args: { model: string; maxTokens: number; summarizationPrompt: string; transcript: string }): MessagesRequest {
+/** The last user turn of a summary request: the summarization prompt, and what to fold. */
+export function summaryInstruction(summarizationPrompt: string, keptTurns: number): string {
+  const scope = keptTurns > 0 ? `everything above except its last ${keptTurns} ${keptTurns === 1 ? "turn" : "turns"}, which stay verbatim after your summary` : "everything above";
+  return `[relay] ${summarizationPrompt.trim()}\n\nWrite the summary of ${scope} now. Reply with the summary only.`;
+}
+
+/**
+ * The summary request rides the conversation's cache: the same system prompt and messages with
+ * the same breakpoints as the conversation's last request (its whole prompt is read from the
+ * cache), then its reply, then the summarization instruction as the last user turn, uncached.
+ */
+export function buildSummaryRequest(args: {
+  model: string;
+  maxTokens: number;
+  systemPrompt: string;
+  history: HistoryEntry[];
+  summarizationPrompt: string;
+  keptTurns: number;
+  cacheTtl: CacheChoice;
+}): MessagesRequest {
+  return conversationRequest({
+    ...args,
+    blocks: conversationBlocks(args.history, [], null),
+    uncachedTail: { role: "user", text: summaryInstruction(args.summarizationPrompt, args.keptTurns) },
+  });
+}
+
+/** The fallback when the conversation itself no longer fits the model: the folded part alone, as a transcript. */
+export function buildTranscriptSummaryRequest(args: { model: string; maxTokens: number; summarizationPrompt: string; transcript: string }): MessagesRequest {
   return {
     model: args.model,
     max_tokens: args.maxTokens,
@@ -82,6 +118,18 @@ export function buildSummaryRequest(args: { model: string; maxTokens: number; su
       },
     ],
   };
+}
+
+/** The request's prompt in tokens, estimated at four characters a token. */
+export function estimatePromptTokens(request: MessagesRequest): number {
+  let chars = 0;
+  const add = (content: string | readonly { type: string; text?: string }[]) => {
+    if (typeof content === "string") chars += content.length;
+    else for (const b of content) chars += b.text?.length ?? 0;
+  };
+  if (request.system !== undefined) add(request.system);
+  for (const m of request.messages) add(m.content);
+  return Math.ceil(chars / 4);
 }
 
 /** The text blocks of a reply, concatenated. */

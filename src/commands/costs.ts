@@ -18,6 +18,8 @@ export interface CostsReport {
   calls: number;
   unpricedCalls: number;
   cacheSavingsUsd: number;
+  /** on the calls recorded with their cache choice and pace: their USD as run, and under each fixed choice */
+  cacheComparison: CellReport["cacheComparison"];
 }
 
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -65,6 +67,11 @@ export function formatCosts(r: CostsReport, { formatUsd }: Pick<CostsLib, "forma
   lines.push(`total: ${formatUsd(r.totalUsd)} over ${int(r.calls)} ${r.calls === 1 ? "call" : "calls"}${scope}${unknown}`);
   const savedWord = r.cacheSavingsUsd >= 0 ? "saved" : "cost an extra";
   lines.push(`prompt caching ${savedWord} ${formatUsd(Math.abs(r.cacheSavingsUsd))} (cached tokens at the plain input price, minus what they cost)`);
+  const c = r.cacheComparison;
+  if (c.paceCalls > 0) {
+    const n = `${int(c.paceCalls)} ${c.paceCalls === 1 ? "call" : "calls"}`;
+    lines.push(`the same ${n} as run: ${formatUsd(c.paceUsd)}; with cache_ttl 5m: ${formatUsd(c.ttl5mUsd)}, 1h: ${formatUsd(c.ttl1hUsd)}, no caching: ${formatUsd(c.noneUsd)} (same tokens and gaps)`);
+  }
   lines.push("");
   const header = [r.by, "calls", "input", "output", "cache write", "cache read", "USD"];
   const body = r.rows.map((row) => [

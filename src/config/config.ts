@@ -48,7 +48,7 @@ export const fileConfigSchema = z.strictObject(
     history_char_cap: positiveInt("a positive whole number of characters").default(400_000),
     poll_interval_ms: positiveInt("a positive whole number of milliseconds").default(1000),
     api_timeout_ms: positiveInt("a positive whole number of milliseconds").default(300_000),
-    cache_ttl: z.enum(["5m", "1h"], { error: 'expected "5m" or "1h"' }).default("5m"),
+    cache_ttl: z.enum(["auto", "5m", "1h"], { error: 'expected "auto", "5m" or "1h"' }).default("auto"),
     max_parallel_calls: positiveInt("a positive whole number of calls").max(64, { error: "expected at most 64" }).default(4),
     ntfy: z.strictObject({ server: z.url({ error: "expected an http(s) URL" }).optional() }).default({}),
     budget: z
@@ -133,7 +133,8 @@ export interface RelayConfig {
   historyCharCap: number;
   pollIntervalMs: number;
   apiTimeoutMs: number;
-  cacheTtl: "5m" | "1h";
+  /** auto: chosen per conversation and call from its pace (src/anthropic/cache-policy.ts) */
+  cacheTtl: "auto" | "5m" | "1h";
   /** API calls in flight at once, across conversations */
   maxParallelCalls: number;
   sessions: SessionConfig[];

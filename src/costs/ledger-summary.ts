@@ -17,9 +17,10 @@ import { z } from "zod";
 import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files.js";
 import { readLinesBackward } from "../store/lines-backward.js";
 import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
+import { counterfactualUsd } from "./cache-counterfactual.js";
 import { type ConfiguredPrices, configuredPriceFor, type ModelPrice, priceFor, promptTokensOf } from "./pricing.js";
 
-const FORMAT = "relay-costs-summary/3";
+const FORMAT = "relay-costs-summary/4";
 const MARK_BYTES = 64;
 /** small reads: 4 MiB chunks left ~60 MB of resident memory behind after a first full read; 256 KiB leave ~10 MB, no slower */
 const CHUNK_BYTES = 256 * 1024;
@@ -37,16 +38,22 @@ export interface CostCell extends Omit<CostRow, "key"> {
   cacheWrite1hTokens: number;
   /** what caching saved at the built-in table's prices (0 for a model it does not know) */
   cacheSavingsUsd: number;
+  /** the calls recorded with their cache choice and pace, their USD, and what they would have cost under each choice */
+  paceCalls: number;
+  paceUsd: number;
+  noneUsd: number;
+  ttl5mUsd: number;
+  ttl1hUsd: number;
 }
 
 /**
  * A cell as saved: one flat row (a year of ten sessions is a few thousand of them, so the file
  * stays small and is read without a per-field schema).
  */
-const cellRow = z.tuple([z.string(), z.string(), z.string(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]);
+const cellRow = z.tuple([z.string(), z.string(), z.string(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]);
 type CellRow = z.infer<typeof cellRow>;
-const toRow = (c: CostCell): CellRow => [c.day, c.session, c.model, c.calls, c.inputTokens, c.outputTokens, c.cacheWriteTokens, c.cacheReadTokens, c.usd, c.unpricedCalls, c.cacheSavingsUsd, c.cacheWrite1hTokens];
-const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWriteTokens, cacheReadTokens, usd, unpricedCalls, cacheSavingsUsd, cacheWrite1hTokens]: CellRow): CostCell => ({
+const toRow = (c: CostCell): CellRow => [c.day, c.session, c.model, c.calls, c.inputTokens, c.outputTokens, c.cacheWriteTokens, c.cacheReadTokens, c.usd, c.unpricedCalls, c.cacheSavingsUsd, c.cacheWrite1hTokens, c.paceCalls, c.paceUsd, c.noneUsd, c.ttl5mUsd, c.ttl1hUsd];
+const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWriteTokens, cacheReadTokens, usd, unpricedCalls, cacheSavingsUsd, cacheWrite1hTokens, paceCalls, paceUsd, noneUsd, ttl5mUsd, ttl1hUsd]: CellRow): CostCell => ({
   day,
   session,
   model,
@@ -59,6 +66,11 @@ const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWr
   unpricedCalls,
   cacheSavingsUsd,
   cacheWrite1hTokens,
+  paceCalls,
+  paceUsd,
+  noneUsd,
+  ttl5mUsd,
+  ttl1hUsd,
 });
 
 const fileSchema = z.object({
@@ -95,6 +107,12 @@ function savedAt(rate: Readonly<ModelPrice>, t: { cacheReadTokens: number; cache
   return (cached * rate.input - paid) / 1_000_000;
 }
 
+const NO_PACE = { paceCalls: 0, paceUsd: 0, noneUsd: 0, ttl5mUsd: 0, ttl1hUsd: 0 } as const;
+const PACE_KEYS = ["paceCalls", "paceUsd", "noneUsd", "ttl5mUsd", "ttl1hUsd"] as const;
+
+/** On the calls recorded with their pace: what they cost, and what each cache choice would have cost (src/costs/cache-counterfactual.ts). */
+export type CacheComparison = Record<(typeof PACE_KEYS)[number], number>;
+
 /**
  * What caching saved in one cell, priced like its calls and the budgets (src/costs/pricing.ts):
  * at config.yaml's `prices:` when they name the model (they take precedence over the table, and
@@ -116,7 +134,7 @@ export class CostCells {
     const key = `${day}\u0000${rec.session}\u0000${rec.model}`;
     let cell = this.map.get(key);
     if (!cell) {
-      cell = { day, session: rec.session, model: rec.model, calls: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, cacheReadTokens: 0, usd: 0, unpricedCalls: 0, cacheSavingsUsd: 0 };
+      cell = { day, session: rec.session, model: rec.model, calls: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, cacheReadTokens: 0, usd: 0, unpricedCalls: 0, cacheSavingsUsd: 0, ...NO_PACE };
       this.map.set(key, cell);
     }
     cell.calls += 1;
@@ -128,6 +146,14 @@ export class CostCells {
     if (rec.usd === null) cell.unpricedCalls += 1;
     else cell.usd += rec.usd;
     cell.cacheSavingsUsd += cacheSavingsUsd(rec) ?? 0;
+    const other = counterfactualUsd(rec);
+    if (other && rec.usd !== null) {
+      cell.paceCalls += 1;
+      cell.paceUsd += rec.usd;
+      cell.noneUsd += other.none;
+      cell.ttl5mUsd += other["5m"];
+      cell.ttl1hUsd += other["1h"];
+    }
   }
 
   values(): CostCell[] {
@@ -143,6 +169,7 @@ export interface CellReport {
   unpricedCalls: number;
   calls: number;
   cacheSavingsUsd: number;
+  cacheComparison: CacheComparison;
   rows: (CostRow & { cacheSavingsUsd: number })[];
 }
 
@@ -153,7 +180,9 @@ export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy, configured
   let unpriced = 0;
   let calls = 0;
   let savings = 0;
+  const comparison: CacheComparison = { ...NO_PACE };
   for (const c of cells) {
+    for (const k of PACE_KEYS) comparison[k] += c[k];
     const key = by === "day" ? c.day : by === "session" ? c.session : c.model;
     let row = rows.get(key);
     if (!row) {
@@ -179,7 +208,8 @@ export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy, configured
     row.usd = tidy(row.usd);
     row.cacheSavingsUsd = tidy(row.cacheSavingsUsd);
   }
-  return { totalUsd: tidy(total), unpricedCalls: unpriced, calls, cacheSavingsUsd: tidy(savings), rows: sorted };
+  for (const k of PACE_KEYS) comparison[k] = tidy(comparison[k]);
+  return { totalUsd: tidy(total), unpricedCalls: unpriced, calls, cacheSavingsUsd: tidy(savings), cacheComparison: comparison, rows: sorted };
 }
 
 /** One valid record per whole line of `buf` (from `base` in the file: the line spans [at, end)); returns the bytes consumed. */

@@ -12,6 +12,7 @@ import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/files.js";
+import type { CacheChoice } from "../anthropic/cache-policy.js";
 import { costUsd, type Usage } from "./pricing.js";
 
 export interface LedgerRecord {
@@ -31,6 +32,18 @@ export interface LedgerRecord {
   /** null: the model's price is unknown (never recorded as 0). */
   usd: number | null;
   latencyMs: number;
+  /** The call's cache choice and pace (absent on lines written before `cache_ttl: auto`). */
+  cache?: CallCache;
+}
+
+/** What a call's breakpoints carried, why, and what `relay costs` needs to price the other choices. */
+export interface CallCache {
+  ttl: CacheChoice;
+  reason: string;
+  /** ms since the conversation's previous call; null for its first */
+  gapMs: number | null;
+  /** the tokens of this prompt that the conversation's previous call had sent too (what a live cache could serve) */
+  reusableTokens: number;
 }
 
 const tokens = z.number().int().nonnegative();
@@ -49,6 +62,9 @@ export const LedgerRecordSchema = z.object({
   cacheWrite1hTokens: tokens,
   usd: z.number().nonnegative().nullable(),
   latencyMs: z.number().nonnegative(),
+  cache: z
+    .object({ ttl: z.enum(["5m", "1h", "none"]), reason: z.string(), gapMs: z.number().nonnegative().nullable(), reusableTokens: tokens })
+    .optional(),
 });
 
 export function ledgerPath(root: string): string {
@@ -64,6 +80,7 @@ export function makeLedgerRecord(args: {
   purpose: LedgerRecord["purpose"];
   usage: Usage;
   latencyMs: number;
+  cache?: CallCache;
 }): LedgerRecord {
   const { usage } = args;
   return {
@@ -80,6 +97,7 @@ export function makeLedgerRecord(args: {
     cacheWrite1hTokens: usage.cacheWrite1hTokens,
     usd: costUsd(args.model, usage),
     latencyMs: args.latencyMs,
+    ...(args.cache ? { cache: args.cache } : {}),
   };
 }
 

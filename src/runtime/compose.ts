@@ -27,6 +27,7 @@ import { crashPoint } from "./crash-points.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
 import { type Redact, redactDeep, redactorFor } from "./redact.js";
+import { wallClock } from "./test-clock.js";
 
 const PRUNE_EVERY_MS = 60_000;
 
@@ -89,7 +90,7 @@ export function jcTakenFrom(id: string, raw: string, registered: ReadonlySet<str
 
 export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps> {
   const { paths, log } = opts;
-  const now = opts.now ?? Date.now;
+  const now = opts.now ?? wallClock();
   const redact = opts.redact ?? redactorFor(opts.config());
   const registered = () => new Set(opts.config().sessions.map((s) => s.id));
   // Temporaries of atomic writes a killed relay left behind (we hold the lock).

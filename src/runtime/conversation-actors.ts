@@ -4,13 +4,14 @@ import { fromPromise } from "xstate";
 import { conversationMachine } from "../../machines/conversation.js";
 import { relayMachine } from "../../machines/relay.js";
 import type { CallResult, CommitInput, CommitResult, Note, SummarizeResult, WorkItem } from "../../machines/types.js";
-import { buildReplyRequest, buildSummaryRequest, classifyFailure, type ApiReply } from "../anthropic/messages.js";
+import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW } from "../anthropic/cache-policy.js";
+import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, classifyFailure, type ApiReply, type MessagesRequest } from "../anthropic/messages.js";
 import type { RelayConfig, SessionConfig } from "../config/config.js";
 import { budgetExhausted } from "../costs/budget.js";
-import { makeLedgerRecord } from "../costs/ledger.js";
-import { costUsd, type ConfiguredPrices, priceFor } from "../costs/pricing.js";
-import { noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "../history/conversation-store.js";
-import type { RelayDeps } from "./deps.js";
+import { type CallCache, makeLedgerRecord } from "../costs/ledger.js";
+import { costUsd, type ConfiguredPrices, priceFor, promptTokensOf } from "../costs/pricing.js";
+import { isTurn, noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "../history/conversation-store.js";
+import type { MessagesApi, RelayDeps } from "./deps.js";
 
 export const DRY_RUN_PREFIX = "[relay dry-run] Received";
 
@@ -29,13 +30,70 @@ function worstCaseUsd(model: string, requestChars: number, maxTokens: number, co
   return ((requestChars / 3.5) * price.input + maxTokens * price.output) / 1_000_000;
 }
 
+/** When the conversation's calls were made: its turns and summaries, as the history recorded them (ms). */
+export function callTimesOf(entries: readonly HistoryEntry[]): number[] {
+  const times: number[] = [];
+  for (let i = entries.length - 1; i >= 0 && times.length <= PACE_WINDOW; i--) {
+    const e = entries[i];
+    if (e && e.kind !== "note") {
+      const at = Date.parse(e.at);
+      if (Number.isFinite(at)) times.unshift(at);
+    }
+  }
+  return times;
+}
+
+/** What a conversation's latest call sent and wrote: the next call's reusable prefix, and whether its cache still lives. */
+interface LastCall {
+  at: number;
+  ttl: CacheChoice;
+  promptTokens: number;
+  purpose: "reply" | "summary";
+}
+
 export function conversationActors(deps: RelayDeps) {
-  const record = (session: SessionConfig, conversation: string, purpose: "reply" | "summary", reply: ApiReply) => {
-    const made = makeLedgerRecord({ at: new Date(deps.now()), session: session.id, conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs });
+  const lastCalls = new Map<string, LastCall>();
+
+  /** The breakpoints' lifetime for the conversation's next request (cache_ttl: auto decides from its pace). */
+  const decideCache = (conversation: string, model: string, entries: readonly HistoryEntry[], promptTokens: number): CacheDecision & { gapMs: number | null } => {
+    const config = deps.config();
+    const now = deps.now();
+    const times = callTimesOf(entries);
+    const last = lastCalls.get(conversation);
+    const previous = Math.max(times[times.length - 1] ?? Number.NEGATIVE_INFINITY, last?.at ?? Number.NEGATIVE_INFINITY);
+    const decision = chooseCacheTtl({ setting: config.cacheTtl, callTimes: times, now, lastWrite: last ?? null, rates: cacheRatesFor(model, config.prices), promptTokens, model });
+    return { ...decision, gapMs: Number.isFinite(previous) ? Math.max(0, now - previous) : null };
+  };
+
+  /** The part of this prompt the conversation's previous call sent too: all of it after a reply, the system prompt after a summary. */
+  const reusableTokens = (conversation: string, systemPrompt: string, reply: ApiReply): number => {
+    const last = lastCalls.get(conversation);
+    const prompt = promptTokensOf(reply.usage);
+    if (!last) return reply.usage.cacheReadTokens;
+    return Math.min(prompt, last.purpose === "summary" ? Math.ceil(systemPrompt.length / 4) : last.promptTokens);
+  };
+
+  const record = (session: SessionConfig, conversation: string, purpose: "reply" | "summary", reply: ApiReply, cache: CallCache) => {
+    const made = makeLedgerRecord({ at: new Date(deps.now()), session: session.id, conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs, cache });
     // priced with config.yaml's `prices:` too, which the ledger's own table does not know
     const rec = { ...made, usd: costUsd(reply.model, reply.usage, deps.config().prices) };
+    lastCalls.set(conversation, { at: deps.now(), ttl: cache.ttl, promptTokens: promptTokensOf(reply.usage), purpose });
     deps.log.info(
-      { session: session.id, conversation, purpose, model: rec.model, inputTokens: rec.inputTokens, outputTokens: rec.outputTokens, cacheWriteTokens: rec.cacheWriteTokens, cacheReadTokens: rec.cacheReadTokens, usd: rec.usd, latencyMs: rec.latencyMs },
+      {
+        session: session.id,
+        conversation,
+        purpose,
+        model: rec.model,
+        inputTokens: rec.inputTokens,
+        outputTokens: rec.outputTokens,
+        cacheWriteTokens: rec.cacheWriteTokens,
+        cacheReadTokens: rec.cacheReadTokens,
+        usd: rec.usd,
+        latencyMs: rec.latencyMs,
+        cacheTtl: cache.ttl,
+        cacheReason: cache.reason,
+        gapMs: cache.gapMs,
+      },
       "api call",
     );
     deps.costs.spend.add(rec);
@@ -58,15 +116,11 @@ export function conversationActors(deps: RelayDeps) {
       const recorded = await deps.history.has(conversation, item.id);
       if (recorded?.kind === "turn") return { ok: true, text: recorded.reply, at: deps.now(), called: false };
       await deps.crashPoint("before-call");
-      const request = buildReplyRequest({
-        model: session.model,
-        maxTokens: config.maxTokens,
-        systemPrompt: session.systemPrompt,
-        history: await deps.history.entries(conversation),
-        notes,
-        item,
-        cacheTtl: config.cacheTtl,
-      });
+      const history = await deps.history.entries(conversation);
+      const shape = { model: session.model, maxTokens: config.maxTokens, systemPrompt: session.systemPrompt, history, notes, item };
+      const estimate = Math.ceil((session.systemPrompt.length + (await deps.history.chars(conversation)) + item.text.length) / 4);
+      const cache = decideCache(conversation, session.model, history, estimate);
+      const request = buildReplyRequest({ ...shape, cacheTtl: cache.ttl });
       // The budget check and the reservation happen together, with nothing awaited between them,
       // so calls in parallel cannot together spend past a budget. JC's own chat turns are JC's
       // decision to spend; envelopes wait when a budget is spent.
@@ -76,7 +130,7 @@ export function conversationActors(deps: RelayDeps) {
       const release = deps.costs.spend.reserve(item.session, worstCaseUsd(session.model, JSON.stringify(request.messages).length, config.maxTokens, config.prices));
       try {
         const reply = await deps.api.call(request, signal);
-        record(session, conversation, "reply", reply);
+        record(session, conversation, "reply", reply, { ttl: cache.ttl, reason: cache.reason, gapMs: cache.gapMs, reusableTokens: reusableTokens(conversation, session.systemPrompt, reply) });
         await deps.crashPoint("after-call");
         return { ok: true, text: reply.text, at: deps.now(), called: true };
       } finally {
@@ -98,6 +152,36 @@ export function conversationActors(deps: RelayDeps) {
     return { overCap: (await deps.history.chars(conversation)) > config.historyCharCap, noteIds: notes.map((n) => n.id), at: deps.now() };
   }
 
+  /**
+   * The summary rides the conversation's cache: its last request's prefix with the same
+   * breakpoints, then the instruction. A conversation too long for the model even for that is
+   * summarized from the folded part alone, as a transcript (uncached).
+   */
+  async function summaryCall(api: MessagesApi, conversation: string, settings: SessionConfig, entries: HistoryEntry[], split: { fold: HistoryEntry[]; keep: HistoryEntry[] }, signal: AbortSignal): Promise<ApiReply> {
+    const config = deps.config();
+    const last = lastCalls.get(conversation);
+    const shape = { model: settings.model, maxTokens: config.maxTokens, systemPrompt: settings.systemPrompt, history: entries, summarizationPrompt: config.summarizationPrompt, keptTurns: split.keep.filter(isTurn).length };
+    const estimate = Math.ceil((settings.systemPrompt.length + (await deps.history.chars(conversation))) / 4);
+    const decided = decideCache(conversation, settings.model, entries, estimate);
+    // the same lifetime as the request whose prefix it reads, when that is known
+    const ttl = last ? last.ttl : decided.ttl;
+    const reason = last ? `summary: the prefix of the conversation's last request (${last.ttl})` : `summary: ${decided.reason}`;
+    /** reusable: null when the request extends the conversation's last one */
+    const call = async (request: MessagesRequest, cache: Omit<CallCache, "reusableTokens">, reusable: number | null): Promise<ApiReply> => {
+      const reply = await api.call(request, signal);
+      record(settings, conversation, "summary", reply, { ...cache, reusableTokens: reusable ?? reusableTokens(conversation, settings.systemPrompt, reply) });
+      return reply;
+    };
+    try {
+      return await call(buildSummaryRequest({ ...shape, cacheTtl: ttl }), { ttl, reason, gapMs: decided.gapMs }, null);
+    } catch (err) {
+      if (classifyFailure(err).kind !== "tooLong") throw err;
+      deps.log.info({ conversation }, "the conversation does not fit the model for a cached summary: summarizing its folded part alone");
+      const fallback = buildTranscriptSummaryRequest({ model: settings.model, maxTokens: config.maxTokens, summarizationPrompt: config.summarizationPrompt, transcript: transcript(split.fold) });
+      return call(fallback, { ttl: "none", reason: "summary: the folded part alone (the conversation no longer fits the model)", gapMs: decided.gapMs }, 0);
+    }
+  }
+
   /** Fold the conversation into a summary plus its most recent turns. Repeated after a crash, it finds the work done. */
   async function summarize({ conversation }: { conversation: string }, signal: AbortSignal): Promise<SummarizeResult> {
     const config = deps.config();
@@ -110,11 +194,7 @@ export function conversationActors(deps: RelayDeps) {
       if (!deps.api) {
         summary = `(dry-run summary of ${split.fold.length} entries)`;
       } else {
-        const reply = await deps.api.call(
-          buildSummaryRequest({ model: settings.model, maxTokens: config.maxTokens, summarizationPrompt: config.summarizationPrompt, transcript: transcript(split.fold) }),
-          signal,
-        );
-        record(settings, conversation, "summary", reply);
+        const reply = await summaryCall(deps.api, conversation, settings, entries, split, signal);
         summary = reply.text.trim() === "" ? "(the summary came back empty)" : reply.text;
       }
       await deps.crashPoint("before-summary-write");

@@ -43,7 +43,8 @@ const HELD_MS = 600_000;
 
 const ago = (seconds: number): Date => new Date(Date.now() - seconds * 1000);
 const conv = (session: string, own: readonly string[]): string => (own.includes(session) ? `session.${session}` : "shared");
-const isSummary = (r: RecordedRequest): boolean => systemText(r).trim() === SUMMARIZATION_PROMPT.trim();
+/** A summary rides the conversation's cache: the summarization prompt is its last user turn. */
+const isSummary = (r: RecordedRequest): boolean => messageTexts(r).at(-1)?.includes(SUMMARIZATION_PROMPT.trim()) ?? false;
 /** The envelope id a reply request is about: the last `<id>` of its last user message. */
 const itemOf = (r: RecordedRequest): string => [...lastUserText(r).matchAll(/<([\w-]+)>/g)].at(-1)?.[1] ?? "?";
 const unanswered = (r: RecordedRequest): boolean => r.response.status === 0 && r.sentAt === undefined;
@@ -60,7 +61,7 @@ function config(shared: string[], own: readonly string[], extra: string, keepRec
 async function setUp(ctx: TestContext): Promise<Scope> {
   const scope = await Scope.create(ctx);
   let n = 0;
-  scope.fake.setResponder((r) => (r.system.trim() === SUMMARIZATION_PROMPT.trim() ? `SUMMARY #${++n}` : `answer to <${[...r.lastUserText.matchAll(/<([\w-]+)>/g)].at(-1)?.[1] ?? "?"}> #${++n}`));
+  scope.fake.setResponder((r) => (r.lastUserText.includes(SUMMARIZATION_PROMPT.trim()) ? `SUMMARY #${++n}` : `answer to <${[...r.lastUserText.matchAll(/<([\w-]+)>/g)].at(-1)?.[1] ?? "?"}> #${++n}`));
   return scope;
 }
 
@@ -325,11 +326,13 @@ describe.concurrent("kill -9 during a summarization while another conversation c
       ["turn", sumB.content],
     ]);
     expect(fake.requests.filter(isSummary).length).toBeGreaterThanOrEqual(2);
-    // The summary folded sum-1's turn: the last summarization call's transcript holds it once.
+    // The summary folded sum-1's turn: the last summarization call (the conversation as sent,
+    // then the instruction keeping its last turn, sum-2's) holds it once.
     const lastSummary = fake.requests.filter(isSummary).at(-1);
-    expect(lastUserText(lastSummary).split("msg <sum-1>").length - 1).toBe(1);
-    expect(lastUserText(lastSummary).split("answer to <sum-1>").length - 1).toBe(1);
-    expect(lastUserText(lastSummary)).not.toContain("<sum-2>");
+    const conversation = messageTexts(lastSummary).slice(0, -1).join("\n");
+    expect(conversation.split("msg <sum-1>").length - 1).toBe(1);
+    expect(conversation.split("answer to <sum-1>").length - 1).toBe(1);
+    expect(lastUserText(lastSummary)).toContain("except its last 1 turn,");
     await expectExactlyOnce(ctx, root, envelopes, cc.seen, own, ["sum-1"]);
   });
 });

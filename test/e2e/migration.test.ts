@@ -84,7 +84,8 @@ const EXPECTED_CALLS: Record<string, number> = {
 // ---------------------------------------------------------------------------
 // The fake API's reply rule (MANIFEST fakeApiReplyRule / fakeApiReplyFunction), from the request alone
 
-const SUMMARY_MARK = "[relay] Write the summary of the conversation above now.";
+/** A summary rides the conversation's cache: its last user turn asks for the summary of everything above but the kept turns. */
+const SUMMARY_MARK = /^\[relay\] [\s\S]*Write the summary of everything above(?: except its last (\d+) turns?)?/;
 
 interface Block {
   type: string;
@@ -99,8 +100,9 @@ function replyFor(req: ParsedRequest): string {
   const lastUser = [...body.messages].reverse().find((m) => m.role === "user");
   const blocks = lastUser === undefined ? [] : typeof lastUser.content === "string" ? [lastUser.content] : lastUser.content.filter((b) => b.type === "text").map((b) => b.text ?? "");
   const last = blocks[blocks.length - 1] ?? "";
-  if (last.endsWith(SUMMARY_MARK)) {
-    const n = last.split("\n").filter((l) => l.startsWith("[chat-Claude] ")).length;
+  const summary = SUMMARY_MARK.exec(last);
+  if (summary) {
+    const n = body.messages.filter((m) => m.role === "assistant").length - Number(summary[1] ?? "0");
     return `summary: ${n} exchanges folded`;
   }
   const content = last.replace(/^\[[^\]]*\] /, "");

@@ -7,6 +7,7 @@ import {
   dropEnvelope,
   type HistoryLine,
   killAll,
+  lastUserText,
   makeRoot,
   messageTexts,
   queueNames,
@@ -27,7 +28,7 @@ afterAll(killAll);
 async function setUp(ctx: TestContext): Promise<Scope> {
   const scope = await Scope.create(ctx);
   scope.fake.setResponder((r) =>
-    r.system.trim() === SUMMARIZATION_PROMPT
+    r.lastUserText.includes(SUMMARIZATION_PROMPT)
       ? "SUMMARY-E2E: env-1 and env-2 were discussed."
       : `reply to ${/env-\d/.exec(r.lastUserText)?.[0] ?? "?"} `.padEnd(250, "r"),
   );
@@ -37,7 +38,8 @@ async function setUp(ctx: TestContext): Promise<Scope> {
 /** ~300 characters each: with 250-character replies a turn is ~560 characters, so the 4th passes 2000. */
 const content = (i: number) => `env-${i} `.padEnd(300, "c");
 const ago = (s: number) => new Date(Date.now() - s * 1000);
-const isSummaryRequest = (r: RecordedRequest) => systemText(r).trim() === SUMMARIZATION_PROMPT;
+/** A summary rides the conversation's cache: the summarization prompt is its last user turn. */
+const isSummaryRequest = (r: RecordedRequest) => lastUserText(r).includes(SUMMARIZATION_PROMPT);
 
 describe.concurrent("summarization", () => {
   it("summarizes past HISTORY_CHAR_CAP into the summary plus the last keep_recent_turns turns, and later requests start with the summary", async (ctx) => {
@@ -60,14 +62,16 @@ describe.concurrent("summarization", () => {
     expect(summarized[0]?.text).toBe("SUMMARY-E2E: env-1 and env-2 were discussed.");
     expect(summarized.slice(1).map((e) => e.text)).toEqual([content(3), content(4)]);
 
-    // Exactly one summarization request, after the 4th reply, with the prompt and the folded turns.
+    // Exactly one summarization request, after the 4th reply: the conversation as sent (system
+    // prompt and turns), then the prompt as the last user turn, which keeps the last 2 turns out.
     expect(fake.requests).toHaveLength(5);
     const summaries = fake.requests.flatMap((r, i) => (isSummaryRequest(r) ? [i] : []));
     expect(summaries).toEqual([4]);
+    expect(systemText(fake.requests[4])).toBe(systemText(fake.requests[3]));
     const folded = messageTexts(fake.requests[4]).join("\n");
     expect(folded).toContain("env-1");
     expect(folded).toContain("env-2");
-    expect(folded).not.toContain("env-3");
+    expect(lastUserText(fake.requests[4])).toContain("except its last 2 turns");
 
     // The next request starts with the summary, then the kept turns.
     await dropEnvelope(root, "5.json", { session_id: "session-1", content: content(5) });

@@ -106,6 +106,22 @@ interface Seen {
  * summary folded again is expanded): so the histories still account for every turn after any
  * number of summarizations.
  */
+/** A summary rides the conversation's cache: the summarization prompt is its last user turn. */
+const isSummaryRequest = (req: ParsedRequest): boolean => req.lastUserText.includes(SUMMARIZE);
+
+/**
+ * What a summary request folds, as a transcript: the conversation's messages before its last
+ * kept turns (each a user message and its reply), replies marked as in the relay's transcripts.
+ */
+function foldedText(req: ParsedRequest): string {
+  const kept = Number(/except its last (\d+) turn/.exec(req.lastUserText)?.[1] ?? "0");
+  const conversation = req.messages.slice(0, -1);
+  return conversation
+    .slice(0, Math.max(0, conversation.length - 2 * kept))
+    .map((m) => (m.role === "assistant" ? `[chat-Claude] ${m.text}` : m.text))
+    .join("\n");
+}
+
 function standIn(api: FakeAnthropic, seed: number) {
   const delays = prng(seed ^ 0x5eed);
   const summaries = new Map<number, Recorded[]>();
@@ -122,17 +138,18 @@ function standIn(api: FakeAnthropic, seed: number) {
     return out;
   };
   api.setResponder((req: ParsedRequest) => {
-    if (req.system === SUMMARIZE) {
+    if (isSummaryRequest(req)) {
       summaryCalls += 1;
-      summaries.set(summaryCalls, expand(req.lastUserText));
-      folds.set(summaryCalls, [...req.lastUserText.matchAll(/SUMMARY#(\d+)/g)].map((m) => Number(m[1])));
+      const folded = foldedText(req);
+      summaries.set(summaryCalls, expand(folded));
+      folds.set(summaryCalls, [...folded.matchAll(/SUMMARY#(\d+)/g)].map((m) => Number(m[1])));
       return `SUMMARY#${summaryCalls}`;
     }
     const marker = [...req.lastUserText.matchAll(/<(m-\d+)>/g)].at(-1)?.[1] ?? "?";
     return `reviewed ${marker} #c${++calls}`;
   });
   // A summarization takes longer than a reply, so some kills land in one.
-  api.setDelay((req) => (req.system === SUMMARIZE ? 150 + delays() * 350 : 20 + delays() * 230));
+  api.setDelay((req) => (isSummaryRequest(req) ? 150 + delays() * 350 : 20 + delays() * 230));
   /** The summaries that were written: those in the histories now and those they folded. */
   const written = (current: number[]): number => {
     const all = new Set<number>();
@@ -225,7 +242,7 @@ async function soak(api: FakeAnthropic, root: string, kills: number, seed: numbe
     start();
     await started; // kill a working relay, not one still loading its modules
     const unanswered = () => api.requests.slice(firstRequest).filter((r) => r.response.status === 0);
-    const isSummary = (r: { body: unknown }) => JSON.stringify((r.body as { system?: unknown }).system ?? "").includes(SUMMARIZE);
+    const isSummary = (r: { body: unknown }) => JSON.stringify((r.body as { messages?: unknown[] }).messages?.at(-1) ?? "").includes(SUMMARIZE);
     // Most kills wait (a while) for three calls in flight or for a summarization; the rest land anywhere.
     const mode = random();
     const aim = mode < 0.35 ? null : mode < 0.85 ? () => unanswered().length >= MAX_PARALLEL : () => unanswered().some(isSummary);

@@ -128,7 +128,8 @@ describe("buildReplyRequest: the request is always one the API accepts", () => {
   });
 
   it("the summary request ends with a user turn asking for the summary", () => {
-    const req = buildSummaryRequest({ model: MODEL, maxTokens: 100, summarizationPrompt: "Summarize.", transcript: "[session-1] hi" });
+    const history = [turnEntry({ id: "e1", source: "envelope", session: "session-1", text: "hi", inReplyTo: null }, "ok", AT)];
+    const req = buildSummaryRequest({ model: MODEL, maxTokens: 100, systemPrompt: "You review.", history, summarizationPrompt: "Summarize.", keptTurns: 0, cacheTtl: "5m" });
     expect(req.messages[req.messages.length - 1]?.role).toBe("user");
     expect(flatten(req).every((b) => b.text.trim() !== "")).toBe(true);
   });

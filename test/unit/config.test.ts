@@ -111,6 +111,17 @@ describe("config errors are one line naming the file, the key and what was expec
     expectOneLine(err, "config.yaml", /malformed YAML/i);
   });
 
+  it("cache_ttl is auto unless config.yaml says 5m or 1h; anything else names the key and the three values", async () => {
+    await writeConfig(MINIMAL);
+    expect((await load()).cacheTtl).toBe("auto");
+    for (const ttl of ["5m", "1h", "auto"]) {
+      await writeConfig(`${MINIMAL}cache_ttl: ${ttl}\n`);
+      expect((await load()).cacheTtl).toBe(ttl);
+    }
+    await writeConfig(`${MINIMAL}cache_ttl: 10m\n`);
+    expectOneLine(await configError(load()), "config.yaml", "cache_ttl", 'expected "auto", "5m" or "1h"');
+  });
+
   it("a non-numeric history_char_cap in config.yaml names the key and expects a whole number", async () => {
     await writeConfig(`${MINIMAL}history_char_cap: lots\n`);
     expectOneLine(await configError(load()), "config.yaml", "history_char_cap", /expected .*whole number/);

@@ -1,0 +1,185 @@
+// Issue 15's cost rows: billed input at three paces for cache_ttl 5m, 1h and auto (beside no
+// caching), and a summarization cycle's billed input before and after summaries rode the cache.
+// The relay's own request builder, cache policy and SDK call run against the stand-in, whose cache
+// clock is moved forward between calls: minutes and hours are simulated, never waited for.
+//
+//   node dist-bench/bench/cache-pace.js        (alone: prints its rows; `npm run bench` adds them to the table)
+import { pathToFileURL } from "node:url";
+import type { WorkItem } from "../machines/types.js";
+import { CACHE_CHOICES, type CacheChoice, cacheRatesFor, chooseCacheTtl } from "../src/anthropic/cache-policy.js";
+import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, callMessages, createClient, estimatePromptTokens, type MessagesRequest } from "../src/anthropic/messages.js";
+import { costUsd, type Usage } from "../src/costs/pricing.js";
+import { type HistoryEntry, splitForSummary, transcript, turnEntry } from "../src/history/conversation-store.js";
+import { callTimesOf } from "../src/runtime/conversation-actors.js";
+import type { FakeAnthropic } from "../test/support/fake-anthropic.js";
+import { API_KEY, cleanup, closeStandIn, log, MODEL, startStandIn } from "./lib.js";
+
+const MIN = 60_000;
+const T0 = Date.parse("2026-11-02T09:00:00Z");
+/** ~4,100 tokens by the stand-in's chars/4, as in figure 9 */
+const SYSTEM_PROMPT = "You are the benchmark's reviewer. Answer each session briefly. ".repeat(260);
+const REPLY = "Reviewed. ".repeat(100);
+const CALLS = 40;
+/** a fresh conversation's first call has no pace, its second knows one gap: the steady figure leaves them out */
+const LEARNING_CALLS = 2;
+export const PACES_MIN = [1, 15, 90] as const;
+type Setting = "5m" | "1h" | "auto" | "none";
+const SETTINGS: readonly Setting[] = ["5m", "1h", "auto", "none"];
+
+const item = (i: number): WorkItem => ({ id: `e${i}`, source: "envelope", session: "session-1", text: `envelope ${i}: `.padEnd(1000, "x"), inReplyTo: null });
+
+/** The input side of a call's bill (output left out: it is the same whatever the cache does). */
+const billedInput = (usage: Usage): number => costUsd(MODEL, { ...usage, outputTokens: 0 }) ?? Number.NaN;
+
+/** One conversation on a fresh stand-in whose clock the caller moves. */
+async function conversation(): Promise<{ fake: FakeAnthropic; call: (req: MessagesRequest) => Promise<number>; setClock: (ms: number) => void; close: () => Promise<void> }> {
+  const fake = await startStandIn();
+  let clock = T0;
+  fake.setNow(() => clock);
+  fake.setResponder(() => REPLY);
+  const client = createClient({ apiKey: API_KEY, baseUrl: fake.url, timeoutMs: 30_000 });
+  return {
+    fake,
+    call: async (req) => billedInput((await callMessages(client, req)).usage),
+    setClock: (ms) => {
+      clock = ms;
+    },
+    close: () => closeStandIn(fake),
+  };
+}
+
+/** `calls` turns `gapMs` apart under one setting, as callApi decides them; the billed input in USD. */
+async function paced(setting: Setting, gapMs: number, calls: number): Promise<{ usd: number; steadyUsd: number; choices: Record<CacheChoice, number> }> {
+  const c = await conversation();
+  const history: HistoryEntry[] = [];
+  const choices: Record<CacheChoice, number> = { "5m": 0, "1h": 0, none: 0 };
+  let last: { ttl: CacheChoice; at: number } | null = null;
+  let usd = 0;
+  let steadyUsd = 0;
+  try {
+    for (let i = 0; i < calls; i++) {
+      const now = T0 + i * gapMs;
+      c.setClock(now);
+      const shape = { model: MODEL, maxTokens: 1024, systemPrompt: SYSTEM_PROMPT, history, notes: [], item: item(i) };
+      const ttl: CacheChoice =
+        setting === "none"
+          ? "none"
+          : chooseCacheTtl({ setting, callTimes: callTimesOf(history), now, lastWrite: last, rates: cacheRatesFor(MODEL), promptTokens: estimatePromptTokens(buildReplyRequest({ ...shape, cacheTtl: "none" })), model: MODEL }).ttl;
+      choices[ttl] += 1;
+      const billed = await c.call(buildReplyRequest({ ...shape, cacheTtl: ttl }));
+      usd += billed;
+      if (i >= LEARNING_CALLS) steadyUsd += billed;
+      history.push(turnEntry(item(i), REPLY, new Date(now)));
+      last = { ttl, at: now };
+    }
+  } finally {
+    await c.close();
+  }
+  return { usd, steadyUsd, choices };
+}
+
+/** A 12-turn conversation a minute apart, then its summary the old way (the folded part as an uncached transcript) or riding the cache. */
+async function summaryCycle(riding: boolean): Promise<{ turnsUsd: number; summaryUsd: number }> {
+  const c = await conversation();
+  const history: HistoryEntry[] = [];
+  let turnsUsd = 0;
+  try {
+    for (let i = 0; i < 12; i++) {
+      const now = T0 + i * MIN;
+      c.setClock(now);
+      turnsUsd += await c.call(buildReplyRequest({ model: MODEL, maxTokens: 1024, systemPrompt: SYSTEM_PROMPT, history, notes: [], item: item(i), cacheTtl: "5m" }));
+      history.push(turnEntry(item(i), REPLY, new Date(now)));
+    }
+    c.setClock(T0 + 11 * MIN + 5_000);
+    const split = splitForSummary(history, 2);
+    if (!split) throw new Error("nothing to summarize");
+    const prompt = "BENCH-SUMMARIZE: fold the conversation into short notes.";
+    const request = riding
+      ? buildSummaryRequest({ model: MODEL, maxTokens: 1024, systemPrompt: SYSTEM_PROMPT, history, summarizationPrompt: prompt, keptTurns: 2, cacheTtl: "5m" })
+      : buildTranscriptSummaryRequest({ model: MODEL, maxTokens: 1024, summarizationPrompt: prompt, transcript: transcript(split.fold) });
+    return { turnsUsd, summaryUsd: await c.call(request) };
+  } finally {
+    await c.close();
+  }
+}
+
+export interface CachePaceResult {
+  calls: number;
+  paces: { minutes: number; usd: Record<Setting, number>; steadyUsd: Record<Setting, number>; autoChoices: Record<CacheChoice, number> }[];
+  summary: { before: { turnsUsd: number; summaryUsd: number }; after: { turnsUsd: number; summaryUsd: number } };
+}
+
+export async function cachePace(calls = CALLS): Promise<CachePaceResult> {
+  const paces: CachePaceResult["paces"] = [];
+  for (const minutes of PACES_MIN) {
+    const usd = { "5m": 0, "1h": 0, auto: 0, none: 0 };
+    const steadyUsd = { ...usd };
+    let autoChoices: Record<CacheChoice, number> = { "5m": 0, "1h": 0, none: 0 };
+    for (const s of SETTINGS) {
+      const r = await paced(s, minutes * MIN, calls);
+      usd[s] = r.usd;
+      steadyUsd[s] = r.steadyUsd;
+      if (s === "auto") autoChoices = r.choices;
+    }
+    paces.push({ minutes, usd, steadyUsd, autoChoices });
+  }
+  return { calls, paces, summary: { before: await summaryCycle(false), after: await summaryCycle(true) } };
+}
+
+/** A row of the bench's table (bench/run.ts). */
+export interface CacheRow {
+  figure: string;
+  p50: string;
+  tail: string;
+  target: string;
+  baseline: string;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+const usdOf = (x: number): string => `$${x.toFixed(4)}`;
+
+export function cachePaceRows(r: CachePaceResult): { rows: CacheRow[]; notes: string[] } {
+  const rows: CacheRow[] = [];
+  for (const p of r.paces) {
+    const bestOf = (usd: Record<Setting, number>) => (["5m", "1h", "none"] as const).map((s) => ({ s, usd: usd[s] })).reduce((a, b) => (b.usd < a.usd ? b : a));
+    const best = bestOf(p.usd);
+    const autoVsBest = p.usd.auto / best.usd;
+    const steadyBest = bestOf(p.steadyUsd);
+    const steadyVsBest = p.steadyUsd.auto / steadyBest.usd;
+    const cell = (s: Setting) => `${s} ${pct(p.usd[s] / p.usd.none)}`;
+    const chose = CACHE_CHOICES.filter((c) => p.autoChoices[c] > 0)
+      .map((c) => `${c} ×${p.autoChoices[c]}`)
+      .join(", ");
+    rows.push({
+      figure: `billed input, ${r.calls} calls ${p.minutes} min apart (${MODEL}), relative to no caching`,
+      p50: `${cell("auto")} (chose ${chose})`,
+      tail: `${cell("5m")} · ${cell("1h")}`,
+      target: `auto within 5 % of the best fixed choice (${best.s}): ${autoVsBest <= 1.05 ? "met" : "**missed**"} (${pct(autoVsBest)} of it; from call ${LEARNING_CALLS + 1} on, once the pace is known: ${pct(steadyVsBest)} of ${steadyBest.s})`,
+      baseline: `no caching ${usdOf(p.usd.none)}; best fixed ${best.s} ${usdOf(best.usd)}`,
+    });
+  }
+  const { before, after } = r.summary;
+  rows.push({
+    figure: "billed input of a summarization cycle (12 turns a minute apart, then the summary), summaries riding the cache",
+    p50: `summary ${usdOf(after.summaryUsd)}, cycle ${usdOf(after.turnsUsd + after.summaryUsd)}`,
+    tail: `summary ${pct(after.summaryUsd / before.summaryUsd)} of before; cycle ${pct((after.turnsUsd + after.summaryUsd) / (before.turnsUsd + before.summaryUsd))}`,
+    target: "(informational: issue 15 item 2)",
+    baseline: `before (uncached transcript, its own system prompt): summary ${usdOf(before.summaryUsd)}, cycle ${usdOf(before.turnsUsd + before.summaryUsd)}`,
+  });
+  const notes = [
+    `Cache paces: the relay's request builder, \`cache_ttl\` policy and SDK call against a fresh stand-in per run, its cache clock set to each call's simulated time (no real waiting); ${r.calls} turns of a 1,000-char envelope and a 1,000-char reply on a ${SYSTEM_PROMPT.length.toLocaleString("en-US")}-char system prompt; billed input is the stand-in's usage priced at ${MODEL}'s rates (reads 0.05x input), output left out. "auto" decides each call from the call times the history records, as \`relay run\` does. A fresh conversation's first call has no pace (auto writes 5m) and its second knows one gap, so at a 15-minute pace auto pays one extra full-prefix write while it learns; the figure after the first ${LEARNING_CALLS} calls shows the policy once the pace is known.`,
+    "Summarization cycle: the same 12 turns with 5m caching, then one summary keeping 2 turns. Before: the folded turns as one uncached transcript under the summarization prompt as system prompt (the old request). After: the conversation's last request byte for byte, its reply, then the summarization prompt as the last user turn, so the whole conversation is a cache read.",
+  ];
+  return { rows, notes };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  try {
+    log("cache paces and summarization cycle…");
+    const { rows, notes } = cachePaceRows(await cachePace());
+    const lines = ["| figure | relay | also | target | baseline |", "|---|---|---|---|---|", ...rows.map((x) => `| ${x.figure} | ${x.p50} | ${x.tail} | ${x.target} | ${x.baseline} |`), "", ...notes.map((n) => `- ${n}`)];
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    await cleanup();
+  }
+}

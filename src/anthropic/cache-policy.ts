@@ -1,0 +1,119 @@
+// The prompt cache's lifetime for a conversation's next request (`cache_ttl: auto`): a pure
+// function of the conversation's recent call times and the model's cache rates.
+//
+// The cost model. A request's prompt is the previous request's prompt plus one turn, so almost
+// every token of it is a prefix the previous call could have cached. Per prefix token, relative
+// to the plain input price, a conversation that keeps one option pays:
+//
+//   none:  1                                  (nothing written, nothing read)
+//   5m:    h5 · read + (1 − h5) · write5m     (a hit reads the prefix; a miss writes it again)
+//   1h:    h1 · read + (1 − h1) · write1h
+//
+// where h is the share of the recent gaps between calls that the option's lifetime covers (a
+// read restarts the lifetime, so each gap counts on its own). The option with the lowest
+// expected price wins. One exception: while the cache the previous call wrote is still alive,
+// `none` is not chosen (this call reads the prefix at the read price, whatever comes next).
+import { type ConfiguredPrices, priceFor } from "../costs/pricing.js";
+
+export type CacheTtl = "5m" | "1h";
+/** What a request's breakpoints carry: a lifetime, or no breakpoint at all. */
+export type CacheChoice = CacheTtl | "none";
+/** config.yaml's `cache_ttl`. */
+export type CacheTtlSetting = CacheTtl | "auto";
+
+export const CACHE_CHOICES: readonly CacheChoice[] = ["5m", "1h", "none"];
+export const CACHE_TTL_MS: Readonly<Record<CacheTtl, number>> = { "5m": 5 * 60_000, "1h": 60 * 60_000 };
+/** How many recent gaps make the pace. */
+export const PACE_WINDOW = 8;
+/** A gap counts as covered only this far inside the lifetime (the lifetime starts at the previous reply, a little before its call time is recorded). */
+export const TTL_MARGIN_MS = 30_000;
+
+/** Cache prices relative to the plain input price. */
+export interface CacheRates {
+  read: number;
+  write5m: number;
+  write1h: number;
+}
+
+/** FACTS.md's multipliers, for a model whose price is unknown. */
+export const DEFAULT_CACHE_RATES: CacheRates = { read: 0.1, write5m: 1.25, write1h: 2 };
+
+export function cacheRatesFor(model: string, configured?: ConfiguredPrices): CacheRates {
+  const price = priceFor(model, undefined, configured);
+  if (!price || !(price.input > 0)) return DEFAULT_CACHE_RATES;
+  return { read: price.cacheRead / price.input, write5m: price.cacheWrite5m / price.input, write1h: price.cacheWrite1h / price.input };
+}
+
+const LARGE_MINIMUM = ["claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-6"];
+
+/** The shortest prefix the API caches (FACTS.md): 4096 tokens for Haiku 4.5 and Opus 4.5/4.6, 1024 for the others. Below it nothing is written and nothing fails. */
+export function minCacheablePrefixTokens(model: string): number {
+  return LARGE_MINIMUM.some((m) => model === m || model.startsWith(`${m}-`)) ? 4096 : 1024;
+}
+
+/** The gaps (ms) between the last `window` + 1 call times and `now`, oldest first. */
+export function paceGaps(callTimes: readonly number[], now: number, window = PACE_WINDOW): number[] {
+  const times = [...callTimes.filter((t) => Number.isFinite(t) && t <= now), now].sort((a, b) => a - b).slice(-(window + 1));
+  const gaps: number[] = [];
+  for (let i = 1; i < times.length; i++) gaps.push((times[i] ?? 0) - (times[i - 1] ?? 0));
+  return gaps;
+}
+
+/** Whether a cache written at `at` with `ttl` still lives at `now` (with the margin). */
+export const covers = (ttl: CacheTtl, gapMs: number): boolean => gapMs <= CACHE_TTL_MS[ttl] - TTL_MARGIN_MS;
+
+/** The expected price of a prefix token under each option, relative to plain input, for these gaps. */
+export function expectedPrice(gaps: readonly number[], rates: CacheRates): Record<CacheChoice, number> {
+  const share = (ttl: CacheTtl) => (gaps.length === 0 ? 0 : gaps.filter((g) => covers(ttl, g)).length / gaps.length);
+  const h5 = share("5m");
+  const h1 = share("1h");
+  return {
+    "5m": h5 * rates.read + (1 - h5) * rates.write5m,
+    "1h": h1 * rates.read + (1 - h1) * rates.write1h,
+    none: 1,
+  };
+}
+
+export interface CacheDecision {
+  ttl: CacheChoice;
+  /** one line for the log and the ledger */
+  reason: string;
+}
+
+export interface CacheDecisionInput {
+  setting: CacheTtlSetting;
+  /** the conversation's earlier call times (ms) */
+  callTimes: readonly number[];
+  now: number;
+  /** what the previous call of the conversation wrote, when known */
+  lastWrite: { ttl: CacheChoice; at: number } | null;
+  rates: CacheRates;
+  /** the request's prompt, estimated */
+  promptTokens: number;
+  model: string;
+}
+
+const minutes = (ms: number): string => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${Math.round(ms / 60_000)}m`);
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+/** The lifetime of the next request's breakpoints, and why. */
+export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
+  if (input.setting !== "auto") return { ttl: input.setting, reason: `cache_ttl: ${input.setting}` };
+  const minimum = minCacheablePrefixTokens(input.model);
+  const below = input.promptTokens < minimum ? `; the prompt (~${input.promptTokens} tokens) is below ${input.model}'s minimum cacheable prefix (${minimum}), so nothing is written yet` : "";
+  const gaps = paceGaps(input.callTimes, input.now);
+  if (gaps.length === 0) return { ttl: "5m", reason: `auto: no pace yet (first call), 5m${below}` };
+  const price = expectedPrice(gaps, input.rates);
+  const last = input.lastWrite;
+  const alive = last !== null && last.ttl !== "none" && covers(last.ttl, input.now - last.at);
+  const options = CACHE_CHOICES.filter((c) => !(alive && c === "none"));
+  let best = options[0] ?? "5m";
+  for (const c of options) if (price[c] < price[best]) best = c;
+  const prices = CACHE_CHOICES.map((c) => `${c} ${price[c].toFixed(2)}x`).join(", ");
+  const keep = alive && last && best !== "none" && price.none < price[best] ? ` (the ${last.ttl} cache is still alive: read it)` : "";
+  return { ttl: best, reason: `auto: ${gaps.length} gaps, median ${minutes(median(gaps))}; expected prefix price ${prices}${keep}${below}` };
+}

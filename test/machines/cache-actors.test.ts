@@ -1,0 +1,74 @@
+// The conversation's actors with fake deps (layer 2): callApi takes each request's cache lifetime
+// from the conversation's pace as its history records it, logs it in the ledger, and the
+// summary rides the last request's prefix with the same lifetime.
+import { describe, expect, it } from "vitest";
+import type { WorkItem } from "../../machines/types.js";
+import type { MessagesRequest } from "../../src/anthropic/messages.js";
+import { conversationActors } from "../../src/runtime/conversation-actors.js";
+import { fakeConfig, fakeRelay } from "../support/fake-deps.js";
+
+const MIN = 60_000;
+const T0 = Date.parse("2026-11-29T08:00:00Z");
+const item = (i: number): WorkItem => ({ id: `e${i}`, source: "envelope", session: "s1", text: `message ${i}`, inReplyTo: null });
+const ttlOf = (req: MessagesRequest | undefined): string => {
+  const system = req?.system;
+  const cc = Array.isArray(system) ? system[0]?.cache_control : undefined;
+  return cc ? (cc.ttl ?? "5m") : "none";
+};
+
+/** The actors over fake deps whose clock the test sets; `turn(i, at)` is one answered, committed turn. */
+function setUp(over: Parameters<typeof fakeConfig>[0] = {}) {
+  const fake = fakeRelay(fakeConfig({ cacheTtl: "auto", ...over }));
+  let clock = T0;
+  const actors = conversationActors({ ...fake.deps, now: () => clock });
+  const signal = new AbortController().signal;
+  const turn = async (i: number, at: number) => {
+    clock = at;
+    const result = await actors.callApi({ conversation: "shared", item: item(i), notes: [] }, new AbortController().signal);
+    if (!result.ok) throw new Error(result.failure.message);
+    await actors.commitTurn({ conversation: "shared", turn: { item: item(i), reply: result.text }, notes: [] });
+  };
+  return { fake, actors, turn, signal, setClock: (ms: number) => (clock = ms) };
+}
+
+describe("callApi under cache_ttl: auto", () => {
+  it("takes each request's lifetime from the conversation's pace and records the choice, its reason and the gap", async () => {
+    const { fake, turn } = setUp();
+    const gaps = [0, 1, 1, 1, 15, 15, 15, 90, 90, 90, 90, 90].map((m) => m * MIN);
+    let at = T0;
+    for (const [i, gap] of gaps.entries()) await turn(i, (at += gap));
+    const ttls = fake.api.calls.map((c) => ttlOf(c.request));
+    expect(ttls).toEqual(["5m", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
+    expect(fake.ledger.map((r) => r.cache?.ttl)).toEqual(ttls);
+    expect(fake.ledger[0]?.cache?.gapMs).toBeNull();
+    expect(fake.ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), 5m; the prompt \(~\d+ tokens\) is below claude-sonnet-4-6's minimum cacheable prefix \(1024\)/);
+    expect(fake.ledger[4]?.cache?.gapMs).toBe(15 * MIN);
+    expect(fake.ledger[4]?.cache?.reason).toMatch(/^auto: 4 gaps, median 1m; expected prefix price 5m 0\.39x, 1h 0\.10x, none 1\.00x/);
+  });
+
+  it("keeps a fixed cache_ttl whatever the pace", async () => {
+    const { fake, turn } = setUp({ cacheTtl: "5m" });
+    for (let i = 0; i < 3; i++) await turn(i, T0 + i * 90 * MIN);
+    expect(fake.api.calls.map((c) => ttlOf(c.request))).toEqual(["5m", "5m", "5m"]);
+    expect(fake.ledger.map((r) => r.cache?.reason)).toEqual(["cache_ttl: 5m", "cache_ttl: 5m", "cache_ttl: 5m"]);
+  });
+});
+
+describe("summarize rides the cache", () => {
+  it("sends the last request byte for byte with its lifetime, then the reply and the summarization prompt, and records a summary call", async () => {
+    const { fake, actors, turn, signal, setClock } = setUp({ keepRecentTurns: 1 });
+    for (let i = 0; i < 5; i++) await turn(i, T0 + i * 15 * MIN);
+    const last = fake.api.calls.at(-1)?.request;
+    expect(ttlOf(last)).toBe("1h");
+    setClock(T0 + 4 * 15 * MIN + 1000);
+    const result = await actors.summarize({ conversation: "shared" }, signal);
+    expect(result).toMatchObject({ ok: true, folded: 4 });
+    const summary = fake.api.calls.at(-1)?.request;
+    expect(JSON.stringify(summary?.system)).toBe(JSON.stringify(last?.system));
+    expect(JSON.stringify(summary?.messages.slice(0, last?.messages.length))).toBe(JSON.stringify(last?.messages));
+    expect(JSON.stringify(summary?.messages.at(-1))).toContain("[relay] Summarize.");
+    expect(fake.ledger.at(-1)).toMatchObject({ purpose: "summary", cache: { ttl: "1h", reason: "summary: the prefix of the conversation's last request (1h)" } });
+    // the history is the summary plus the last turn, as before
+    expect((await fake.history.entries("shared")).map((e) => e.kind)).toEqual(["summary", "turn"]);
+  });
+});
