@@ -1,7 +1,6 @@
-import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
 import { ConfigError, EXIT, UsageError } from "../errors.js";
-import { type RelayPaths, relayPaths } from "../config/paths.js";
+import { pathsForRoot, type RelayPaths } from "../config/paths.js";
 import { scrubber, secretsFromEnv } from "../runtime/redact.js";
 
 export { UsageError };
@@ -28,7 +27,7 @@ export abstract class RelayCommand extends Command {
   };
 
   protected resolvePaths(root: string | undefined): RelayPaths {
-    return relayPaths(resolve(root ?? process.env.RELAY_ROOT ?? process.cwd()));
+    return pathsForRoot(root);
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {

@@ -1,13 +1,7 @@
 import { Flags } from "@oclif/core";
 import type { StatusReport } from "../status/report.js";
-import { RelayCommand, UsageError } from "./base.js";
-
-/** `relay status` on a directory that is no relay root: one line, exit 1. */
-class NotARootError extends UsageError {
-  constructor(root: string) {
-    super(`${root} is not a relay root (no config.yaml, no state/): pass --root DIR, set RELAY_ROOT, or run: relay init ${root}`, 1);
-  }
-}
+import { RelayCommand } from "./base.js";
+import { statusOf } from "./status-action.js";
 
 export default class Status extends RelayCommand {
   static override description = "Show what the relay is doing: state, open questions, queue, conversations, sessions, history, errors, costs.";
@@ -18,25 +12,8 @@ export default class Status extends RelayCommand {
 
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
-    const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
-      import("../config/config.js"),
-      import("../status/report.js"),
-      import("../runtime/redact.js"),
-    ]);
-    if (!(await isRelayRoot(paths))) throw new NotARootError(paths.root);
-    let sessions: { id: string; conversation: string }[] = [];
-    // The secrets never appear in the output, even if a file written by an earlier version quotes one.
-    let redact = scrubber(secretsFromEnv(process.env));
-    try {
-      const config = await loadConfig(paths, process.env, { seed: false });
-      sessions = config.sessions;
-      redact = redactorFor(config);
-    } catch {
-      // status still reports from the state files when config.yaml is broken or missing
-    }
-    const report = redactDeep(await readStatus(paths, sessions), redact);
-    this.log(formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}));
+    const { report, text } = await statusOf(flags);
+    this.log(text);
     return report;
   }
 }

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 /** Every path the relay touches, relative to its root (CONTRACT §2). */
 export interface RelayPaths {
@@ -34,6 +34,11 @@ export function relayPaths(root: string): RelayPaths {
     jcInput: join(state, "jc_input.txt"),
     resumeRequest: join(state, "resume.request"),
   };
+}
+
+/** The paths of the root a command names: `--root`, else $RELAY_ROOT, else the current directory. */
+export function pathsForRoot(root: string | undefined): RelayPaths {
+  return relayPaths(resolve(root ?? process.env.RELAY_ROOT ?? process.cwd()));
 }
 
 export const sessionDir = (paths: RelayPaths, session: string): string => join(paths.dispatch, session);

@@ -1,0 +1,43 @@
+// What `relay status` does once its flags are parsed, free of oclif so that bin/relay.js can run
+// it without loading oclif (../commands/fast/hot.ts); the oclif command ./status.ts calls it too.
+// STATUS_FLAGS must match the oclif flags (test/unit/fast-path.test.ts checks).
+import { pathsForRoot } from "../config/paths.js";
+import { UsageError } from "../errors.js";
+import type { StatusReport } from "../status/report.js";
+import type { FlagSpecs, ParsedFlags } from "./fast/argv.js";
+
+export const STATUS_FLAGS = {
+  root: { kind: "string" },
+  verbose: { kind: "boolean", char: "v" },
+  json: { kind: "boolean" },
+} as const satisfies FlagSpecs;
+
+/** `relay status` on a directory that is no relay root: one line, exit 1. */
+export class NotARootError extends UsageError {
+  constructor(root: string) {
+    super(`${root} is not a relay root (no config.yaml, no state/): pass --root DIR, set RELAY_ROOT, or run: relay init ${root}`, 1);
+  }
+}
+
+/** The report (what --json prints) and its text (what is printed without --json). */
+export async function statusOf(flags: Omit<ParsedFlags<typeof STATUS_FLAGS>, "json">): Promise<{ report: StatusReport; text: string }> {
+  const paths = pathsForRoot(flags.root);
+  const [{ loadConfig }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
+    import("../config/config.js"),
+    import("../status/report.js"),
+    import("../runtime/redact.js"),
+  ]);
+  if (!(await isRelayRoot(paths))) throw new NotARootError(paths.root);
+  let sessions: { id: string; conversation: string }[] = [];
+  // The secrets never appear in the output, even if a file written by an earlier version quotes one.
+  let redact = scrubber(secretsFromEnv(process.env));
+  try {
+    const config = await loadConfig(paths, process.env, { seed: false });
+    sessions = config.sessions;
+    redact = redactorFor(config);
+  } catch {
+    // status still reports from the state files when config.yaml is broken or missing
+  }
+  const report = redactDeep(await readStatus(paths, sessions), redact);
+  return { report, text: formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}) };
+}
