@@ -23,6 +23,7 @@ import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
 import { pruneRejected } from "../transport/file/queue.js";
 import type { NatsRelayParts } from "../transport/nats/start.js";
 import { crashPoint } from "./crash-points.js";
+import { pollLook } from "./poll-look.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
 import { type Redact, redactDeep, redactorFor } from "./redact.js";
@@ -131,6 +132,8 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   };
 
   const watchers: FSWatcher[] = [];
+  let stateWatched = false;
+  const look = pollLook(paths, { queue: !nats });
   let wake: (reason: WakeReason) => void = () => undefined;
 
   return {
@@ -196,8 +199,12 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
             if (name === null || name === "jc_input.txt") onWake("jc");
             if (name === null || name === "resume.request") onWake("resume");
           });
-          w.on("error", () => w.close());
+          w.on("error", () => {
+            stateWatched = false;
+            w.close();
+          });
           watchers.push(w);
+          stateWatched = true;
         } catch {
           // the poll interval still covers it
         }
@@ -217,7 +224,9 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         fileInbox.close();
         outbox.close();
         for (const w of watchers) w.close();
+        stateWatched = false;
       },
+      missedSomething: () => !stateWatched || (!nats && !fileInbox.watching) || look(),
     },
     log,
     redact,
