@@ -30,3 +30,16 @@ describe("the command map", () => {
     expect(loaded.length).toBeGreaterThan(5);
   });
 });
+
+describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)", () => {
+  it("never loads oclif: no module it imports statically imports @oclif/core", () => {
+    const fast = new URL("../../dist/src/commands/fast/hot.js", import.meta.url).pathname;
+    expect(existsSync(fast), "run `npm run build` first").toBe(true);
+    const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
+    expect(bin).toMatch(/^import \{ runWithoutOclif \} from "\.\.\/dist\/src\/commands\/fast\/hot\.js";$/m);
+    expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
+    const loaded = [...staticGraph(fast)];
+    expect(loaded.length).toBeGreaterThan(3);
+    expect(loaded.filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@oclif\/core/m.test(readFileSync(f, "utf8")))).toEqual([]);
+  });
+});
