@@ -9,7 +9,7 @@ import { STATUS_FLAGS, statusOf } from "../status-action.js";
 import { type FlagSpecs, type ParsedFlags, parsePlainFlags } from "./argv.js";
 
 /** Environment that changes how oclif runs a command (debug output, JSON by default): leave those runs to oclif. */
-const OCLIF_ENV = ["DEBUG", "RELAY_DEBUG", "RELAY_CONTENT_TYPE", "RELAY_REDIRECTED"];
+const OCLIF_ENV = ["DEBUG", "RELAY_DEBUG", "RELAY_CONTENT_TYPE"];
 
 async function hook<F extends FlagSpecs>(name: string, specs: F, words: readonly string[], act: (flags: ParsedFlags<F>) => Promise<HookOutcome>): Promise<boolean> {
   const flags = parsePlainFlags(specs, words);
