@@ -74,7 +74,9 @@ export default class Run extends RelayCommand {
         log,
         onInvalid: (message) => notifier.notify({ title: "relay: config.yaml edit ignored", message, priority: 4, tags: ["warning"] }),
       });
-      const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
+      // Made at the first call: an idle or dry-run relay never loads the SDK.
+      let made: ReturnType<typeof createClient> | null = null;
+      const client = dryRun || !apiKey ? null : () => (made ??= createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs }));
       // The ledger's totals from state/costs.summary.json plus the ledger's tail since it was saved.
       const ledger = await LedgerSummary.load(paths.root);
       await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));

@@ -36,7 +36,8 @@ export interface RelayRunOptions {
   log: Logger;
   notifier: Notifier;
   /** null in --dry-run */
-  client: Anthropic | null;
+  /** the Messages API client, made (and the SDK loaded) at the first call; null: dry run */
+  client: (() => Promise<Anthropic>) | null;
   spend: SpendTracker;
   /** the ledger's totals, summarized at start and kept up to date by reading its tail after each append */
   ledger: LedgerSummary;
@@ -118,7 +119,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     rescan: () => fileInbox.rescan(),
   };
   const outbox = new FileOutbox(paths, crashPoint);
-  const { nats } = opts;
+  const { nats, client } = opts;
   const localJc = fileJcSource(paths, registered);
   const snapshots = new SnapshotWriter(paths, log, now);
 
@@ -163,7 +164,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         await opts.ledger.save().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot save state/costs.summary.json"));
       },
     },
-    api: opts.client ? { call: (request, signal) => callMessages(opts.client as Anthropic, request, signal) } : null,
+    api: client ? { call: async (request, signal) => callMessages(await client(), request, signal) } : null,
     // What leaves the process is redacted: the notification's text (not its buttons' own headers),
     // the snapshot, status.json.
     notify: (params) => opts.notifier.notify(notification(redactDeep(params, redact), opts.links)),

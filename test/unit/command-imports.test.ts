@@ -43,3 +43,16 @@ describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)",
     expect(loaded.filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@oclif\/core/m.test(readFileSync(f, "utf8")))).toEqual([]);
   });
 });
+
+describe("the Anthropic SDK", () => {
+  it("is not loaded with the relay's modules: only its error classes are, and the SDK itself comes with the first client", () => {
+    const roots = ["runtime/compose.js", "runtime/daemon.js", "runtime/conversation-actors.js", "anthropic/messages.js"].map((f) => new URL(`../../dist/src/${f}`, import.meta.url).pathname);
+    for (const root of roots) expect(existsSync(root), "run `npm run build` first").toBe(true);
+    const loaded = new Set(roots.flatMap((root) => [...staticGraph(root)]));
+    const sdk = [...loaded].filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@anthropic-ai\/sdk"/m.test(readFileSync(f, "utf8")));
+    expect(sdk).toEqual([]);
+    const messages = readFileSync(roots[3] ?? "", "utf8");
+    expect(messages).toMatch(/from "@anthropic-ai\/sdk\/error"/);
+    expect(messages).toMatch(/await import\("@anthropic-ai\/sdk"\)/);
+  });
+});
