@@ -3,10 +3,12 @@
  * build`, which `npm test` runs first) on a temporary root whose ledger is written by
  * appendLedger, the code the daemon appends with.
  */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { appendLedger, makeLedgerRecord, type LedgerRecord } from "../src/costs/ledger.js";
 import { costUsd, type Usage } from "../src/costs/pricing.js";
-import { killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
+import { configYaml, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
 
 afterEach(killAll);
 afterAll(removeRoots);
@@ -191,6 +193,31 @@ describe("relay costs", () => {
 
     const human = await runCli(["costs", "--root", root]);
     expect(human.stdout).toContain("prompt caching saved $0.0152");
+  });
+
+  it("prices what caching saved at config.yaml's prices:, like the calls and the budgets (a model the table does not know, and one it does)", async () => {
+    const model = "claude-new-model";
+    // 5-minute writes, 1-hour writes and reads, on two days (the second call read from the saved summary)
+    const known = call("2026-11-10T09:00:00.000Z", "session-1", "claude-sonnet-4-6", usage(100, 10, 0, 0, 1_000));
+    const records = [call("2026-11-10T10:00:00.000Z", "session-1", model, usage(100, 10, 2_000, 1_000, 10_000)), call("2026-11-11T10:00:00.000Z", "session-2", model, usage(100, 10, 0, 0, 5_000)), known];
+    const root = await rootWith(records);
+    const rowOf = (r: JsonReport, key: string) => r.rows.find((row) => row.key === key)?.cacheSavingsUsd;
+    const before = await costsJson(root, "--by", "model");
+    expect(rowOf(before, model)).toBe(0); // price unknown: nothing counted
+    expect(rowOf(before, "claude-sonnet-4-6")).toBeCloseTo((1_000 * (3 - 0.3)) / 1e6, 9); // the table's price
+    await writeFile(
+      join(root, "config.yaml"),
+      `${configYaml()}prices:\n  ${model}: {input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3}\n  claude-sonnet-4-6: {input: 2, output: 10, cache_write_5m: 2.5, cache_write_1h: 4, cache_read: 0.1}\n`,
+    );
+    const saved = (2_000 * (3 - 3.75) + 1_000 * (3 - 6) + 15_000 * (3 - 0.3)) / 1e6;
+    const after = await costsJson(root, "--by", "model");
+    expect(rowOf(after, model)).toBeCloseTo(saved, 9);
+    // config.yaml's price wins over the table, as it does for the calls' cost and the budgets
+    expect(rowOf(after, "claude-sonnet-4-6")).toBeCloseTo((1_000 * (2 - 0.1)) / 1e6, 9);
+    expect(after.cacheSavingsUsd).toBeCloseTo(saved + (1_000 * (2 - 0.1)) / 1e6, 9);
+    // the same through --since (inside a day: that day's lines are read again)
+    const since = await costsJson(root, "--by", "model", "--since", "2026-11-10T09:30:00Z");
+    expect(rowOf(since, model)).toBeCloseTo(saved, 9);
   });
 
   it("prints the totals and an aligned table for people", async () => {

@@ -15,28 +15,45 @@ afterEach(async () => {
 });
 
 
+const topic = "main-topic-0123456789abcdef";
+const replyTopic = "reply-topic-0123456789abcdef";
+
+/** A relay subscribed to its reply topic on a fake ntfy (with access control when `token` is given). */
+async function setUp(token?: string) {
+  const api = await startFakeAnthropic();
+  const ntfy = await startFakeNtfy(token === undefined ? {} : { requireToken: token });
+  cleanups.push(() => api.close(), () => ntfy.close());
+  const root = mkdtempSync(join(tmpdir(), "relay-phone-"));
+  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(join(root, "config.yaml"), "model: claude-sonnet-4-6\nsystem_prompt: s\nsummarization_prompt: s\nsessions:\n  - id: session-1\n");
+  const child: ChildProcess = spawn(process.execPath, [BIN, "run", "--root", root], {
+    env: { ...process.env, ANTHROPIC_API_KEY: "sk-ant-phone", ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: ntfy.url, NTFY_TOPIC: topic, NTFY_REPLY_TOPIC: replyTopic, POLL_INTERVAL_MS: "100", ...(token === undefined ? {} : { NTFY_TOKEN: token }) },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  cleanups.push(() => child.kill("SIGKILL"));
+  await waitFor(() => ntfy.requests.some((r) => r.method === "GET" && r.path.startsWith(`/${replyTopic}/json`) && !r.path.includes("poll=1")), { timeoutMs: 30_000, what: "the reply-topic subscription" });
+  return { api, ntfy, root };
+}
+
+/** An envelope whose reply asks JC, and the notification it brings. */
+async function askJc({ api, ntfy, root }: Awaited<ReturnType<typeof setUp>>) {
+  api.enqueue({ kind: "reply", text: "[NEEDS-JC] Ship it?" });
+  const tmp = join(root, "queue", ".e.tmp");
+  writeFileSync(tmp, JSON.stringify({ session_id: "session-1", content: "release candidate ready" }));
+  renameSync(tmp, join(root, "queue", "e.json"));
+  const [note] = await ntfy.waitForMessages(1, 30_000).catch((err: unknown) => {
+    throw new Error(`${String(err)}; requests: ${JSON.stringify(ntfy.requests.map((r) => `${r.method} ${r.path}`))}`);
+  });
+  return note;
+}
+
+type Action = { label?: string; url?: string; body?: string; headers?: Record<string, string> };
+
 describe("answering from the phone", () => {
   it("a needs-JC notification offers Approve/Reject on the reply topic, and a reply published there reaches the session", async () => {
-    const api = await startFakeAnthropic();
-    const ntfy = await startFakeNtfy();
-    cleanups.push(() => api.close(), () => ntfy.close());
-    const root = mkdtempSync(join(tmpdir(), "relay-phone-"));
-    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-    writeFileSync(join(root, "config.yaml"), "model: claude-sonnet-4-6\nsystem_prompt: s\nsummarization_prompt: s\nsessions:\n  - id: session-1\n");
-    const topic = "main-topic-0123456789abcdef";
-    const replyTopic = "reply-topic-0123456789abcdef";
-    const child: ChildProcess = spawn(process.execPath, [BIN, "run", "--root", root], {
-      env: { ...process.env, ANTHROPIC_API_KEY: "sk-ant-phone", ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: ntfy.url, NTFY_TOPIC: topic, NTFY_REPLY_TOPIC: replyTopic, POLL_INTERVAL_MS: "100" },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    cleanups.push(() => child.kill("SIGKILL"));
-    await waitFor(() => ntfy.requests.some((r) => r.method === "GET" && r.path.startsWith(`/${replyTopic}/json`) && !r.path.includes("poll=1")), { timeoutMs: 15_000, what: "the reply-topic subscription" });
-
-    api.enqueue({ kind: "reply", text: "[NEEDS-JC] Ship it?" });
-    const tmp = join(root, "queue", ".e.tmp");
-    writeFileSync(tmp, JSON.stringify({ session_id: "session-1", content: "release candidate ready" }));
-    renameSync(tmp, join(root, "queue", "e.json"));
-    const [note] = await ntfy.waitForMessages(1, 10_000);
+    const world = await setUp();
+    const { api, ntfy, root } = world;
+    const note = await askJc(world);
     expect(note?.topic).toBe(topic);
     expect(note?.message).toContain("[NEEDS-JC] Ship it?");
     expect(note?.actions).toEqual(
@@ -46,7 +63,7 @@ describe("answering from the phone", () => {
       ]),
     );
     // The buttons carry the question's id: an answer bound to that question, not to whichever is open.
-    const approve = (note?.actions as { label?: string; body?: string }[] | undefined)?.find((a) => a.label === "Approve");
+    const approve = (note?.actions as Action[] | undefined)?.find((a) => a.label === "Approve");
     const bound = JSON.parse(approve?.body ?? "{}") as { text?: string; question?: string };
     expect(bound.text).toBe("Approved: go ahead.");
     expect(bound.question).toMatch(/^q-/);
@@ -61,5 +78,27 @@ describe("answering from the phone", () => {
     await waitFor(() => existsSync(rejected), { timeoutMs: 10_000, what: "the late button answer refused" });
     expect(readFileSync(rejected, "utf8")).toContain(`question ${bound.question ?? ""} is not open`);
     expect(api.requests).toHaveLength(1);
+  });
+
+  it("on a server with access control the buttons carry NTFY_TOKEN, so a tap is accepted and answers the question; the token is in the buttons only", async () => {
+    const token = "tk_phonebuttons0123456789abc";
+    const world = await setUp(token);
+    const { api, root } = world;
+    const note = await askJc(world);
+    api.enqueue({ kind: "reply", text: "Shipping now." });
+    const approve = (note?.actions as Action[] | undefined)?.find((a) => a.label === "Approve");
+    expect(approve?.headers).toEqual({ Authorization: `Bearer ${token}` });
+    // what the phone does on a tap: the action's request, with its headers; without them the server refuses it
+    const tap = (headers: Record<string, string>) => fetch(approve?.url ?? "", { method: "POST", headers, body: approve?.body ?? "" });
+    expect((await tap({})).status).toBe(403);
+    expect((await tap(approve?.headers ?? {})).status).toBe(200);
+    const input = join(root, "dispatch", "session-1", "input.txt");
+    await waitFor(() => existsSync(input), { timeoutMs: 30_000, what: "the reply that follows the tapped answer" });
+    expect(readFileSync(input, "utf8")).toBe("Shipping now.");
+    expect(JSON.stringify(api.requests.at(-1)?.body)).toContain("Approved: go ahead.");
+    // the one place the token is: the buttons' own Authorization header
+    const { actions: _, ...rest } = note ?? {};
+    expect(JSON.stringify(rest)).not.toContain(token);
+    for (const a of (note?.actions as Action[] | undefined) ?? []) expect(JSON.stringify({ ...a, headers: undefined })).not.toContain(token);
   });
 });

@@ -7,10 +7,11 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { RelayConfig } from "../config/config.js";
+import type { ClientConfig } from "../config/config.js";
 import { inputFile, type RelayPaths } from "../config/paths.js";
 import { probeLock } from "../store/lock.js";
 import { readIfPresent, readJsonFile, writeJsonAtomic } from "../store/files.js";
+import { formatAge } from "../status/remote-status.js";
 import { dropEnvelope } from "../transport/file/client.js";
 import { claimBinding, releaseBinding } from "./binding.js";
 import { composeHandover, type Handed, listItems, markHanded, reconcile, type StoredItem } from "./handover.js";
@@ -95,6 +96,9 @@ async function writeHookState(paths: RelayPaths, session: string, consecutive: n
 // Holds, in words
 
 function holdReason(hold: Hold): string {
+  if (hold.kind === "unreachable") {
+    return `the relay cannot be reached from this host (${hold.ageMs === null ? "its status has not reached this host since the agent started" : `its status here is ${formatAge(hold.ageMs)} old`})`;
+  }
   if (hold.kind === "paused") return `API calls are paused (${oneLine(hold.message)})`;
   if (hold.kind === "backingOff") return `API calls back off until ${new Date(hold.until).toISOString().slice(11, 19)} UTC (${oneLine(hold.message)})`;
   const q = hold.question;
@@ -102,6 +106,7 @@ function holdReason(hold: Hold): string {
 }
 
 function holdRemedy(hold: Hold): string {
+  if (hold.kind === "unreachable") return "Check that relay agent runs here and can reach NATS (relay nats check), and that relay run runs on the relay's host.";
   if (hold.kind === "paused") return "Once the cause is fixed: relay resume";
   if (hold.kind === "backingOff") return "The relay retries by itself.";
   return `Answer with: relay jc --question ${hold.question.id} TEXT`;
@@ -149,7 +154,7 @@ export interface StopHookOptions {
   maxTurns: number;
   /** A bound Claude Code session not seen for this long is taken to be gone */
   releaseAfterMs: number;
-  loadConfig: () => Promise<RelayConfig>;
+  loadConfig: () => Promise<ClientConfig>;
   /** The evidence block's cap in characters; 0 leaves it out */
   evidenceMax: number;
   pollMs?: number;
@@ -211,11 +216,20 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
   };
   const versionOf = (): Promise<string | null> => (ctx.transcript === null ? Promise.resolve(null) : claudeCodeVersion(ctx.transcript));
 
-  if (!probeLock(paths.lock).held) return finish(`no relay is running on ${paths.root}, so your latest message was not relayed`, `Start one with: relay run --root ${paths.root}`);
-  if (!wake) {
-    const hold = await holdOf(paths, session, opts.deadline);
-    if (hold) return finish(`${holdReason(hold)}; your latest message was not relayed`, holdRemedy(hold));
+  // Read once, early: on an agent's root (transport: nats) the relay's status is the mirror, and a failure is reported below.
+  const loaded: { ok: true; config: ClientConfig } | { ok: false; error: string } = await opts.loadConfig().then(
+    (config) => ({ ok: true as const, config }),
+    (err: unknown) => ({ ok: false as const, error: (err as Error).message }),
+  );
+  const agentRoot = loaded.ok && loaded.config.agentName !== undefined;
+  if (!probeLock(paths.lock).held) {
+    return agentRoot
+      ? finish(`no relay agent is running on ${paths.root}, so your latest message was not relayed`, `Start one with: relay agent --root ${paths.root}`)
+      : finish(`no relay is running on ${paths.root}, so your latest message was not relayed`, `Start one with: relay run --root ${paths.root}`);
   }
+  // An unreachable relay does not stop the message: the agent forwards it from queue/ when the relay is back.
+  const hold = wake ? null : await holdOf(paths, session, opts.deadline, { agentRoot });
+  if (hold && hold.kind !== "unreachable") return finish(`${holdReason(hold)}; your latest message was not relayed`, holdRemedy(hold));
 
   const state = await readHookState(paths, session);
   const consecutive = input.stop_hook_active ? state.consecutive : 0;
@@ -241,12 +255,8 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
 
   const envelope = opts.evidenceMax > 0 && input.transcript_path ? `${message}\n\n${await turnEvidence(input.transcript_path, input.cwd ?? null, opts.evidenceMax)}` : message;
 
-  let config: RelayConfig;
-  try {
-    config = await opts.loadConfig();
-  } catch (err) {
-    return failed(`${(err as Error).message}; nothing relayed`);
-  }
+  if (!loaded.ok) return failed(`${loaded.error}; nothing relayed`);
+  const { config } = loaded;
 
   // Recorded before it is dropped, so the reply can never come before the record of what it answers.
   const id = hookEnvelopeId(input.session_id);
@@ -262,11 +272,15 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
     // A wake-mode hook hands over at once what was already waiting; the reply to this message
     // then comes, labelled as a late reply, with the next stop.
     if (wake && pending.length > 0) return await finish("the reply to your latest message will follow separately", "", id);
+    if (hold?.kind === "unreachable") {
+      return await finish(`${holdReason(hold)}; your latest message is queued here and goes to the relay when it is back`, "The reply comes at a later stop or session start.");
+    }
 
     const end: WaitEnd = await waitForAnswer(paths, session, {
       ownId: id,
       deadline: opts.deadline,
       endOnHold: !wake,
+      agentRoot,
       ...poll,
       ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
       heartbeat: async () => {

@@ -5,7 +5,8 @@
 import { stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { inputFile, type RelayPaths } from "../config/paths.js";
-import { type QuestionView, readStatusFile } from "../status/status-file.js";
+import { readRelayMirror } from "../status/remote-status.js";
+import { type QuestionView, readStatusFile, type StatusFile } from "../status/status-file.js";
 import { DirWaiter } from "../store/dir-waiter.js";
 import { isErrno, readIfPresent, syncDir } from "../store/files.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
@@ -101,18 +102,31 @@ export type Hold =
   | { kind: "question"; question: QuestionView }
   | { kind: "paused"; message: string }
   /** API calls back off (429, 529, a network fault) until `until` (epoch ms) */
-  | { kind: "backingOff"; until: number; message: string };
+  | { kind: "backingOff"; until: number; message: string }
+  /** an agent's root (`transport: nats`) whose mirror of the relay's status is missing or too old */
+  | { kind: "unreachable"; ageMs: number | null };
 
 /**
- * What state/status.json says holds this session's conversation: an open question of its own
+ * What the relay's status says holds this session's conversation: an open question of its own
  * (asked by this session, or in the conversation it belongs to; other conversations' questions
  * do not count), API calls paused by a permanent failure, or a back-off that ends after
- * `deadline`. Null when nothing holds it, and when status.json is absent or unreadable.
+ * `deadline`. Null when nothing holds it, and when status.json is absent or unreadable. On an
+ * agent's root (`agentRoot`) the status is the mirror in state/remote_status.json, and a mirror
+ * that is missing or older than MIRROR_STALE_MS is itself a hold: the relay cannot be reached.
  */
-export async function holdOf(paths: RelayPaths, session: string, deadline = Number.POSITIVE_INFINITY): Promise<Hold | null> {
-  const read = await readStatusFile(paths);
-  if (read.kind !== "ok") return null;
-  const { status } = read;
+export async function holdOf(paths: RelayPaths, session: string, deadline = Number.POSITIVE_INFINITY, opts: { agentRoot?: boolean } = {}): Promise<Hold | null> {
+  let status: StatusFile;
+  if (opts.agentRoot) {
+    const mirror = await readRelayMirror(paths);
+    if (mirror.kind === "none") return { kind: "unreachable", ageMs: null };
+    if (mirror.kind === "stale") return { kind: "unreachable", ageMs: mirror.ageMs };
+    if (mirror.status === null) return null;
+    status = mirror.status;
+  } else {
+    const read = await readStatusFile(paths);
+    if (read.kind !== "ok") return null;
+    status = read.status;
+  }
   const conversation = status.sessions[session]?.conversation;
   const question = status.questions.find((q) => q.kind !== "permission" && (q.session === session || (conversation !== undefined && q.conversation === conversation)));
   if (question) return { kind: "question", question };
@@ -132,6 +146,8 @@ export interface WaitOptions {
   pollMs?: number;
   /** End the wait when the conversation is held (block mode); a wake-mode hook waits through it. */
   endOnHold: boolean;
+  /** an agent's root: holds come from the mirrored status (see holdOf) */
+  agentRoot?: boolean;
   /** Called about every `heartbeatMs` while waiting; returning false ends the wait (`cancelled`). */
   heartbeat?: () => Promise<boolean>;
   heartbeatMs?: number;
@@ -157,7 +173,7 @@ export async function waitForAnswer(paths: RelayPaths, session: string, opts: Wa
       if (opts.ownId === null) return { kind: "timeout" };
       if (opts.endOnHold && Date.now() - lastHoldCheck >= 2 * pollMs) {
         lastHoldCheck = Date.now();
-        const hold = await holdOf(paths, session, opts.deadline);
+        const hold = await holdOf(paths, session, opts.deadline, { agentRoot: opts.agentRoot === true });
         if (hold) return { kind: "held", hold };
       }
       if (opts.heartbeat && Date.now() - lastBeat >= (opts.heartbeatMs ?? 60_000)) {

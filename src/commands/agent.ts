@@ -1,4 +1,7 @@
+import { stat } from "node:fs/promises";
 import { Flags } from "@oclif/core";
+import type { RelayPaths } from "../config/paths.js";
+import type { Logger } from "../runtime/log.js";
 import { RelayCommand, UsageError } from "./base.js";
 
 export default class Agent extends RelayCommand {
@@ -36,6 +39,8 @@ export default class Agent extends RelayCommand {
         import("../transport/nats/errors.js"),
         import("../runtime/crash-points.js"),
       ]);
+      // config.yaml's sessions, followed while the agent runs (an invalid edit keeps the running list, one error line)
+      const sessions = followAgentSessions(paths, config.sessions, log, () => loadAgentConfig(paths));
       let agent: InstanceType<typeof NatsAgent> | null = null;
       let link: Awaited<ReturnType<typeof bringUp>>;
       try {
@@ -46,7 +51,7 @@ export default class Agent extends RelayCommand {
           log,
           relay: false,
           onLink: async (l, names) => {
-            const a = new NatsAgent({ paths, link: l, names, name, sessions: config.sessions, log, pollMs: config.pollIntervalMs, takeOver: flags["take-over"], builtIn: false, crashPoint });
+            const a = new NatsAgent({ paths, link: l, names, name, sessions: () => sessions.current(), log, pollMs: config.pollIntervalMs, takeOver: flags["take-over"], builtIn: false, crashPoint });
             await a.start();
             agent = a;
           },
@@ -63,6 +68,7 @@ export default class Agent extends RelayCommand {
       const signal = await stopped;
       log.info({ signal }, "agent stopping");
       const running = agent as InstanceType<typeof NatsAgent> | null;
+      sessions.close();
       if (running) await running.stop();
       await link.stop();
       log.info({}, "agent stopped");
@@ -70,4 +76,30 @@ export default class Agent extends RelayCommand {
       held.lock.release();
     }
   }
+}
+
+/** The session list of an agent's config.yaml, re-read when the file changes (checked every 5 s). */
+function followAgentSessions(paths: RelayPaths, initial: string[], log: Logger, load: () => Promise<{ sessions: string[] }>): { current(): readonly string[]; close(): void } {
+  let sessions = initial;
+  let stamp = "";
+  let lastError = "";
+  const check = async () => {
+    const now = await stat(paths.config).then((s) => `${s.mtimeMs}:${s.size}`, () => "-");
+    if (now === stamp) return;
+    const first = stamp === "";
+    stamp = now;
+    if (first) return;
+    try {
+      sessions = (await load()).sessions;
+      lastError = "";
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== lastError) log.error({}, `config edit ignored, the running sessions stay: ${message}`);
+      lastError = message;
+    }
+  };
+  void check();
+  const timer = setInterval(() => void check(), 5_000);
+  timer.unref();
+  return { current: () => sessions, close: () => clearInterval(timer) };
 }

@@ -26,14 +26,26 @@ export abstract class RelayCommand extends Command {
     root: Flags.string({ description: "the relay's root directory (default: $RELAY_ROOT, else the current directory)", helpGroup: "GLOBAL" }),
   };
 
+  /** the root this command works on, once it is known (its .env holds secrets an error line must not quote) */
+  private paths: RelayPaths | null = null;
+
   protected resolvePaths(root: string | undefined): RelayPaths {
-    return pathsForRoot(root);
+    this.paths = pathsForRoot(root);
+    return this.paths;
+  }
+
+  /** The environment with the root's .env under it (CONTRACT §3), or the environment alone. */
+  private async secretVars(): Promise<NodeJS.ProcessEnv> {
+    if (this.paths === null) return process.env;
+    const paths = this.paths;
+    const { loadEnv } = await import("../config/config.js");
+    return loadEnv(paths, process.env).catch(() => process.env);
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
     if (err instanceof Errors.ExitError || err.code === "EEXIT") return super.catch(err);
-    // An error line never quotes a secret of the environment (CONTRACT §8).
-    err.message = scrubber(secretsFromEnv(process.env))(err.message);
+    // An error line never quotes a secret or a topic, of the environment or of the root's .env (CONTRACT §8).
+    err.message = scrubber(secretsFromEnv(await this.secretVars()))(err.message);
     const expected =
       err instanceof ConfigError || err instanceof UsageError
         ? { line: err.message, code: err instanceof UsageError ? err.exitCode : EXIT.usage }

@@ -104,11 +104,17 @@ export default class Costs extends RelayCommand {
     const by = parseBy(flags.by);
     const since = flags.since === undefined ? undefined : parseSince(flags.since);
     const paths = this.resolvePaths(flags.root);
-    const [{ LedgerSummary }, { formatUsd }] = await Promise.all([import("../costs/ledger-summary.js"), import("../costs/pricing.js")]);
+    const [{ LedgerSummary }, { formatUsd }, { loadConfig }] = await Promise.all([import("../costs/ledger-summary.js"), import("../costs/pricing.js"), import("../config/config.js")]);
+    // What caching saved is priced like the calls and the budgets: config.yaml's `prices:` first,
+    // then the table (the table alone when config.yaml cannot be read).
+    const prices = await loadConfig(paths, process.env, { seed: false }).then(
+      (c) => c.prices,
+      () => undefined,
+    );
     // The saved summary plus the ledger's tail since it was saved: bounded however long the ledger.
     const summary = await LedgerSummary.load(paths.root);
     if (summary.worthSaving) await summary.save().catch(() => undefined); // a cache: a read-only root still gets its report
-    const cells = await summary.report(by, since);
+    const cells = await summary.report(by, since, prices);
     const report: CostsReport = { ...cells, by, since: since ? since.toISOString() : null };
     const lib: CostsLib = { formatUsd };
     for (const line of formatCosts(report, lib)) this.log(line);

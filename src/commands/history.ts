@@ -1,18 +1,6 @@
 import { Flags } from "@oclif/core";
+import type { HistoryLine } from "../history/history-line.js";
 import { RelayCommand, UsageError } from "./base.js";
-
-/** One line of the printed conversation: who, when, what. */
-export interface HistoryLine {
-  conversation: string;
-  at: string;
-  kind: "turn" | "note" | "summary";
-  session: string | null;
-  /** who wrote `text`: the session's agent, JC, or a summary */
-  from: "agent" | "jc" | "summary";
-  text: string;
-  /** chat-Claude's reply, for a turn */
-  reply: string | null;
-}
 
 export default class History extends RelayCommand {
   static override description = "Print the conversations: each turn (who, when, the message, chat-Claude's reply), JC's notes, and summaries marked as such.";
@@ -26,20 +14,18 @@ export default class History extends RelayCommand {
   async run(): Promise<{ entries: HistoryLine[] }> {
     const { flags } = await this.parse(History);
     const paths = this.resolvePaths(flags.root);
-    const [{ readAllHistories }, { access }] = await Promise.all([import("../history/conversation-store.js"), import("node:fs/promises")]);
+    const [{ conversationNames }, { recentLines }, { access }] = await Promise.all([
+      import("../history/conversation-store.js"),
+      import("../history/recent-lines.js"),
+      import("node:fs/promises"),
+    ]);
     if (!(await access(paths.config).then(() => true, () => false))) throw new UsageError(`${paths.root} is not a relay root (no config.yaml)`);
-    const histories = await readAllHistories(paths);
     const entries: HistoryLine[] = [];
-    for (const [conversation, list] of [...histories.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      const lines: HistoryLine[] = list.map((e) =>
-        e.kind === "turn"
-          ? { conversation, at: e.at, kind: "turn", session: e.session, from: e.source === "jc" ? "jc" : "agent", text: e.text, reply: e.reply }
-          : e.kind === "note"
-            ? { conversation, at: e.at, kind: "note", session: e.session, from: "jc", text: e.text, reply: null }
-            : { conversation, at: e.at, kind: "summary", session: null, from: "summary", text: e.text, reply: null },
-      );
-      const mine = flags.session === undefined ? lines : lines.filter((l) => l.session === flags.session || (l.kind === "summary" && lines.some((x) => x.session === flags.session)));
-      entries.push(...(flags.last === undefined ? mine : mine.slice(-flags.last)));
+    for (const conversation of (await conversationNames(paths)).sort((a, b) => a.localeCompare(b))) {
+      // read from the file's end: --last N costs the same however long the history
+      const { lines } = await recentLines(paths, conversation, { last: flags.last ?? Number.POSITIVE_INFINITY, ...(flags.session === undefined ? {} : { session: flags.session }) });
+      // a summary alone is not this session's: its conversation is shown only with an entry of the session's own
+      if (flags.session === undefined || lines.some((l) => l.session === flags.session)) entries.push(...lines);
     }
     if (!this.jsonEnabled()) {
       if (entries.length === 0) this.log(flags.session ? `no history for session ${flags.session} yet` : "no history yet");

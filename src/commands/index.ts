@@ -12,6 +12,7 @@ import HookUninstall from "./hook/uninstall.js";
 import Jc from "./jc.js";
 import Logs from "./logs.js";
 import NatsCheck from "./nats/check.js";
+import NatsInit from "./nats/init.js";
 import Resume from "./resume.js";
 import Run from "./run.js";
 import Send from "./send.js";
@@ -36,6 +37,7 @@ export const commands = {
   jc: Jc,
   logs: Logs,
   "nats:check": NatsCheck,
+  "nats:init": NatsInit,
   resume: Resume,
   run: Run,
   send: Send,

@@ -16,8 +16,8 @@ export default class Jc extends RelayCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Jc);
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { submitJcInput }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
-    const result = await submitJcInput(paths, await loadConfig(paths), args.text, { question: flags.question, session: flags.session, refuseAmbiguous: true });
+    const [{ loadClientConfig }, { submitJcInput }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
+    const result = await submitJcInput(paths, await loadClientConfig(paths), args.text, { question: flags.question, session: flags.session, refuseAmbiguous: true });
     if (!result.ok) throw new UsageError(result.error);
     const taken = result.value;
     if (taken.kind === "direct") this.log(`sent to ${taken.session} (no API call)`);

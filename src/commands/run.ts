@@ -27,7 +27,7 @@ export default class Run extends RelayCommand {
         import("../config/reload.js"),
         import("../store/files.js"),
       ]);
-    const [{ subscribeReplies }, { takeReplyFromPhone }, { scrubber, secretsOf }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
+    const [{ subscribeReplies }, { takeReplyFromPhone }, { redactingNotifier, redactorFor }] = await Promise.all([import("../operator/phone-replies.js"), import("../operator/phone.js"), import("../runtime/redact.js")]);
     const paths = this.resolvePaths(flags.root);
     await ensureDirs(paths.root);
     // A budget never fails open: a configuration it could not count is refused, at start and on every reload.
@@ -62,11 +62,11 @@ export default class Run extends RelayCommand {
       const topic = await ensureTopic(paths);
       const replyTopic = await ensureTopic(paths, process.env, "NTFY_REPLY_TOPIC");
       const withTopic = (c: typeof initial): typeof initial => ({ ...c, ntfy: { ...c.ntfy, topic, replyTopic } });
-      // The one redaction step, for every way out of the process (log, status, snapshot, notifications, page).
-      const { natsSecrets } = await import("../config/config.js");
-      const redact = scrubber([...secretsOf(initial), ...natsSecrets(initial.nats)]);
+      // The one redaction step, for every way out of the process (log, status, snapshot, notifications, page):
+      // the key, the tokens, the topics (generated ones included) and the NATS credentials.
+      const redact = redactorFor(withTopic(initial));
       const log = createLogger({ logsDir: paths.logs, rotation: { maxBytes: initial.limits.logMaxBytes, keep: initial.limits.logFiles }, terminal: process.stderr, redact });
-      const notifier = createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log);
+      const notifier = redactingNotifier(createNotifier({ server: initial.ntfy.server, topic, token: initial.ntfy.token }, log), redact);
       const reloader = startConfigReloader({
         paths,
         initial: withTopic(initial),
@@ -91,7 +91,7 @@ export default class Run extends RelayCommand {
             settings: initial.nats,
             log,
             registered: () => new Set(reloader.current().sessions.map((s) => s.id)),
-            localSessions: initial.sessions.filter((s) => s.host === undefined).map((s) => s.id),
+            localSessions: () => reloader.current().sessions.filter((s) => s.host === undefined).map((s) => s.id),
             agentName: initial.agentName ?? "relay",
             pollMs: initial.pollIntervalMs,
             parseJc: jcTakenFrom,
@@ -122,6 +122,7 @@ export default class Run extends RelayCommand {
             ledger,
             redact,
             maxClients: initial.limits.pageClients,
+            ...(initial.publicUrl === undefined ? {} : { publicUrl: initial.publicUrl }),
             current: () => daemonStatus(),
             subscribe: (listener) => {
               listeners.add(listener);
@@ -132,10 +133,12 @@ export default class Run extends RelayCommand {
           throw new UsageError(`cannot serve the status page: ${(err as Error).message}`, 1);
         }
       }
+      if (initial.publicUrl !== undefined && !statusServer) log.warn({}, "public_url is set but the status page is off: the notifications get no Status button (serve it with --http or status_http)");
       const links = {
         replyUrl: `${initial.ntfy.server}/${replyTopic}`,
         ...(initial.ntfy.token ? { token: initial.ntfy.token } : {}),
-        ...(statusServer ? { statusUrl: statusServer.url } : {}),
+        // public_url: the page as the phone reaches it (a reverse proxy, a VPN name); its token still applies
+        ...(statusServer ? { statusUrl: initial.publicUrl ?? statusServer.url } : {}),
       };
       const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);

@@ -55,8 +55,8 @@ export default class Send extends RelayCommand {
   async run(): Promise<SendResult> {
     const { args, flags } = await this.parse(Send, withWaitDefault(this.argv));
     const paths = this.resolvePaths(flags.root);
-    const [{ loadConfig }, { awaitReply, dropEnvelope }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
-    const config = await loadConfig(paths);
+    const [{ loadClientConfig }, { awaitReply, dropEnvelope }] = await Promise.all([import("../config/config.js"), import("../transport/file/client.js")]);
+    const config = await loadClientConfig(paths);
     const dropped = await dropEnvelope(paths, config, flags.session, args.text ?? (await readStdin()), { id: flags.id });
     if (!dropped.ok) throw new UsageError(dropped.error);
     const { id, file } = dropped.value;

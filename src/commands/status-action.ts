@@ -3,7 +3,7 @@
 // STATUS_FLAGS must match the oclif flags (test/unit/fast-path.test.ts checks).
 import { pathsForRoot } from "../config/paths.js";
 import { UsageError } from "../errors.js";
-import type { StatusReport } from "../status/report.js";
+import type { ConfiguredSession, RootRole, StatusReport } from "../status/report.js";
 import type { FlagSpecs, ParsedFlags } from "./fast/argv.js";
 
 export const STATUS_FLAGS = {
@@ -22,22 +22,33 @@ export class NotARootError extends UsageError {
 /** The report (what --json prints) and its text (what is printed without --json). */
 export async function statusOf(flags: Omit<ParsedFlags<typeof STATUS_FLAGS>, "json">): Promise<{ report: StatusReport; text: string }> {
   const paths = pathsForRoot(flags.root);
-  const [{ loadConfig }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
+  const [{ loadAgentConfig, loadConfig, natsSecrets }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
     import("../config/config.js"),
     import("../status/report.js"),
     import("../runtime/redact.js"),
   ]);
   if (!(await isRelayRoot(paths))) throw new NotARootError(paths.root);
-  let sessions: { id: string; conversation: string }[] = [];
+  let sessions: ConfiguredSession[] = [];
+  let role: RootRole = {};
   // The secrets never appear in the output, even if a file written by an earlier version quotes one.
   let redact = scrubber(secretsFromEnv(process.env));
   try {
     const config = await loadConfig(paths, process.env, { seed: false });
     sessions = config.sessions;
     redact = redactorFor(config);
+    if (config.transport === "nats") role = { transport: "nats" };
   } catch {
-    // status still reports from the state files when config.yaml is broken or missing
+    // an agent's root (transport: nats) has a config of its own; status still reports from the
+    // state files when config.yaml is broken or missing
+    try {
+      const agent = await loadAgentConfig(paths, process.env);
+      sessions = agent.sessions.map((id) => ({ id }));
+      role = { transport: "nats", agent: agent.agentName ?? "(named by --name)" };
+      redact = scrubber([...secretsFromEnv(process.env), ...natsSecrets(agent.nats)]);
+    } catch {
+      // neither: the files alone
+    }
   }
-  const report = redactDeep(await readStatus(paths, sessions), redact);
+  const report = redactDeep(await readStatus(paths, sessions, Date.now(), { role }), redact);
   return { report, text: formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}) };
 }

@@ -18,7 +18,8 @@ export const NTFY_TOPIC = /^[-_A-Za-z0-9]{22,64}$/;
 export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** Streams are `<PREFIX>_*` upper-cased, buckets `<prefix>_*`, subjects `<prefix>.*`. */
 export const NATS_PREFIX = /^[a-z][a-z0-9_-]{0,31}$/;
-const NATS_URL = /^(nats|tls):\/\/[^\s]+$/;
+/** One nats:// or tls:// URL, or several comma-separated (a cluster's members). */
+const NATS_URL = /^(nats|tls):\/\/[^\s,]+(,(nats|tls):\/\/[^\s,]+)*$/;
 
 const positiveInt = (what: string) =>
   z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
@@ -72,6 +73,7 @@ export const fileConfigSchema = z.strictObject(
       )
       .optional(),
     status_http: z.string().optional(),
+    public_url: z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as https://relay.example.net/" }).optional(),
     limits: z
       .strictObject({
         log_max_bytes: positiveInt("a positive whole number of bytes").min(64 * 1024, { error: "expected at least 65536 bytes" }).default(10 * 1024 * 1024),
@@ -138,6 +140,8 @@ export interface RelayConfig {
   /** `prices:` in config.yaml: rates for models the price table does not know (or overrides of it), by model id */
   prices?: Readonly<Record<string, Readonly<ModelPrice>>>;
   statusHttp?: string;
+  /** `public_url`: where JC's phone reaches the status page (the ntfy Status button), instead of the address it is served on */
+  publicUrl?: string;
   /** what bounds the relay's growth over weeks (README: Running for weeks) */
   limits: Limits;
   /** RELAY_HTTP_TOKEN: required by the status page when it listens beyond loopback */
@@ -288,6 +292,7 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
           ),
         }),
     ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
+    ...(file.public_url === undefined ? {} : { publicUrl: file.public_url }),
     limits: {
       logMaxBytes: file.limits.log_max_bytes,
       logFiles: file.limits.log_files,
@@ -329,8 +334,8 @@ function natsPart(file: Pick<FileConfig, "transport" | "nats" | "agent">, vars: 
   return { transport: "nats", nats, ...(file.agent === undefined ? {} : { agentName: file.agent.name }) };
 }
 
-/** The secrets of the NATS settings, for the loggers' redaction. */
-export const natsSecrets = (nats: NatsSettings | undefined): (string | undefined)[] => [nats?.token, nats?.password, nats?.user, nats?.url.includes("@") ? nats.url : undefined];
+/** The secrets of the NATS settings, for the loggers' redaction (kept with the one redaction step). */
+export { natsSecrets } from "../runtime/redact.js";
 
 /** 24 random bytes as base64url: 32 characters, 192 bits (CONTRACT §3 asks for at least 128). */
 export const generateTopic = (): string => randomBytes(24).toString("base64url");
@@ -389,4 +394,33 @@ export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv 
     sessions: file.sessions.map((s) => s.id),
     pollIntervalMs: envInt("POLL_INTERVAL_MS", vars.POLL_INTERVAL_MS) ?? file.poll_interval_ms,
   };
+}
+
+/**
+ * What the Claude Code side (`send`, `jc`, the hooks, `hook install`, `status`) needs from a
+ * root's config.yaml, on the relay's root or on an agent's (CONTRACT §11: they work unchanged
+ * there). `conversation` is known on the relay's root only; an agent's root leaves it to the relay.
+ */
+export interface ClientConfig {
+  sessions: readonly { id: string; conversation?: string }[];
+  pollIntervalMs: number;
+  /** set on an agent's root: the relay is on another host and its status is mirrored here */
+  agentName?: string;
+}
+
+/** An agent's config.yaml: `agent:` set, or `transport: nats` without the relay's `model`. */
+function isAgentDocument(js: unknown): boolean {
+  if (typeof js !== "object" || js === null) return false;
+  const doc = js as Record<string, unknown>;
+  return doc.agent !== undefined || (doc.transport === "nats" && doc.model === undefined);
+}
+
+export async function loadClientConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean } = {}): Promise<ClientConfig> {
+  const yamlText = await readIfPresent(paths.config);
+  if (yamlText !== null && isAgentDocument(parseDocument(yamlText, { prettyErrors: false }).toJS())) {
+    const agent = await loadAgentConfig(paths, env);
+    return { sessions: agent.sessions.map((id) => ({ id })), pollIntervalMs: agent.pollIntervalMs, agentName: agent.agentName ?? "(set by --name)" };
+  }
+  const config = await loadConfig(paths, env, opts);
+  return { sessions: config.sessions, pollIntervalMs: config.pollIntervalMs };
 }

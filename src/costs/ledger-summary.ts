@@ -15,10 +15,11 @@ import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files.js";
+import { readLinesBackward } from "../store/lines-backward.js";
 import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
-import { priceFor, promptTokensOf } from "./pricing.js";
+import { type ConfiguredPrices, configuredPriceFor, type ModelPrice, priceFor, promptTokensOf } from "./pricing.js";
 
-const FORMAT = "relay-costs-summary/2";
+const FORMAT = "relay-costs-summary/3";
 const MARK_BYTES = 64;
 /** small reads: 4 MiB chunks left ~60 MB of resident memory behind after a first full read; 256 KiB leave ~10 MB, no slower */
 const CHUNK_BYTES = 256 * 1024;
@@ -32,6 +33,9 @@ export interface CostCell extends Omit<CostRow, "key"> {
   day: string;
   session: string;
   model: string;
+  /** the part of `cacheWriteTokens` written for an hour (the rest for 5 minutes), to price savings at config.yaml's `prices:` */
+  cacheWrite1hTokens: number;
+  /** what caching saved at the built-in table's prices (0 for a model it does not know) */
   cacheSavingsUsd: number;
 }
 
@@ -39,10 +43,10 @@ export interface CostCell extends Omit<CostRow, "key"> {
  * A cell as saved: one flat row (a year of ten sessions is a few thousand of them, so the file
  * stays small and is read without a per-field schema).
  */
-const cellRow = z.tuple([z.string(), z.string(), z.string(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]);
+const cellRow = z.tuple([z.string(), z.string(), z.string(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]);
 type CellRow = z.infer<typeof cellRow>;
-const toRow = (c: CostCell): CellRow => [c.day, c.session, c.model, c.calls, c.inputTokens, c.outputTokens, c.cacheWriteTokens, c.cacheReadTokens, c.usd, c.unpricedCalls, c.cacheSavingsUsd];
-const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWriteTokens, cacheReadTokens, usd, unpricedCalls, cacheSavingsUsd]: CellRow): CostCell => ({
+const toRow = (c: CostCell): CellRow => [c.day, c.session, c.model, c.calls, c.inputTokens, c.outputTokens, c.cacheWriteTokens, c.cacheReadTokens, c.usd, c.unpricedCalls, c.cacheSavingsUsd, c.cacheWrite1hTokens];
+const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWriteTokens, cacheReadTokens, usd, unpricedCalls, cacheSavingsUsd, cacheWrite1hTokens]: CellRow): CostCell => ({
   day,
   session,
   model,
@@ -54,6 +58,7 @@ const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWr
   usd,
   unpricedCalls,
   cacheSavingsUsd,
+  cacheWrite1hTokens,
 });
 
 const fileSchema = z.object({
@@ -80,10 +85,26 @@ export const utcDayOf = (iso: string): string => {
  */
 export function cacheSavingsUsd(rec: Pick<LedgerRecord, "model" | "inputTokens" | "outputTokens" | "cacheReadTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens">): number | null {
   const rate = priceFor(rec.model, promptTokensOf(rec));
-  if (!rate) return null;
-  const cached = rec.cacheReadTokens + rec.cacheWrite5mTokens + rec.cacheWrite1hTokens;
-  const paid = rec.cacheReadTokens * rate.cacheRead + rec.cacheWrite5mTokens * rate.cacheWrite5m + rec.cacheWrite1hTokens * rate.cacheWrite1h;
+  return rate ? savedAt(rate, rec) : null;
+}
+
+/** Cached tokens at `rate`'s plain input price, minus what they cost at its cache prices. */
+function savedAt(rate: Readonly<ModelPrice>, t: { cacheReadTokens: number; cacheWrite5mTokens: number; cacheWrite1hTokens: number }): number {
+  const cached = t.cacheReadTokens + t.cacheWrite5mTokens + t.cacheWrite1hTokens;
+  const paid = t.cacheReadTokens * rate.cacheRead + t.cacheWrite5mTokens * rate.cacheWrite5m + t.cacheWrite1hTokens * rate.cacheWrite1h;
   return (cached * rate.input - paid) / 1_000_000;
+}
+
+/**
+ * What caching saved in one cell, priced like its calls and the budgets (src/costs/pricing.ts):
+ * at config.yaml's `prices:` when they name the model (they take precedence over the table, and
+ * are the only price of a model the table does not know), else at the table's prices, as
+ * summed when each call was taken.
+ */
+export function cellSavingsUsd(c: CostCell, configured?: ConfiguredPrices): number {
+  const given = configuredPriceFor(c.model, configured);
+  if (!given) return c.cacheSavingsUsd;
+  return savedAt(given, { cacheReadTokens: c.cacheReadTokens, cacheWrite5mTokens: c.cacheWriteTokens - c.cacheWrite1hTokens, cacheWrite1hTokens: c.cacheWrite1hTokens });
 }
 
 /** Cells by (day, session, model): the whole ledger folded, or any part of it. */
@@ -95,13 +116,14 @@ export class CostCells {
     const key = `${day}\u0000${rec.session}\u0000${rec.model}`;
     let cell = this.map.get(key);
     if (!cell) {
-      cell = { day, session: rec.session, model: rec.model, calls: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, usd: 0, unpricedCalls: 0, cacheSavingsUsd: 0 };
+      cell = { day, session: rec.session, model: rec.model, calls: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, cacheReadTokens: 0, usd: 0, unpricedCalls: 0, cacheSavingsUsd: 0 };
       this.map.set(key, cell);
     }
     cell.calls += 1;
     cell.inputTokens += rec.inputTokens;
     cell.outputTokens += rec.outputTokens;
     cell.cacheWriteTokens += rec.cacheWriteTokens;
+    cell.cacheWrite1hTokens += rec.cacheWrite1hTokens;
     cell.cacheReadTokens += rec.cacheReadTokens;
     if (rec.usd === null) cell.unpricedCalls += 1;
     else cell.usd += rec.usd;
@@ -124,8 +146,8 @@ export interface CellReport {
   rows: (CostRow & { cacheSavingsUsd: number })[];
 }
 
-/** Rows by day, session or model, sorted by key, from cells already limited to what counts. */
-export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy): CellReport {
+/** Rows by day, session or model, sorted by key, from cells already limited to what counts; savings priced with config.yaml's `prices:` too. */
+export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy, configured?: ConfiguredPrices): CellReport {
   const rows = new Map<string, CostRow & { cacheSavingsUsd: number }>();
   let total = 0;
   let unpriced = 0;
@@ -145,11 +167,12 @@ export function reportOfCells(cells: Iterable<CostCell>, by: CostsBy): CellRepor
     row.cacheReadTokens += c.cacheReadTokens;
     row.usd += c.usd;
     row.unpricedCalls += c.unpricedCalls;
-    row.cacheSavingsUsd += c.cacheSavingsUsd;
+    const saved = cellSavingsUsd(c, configured);
+    row.cacheSavingsUsd += saved;
     total += c.usd;
     unpriced += c.unpricedCalls;
     calls += c.calls;
-    savings += c.cacheSavingsUsd;
+    savings += saved;
   }
   const sorted = [...rows.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const row of sorted) {
@@ -339,12 +362,12 @@ export class LedgerSummary {
    * answered from the cells alone; one inside a day also reads that day's records (the bytes
    * from its first record to just after its last: one day's lines), since cells do not know the hour.
    */
-  async report(by: CostsBy, since?: Date): Promise<CellReport> {
-    if (since === undefined) return reportOfCells(this.cells.values(), by);
+  async report(by: CostsBy, since?: Date, configured?: ConfiguredPrices): Promise<CellReport> {
+    if (since === undefined) return reportOfCells(this.cells.values(), by, configured);
     const sinceMs = since.getTime();
     const sinceDay = new Date(sinceMs).toISOString().slice(0, 10);
     const whole = this.cells.values().filter((c) => c.day > sinceDay && c.day !== "unknown");
-    if (sinceMs === Date.parse(`${sinceDay}T00:00:00.000Z`)) return reportOfCells([...whole, ...this.cells.values().filter((c) => c.day === sinceDay)], by);
+    if (sinceMs === Date.parse(`${sinceDay}T00:00:00.000Z`)) return reportOfCells([...whole, ...this.cells.values().filter((c) => c.day === sinceDay)], by, configured);
     const partial = new CostCells();
     const from = this.dayStart[sinceDay];
     const to = Math.min(this.offset, this.dayEnd[sinceDay] ?? this.offset);
@@ -353,7 +376,7 @@ export class LedgerSummary {
         if (utcDayOf(rec.at) === sinceDay && Date.parse(rec.at) >= sinceMs) partial.add(rec);
       });
     }
-    return reportOfCells([...whole, ...partial.values()], by);
+    return reportOfCells([...whole, ...partial.values()], by, configured);
   }
 }
 
@@ -362,43 +385,16 @@ export class LedgerSummary {
  * read however long the ledger is).
  */
 export async function newestRecords(root: string, limit: number): Promise<LedgerRecord[]> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(ledgerPath(root), "r");
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return [];
-    throw err;
-  }
-  try {
-    const { size } = await fh.stat();
-    const out: LedgerRecord[] = [];
-    let end = size;
-    let carry = Buffer.alloc(0);
-    while (end > 0 && out.length < limit) {
-      const start = Math.max(0, end - 256 * 1024);
-      const chunk = Buffer.alloc(end - start);
-      await fh.read(chunk, 0, chunk.length, start);
-      let buf = Buffer.concat([chunk, carry]);
-      // lines wholly inside buf, newest first; the piece before the first newline waits for the next chunk
-      const firstNl = start === 0 ? -1 : buf.indexOf(0x0a);
-      const body = buf.subarray(firstNl + 1);
-      const lines = body.toString("utf8").split("\n").reverse();
-      for (const line of lines) {
-        if (out.length >= limit) break;
-        if (line.trim() === "") continue;
-        try {
-          const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
-          if (parsed.success) out.push(parsed.data);
-        } catch {
-          // torn or foreign line
-        }
-      }
-      buf = firstNl < 0 ? Buffer.alloc(0) : buf.subarray(0, firstNl + 1);
-      carry = Buffer.from(buf);
-      end = start;
+  const out: LedgerRecord[] = [];
+  if (limit <= 0) return out;
+  await readLinesBackward(ledgerPath(root), (line) => {
+    try {
+      const parsed = LedgerRecordSchema.safeParse(JSON.parse(line));
+      if (parsed.success) out.push(parsed.data);
+    } catch {
+      // torn or foreign line
     }
-    return out;
-  } finally {
-    await fh.close();
-  }
+    return out.length < limit;
+  });
+  return out;
 }

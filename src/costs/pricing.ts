@@ -105,12 +105,19 @@ function idsOf(model: string): string[] {
   return undated === undefined ? [model] : [model, undated];
 }
 
-/** The entry for `model`: from `configured` (config.yaml), else the table; an exact id, or one with a date suffix. Anything else is unknown. */
-export function resolveModel(model: string, configured: ConfiguredPrices = {}): PriceEntry | null {
+/** The rates config.yaml's `prices:` gives `model` (its exact id, or its undated one), which take precedence over the table; else null. */
+export function configuredPriceFor(model: string, configured: ConfiguredPrices = {}): Readonly<ModelPrice> | null {
   for (const id of idsOf(model)) {
     const given = Object.hasOwn(configured, id) ? configured[id] : undefined;
-    if (given) return { base: given };
+    if (given) return given;
   }
+  return null;
+}
+
+/** The entry for `model`: from `configured` (config.yaml), else the table; an exact id, or one with a date suffix. Anything else is unknown. */
+export function resolveModel(model: string, configured: ConfiguredPrices = {}): PriceEntry | null {
+  const given = configuredPriceFor(model, configured);
+  if (given) return { base: given };
   for (const id of idsOf(model)) {
     const known = PRICE_TABLE.get(id);
     if (known) return known;

@@ -57,21 +57,22 @@ export const entryChars = (e: HistoryEntry): number => entryBlocks(e).reduce((n,
 
 export const isTurn = (e: HistoryEntry): boolean => e.kind === "turn";
 
-const historyFile = (paths: RelayPaths, conversation: string) => join(paths.history, `${conversation}.jsonl`);
+export const historyFile = (paths: RelayPaths, conversation: string): string => join(paths.history, `${conversation}.jsonl`);
+
+/** One line of a history file, or null when it is torn (a kill mid-append) or not an entry. */
+export function parseHistoryLine(line: string): HistoryEntry | null {
+  if (line.trim() === "") return null;
+  try {
+    const parsed = entrySchema.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Parse a history file, skipping a torn or invalid line instead of failing the whole file. */
 export function parseHistory(raw: string): HistoryEntry[] {
-  const entries: HistoryEntry[] = [];
-  for (const line of raw.split("\n")) {
-    if (line.trim() === "") continue;
-    try {
-      const parsed = entrySchema.safeParse(JSON.parse(line));
-      if (parsed.success) entries.push(parsed.data);
-    } catch {
-      // a torn last line after a crash: ignored
-    }
-  }
-  return entries;
+  return raw.split("\n").flatMap((line) => parseHistoryLine(line) ?? []);
 }
 
 /** The history of every conversation, kept in memory and written through to state/history/. */
@@ -136,16 +137,18 @@ export class ConversationStore {
 /** Every conversation on disk (for status). */
 export async function readAllHistories(paths: RelayPaths): Promise<Map<string, HistoryEntry[]>> {
   const out = new Map<string, HistoryEntry[]>();
-  let names: string[] = [];
-  try {
-    names = await readdir(paths.history);
-  } catch (err) {
-    if (!isErrno(err, "ENOENT")) throw err;
-  }
-  for (const name of names.filter((n) => n.endsWith(".jsonl"))) {
-    out.set(name.slice(0, -".jsonl".length), parseHistory(await readFile(join(paths.history, name), "utf8")));
-  }
+  for (const name of await conversationNames(paths)) out.set(name, parseHistory(await readFile(historyFile(paths, name), "utf8")));
   return out;
+}
+
+/** The conversations that have a history file. */
+export async function conversationNames(paths: RelayPaths): Promise<string[]> {
+  try {
+    return (await readdir(paths.history)).filter((n) => n.endsWith(".jsonl")).map((n) => n.slice(0, -".jsonl".length));
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return [];
+    throw err;
+  }
 }
 
 export const turnEntry = (item: WorkItem, reply: string, at: Date): HistoryEntry => ({

@@ -1,6 +1,7 @@
 // The composition root of `relay run`: the real deps, over the root's files, the Messages API and
 // ntfy. Tests build their own RelayDeps instead.
 import { existsSync, type FSWatcher, watch } from "node:fs";
+import { chmod } from "node:fs/promises";
 import { pendingRequests, writeDecision } from "../operator/permissions.js";
 import { join } from "node:path";
 import type Anthropic from "@anthropic-ai/sdk";
@@ -16,7 +17,7 @@ import { claimJcInput, parseJcInput, refuseJcInput, releaseJcClaim } from "../op
 import { type NotificationLinks, notification } from "../operator/notifications.js";
 import type { Notifier } from "../operator/ntfy.js";
 import { statusFilePath } from "../status/status-file.js";
-import { PRIVATE_FILE, removeIfPresent, removeStaleTemporaries, tightenModes, writeAtomic } from "../store/files.js";
+import { PUBLIC_FILE, removeIfPresent, removeStaleTemporaries, tightenModes, TRAVERSABLE_DIR, writeAtomic } from "../store/files.js";
 import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
 import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
@@ -97,6 +98,8 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   for (const dir of [paths.state, paths.root, paths.history, paths.rejected]) await removeStaleTemporaries(dir);
   // What an earlier version created world-readable: conversation text, the ledger, the snapshot, logs.
   await tightenModes([paths.state, paths.history, paths.logs]);
+  // ...but state/status.json is the public read model (anyone reads it): state/ lets others reach it by name.
+  await chmod(paths.state, TRAVERSABLE_DIR);
 
   // queue/.rejected/ keeps the newest limits.rejected_keep, none older than rejected_days:
   // pruned at start, then at most once a minute while envelopes are taken.
@@ -173,7 +176,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     status: {
       write: async (status) => {
         const safe = redactDeep(status, redact);
-        await writeAtomic(statusFilePath(paths), `${JSON.stringify(safe, null, 1)}\n`, { durable: false, mode: PRIVATE_FILE });
+        await writeAtomic(statusFilePath(paths), `${JSON.stringify(safe, null, 1)}\n`, { durable: false, mode: PUBLIC_FILE });
         nats?.onStatus(safe);
       },
     },

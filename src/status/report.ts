@@ -11,6 +11,7 @@ import { probeLock } from "../store/lock.js";
 import type { RelayPaths } from "../config/paths.js";
 import { countRejected, isInProgressName } from "../transport/file/queue.js";
 import { isErrno } from "../store/files.js";
+import { formatAge, type RelayMirror, readRelayMirror } from "./remote-status.js";
 import { type ConversationView, type QuestionView, readStatusFile, type StatusFile, type StatusFileRead } from "./status-file.js";
 
 export interface StatusReport {
@@ -36,12 +37,35 @@ export interface StatusReport {
   updatedAt: string | null;
   /** state/status.json exists but cannot be read: the report comes from the other files */
   statusError?: string;
+  /** `transport: nats` only (CONTRACT §11) */
+  transport?: "nats";
+  /** on an agent's root: `daemon` is the local `relay agent`, and the rest is the relay's status mirrored over NATS */
+  relay?: RelayMirrorView;
+}
+
+/** How an agent's root sees the relay on another host. */
+export interface RelayMirrorView {
+  agent: string;
+  /** the mirror is younger than 30 s: the relay's heartbeat reaches this host */
+  reachable: boolean;
+  /** when the agent last rewrote the mirror (this host's clock), and how long ago */
+  mirroredAt: string | null;
+  ageSeconds: number | null;
+  /** the relay's last heartbeat, on the relay host's clock */
+  heartbeatAt: string | null;
+}
+
+/** The root's role, from its config.yaml: the relay's own, or a `relay agent`'s (`agent`: its name). */
+export interface RootRole {
+  transport?: "files" | "nats";
+  agent?: string;
 }
 
 /** What the reader takes from config.yaml: the sessions and their conversations. */
 export interface ConfiguredSession {
   id: string;
-  conversation: string;
+  /** unknown on an agent's root: the relay's status says it */
+  conversation?: string;
 }
 
 /** The answer to "is DIR a relay root?": a directory with config.yaml or state/. */
@@ -97,6 +121,7 @@ async function fromFiles(paths: RelayPaths, configured: readonly ConfiguredSessi
   const conversation = (id: string): ConversationView => (conversations[id] ??= { state: "idle", sessions: [], chars: 0, turns: 0, question: null });
   const sessions: DaemonView["sessions"] = {};
   for (const s of configured) {
+    if (s.conversation === undefined) continue;
     conversation(s.conversation).sessions.push(s.id);
     sessions[s.id] = { pending: 0, conversation: s.conversation };
   }
@@ -130,13 +155,27 @@ async function fromFiles(paths: RelayPaths, configured: readonly ConfiguredSessi
 }
 
 /** `held`: the daemon's status as it holds it in memory (the status page in `relay run`), instead of reading state/status.json. */
-export async function readStatus(paths: RelayPaths, configured: readonly ConfiguredSession[], now = Date.now(), opts: { file?: StatusFile } = {}): Promise<StatusReport> {
+export async function readStatus(
+  paths: RelayPaths,
+  configured: readonly ConfiguredSession[],
+  now = Date.now(),
+  opts: { file?: StatusFile; role?: RootRole } = {},
+): Promise<StatusReport> {
   const lock = probeLock(paths.lock);
-  const file: StatusFileRead = opts.file ? { kind: "ok", status: opts.file } : await readStatusFile(paths);
+  const agent = opts.role?.agent;
+  const mirror = agent === undefined ? null : await readRelayMirror(paths, now);
+  const file: StatusFileRead = opts.file
+    ? { kind: "ok", status: opts.file }
+    : mirror === null
+      ? await readStatusFile(paths)
+      : mirror.kind !== "none" && mirror.status !== null
+        ? { kind: "ok", status: mirror.status }
+        : { kind: "none" };
   const base = file.kind === "ok" ? fromStatusFile(file.status, now) : await fromFiles(paths, configured, now);
 
   const sessions: StatusReport["sessions"] = {};
-  const ids = new Set([...configured.map((s) => s.id), ...Object.keys(base.sessions)]);
+  // An agent's root shows the sessions that live on it; the relay's status knows every host's.
+  const ids = new Set([...configured.map((s) => s.id), ...(agent === undefined ? Object.keys(base.sessions) : [])]);
   for (const id of ids) {
     const known = base.sessions[id];
     const conversation = known?.conversation ?? configured.find((s) => s.id === id)?.conversation;
@@ -158,6 +197,19 @@ export async function readStatus(paths: RelayPaths, configured: readonly Configu
     cost: base.cost,
     updatedAt: base.updatedAt,
     ...(file.kind === "invalid" ? { statusError: `state/status.json cannot be read (${file.error}); shown from the other files` } : {}),
+    ...(opts.role?.transport === "nats" ? { transport: "nats" as const } : {}),
+    ...(agent === undefined || mirror === null ? {} : { relay: mirrorView(agent, mirror) }),
+  };
+}
+
+function mirrorView(agent: string, mirror: RelayMirror): RelayMirrorView {
+  if (mirror.kind === "none") return { agent, reachable: false, mirroredAt: null, ageSeconds: null, heartbeatAt: null };
+  return {
+    agent,
+    reachable: mirror.kind === "fresh",
+    mirroredAt: mirror.mirror.mirroredAt,
+    ageSeconds: Number.isFinite(mirror.ageMs) ? Math.round(mirror.ageMs / 1000) : null,
+    heartbeatAt: mirror.mirror.relayHeartbeatAt,
   };
 }
 
@@ -168,15 +220,28 @@ const oneLine = (text: string, max: number) => {
 };
 
 export function formatStatus(s: StatusReport, opts: { questionChars?: number } = {}): string {
+  const daemonName = s.relay ? `relay agent ${s.relay.agent}` : "daemon";
   const lines = [
     `state:     ${s.state}${
-      s.daemon.running
+      s.relay
+        ? s.daemon.running
+          ? ` (${daemonName} running, pid ${s.daemon.pid ?? "?"})`
+          : ` (no relay agent running here: start one with relay agent)`
+        : s.daemon.running
         ? ` (daemon running, pid ${s.daemon.pid ?? "?"})`
         : s.daemon.lastPid
           ? ` (no daemon running: pid ${s.daemon.lastPid} was killed without releasing state/.lock, which is free)`
           : " (no daemon running)"
     }`,
   ];
+  if (s.relay) {
+    const age = s.relay.ageSeconds === null ? "" : `, mirrored ${formatAge(s.relay.ageSeconds * 1000)} ago`;
+    lines.push(
+      s.relay.mirroredAt === null
+        ? "relay:     not reached yet from this host (over NATS); what follows is this root's own files"
+        : `relay:     ${s.relay.reachable ? "reachable" : "UNREACHABLE (no heartbeat for over 30 s)"} over NATS${age}; what follows is the relay's status as last mirrored here`,
+    );
+  }
   for (const q of s.questions) {
     lines.push(`needs JC:  ${q.id} from ${q.session} (${q.conversation}, since ${q.since}): ${oneLine(q.question, opts.questionChars ?? QUESTION_CHARS)}`);
   }

@@ -67,6 +67,10 @@ export async function removeStaleTemporaries(dir: string): Promise<string[]> {
 /** Files the relay writes for itself (conversation text, the ledger, the snapshot, logs): owner only. */
 export const PRIVATE_FILE = 0o600;
 export const PRIVATE_DIR = 0o700;
+/** state/status.json, the public read model (CONTRACT §2: "relay writes, anyone reads"): redacted, readable by all. */
+export const PUBLIC_FILE = 0o644;
+/** state/: others may open a file they name in it (status.json) but not list it; every other file in it is 0600. */
+export const TRAVERSABLE_DIR = 0o711;
 
 /** A JSON file of the relay's own, private (0600). */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

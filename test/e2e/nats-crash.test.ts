@@ -2,13 +2,12 @@
 // of nats-server while envelopes flow from two roots, then everything is answered once and
 // delivered once. Skipped, saying why, when nats-server is not installed.
 import { randomBytes } from "node:crypto";
-import { readFile, unlink, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import {
   type Daemon,
   dropEnvelope,
-  inputPath,
   killAll,
   makeRoot,
   queueNames,
@@ -19,6 +18,7 @@ import {
 } from "../support/cli.js";
 import { agentNatsConfig, relayNatsConfig } from "../support/nats-roots.js";
 import { type NatsServer, natsSkipReason, startNatsServer } from "../support/nats-server.js";
+import { replyConsumer } from "../support/reply-consumer.js";
 
 let server: NatsServer | null = null;
 if (natsSkipReason) console.warn(`skipping the NATS crash test: ${natsSkipReason}`);
@@ -34,30 +34,6 @@ afterAll(async () => {
 
 const relayConfig = relayNatsConfig([{ id: "s1" }, { id: "s2", host: "laptop" }, { id: "s3", host: "laptop", systemPrompt: "s3 has a conversation of its own" }]);
 const agentConfig = agentNatsConfig("laptop", ["s2", "s3"]);
-
-/** A Claude Code session stand-in: takes each reply (records what it answers) and deletes input.txt. */
-function consumer(root: string, session: string, seen: (string | null)[]): { stop(): void } {
-  let stopped = false;
-  void (async () => {
-    while (!stopped) {
-      try {
-        const text = await readFile(inputPath(root, session), "utf8");
-        const meta = JSON.parse(await readFile(join(root, "dispatch", session, "input.json"), "utf8")) as { in_reply_to: string | null };
-        expect(text).toMatch(/^(answer number \d+|JC's own words)$/);
-        seen.push(meta.in_reply_to);
-        await unlink(inputPath(root, session));
-      } catch {
-        // no reply yet
-      }
-      await new Promise((r) => setTimeout(r, 30));
-    }
-  })();
-  return {
-    stop: () => {
-      stopped = true;
-    },
-  };
-}
 
 /** The shared server, a scope whose every call answers differently (a repeated call shows), and the agents' variables. */
 async function setUp(ctx: TestContext): Promise<{ nats: NatsServer; scope: Scope; vars: Record<string, string> }> {
@@ -86,7 +62,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash
       await agent.exited;
     });
     const seen: (string | null)[] = [];
-    const cc = consumer(agentRoot, "s2", seen);
+    const cc = replyConsumer(agentRoot, "s2", seen);
     ctx.onTestFinished(async () => cc.stop());
 
     if (point === "agent-jc-published") await writeFile(join(agentRoot, "state", "jc_input.txt"), "@s2: JC's own words");
@@ -122,7 +98,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats under kill -9", () => 
       await agent.exited;
     });
     const seen: Record<string, (string | null)[]> = { s1: [], s2: [], s3: [] };
-    const consumers = [consumer(relayRoot, "s1", seen.s1 ?? []), consumer(agentRoot, "s2", seen.s2 ?? []), consumer(agentRoot, "s3", seen.s3 ?? [])];
+    const consumers = [replyConsumer(relayRoot, "s1", seen.s1 ?? []), replyConsumer(agentRoot, "s2", seen.s2 ?? []), replyConsumer(agentRoot, "s3", seen.s3 ?? [])];
     ctx.onTestFinished(async () => {
       for (const c of consumers) c.stop();
     });

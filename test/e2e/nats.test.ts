@@ -20,6 +20,7 @@ import {
   Scope,
   secretLeaks,
   secretsCheck,
+  spawnCli,
   startAgent,
   waitFor,
   waitForFile,
@@ -193,7 +194,26 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, checks", () => {
     expect(noServer.code).toBe(1);
     expect(noServer.stderr.trim().split("\n")).toHaveLength(1);
     expect(noServer.stderr).toMatch(/first start/);
-  }, 30_000);
+
+    // relay nats init creates them, one line each, and records the root as verified; a second run changes nothing
+    const init = await runCli(["nats", "init", "--root", root], { env: natsVars() });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stdout).toMatch(/^created stream \S+_ENV$/m);
+    expect(init.stdout).toMatch(/^created consumer relay on \S+_ENV$|^created .*bucket/m);
+    expect(init.stdout).toMatch(/^ok: \d+ created, everything as expected/m);
+    const again = await runCli(["nats", "init", "--root", root, "--json"], { env: natsVars() });
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, created: [], problems: [] });
+    expect((await runCli(["nats", "check", "--root", root], { env: natsVars() })).code).toBe(0);
+    expect(await exists(join(root, "state", "nats.json"))).toBe(true);
+    // verified once: a later start without the server starts anyway and retries
+    const later = await spawnCli(["run", "--dry-run", "--root", root], { ...natsVars(), NATS_URL: "nats://127.0.0.1:1" });
+    await waitFor(() => later.stderr().includes("relay started") || !later.alive(), { what: "the relay to start without its server" });
+    expect(later.alive(), later.stderr()).toBe(true);
+    expect(later.stderr()).toMatch(/NATS unreachable; starting anyway/);
+    later.child.kill("SIGKILL");
+    await later.exited;
+  }, 60_000);
 
   it("refuses a stream configured differently (drift), naming it and the expected value, and changes nothing", async () => {
     const prefix = freshPrefix();

@@ -2,7 +2,10 @@
 // them: the stand-in API puts the key (and the page's and ntfy's tokens) into its error messages,
 // and every output is searched: relay status (text and JSON), state/status.json, the snapshot,
 // the log, queue/.rejected/'s reasons, the status page, the notifications, the daemon's own
-// output. The file's last test (secretsCheck) then searches every file under the roots but .env.
+// output. The ntfy topics are scrubbed the same way everywhere but where they are the point: the
+// publish request's own `topic` field (and the reply topic in a question's buttons, which a 401
+// or a 400 does not bring). The file's last test (secretsCheck) then searches every file under
+// the roots but .env.
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, it, type TestContext } from "vitest";
@@ -12,14 +15,17 @@ afterAll(killAll);
 
 const HTTP_TOKEN = `page-token-${"7".repeat(32)}`;
 const NTFY_TOKEN = "tk_e2esecretntfytoken0123456789";
-const SECRETS = [TEST_KEY, HTTP_TOKEN, NTFY_TOKEN];
-const quoting = `your key ${TEST_KEY} (page ${HTTP_TOKEN}, ntfy ${NTFY_TOKEN}) was refused`;
+const TOPIC = "e2e-topic-secret-0123456789abcdef";
+const REPLY_TOPIC = "e2e-reply-topic-secret-0123456789";
+const SECRETS = [TEST_KEY, HTTP_TOKEN, NTFY_TOKEN, TOPIC, REPLY_TOPIC];
+const quoting = `your key ${TEST_KEY} (page ${HTTP_TOKEN}, ntfy ${NTFY_TOKEN}, topics ${TOPIC} and ${REPLY_TOPIC}) was refused`;
+const ENV = { RELAY_HTTP_TOKEN: HTTP_TOKEN, NTFY_TOKEN, NTFY_TOPIC: TOPIC, NTFY_REPLY_TOPIC: REPLY_TOPIC };
 
 async function setUp(ctx: TestContext) {
   const scope = await Scope.create(ctx);
   scope.fake.setResponder(() => "all good");
   const root = await makeRoot();
-  const vars = scope.vars({ RELAY_HTTP_TOKEN: HTTP_TOKEN, NTFY_TOKEN });
+  const vars = scope.vars(ENV);
   return { scope, root, vars };
 }
 
@@ -38,11 +44,13 @@ describe.concurrent("an upstream error message that quotes the secrets", { timeo
     const { expect } = ctx;
     const { scope, root, vars } = await setUp(ctx);
     scope.fake.enqueue({ kind: "error", status: 401, type: "authentication_error", message: quoting });
-    const daemon = await scope.start(root, { RELAY_HTTP_TOKEN: HTTP_TOKEN, NTFY_TOKEN }, ["--http", "127.0.0.1:0"]);
+    const daemon = await scope.start(root, ENV, ["--http", "127.0.0.1:0"]);
     await dropEnvelope(root, "e.json", { session_id: "session-1", content: "hello" });
     await waitFor(async () => (await machineState(root)) === "paused", { what: "the relay to pause" });
-    const [note] = await scope.ntfy.waitForMessages(1);
-    expectClean(expect, "the paused notification", JSON.stringify(note));
+    const [note] = await scope.ntfy.waitForMessages(1, 30_000);
+    expect(note?.topic).toBe(TOPIC); // the publish request itself names its topic
+    const { topic: _, ...shown } = note ?? {};
+    expectClean(expect, "the paused notification", JSON.stringify(shown));
     expect(JSON.stringify(note)).toContain("[redacted]");
 
     const text = await runCli(["status", "--root", root], { env: vars });
@@ -84,7 +92,7 @@ describe.concurrent("an upstream error message that quotes the secrets", { timeo
     const { expect } = ctx;
     const { scope, root } = await setUp(ctx);
     scope.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: `messages.0.content: ${quoting}` });
-    const daemon = await scope.start(root, { RELAY_HTTP_TOKEN: HTTP_TOKEN, NTFY_TOKEN });
+    const daemon = await scope.start(root, ENV);
     await dropEnvelope(root, "e.json", { session_id: "session-1", content: "hello" });
     const reasonFile = join(root, "queue", ".rejected", "e.json.reason.json");
     await waitFor(async () => (await readFile(reasonFile, "utf8").catch(() => "")).includes("redacted"), { what: "the rejection's reason" });
@@ -93,8 +101,19 @@ describe.concurrent("an upstream error message that quotes the secrets", { timeo
     expectClean(expect, "the daemon's output", daemon.stdout() + daemon.stderr());
   });
 
-  it("the other tokens are nowhere either", async ({ expect }) => {
+  it("an error line of the CLI quotes no secret or topic of the root's .env", async (ctx) => {
+    const { expect } = ctx;
+    const root = await makeRoot({ dotenv: `NTFY_TOPIC=${TOPIC}\nNTFY_REPLY_TOPIC=${REPLY_TOPIC}\nNTFY_TOKEN=${NTFY_TOKEN}\n` });
+    // an error line that would quote the topic (given as a session id, which the line names)
+    const r = await runCli(["send", "--root", root, "--session", TOPIC, "hello"], { env: {} });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("[redacted]");
+    expectClean(expect, "the error line", r.stdout + r.stderr);
+  });
+
+  it("the other tokens are nowhere either, and the topics only in the publish requests' own topic field", async ({ expect }) => {
     for (const secret of [HTTP_TOKEN, NTFY_TOKEN]) expect(await secretLeaks(secret)).toEqual([]);
+    for (const topic of [TOPIC, REPLY_TOPIC]) expect((await secretLeaks(topic)).filter((where) => !where.startsWith("ntfy message"))).toEqual([]);
   });
 });
 

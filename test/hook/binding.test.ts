@@ -9,6 +9,7 @@ import { bindingFile, claimBinding, readBinding, releaseBinding } from "../../sr
 import { holdOf } from "../../src/claude-code/replies.js";
 import { becomeWaiter, endWaiterOf, isWaiter, leaveWaiter, readWaiter, waiterFile } from "../../src/claude-code/waiter.js";
 import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
+import { MIRROR_STALE_MS, remoteStatusPath } from "../../src/status/remote-status.js";
 import { statusFileSchema } from "../../src/status/status-file.js";
 import { exists } from "../support/cli.js";
 
@@ -131,5 +132,32 @@ describe("holdOf: what holds a session's conversation", () => {
     expect(await holdOf(paths, "session-1", until + MIN)).toEqual({ kind: "paused", message: "credit balance exhausted" });
     await writeStatus(paths, null);
     expect(await holdOf(paths, "session-1", 0)).toBeNull();
+  });
+
+  it("on an agent's root the mirror of the relay's status decides, and a mirror missing or over 30 s old is the relay unreachable", async () => {
+    const paths = await tempPaths();
+    const agentRoot = { agentRoot: true };
+    expect(await holdOf(paths, "session-1", 0, agentRoot)).toEqual({ kind: "unreachable", ageMs: null });
+
+    // a status.json left on the root is not the relay's word on an agent's root
+    await writeStatus(paths, { kind: "permanent", nextTryAt: new Date().toISOString(), message: "credit balance exhausted" });
+    const status = JSON.parse(await readFile(join(paths.state, "status.json"), "utf8")) as unknown;
+    await rm(join(paths.state, "status.json"));
+    const mirror = async (mirroredAt: number, relayStatus: unknown) =>
+      writeFile(
+        remoteStatusPath(paths),
+        JSON.stringify({ status: relayStatus, relayHeartbeatAt: new Date(mirroredAt).toISOString(), agent: { name: "laptop", pid: 1, sessions: ["session-1"] }, mirroredAt: new Date(mirroredAt).toISOString() }),
+      );
+    await mirror(Date.now(), status);
+    expect(await holdOf(paths, "session-1", 0, agentRoot)).toEqual({ kind: "paused", message: "credit balance exhausted" });
+    expect(await holdOf(paths, "session-1", 0)).toBeNull(); // the relay's own root reads status.json, which is gone
+
+    await mirror(Date.now(), null); // the relay has published no status yet
+    expect(await holdOf(paths, "session-1", 0, agentRoot)).toBeNull();
+
+    await mirror(Date.now() - MIRROR_STALE_MS - 5_000, status);
+    const stale = await holdOf(paths, "session-1", 0, agentRoot);
+    expect(stale?.kind).toBe("unreachable");
+    expect(stale?.kind === "unreachable" ? stale.ageMs : null).toBeGreaterThan(MIRROR_STALE_MS);
   });
 });

@@ -82,7 +82,9 @@ describe.skipIf(skipReason !== null)("relay run --http", () => {
     });
     page.on("pageerror", (e) => problems.push(e.message));
     await page.goto(url);
-    await page.locator('#chart[data-state="idle"]').waitFor();
+    await page.locator('#chart[data-state="idle"]').waitFor({ state: "attached" });
+    await page.locator("#chart-details > summary").click(); // the chart is drawn on demand
+    await page.locator("#chart svg").waitFor();
     expect(await page.locator("#daemon").textContent()).toMatch(/daemon running/);
 
     await dropEnvelope(t.paths, t.config, "session-1", "Sub-PR A is open at #438.");

@@ -94,10 +94,11 @@ describe.skipIf(!haveChromium)("the status page in chromium", () => {
     }
   });
 
-  /** The page, loaded once. */
+  /** The page, loaded once, with its state chart opened (it is drawn on demand). */
   const open = async () => {
     if (page.url() !== server.url) await page.goto(server.url);
     await page.locator("#live.on").waitFor();
+    if ((await page.locator("#chart-details").getAttribute("open")) === null) await page.locator("#chart-details > summary").click();
     await page.locator("#chart svg").waitFor();
   };
 
@@ -238,7 +239,7 @@ describe.skipIf(!haveChromium)("the status page in chromium", () => {
       // the scripts, the stylesheet and /events below all authenticate with the cookie alone
       await other.goto(`${guarded.url}?token=${token}`);
       await other.locator("#live.on").waitFor();
-      await other.locator('#chart[data-state="idle"]').waitFor();
+      await other.locator('#chart[data-state="idle"]').waitFor({ state: "attached" });
       expect(other.url()).toBe(guarded.url);
       expect(await other.content()).not.toContain(token);
       await other.locator("#jc-text").fill("@session-2: carry on");

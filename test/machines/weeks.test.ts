@@ -1,6 +1,7 @@
 // Running for weeks, layer 2: the real daemon loop and machines over deps held in memory. A
 // restart retries at once whatever deadline the snapshot kept (CONTRACT §8), and a wall clock
-// that steps back does not move a retry the daemon waits for (waits are monotonic).
+// that steps back does not move a retry the daemon waits for (waits are monotonic), and every
+// conversation's deadline is kept by the daemon's one timer (the machines hold deadlines as data).
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -155,5 +156,49 @@ describe("clocks", { timeout: 60_000 }, () => {
     expect(fake.outbox.delivered).toEqual([]); // by the wall clock the retry is a day away
     monoOffset = LONGEST_WAIT_MS + 1_000; // an hour passes
     await until(() => expect(fake.outbox.delivered.map((d) => d.text)).toEqual([expect.stringContaining("reply to")]), 30_000);
+  });
+});
+
+describe("one clock for every conversation", { timeout: 60_000 }, () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("50 conversations backing off arm one timer, which sleeps until the earliest deadline and wakes for each in turn", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"] });
+    const ids = Array.from({ length: 50 }, (_, i) => `s${i}`);
+    // the poll interval is longer than every deadline: only the deadlines wake the loop
+    const fake = fakeRelay(fakeConfig({ sessions: ids.map((id) => session(id)), maxParallelCalls: 50, pollIntervalMs: 600_000 }));
+    const failed = new Set<string>();
+    // each conversation's first call fails with a 503 asking for 10 s, plus a second per place: s0 first, s49 last
+    fake.api.reply = (text) => {
+      const id = /work for (s\d+)/.exec(text)?.[1] ?? "";
+      if (failed.has(id)) return `reply to ${id}`;
+      failed.add(id);
+      return { error: apiError(503, "api_error", "unavailable", { "retry-after-ms": String(10_000 + Number(id.slice(1)) * 1_000) }) };
+    };
+    for (const id of ids) fake.inbox.drop(id, `work for ${id}`);
+    const handle = await start(fake);
+    const backingOff = () => Object.values(handle.actor.getSnapshot().context.conversations).filter((ref) => ref.getSnapshot().value === "backingOff").length;
+    for (let i = 0; i < 2_000 && backingOff() < 50; i++) await vi.advanceTimersByTimeAsync(1);
+    expect(backingOff()).toBe(50);
+    expect(fake.api.calls).toHaveLength(50);
+    expect(vi.getTimerCount()).toBe(1); // the daemon's one sleep, not one timer per conversation
+
+    // nothing wakes before the earliest deadline (s0's); then each conversation is retried at its own, in order
+    const firstAt = Date.now();
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(fake.api.calls).toHaveLength(50);
+    for (const [k, id] of ids.entries()) {
+      await vi.advanceTimersByTimeAsync(firstAt + 10_000 + k * 1_000 + 5 - Date.now());
+      expect(fake.api.calls.at(-1)?.text).toContain(`work for ${id}`);
+      expect(fake.api.calls).toHaveLength(51 + k);
+      expect(vi.getTimerCount()).toBe(1);
+    }
+    await vi.advanceTimersByTimeAsync(100);
+    expect(fake.outbox.delivered.map((d) => d.text).sort()).toEqual(ids.map((id) => `reply to ${id}`).sort());
+    expect(vi.getTimerCount()).toBe(1);
+    vi.useRealTimers();
+    await stop(handle);
   });
 });

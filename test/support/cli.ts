@@ -165,18 +165,57 @@ export async function spawnCli(args: string[], vars: Record<string, string | und
   return spawnRelay(args, await childEnv(vars), `relay ${args.join(" ")}`);
 }
 
+/** CPU time (user + system, in clock ticks) a process has used so far, from /proc; null where there is no /proc. */
+async function cpuTicks(pid: number): Promise<number | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // the fields after the command name (which may hold spaces) start at state: utime and stime are the 12th and 13th of them
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Wait until `ready()` or the child has died: at least 30 s, and beyond that for as long as the
+ * child makes progress, so a start that is slow because the machine is busy (the child is still
+ * using CPU) is waited for, and one that is stuck (no CPU for `stallMs`) fails. Where /proc is
+ * missing, the plain 30 s.
+ */
+export async function waitWhileWorking(d: Daemon, ready: () => boolean, what: string, stallMs = 15_000): Promise<void> {
+  const atLeastMs = 30_000;
+  let ticks = await cpuTicks(d.pid);
+  if (ticks === null) {
+    await waitFor(() => !d.alive() || ready(), { what, timeoutMs: atLeastMs });
+    return;
+  }
+  const began = Date.now();
+  let progressAt = began;
+  while (d.alive() && !ready()) {
+    const now = await cpuTicks(d.pid);
+    if (now !== null && now !== ticks) {
+      ticks = now;
+      progressAt = Date.now();
+    }
+    if (Date.now() - progressAt > stallMs && Date.now() - began > atLeastMs) throw new Error(`timed out waiting for ${what}: the process used no CPU for ${stallMs} ms\nstderr: ${d.stderr()}`);
+    await sleep(50);
+  }
+}
+
 /** `relay run --root ROOT [more args]` in the background. */
 export async function startRelay(root: string, vars: Record<string, string | undefined>, args: string[] = []): Promise<Daemon> {
   const d = spawnRelay(["run", "--root", root, ...args], await childEnv(vars), `relay run ${args.join(" ")}`);
-  // Ready once its loop runs (it logs "relay started" to stderr), or once it has died trying.
-  await waitFor(() => !d.alive() || d.stderr().includes("relay started"), { what: "the daemon to start", timeoutMs: 30_000 });
+  // Ready once its loop runs (it logs "relay started" to stderr), or once it has died trying; on a
+  // busy machine a start can take tens of seconds, so past 30 s it is waited for while it makes progress.
+  await waitWhileWorking(d, () => d.stderr().includes("relay started"), "the daemon to start");
   return d;
 }
 
 /** `relay agent --root ROOT [more args]` in the background (transport: nats). */
 export async function startAgent(root: string, vars: Record<string, string | undefined>, args: string[] = []): Promise<Daemon> {
   const d = spawnRelay(["agent", "--root", root, ...args], await childEnv(vars), `relay agent ${args.join(" ")}`);
-  await waitFor(() => !d.alive() || d.stderr().includes("agent started"), { what: "the agent to start", timeoutMs: 10_000 });
+  await waitWhileWorking(d, () => d.stderr().includes("agent started"), "the agent to start");
   return d;
 }
 

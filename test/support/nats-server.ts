@@ -48,6 +48,10 @@ export interface NatsServerOptions {
   /** extra lines for the config file (authorization { ... }, etc.) */
   extraConfig?: string;
   maxPayload?: string;
+  /** fixed ports (a cluster's members must know each other's); default: chosen by the OS */
+  port?: number;
+  /** a member of a cluster: its name, its route port, and the other members' route ports */
+  cluster?: { serverName: string; port: number; routes: number[] };
 }
 
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
@@ -55,7 +59,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const dir = await mkdtemp(join(tmpdir(), "relay-nats-"));
   const storeDir = join(dir, "store");
   const confFile = join(dir, "nats.conf");
-  let port = -1;
+  let port = opts.port ?? -1;
   let httpPort = -1;
   let child: ChildProcess | null = null;
 
@@ -67,6 +71,12 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
         `http: 127.0.0.1:${httpPort}`,
         `max_payload: ${opts.maxPayload ?? "8MB"}`,
         `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+        ...(opts.cluster
+          ? [
+              `server_name: ${opts.cluster.serverName}`,
+              `cluster { name: relaytest, listen: 127.0.0.1:${opts.cluster.port}, routes: [${opts.cluster.routes.map((p) => `nats-route://127.0.0.1:${p}`).join(", ")}] }`,
+            ]
+          : []),
         opts.extraConfig ?? "",
         "",
       ].join("\n"),
@@ -145,4 +155,70 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     },
     running: () => child !== null && child.exitCode === null,
   };
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released: a cluster's config must name its ports up front). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no free port");
+  return address.port;
+}
+
+export interface NatsCluster {
+  nodes: NatsServer[];
+  /** every member's client URL, comma-separated (NATS_URL) */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Three nats-servers routed into one JetStream cluster (replicas: 3), ready once every member
+ * sees a meta leader and three peers.
+ */
+export async function startNatsCluster(): Promise<NatsCluster> {
+  const clientPorts = [await freePort(), await freePort(), await freePort()];
+  const routePorts = [await freePort(), await freePort(), await freePort()];
+  const nodes = await Promise.all(
+    [0, 1, 2].map((i) =>
+      startNatsServer({
+        port: clientPorts[i] ?? 0,
+        cluster: { serverName: `n${i + 1}`, port: routePorts[i] ?? 0, routes: routePorts.filter((_, j) => j !== i) },
+      }),
+    ),
+  );
+  await waitForMetaLeader(nodes);
+  return {
+    nodes,
+    url: nodes.map((n) => n.url).join(","),
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()));
+    },
+  };
+}
+
+/** Until every running member reports a JetStream meta leader in a cluster of three. */
+export async function waitForMetaLeader(nodes: NatsServer[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ready = await Promise.all(
+      nodes
+        .filter((n) => n.running())
+        .map(async (n) => {
+          try {
+            const res = await fetch(`http://127.0.0.1:${n.httpPort}/jsz`);
+            const jsz = (await res.json()) as { meta_cluster?: { leader?: string; cluster_size?: number } };
+            return Boolean(jsz.meta_cluster?.leader) && jsz.meta_cluster?.cluster_size === 3;
+          } catch {
+            return false;
+          }
+        }),
+    );
+    if (ready.length > 0 && ready.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error("the NATS cluster elected no JetStream meta leader");
+    await sleep(200);
+  }
 }

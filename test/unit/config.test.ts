@@ -385,3 +385,18 @@ describe("ensureTopic", () => {
     );
   });
 });
+
+describe("public_url", () => {
+  it("is the status page's address as JC's phone reaches it: an http(s) URL, optional", async () => {
+    await writeFile(paths.config, `${MINIMAL}public_url: https://relay.example.net/status/\n`);
+    expect((await loadConfig(paths, {}, { seed: false })).publicUrl).toBe("https://relay.example.net/status/");
+    await writeFile(paths.config, MINIMAL);
+    expect((await loadConfig(paths, {}, { seed: false })).publicUrl).toBeUndefined();
+  });
+
+  it("refuses what is not an http(s) URL, naming the key", () => {
+    for (const bad of ["relay.example.net", "ftp://relay.example.net/", "javascript:alert(1)", "''"]) {
+      expect(() => parseFileConfig(`${MINIMAL}public_url: ${bad}\n`), bad).toThrow("config.yaml: public_url: expected an http(s) URL such as https://relay.example.net/");
+    }
+  });
+});

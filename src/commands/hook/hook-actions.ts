@@ -38,7 +38,7 @@ export async function stopHook(flags: ParsedFlags<typeof STOP_FLAGS>, startedAt:
   const waitS = flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S);
   const bad = badSession(flags.session);
   if (bad) return bad;
-  const [{ loadConfig }, { runStopHook }, { readStdin }] = await Promise.all([
+  const [{ loadClientConfig }, { runStopHook }, { readStdin }] = await Promise.all([
     import("../../config/config.js"),
     import("../../claude-code/hook.js"),
     import("../../claude-code/hook-input.js"),
@@ -55,7 +55,7 @@ export async function stopHook(flags: ParsedFlags<typeof STOP_FLAGS>, startedAt:
     maxTurns: flags["max-turns"],
     releaseAfterMs: flags["release-after"] * 1000,
     evidenceMax: flags.evidence ? flags["evidence-max"] : 0,
-    loadConfig: () => loadConfig(paths, process.env, { seed: false }),
+    loadConfig: () => loadClientConfig(paths, process.env, { seed: false }),
   });
 }
 

@@ -36,8 +36,8 @@ async function checkConfigured(paths: RelayPaths, session: string, warn: (line: 
     warn(`relay: note: ${paths.config} does not exist yet; \`relay run\` creates it: add session ${session} to its sessions`);
     return;
   }
-  const { loadConfig } = await import("../../config/config.js");
-  const config = await loadConfig(paths, process.env, { seed: false });
+  const { loadClientConfig } = await import("../../config/config.js");
+  const config = await loadClientConfig(paths, process.env, { seed: false });
   if (!config.sessions.some((s) => s.id === session)) {
     throw new UsageError(`session ${session} is not in ${paths.config} (sessions: ${config.sessions.map((s) => s.id).join(", ")}); add it there first`);
   }

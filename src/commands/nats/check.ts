@@ -1,4 +1,4 @@
-import { RelayCommand, UsageError } from "../base.js";
+import { RelayCommand } from "../base.js";
 
 export interface NatsCheckResult {
   ok: boolean;
@@ -16,25 +16,15 @@ export default class NatsCheck extends RelayCommand {
     const paths = this.resolvePaths(flags.root);
     const [{ loadAgentConfig, natsSecrets }, { createLogger }] = await Promise.all([import("../../config/config.js"), import("../../runtime/log.js")]);
     const config = await loadAgentConfig(paths);
-    const [{ connectNats, shownUrl }, { ensureTopology }, { natsNames }, { messageOf }] = await Promise.all([
-      import("../../transport/nats/connection.js"),
-      import("../../transport/nats/topology.js"),
-      import("../../transport/nats/names.js"),
-      import("../../../machines/types.js"),
-    ]);
+    const [{ shownUrl }, { topologyOnce }] = await Promise.all([import("../../transport/nats/connection.js"), import("../../transport/nats/start.js")]);
     const log = createLogger({ terminal: null, secrets: natsSecrets(config.nats) });
     const result: NatsCheckResult = { ok: false, url: shownUrl(config.nats.url), server: null, problems: [] };
-    try {
-      const link = await connectNats(config.nats, "relay nats check", log);
-      result.server = link.server;
-      try {
-        const report = await ensureTopology(link, natsNames(config.nats.prefix), config.nats.replicas, { create: false, relayConsumers: true });
-        result.problems.push(...report.problems);
-      } finally {
-        await link.nc.close();
-      }
-    } catch (err) {
-      result.problems.push(messageOf(err));
+    const seen = await topologyOnce(config.nats, "relay nats check", log, false);
+    if (seen.ok) {
+      result.server = seen.server;
+      result.problems.push(...seen.report.problems);
+    } else {
+      result.problems.push(seen.error);
     }
     result.ok = result.problems.length === 0;
     if (!this.jsonEnabled()) {
@@ -43,13 +33,5 @@ export default class NatsCheck extends RelayCommand {
     }
     if (!result.ok) process.exitCode = 1; // the report is still printed (under --json, as the result)
     return result;
-  }
-
-  protected override async catch(err: Error & { exitCode?: number; code?: string }): Promise<unknown> {
-    if (err instanceof UsageError && this.jsonEnabled()) {
-      this.logJson({ error: err.message });
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
   }
 }

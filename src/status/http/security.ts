@@ -69,7 +69,14 @@ export interface Guard {
   csrfValid(provided: string | undefined): boolean;
 }
 
-export function createGuard(opts: { bound: ListenSpec; token?: string; allowedHosts?: string[] }): Guard {
+/** `public_url`'s host (and the port its Host header carries; none means the scheme's default) and origin. */
+function publicAddress(publicUrl: string | undefined): { host: string; port: number; origin: string } | null {
+  if (publicUrl === undefined) return null;
+  const u = new URL(publicUrl);
+  return { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port), origin: u.origin.toLowerCase() };
+}
+
+export function createGuard(opts: { bound: ListenSpec; token?: string; allowedHosts?: string[]; publicUrl?: string }): Guard {
   const { bound } = opts;
   const token = opts.token === undefined || opts.token === "" ? undefined : opts.token;
   const names = new Set(["localhost", "127.0.0.1", "::1", bound.host.toLowerCase()]);
@@ -81,6 +88,9 @@ export function createGuard(opts: { bound: ListenSpec; token?: string; allowedHo
   }
   for (const h of opts.allowedHosts ?? []) names.add(h.toLowerCase().replace(/^\[|\]$/g, ""));
 
+  // public_url: a proxy that keeps the Host header, and the page's own posts from that origin
+  const published = publicAddress(opts.publicUrl);
+
   const csrfToken = randomBytes(32).toString("base64url");
   const cookieName = `relay_auth_${bound.port}`;
   // The cookie holds a value derived from the token, not the token itself.
@@ -89,8 +99,12 @@ export function createGuard(opts: { bound: ListenSpec; token?: string; allowedHo
   return {
     csrfToken,
     hostAllowed(req) {
-      const h = parseHostHeader(header(req, "host"));
-      return h !== null && h.port === bound.port && names.has(h.host);
+      const value = header(req, "host");
+      const h = parseHostHeader(value);
+      if (h === null) return false;
+      if (h.port === bound.port && names.has(h.host)) return true;
+      // a Host header without a port names the scheme's default, which the server behind a proxy cannot see
+      return published !== null && h.host === published.host && (h.port === published.port || !/:\d+$/.test(value ?? ""));
     },
     access(req, url) {
       if (token === undefined) {
@@ -118,7 +132,7 @@ export function createGuard(opts: { bound: ListenSpec; token?: string; allowedHo
       if (origin === undefined) return true; // browsers send Origin with every POST; a client without it is not a page
       const host = (header(req, "host") ?? "").toLowerCase();
       const o = origin.toLowerCase();
-      return o === `http://${host}` || o === `https://${host}`;
+      return o === `http://${host}` || o === `https://${host}` || o === published?.origin;
     },
     csrfValid(provided) {
       return provided !== undefined && safeEqual(provided, csrfToken);

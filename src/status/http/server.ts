@@ -16,7 +16,7 @@ import { readStatusFile, statusFilePath } from "../status-file.js";
 import { asset, pageHtml } from "./assets.js";
 import { LedgerSummary, newestRecords } from "../../costs/ledger-summary.js";
 import type { StatusFile } from "../status-file.js";
-import { costsView, RejectionsCache, recentCalls, type Rejection } from "./data.js";
+import { ConversationPanels, costsView, MAX_PANEL_ENTRIES, RejectionsCache, recentCalls, type Rejection } from "./data.js";
 import { isLoopbackHost, isWildcardHost, parseListen, urlHost } from "./listen.js";
 import { createGuard, type Guard, MIN_TOKEN_LENGTH, SECURITY_HEADERS } from "./security.js";
 
@@ -47,6 +47,8 @@ export interface StatusServerOptions {
   ledger?: LedgerSummary;
   /** at most this many /events clients at once; one more is refused with 503 (default 16) */
   maxClients?: number;
+  /** `public_url`: the page's address behind a proxy; its Host header and its Origin are this server's too */
+  publicUrl?: string;
   /** the secrets scrubbed from every response (default: the API key, the page token, NTFY_TOKEN) */
   redact?: (text: string) => string;
 }
@@ -59,8 +61,12 @@ export interface StatusServer {
 /** What every server-sent `status` event carries. */
 export interface LiveUpdate {
   state: string;
+  /** since when the relay is in `state`: the daemon's status write that first showed it to this server */
+  stateSince: string;
   status: StatusReport;
   rejected: Rejection[];
+  /** the newest call in the cost ledger (every call there succeeded): a `lastError` before it is over */
+  lastCallAt: string | null;
 }
 
 const DEBOUNCE_MS = 50;
@@ -146,10 +152,16 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
     const held = opts.current?.() ?? null;
     return readStatus(paths, sessions(), Date.now(), held ? { file: held } : {});
   };
+  let since = { state: "", at: "" };
+  let lastCall: { calls: number; at: string | null } = { calls: -1, at: null };
   const liveUpdate = async (): Promise<LiveUpdate> => {
     const status = await statusNow();
-    return { state: status.state, status, rejected: await rejections.read() };
+    if (status.state !== since.state) since = { state: status.state, at: status.updatedAt ?? new Date().toISOString() };
+    // the ledger's last line, read again only when the count of calls moved
+    if (status.cost.calls !== lastCall.calls) lastCall = { calls: status.cost.calls, at: (await newestRecords(paths.root, 1))[0]?.at ?? null };
+    return { state: status.state, stateSince: since.at, status, rejected: await rejections.read(), lastCallAt: lastCall.at };
   };
+  const panels = new ConversationPanels(paths);
 
   // ---- server-sent events ------------------------------------------------------------------
   const clients = new Set<ServerResponse>();
@@ -234,6 +246,16 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
         const raw = url.searchParams.get("limit") ?? "50";
         if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_CALLS) throw new HttpError(400, `limit: expected a whole number from 1 to ${MAX_CALLS}`);
         sendJson(res, 200, { calls: recentCalls(await newestRecords(paths.root, Number(raw))) });
+      },
+    },
+    "/api/history": {
+      GET: async (_req, res, url) => {
+        const session = url.searchParams.get("session") ?? "";
+        const raw = url.searchParams.get("last") ?? "10";
+        if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_PANEL_ENTRIES) throw new HttpError(400, `last: expected a whole number from 1 to ${MAX_PANEL_ENTRIES}`);
+        const conversation = sessions().find((s) => s.id === session)?.conversation ?? opts.current?.()?.sessions[session]?.conversation;
+        if (conversation === undefined) throw new HttpError(404, `session: expected a session of this relay, got ${JSON.stringify(session.slice(0, 64))}`);
+        sendJson(res, 200, await panels.read(session, conversation, Number(raw)));
       },
     },
     "/api/rejected": {
@@ -387,7 +409,12 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
-  guard = createGuard({ bound: { host, port }, ...(token === undefined ? {} : { token }), ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}) });
+  guard = createGuard({
+    bound: { host, port },
+    ...(token === undefined ? {} : { token }),
+    ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}),
+    ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+  });
   server.on("error", (err) => log.error({ err: err.message }, "status page server error"));
 
   const shown = isWildcardHost(host) ? (host.includes(":") ? "::1" : "127.0.0.1") : host;

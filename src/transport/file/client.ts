@@ -7,10 +7,11 @@ import { access, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type RelayConfig, SESSION_ID } from "../../config/config.js";
+import { type ClientConfig, SESSION_ID } from "../../config/config.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { parseJcInput } from "../../operator/jc-input.js";
-import { type QuestionView, readStatusFile } from "../../status/status-file.js";
+import { readRelayStatus } from "../../status/remote-status.js";
+import type { QuestionView } from "../../status/status-file.js";
 import { ensureDirs, isErrno, syncDir, writeAtomic, writeDurable } from "../../store/files.js";
 import { ENVELOPE_ID, MAX_CONTENT_BYTES } from "./queue.js";
 import { type ReplyMeta, readReplyMeta } from "./reply-meta.js";
@@ -20,13 +21,13 @@ export type InboxResult<T> = { ok: true; value: T } | { ok: false; error: string
 /** A fresh envelope id: `send-<base36 time>-<8 hex>`. */
 export const newEnvelopeId = (): string => `send-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
 
-const known = (config: RelayConfig, session: string) => config.sessions.some((s) => s.id === session);
-const sessionList = (config: RelayConfig) => config.sessions.map((s) => s.id).join(", ");
+const known = (config: ClientConfig, session: string) => config.sessions.some((s) => s.id === session);
+const sessionList = (config: ClientConfig) => config.sessions.map((s) => s.id).join(", ");
 
 /** Write queue/.NAME.tmp, then rename it to queue/NAME.json. The envelope carries `id` (given, or a fresh one). */
 export async function dropEnvelope(
   paths: RelayPaths,
-  config: RelayConfig,
+  config: ClientConfig,
   session: string,
   content: string,
   opts: { id?: string } = {},
@@ -78,10 +79,11 @@ export async function takeReplyTo(paths: RelayPaths, session: string, id: string
 }
 
 /** The open questions that hold `session`'s conversation, from state/status.json. */
-async function questionsFor(paths: RelayPaths, config: RelayConfig, session: string): Promise<QuestionView[]> {
-  const read = await readStatusFile(paths);
+async function questionsFor(paths: RelayPaths, config: ClientConfig, session: string): Promise<QuestionView[]> {
+  const read = await readRelayStatus(paths, { agentRoot: config.agentName !== undefined });
   if (read.kind !== "ok") return [];
-  const conversation = config.sessions.find((s) => s.id === session)?.conversation;
+  // On an agent's root the conversation is the relay's to know: its status says which one the session is in.
+  const conversation = config.sessions.find((s) => s.id === session)?.conversation ?? read.status.sessions[session]?.conversation;
   return read.status.questions.filter((q) => q.session === session || q.conversation === conversation);
 }
 
@@ -92,7 +94,7 @@ async function questionsFor(paths: RelayPaths, config: RelayConfig, session: str
  */
 export async function awaitReply(
   paths: RelayPaths,
-  config: RelayConfig,
+  config: ClientConfig,
   session: string,
   id: string,
   opts: { timeoutMs: number; pollMs?: number; onQuestion?: (q: QuestionView) => void },
@@ -145,8 +147,8 @@ const excerpt = (s: string, n: number) => {
 };
 
 /** Why plain text cannot go in now: several questions are open and it would answer only the oldest. */
-async function ambiguity(paths: RelayPaths): Promise<string | null> {
-  const read = await readStatusFile(paths);
+async function ambiguity(paths: RelayPaths, config: ClientConfig): Promise<string | null> {
+  const read = await readRelayStatus(paths, { agentRoot: config.agentName !== undefined });
   if (read.kind !== "ok" || read.status.questions.length < 2) return null;
   const list = read.status.questions.map((q) => `${q.id} (${q.session}: ${JSON.stringify(excerpt(q.question, 60))})`).join(", ");
   return `${read.status.questions.length} questions are open: ${list}; pick one with --question ID (or --session ID)`;
@@ -170,7 +172,7 @@ export type JcSubmitted = { kind: "direct"; session: string } | { kind: "chat"; 
  * question or session is named. An earlier answer not yet read is never overwritten: this waits
  * for the relay to take it (a few poll intervals at most).
  */
-export async function submitJcInput(paths: RelayPaths, config: RelayConfig, text: string, opts: JcSubmitOptions = {}): Promise<InboxResult<JcSubmitted>> {
+export async function submitJcInput(paths: RelayPaths, config: ClientConfig, text: string, opts: JcSubmitOptions = {}): Promise<InboxResult<JcSubmitted>> {
   let body: string;
   let taken: JcSubmitted;
   if (opts.question !== undefined && opts.session !== undefined) return { ok: false, error: "name a question or a session, not both" };
@@ -194,7 +196,7 @@ export async function submitJcInput(paths: RelayPaths, config: RelayConfig, text
       return { ok: false, error: `${parsed.session} is not a session in config.yaml (sessions: ${sessionList(config)})` };
     }
     if (parsed.kind === "chat" && parsed.question === undefined && parsed.session === undefined && opts.refuseAmbiguous) {
-      const why = await ambiguity(paths);
+      const why = await ambiguity(paths, config);
       if (why !== null) return { ok: false, error: why };
     }
     body = text.trim();

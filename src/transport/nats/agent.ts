@@ -29,6 +29,7 @@ import { ensureDirs, readJsonFile, removeIfPresent, syncDir, writeAtomic, writeD
 import { ensureSessionDir } from "../file/dispatch.js";
 import { exists, listQueue, readEntryWithBytes, rejectFile } from "../file/queue.js";
 import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
+import { remoteStatusPath } from "../../status/remote-status.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
@@ -51,7 +52,8 @@ export interface AgentOptions {
   link: NatsLink;
   names: NatsNames;
   name: string;
-  sessions: string[];
+  /** the sessions this root serves, read again on every claim check (10 s): config.yaml may change while it runs */
+  sessions: () => readonly string[];
   log: Logger;
   pollMs: number;
   takeOver: boolean;
@@ -68,6 +70,10 @@ export class NatsAgent {
   private state: AgentState = { slots: {}, rejected: {} };
   private readonly stateFile: string;
   private readonly serving = new Set<string>();
+  /** the session list last read from opts.sessions(), joined: a change is claimed at the next claim check */
+  private wanted = "";
+  /** sessions another agent holds, refused while running (logged once each) */
+  private readonly refused = new Set<string>();
   private stopped = false;
   private wakeLoop: (() => void) | null = null;
   private woken = true;
@@ -79,7 +85,8 @@ export class NatsAgent {
   private jcLeftoversChecked = false;
   private readonly watchers: FSWatcher[] = [];
   private readonly subs: Subscription[] = [];
-  private readonly rejections: { stop(): void }[] = [];
+  /** per served session: what serving it started (its slot subscription, its rejections' consumer, its watcher) */
+  private readonly sessionParts = new Map<string, (() => void)[]>();
   private rejectChain: Promise<void> = Promise.resolve();
   private dispatchKv: KV | null = null;
   private done: Promise<void> = Promise.resolve();
@@ -100,20 +107,56 @@ export class NatsAgent {
     else if (!read.missing) throw new NatsSetupError(`state/agent.json is unreadable (${read.error})`);
     await ensureDirs(paths.queue, paths.rejected, paths.dispatch, paths.state);
     this.dispatchKv = await link.kvm.open(names.dispatchBucket);
-    await this.claimSessions();
-    for (const session of this.serving) {
-      await ensureSessionDir(paths, session);
-      this.slotDue.add(session);
-      this.subs.push(link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, { callback: () => this.wakeSlot(session) }));
-      const problem = await ensurePullConsumer(link.jsm, names.rejectStream, names.rejectConsumer(session), names.rejectFilter(session), 64, true);
-      if (problem) throw new NatsSetupError(problem);
-      this.rejections.push(await this.consumeRejections(session));
-    }
+    const sessions = this.opts.sessions();
+    this.wanted = sessions.join("\n");
+    for (const session of await this.claimSessions(sessions, "start")) await this.serve(session);
     if (!this.opts.builtIn) {
       this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
     }
     this.watch();
     this.done = this.loop();
+  }
+
+  /** Start serving a claimed session: its directory, its slot's updates, its rejections. */
+  private async serve(session: string): Promise<void> {
+    const { link, names, paths } = this.opts;
+    await ensureSessionDir(paths, session);
+    const problem = await ensurePullConsumer(link.jsm, names.rejectStream, names.rejectConsumer(session), names.rejectFilter(session), 64, true);
+    if (problem) throw new NatsSetupError(problem);
+    const slotUpdates = link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, { callback: () => this.wakeSlot(session) });
+    const rejections = await this.consumeRejections(session);
+    const watcher = this.watchDir(sessionDir(paths, session), (name) => (name === null || name === "input.txt" ? this.wake() : undefined));
+    this.sessionParts.set(session, [() => slotUpdates.unsubscribe(), () => rejections.stop(), () => watcher?.close()]);
+    this.serving.add(session);
+    this.slotDue.add(session);
+  }
+
+  /**
+   * config.yaml's sessions changed while running: claim and serve the new ones (one held by
+   * another agent is refused with one error line, and tried again at the next change), stop
+   * serving the removed ones and give their claims back.
+   */
+  private async followSessions(): Promise<void> {
+    const sessions = this.opts.sessions();
+    const wanted = sessions.join("\n");
+    if (wanted === this.wanted) return;
+    this.wanted = wanted;
+    this.refused.clear();
+    const added = sessions.filter((s) => !this.serving.has(s));
+    for (const session of await this.claimSessions(added, "running")) {
+      await this.serve(session);
+      this.opts.log.info({ session }, "now serving a session added to config.yaml");
+    }
+    const kv = await this.opts.link.kvm.open(this.opts.names.agentsBucket);
+    for (const session of [...this.serving].filter((s) => !sessions.includes(s))) {
+      this.serving.delete(session);
+      for (const stop of this.sessionParts.get(session) ?? []) stop();
+      this.sessionParts.delete(session);
+      const entry = await kv.get(`session.${session}`);
+      const holder = entry && entry.operation === "PUT" ? claimValueSchema.safeParse(JSON.parse(entry.string())) : null;
+      if (entry && holder?.success && holder.data.agent === this.opts.name) await kv.delete(`session.${session}`, { previousSeq: entry.revision }).catch(() => undefined);
+      this.opts.log.info({ session }, "no longer serving a session removed from config.yaml");
+    }
   }
 
   async stop(): Promise<void> {
@@ -122,7 +165,7 @@ export class NatsAgent {
     await this.done;
     for (const w of this.watchers) w.close();
     for (const s of this.subs) s.unsubscribe();
-    for (const r of this.rejections) r.stop();
+    for (const parts of this.sessionParts.values()) for (const stop of parts) stop();
     await this.rejectChain;
   }
 
@@ -143,29 +186,35 @@ export class NatsAgent {
 
   private watch(): void {
     const { paths } = this.opts;
-    const add = (dir: string, onEvent: (name: string | null) => void) => {
-      try {
-        const w = watch(dir, { persistent: false }, (_e, name) => onEvent(name === null ? null : String(name)));
-        w.on("error", () => w.close());
-        this.watchers.push(w);
-      } catch {
-        // the poll covers it
-      }
-    };
-    add(paths.queue, () => this.wake());
-    for (const session of this.serving) add(sessionDir(paths, session), (name) => (name === null || name === "input.txt" ? this.wake() : undefined));
-    if (!this.opts.builtIn) add(paths.state, (name) => (name === null || name === "jc_input.txt" ? this.wake() : undefined));
+    this.watchDir(paths.queue, () => this.wake());
+    if (!this.opts.builtIn) this.watchDir(paths.state, (name) => (name === null || name === "jc_input.txt" ? this.wake() : undefined));
   }
 
-  private async claimSessions(): Promise<void> {
+  private watchDir(dir: string, onEvent: (name: string | null) => void): FSWatcher | null {
+    try {
+      const w = watch(dir, { persistent: false }, (_e, name) => onEvent(name === null ? null : String(name)));
+      w.on("error", () => w.close());
+      this.watchers.push(w);
+      return w;
+    } catch {
+      return null; // the poll covers it
+    }
+  }
+
+  /**
+   * Claim each session (CAS create); the same agent name takes its own back. One held by another
+   * name stops the start (`at: "start"`), or, while running, is left out with one error line.
+   */
+  private async claimSessions(sessions: readonly string[], at: "start" | "running"): Promise<string[]> {
     const { link, names, name, paths } = this.opts;
     const kv = await link.kvm.open(names.agentsBucket);
     const mine = JSON.stringify({ agent: name, host: hostname(), root: paths.root, since: new Date(this.now()).toISOString() });
-    for (const session of this.opts.sessions) {
+    const claimed: string[] = [];
+    for (const session of sessions) {
       const key = `session.${session}`;
       try {
         await kv.create(key, mine);
-        this.serving.add(session);
+        claimed.push(session);
         continue;
       } catch (err) {
         if (!/wrong last sequence|key exists/i.test(messageOf(err))) throw err;
@@ -173,17 +222,22 @@ export class NatsAgent {
       const entry = await kv.get(key);
       const holder = entry && entry.operation === "PUT" ? claimValueSchema.safeParse(JSON.parse(entry.string())) : null;
       if (holder?.success && holder.data.agent === name) {
-        this.serving.add(session); // the same agent name takes its sessions back
+        claimed.push(session); // the same agent name takes its sessions back
         continue;
       }
       if (!this.opts.takeOver) {
         const who = holder?.success ? `agent "${holder.data.agent}" (host ${holder.data.host}, root ${holder.data.root})` : "another agent";
-        throw new NatsSetupError(`session ${session} is served by ${who}: stop it there, or start this agent with --take-over`);
+        const line = `session ${session} is served by ${who}: stop it there, or start this agent with --take-over`;
+        if (at === "start") throw new NatsSetupError(line);
+        if (!this.refused.has(session)) this.opts.log.error({ session }, line);
+        this.refused.add(session);
+        continue;
       }
       await kv.update(key, mine, entry?.revision ?? 0);
       this.opts.log.warn({ session, from: holder?.success ? holder.data.agent : null }, "session taken over");
-      this.serving.add(session);
+      claimed.push(session);
     }
+    return claimed;
   }
 
   /** A session another agent took over is no longer served here (no TTL leases: only --take-over moves it). */
@@ -248,6 +302,7 @@ export class NatsAgent {
     }
     if (now - this.lastHeartbeat >= HEARTBEAT_MS) {
       this.lastHeartbeat = now;
+      await part("the sessions of config.yaml", () => this.followSessions());
       await part("the claim check", () => this.checkClaims());
     }
   }
@@ -433,7 +488,7 @@ export class NatsAgent {
     const text = JSON.stringify(body);
     if (text === this.lastStatus) return;
     this.lastStatus = text;
-    await writeAtomic(join(paths.state, "remote_status.json"), `${JSON.stringify({ ...body, mirroredAt: new Date(this.now()).toISOString() }, null, 1)}\n`, { durable: false });
+    await writeAtomic(remoteStatusPath(paths), `${JSON.stringify({ ...body, mirroredAt: new Date(this.now()).toISOString() }, null, 1)}\n`, { durable: false });
   }
 }
 

@@ -26,12 +26,13 @@ export interface NatsLink {
   server: { version: string; maxPayload: number };
 }
 
-/** The URL as it may be shown: without user:password@. */
-export const shownUrl = (url: string): string => url.replace(/\/\/[^@/]*@/, "//");
+/** The URL as it may be shown: without user:password@ (in each URL of a comma-separated list). */
+export const shownUrl = (url: string): string => url.replace(/\/\/[^@/,]*@/g, "//");
 
 export async function connectOptions(settings: NatsSettings, name: string): Promise<ConnectionOptions> {
   const opts: ConnectionOptions = {
-    servers: settings.url,
+    // a cluster's members, comma-separated; the client also learns the others from the server
+    servers: settings.url.split(","),
     name,
     pingInterval: PING_INTERVAL_MS,
     maxPingOut: MAX_PING_OUT,

@@ -22,6 +22,14 @@ import { ensureTopology } from "./topology.js";
 const markerSchema = z.object({ url: z.string(), prefix: z.string(), envCreated: z.string().nullable(), verifiedAt: z.string() });
 
 /**
+ * state/nats.json: this root verified its server's topology once (so later starts need not reach
+ * the server), and RELAY_ENV's creation time then (a change means the stream was recreated).
+ */
+export async function writeVerifiedMarker(paths: RelayPaths, settings: NatsSettings, envCreated: string | null): Promise<void> {
+  await writeJsonAtomic(join(paths.state, "nats.json"), { url: shownUrl(settings.url), prefix: settings.prefix, envCreated, verifiedAt: new Date().toISOString() });
+}
+
+/**
  * Connect and verify the topology. Throws NatsSetupError (exit 1, one line) on a set-up fault, or
  * on an unreachable server at a root's first start; otherwise an unreachable server is retried in
  * the background and `onLink` runs once connected.
@@ -50,7 +58,7 @@ export async function bringUp(opts: {
         throw new NatsSetupError(`stream ${names.envStream} was recreated (created ${report.envCreated}, was ${marker.value.envCreated}): envelopes may have been lost on the server; check it, then remove state/nats.json to accept the new stream`);
       }
       for (const what of report.created) log.info({ object: what }, "NATS object created");
-      await writeJsonAtomic(markerFile, { url: shownUrl(settings.url), prefix: settings.prefix, envCreated: report.envCreated, verifiedAt: new Date().toISOString() });
+      await writeVerifiedMarker(paths, settings, report.envCreated);
       await opts.onLink(l, names);
       return l;
     } catch (err) {
@@ -111,7 +119,8 @@ export async function startRelaySide(opts: {
   settings: NatsSettings;
   log: Logger;
   registered: () => ReadonlySet<string>;
-  localSessions: string[];
+  /** this root's own sessions (no `host:`), as config.yaml says now */
+  localSessions: () => readonly string[];
   agentName: string;
   pollMs: number;
   parseJc: (id: string, raw: string, registered: ReadonlySet<string>) => JcTaken;
@@ -195,4 +204,23 @@ export async function startRelaySide(opts: {
       await link.stop();
     },
   };
+}
+
+/** One connection to look at the topology (`relay nats check`) or create what is missing (`relay nats init`), then close. */
+export async function topologyOnce(
+  settings: NatsSettings,
+  clientName: string,
+  log: Logger,
+  create: boolean,
+): Promise<{ ok: true; server: NatsLink["server"]; report: Awaited<ReturnType<typeof ensureTopology>> } | { ok: false; error: string }> {
+  try {
+    const link = await connectNats(settings, clientName, log);
+    try {
+      return { ok: true, server: link.server, report: await ensureTopology(link, natsNames(settings.prefix), settings.replicas, { create, relayConsumers: true }) };
+    } finally {
+      await link.nc.close();
+    }
+  } catch (err) {
+    return { ok: false, error: messageOf(err) };
+  }
 }

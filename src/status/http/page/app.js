@@ -1,7 +1,8 @@
 // The relay's status page: live over server-sent events (/events), no build step, no remote
 // sources. Every text from the relay goes in through textContent, never as HTML; the only
-// markup inserted is the relay's own state chart, /chart.svg (drawn by the server from the machine).
-/* global document, location, history, fetch, EventSource, URL */
+// markup inserted is the relay's own state chart, /chart.svg (drawn by the server from the machine),
+// fetched when its <details> is first opened.
+/* global document, location, history, fetch, EventSource, URL, CSS, setInterval */
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
@@ -56,14 +57,18 @@ const ago = (iso) => {
   return `${Math.round(s / 3600)} h ago`;
 };
 
-// ---- the state chart ---------------------------------------------------------------------
+// ---- the state strip and the chart (on demand) ------------------------------------------
 
 let chartState = null;
 let chartLoaded = null;
+let stateSince = null;
 
-/** The chart, fetched once, with the state named `state` (its top-level part) given the `current` class; CSS does the rest. */
+/** The chart, fetched once its <details> is first opened; the state named `state` (its top-level part) gets the `current` class, CSS does the rest. */
 async function renderChart(state) {
   const box = $("chart");
+  const top = state.split(/[.,]/)[0];
+  box.dataset.state = top;
+  if (!$("chart-details").open) return;
   chartLoaded ??= fetch("/chart.svg").then(async (res) => {
     if (!res.ok) throw new Error(`GET /chart.svg: HTTP ${res.status}`);
     box.innerHTML = await res.text();
@@ -71,13 +76,12 @@ async function renderChart(state) {
   chartLoaded.catch(() => (chartLoaded = null)); // the next state tries again
   await chartLoaded;
   if (state !== chartState) return; // a newer state is being shown
-  const top = state.split(/[.,]/)[0];
   for (const node of box.querySelectorAll("g.state")) node.classList.toggle("current", node.dataset.state === top);
-  box.dataset.state = top;
+  box.dataset.drawn = top;
 }
 
-async function showState(state) {
-  if (state === chartState) return;
+async function showState(state, force = false) {
+  if (state === chartState && !force) return;
   chartState = state;
   try {
     await renderChart(state);
@@ -86,18 +90,38 @@ async function showState(state) {
   }
 }
 
+$("chart-details").addEventListener("toggle", () => {
+  if (chartState !== null) void showState(chartState, true);
+});
+
+const showSince = () => {
+  const today = stateSince !== null && new Date(stateSince).toDateString() === new Date().toDateString();
+  $("state-since").textContent = stateSince ? `since ${today ? stamp(stateSince).slice(6) : stamp(stateSince)} (${ago(stateSince)})` : "";
+  $("state-since").title = stateSince ?? "";
+};
+setInterval(showSince, 15_000);
+
 // ---- status ------------------------------------------------------------------------------
 
 let lastCalls = -1;
 
-function renderStatus({ status, rejected }) {
+function renderStatus({ status, rejected, stateSince: since, lastCallAt }) {
   const pill = $("state");
   pill.textContent = status.state;
   pill.className = `pill state-${status.state.split(/[.,]/)[0]}`;
+  stateSince = since ?? null;
+  showSince();
+  $("conversation-states").replaceChildren(
+    ...Object.entries(status.conversations ?? {}).map(([id, c]) =>
+      el("span", { class: `tag state-${c.state.split(/[.,]/)[0]}`, title: `conversation ${id}: ${c.state}` }, `${id} `, el("b", { text: c.state })),
+    ),
+  );
   const open = (status.questions ?? []).length;
   document.title = open > 0 ? `relay: needs JC (${open})` : `relay: ${status.state}`;
   $("daemon").textContent = status.daemon.running ? `daemon running (pid ${status.daemon.pid})` : "no daemon running";
+  $("daemon").title = status.daemon.running ? `a relay daemon (pid ${status.daemon.pid}) holds state/.lock` : "no relay daemon holds state/.lock";
   void showState(status.state);
+  void refreshPanels(status);
 
   // needs JC: one card per open question, each with its own form
   renderQuestions(status.questions ?? []);
@@ -112,7 +136,7 @@ function renderStatus({ status, rejected }) {
     trouble.hidden = false;
     $("trouble-title").textContent = "Warning:";
     $("trouble-text").textContent = status.statusError;
-  } else if (status.lastError && Date.now() - new Date(status.lastError.at).getTime() < 3_600_000) {
+  } else if (status.lastError && !recovered(status.lastError, lastCallAt) && Date.now() - new Date(status.lastError.at).getTime() < 3_600_000) {
     trouble.hidden = false;
     $("trouble-title").textContent = "Last error:";
     $("trouble-text").textContent = `${status.lastError.message} (${ago(status.lastError.at)})`;
@@ -174,6 +198,126 @@ function renderStatus({ status, rejected }) {
     lastCalls = status.cost.calls;
     void loadCosts();
   }
+}
+
+/** A call succeeded after the error: calls work again, the error is history. */
+const recovered = (lastError, lastCallAt) => typeof lastCallAt === "string" && Date.parse(lastCallAt) > Date.parse(lastError.at);
+
+// ---- the conversation, per session --------------------------------------------------------
+
+/** How many entries each panel shows: ?turns=N in the page's address (1 to 50), else 10. */
+const TURNS = (() => {
+  const n = Number(new URL(location.href).searchParams.get("turns") ?? "10");
+  return Number.isInteger(n) && n >= 1 && n <= 50 ? n : 10;
+})();
+/** A text longer than this (or with more lines) is collapsed behind its first words. */
+const LONG_CHARS = 480;
+const LONG_LINES = 8;
+const PREVIEW_CHARS = 200;
+
+/** Per session: the history key last fetched (its conversation's turns and size), and a fetch in flight. */
+const panelState = new Map();
+/** The long texts JC opened, kept open across refreshes. */
+const opened = new Set();
+
+/** Fetch a session's panel again only when its conversation changed (a turn, a note, a summary committed). */
+async function refreshPanels(status) {
+  const box = $("panels");
+  const ids = Object.keys(status.sessions);
+  if (box.querySelector(":scope > p")) box.replaceChildren();
+  if (ids.length === 0) box.replaceChildren(el("p", { class: "muted small", text: "no sessions" }));
+  for (const card of [...box.querySelectorAll(":scope > .panel")]) if (!ids.includes(card.dataset.session)) card.remove();
+  ids.forEach((id, i) => {
+    let card = box.querySelector(`:scope > .panel[data-session="${CSS.escape(id)}"]`);
+    if (!card) {
+      card = $("panel-template").content.firstElementChild.cloneNode(true);
+      card.dataset.session = id;
+      card.querySelector(".p-session").textContent = id;
+      card.querySelector(".entries").replaceChildren(el("li", { class: "muted small", text: "loading…" }));
+    }
+    if (box.children[i] !== card) box.insertBefore(card, box.children[i] ?? null);
+    const conversation = status.sessions[id].conversation ?? "";
+    const c = status.conversations?.[conversation];
+    card.querySelector(".p-conversation").textContent = conversation === "" ? "" : `(${conversation})`;
+    const key = `${conversation}:${c?.turns ?? 0}:${c?.chars ?? 0}`;
+    const st = panelState.get(id) ?? { key: null, busy: false, again: false };
+    panelState.set(id, st);
+    if (st.key === key) return;
+    st.key = key;
+    void loadPanel(id, card, st);
+  });
+  $("turns-note").textContent = `the last ${TURNS} of each session, newest first (?turns=N for more)`;
+}
+
+async function loadPanel(id, card, st) {
+  if (st.busy) {
+    st.again = true;
+    return;
+  }
+  st.busy = true;
+  try {
+    const res = await fetch(`/api/history?session=${encodeURIComponent(id)}&last=${TURNS}`, { headers: { Accept: "application/json" } });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+    renderPanel(card, body);
+  } catch (err) {
+    st.key = null; // the next update tries again
+    card.querySelector(".entries").replaceChildren(el("li", { class: "error small", text: `cannot load the conversation: ${err instanceof Error ? err.message : String(err)}` }));
+  } finally {
+    st.busy = false;
+    if (st.again) {
+      st.again = false;
+      void loadPanel(id, card, st);
+    }
+  }
+}
+
+function renderPanel(card, panel) {
+  const n = panel.entries.length;
+  card.querySelector(".p-count").textContent = n === 0 ? "" : `${n}${panel.more ? "+" : ""} ${n === 1 ? "entry" : "entries"}`;
+  card.querySelector(".entries").replaceChildren(
+    ...(n === 0 ? [el("li", { class: "muted small", text: "nothing said yet" })] : panel.entries.map((e) => entryItem(panel, e))),
+  );
+  const more = card.querySelector(".p-more");
+  more.hidden = !panel.more;
+  more.textContent = `older entries: relay history --session ${panel.session}`;
+}
+
+/** One entry: a turn is the message (the agent's envelope or JC's chat turn) and chat-Claude's reply. */
+function entryItem(panel, e) {
+  const item = el("li", { class: `entry kind-${e.kind}`, "data-at": e.at });
+  const head = (label, cls) => el("div", { class: "who" }, el("span", { class: `who-tag ${cls}`, text: label }), " ", el("time", { datetime: e.at, title: e.at, text: stamp(e.at) }));
+  const key = `${panel.session}|${e.at}|${e.kind}`;
+  if (e.kind === "summary") {
+    item.append(head("summary of earlier turns", "from-summary"), textBlock(e.text, e.textChars, `${key}|text`, panel.session));
+  } else if (e.kind === "note") {
+    item.append(head(`JC → ${e.session} directly`, "from-jc"), textBlock(e.text, e.textChars, `${key}|text`, panel.session));
+  } else {
+    item.append(
+      head(e.from === "jc" ? "JC (chat turn)" : `${e.session} (agent)`, e.from === "jc" ? "from-jc" : "from-agent"),
+      textBlock(e.text, e.textChars, `${key}|text`, panel.session),
+      el("div", { class: "who reply" }, el("span", { class: "who-tag from-claude", text: "chat-Claude" })),
+      textBlock(e.reply ?? "", e.replyChars ?? 0, `${key}|reply`, panel.session),
+    );
+  }
+  return item;
+}
+
+/** A text as text (never markup); a long one collapsed behind its start, opened with a click. */
+function textBlock(text, fullChars, key, session) {
+  const cut = fullChars > text.length ? [el("p", { class: "muted small", text: `… ${int(fullChars - text.length)} more characters: relay history --session ${session}` })] : [];
+  const long = text.length > LONG_CHARS || text.split("\n").length > LONG_LINES;
+  if (!long) return el("div", { class: "text" }, text, ...cut);
+  const preview = text.slice(0, PREVIEW_CHARS).replace(/\s+/g, " ").trim();
+  const box = el(
+    "details",
+    { class: "long" },
+    el("summary", {}, el("span", { class: "preview", text: `${preview}…` }), " ", el("span", { class: "toggle" }, el("span", { class: "show", text: `show all ${int(fullChars)} characters` }), el("span", { class: "hide", text: "hide" }))),
+    el("div", { class: "text" }, text, ...cut),
+  );
+  box.open = opened.has(key);
+  box.addEventListener("toggle", () => (box.open ? opened.add(key) : opened.delete(key)));
+  return box;
 }
 
 // ---- open questions ----------------------------------------------------------------------
@@ -260,14 +404,14 @@ async function loadCosts() {
         el(
           "tr",
           {},
-          el("td", { text: stamp(c.at), title: c.at }),
-          el("td", { text: c.session }),
-          el("td", {}, c.model, ...(c.purpose === "reply" ? [] : [" ", el("span", { class: "tag", text: c.purpose })])),
-          el("td", { class: "num", text: int(c.inputTokens) }),
-          el("td", { class: "num", text: int(c.outputTokens) }),
-          el("td", { class: "num", text: `${int(c.cacheWriteTokens)} / ${int(c.cacheReadTokens)}` }),
-          el("td", { class: "num", text: usd(c.usd) }),
-          el("td", { class: "num", text: `${(c.latencyMs / 1000).toFixed(1)} s` }),
+          el("td", { class: "c-time", text: stamp(c.at), title: c.at }),
+          el("td", { class: "c-session", text: c.session }),
+          el("td", { class: "c-model" }, c.model, ...(c.purpose === "reply" ? [] : [" ", el("span", { class: "tag", text: c.purpose })])),
+          el("td", { class: "num c-input", "data-label": "input", text: int(c.inputTokens) }),
+          el("td", { class: "num c-output", "data-label": "output", text: int(c.outputTokens) }),
+          el("td", { class: "num c-cache", "data-label": "cache w/r", text: `${int(c.cacheWriteTokens)} / ${int(c.cacheReadTokens)}` }),
+          el("td", { class: "num c-cost", "data-label": "cost", text: usd(c.usd) }),
+          el("td", { class: "num c-latency", "data-label": "latency", text: `${(c.latencyMs / 1000).toFixed(1)} s` }),
         ),
       ),
     );
