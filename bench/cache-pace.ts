@@ -37,7 +37,7 @@ async function conversation(): Promise<{ fake: FakeAnthropic; call: (req: Messag
   let clock = T0;
   fake.setNow(() => clock);
   fake.setResponder(() => REPLY);
-  const client = createClient({ apiKey: API_KEY, baseUrl: fake.url, timeoutMs: 30_000 });
+  const client = await createClient({ apiKey: API_KEY, baseUrl: fake.url, timeoutMs: 30_000 });
   return {
     fake,
     call: async (req) => billedInput((await callMessages(client, req)).usage),

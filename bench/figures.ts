@@ -345,7 +345,7 @@ export interface MemoryResult {
 const HISTORY_CAP = 400_000;
 
 /** state/history/shared.jsonl with turns of about 3,000 characters, just under `target` characters. */
-async function prefillHistory(root: string, target: number): Promise<void> {
+export async function prefillHistory(root: string, target: number): Promise<void> {
   const dir = join(root, "state", "history");
   await mkdir(dir, { recursive: true });
   const lines: string[] = [];

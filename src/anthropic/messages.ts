@@ -1,6 +1,9 @@
 // The Messages API: pure mappers (history → request, reply → text, error → failure kind) and one
 // thin call through @anthropic-ai/sdk.
-import Anthropic from "@anthropic-ai/sdk";
+import type Anthropic from "@anthropic-ai/sdk";
+// At load only the SDK's error classes (the same classes as Anthropic.APIError & co.): the SDK
+// itself (about 20 MB and a third of a second of start-up) loads with the first client.
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "@anthropic-ai/sdk/error";
 import type { Failure, Note, WorkItem } from "../../machines/types.js";
 import type { Block, HistoryEntry } from "../history/conversation-store.js";
 import { entryBlocks, userText } from "../history/conversation-store.js";
@@ -155,10 +158,10 @@ const TOO_LONG = /prompt is too long|too many (input )?tokens|exceeds? the (mode
  * credit balance or a spend limit is a 400 or a 429 but stops every call, so it pauses the relay.
  */
 export function classifyFailure(err: unknown): Failure {
-  if (err instanceof Anthropic.APIConnectionTimeoutError) return { kind: "transient", message: "the API did not answer in time" };
-  if (err instanceof Anthropic.APIUserAbortError) return { kind: "transient", message: "the call was cancelled" };
-  if (err instanceof Anthropic.APIConnectionError) return { kind: "transient", message: `cannot reach the API: ${err.message}` };
-  if (err instanceof Anthropic.APIError) {
+  if (err instanceof APIConnectionTimeoutError) return { kind: "transient", message: "the API did not answer in time" };
+  if (err instanceof APIUserAbortError) return { kind: "transient", message: "the call was cancelled" };
+  if (err instanceof APIConnectionError) return { kind: "transient", message: `cannot reach the API: ${err.message}` };
+  if (err instanceof APIError) {
     const status = err.status ?? 0;
     const apiMessage = err.apiMessage ?? err.message;
     const message = `${status} ${err.type ?? "error"}: ${apiMessage}`;
@@ -197,8 +200,9 @@ export interface ApiReply {
  * The SDK's own retries are off (maxRetries 0): the machine's back-off owns retrying, so a
  * failure streak is visible in `relay status` and a retry never doubles behind our back.
  */
-export function createClient(opts: { apiKey: string; baseUrl?: string; timeoutMs: number }): Anthropic {
-  return new Anthropic({
+export async function createClient(opts: { apiKey: string; baseUrl?: string; timeoutMs: number }): Promise<Anthropic> {
+  const { default: Sdk } = await import("@anthropic-ai/sdk");
+  return new Sdk({
     apiKey: opts.apiKey,
     ...(opts.baseUrl === undefined ? {} : { baseURL: opts.baseUrl }),
     maxRetries: 0,

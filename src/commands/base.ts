@@ -1,7 +1,6 @@
-import { resolve } from "node:path";
 import { Command, Errors, Flags } from "@oclif/core";
 import { ConfigError, EXIT, UsageError } from "../errors.js";
-import { type RelayPaths, relayPaths } from "../config/paths.js";
+import { pathsForRoot, type RelayPaths } from "../config/paths.js";
 import { scrubber, secretsFromEnv } from "../runtime/redact.js";
 
 export { UsageError };
@@ -31,7 +30,7 @@ export abstract class RelayCommand extends Command {
   private paths: RelayPaths | null = null;
 
   protected resolvePaths(root: string | undefined): RelayPaths {
-    this.paths = relayPaths(resolve(root ?? process.env.RELAY_ROOT ?? process.cwd()));
+    this.paths = pathsForRoot(root);
     return this.paths;
   }
 

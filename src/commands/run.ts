@@ -76,7 +76,9 @@ export default class Run extends RelayCommand {
         log,
         onInvalid: (message) => notifier.notify({ title: "relay: config.yaml edit ignored", message, priority: 4, tags: ["warning"] }),
       });
-      const client = dryRun || !apiKey ? null : createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs });
+      // Made once the relay is ready (below): never on the path to ready, never in a dry run.
+      let made: ReturnType<typeof createClient> | null = null;
+      const client = dryRun || !apiKey ? null : () => (made ??= createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs }));
       // The ledger's totals from state/costs.summary.json plus the ledger's tail since it was saved.
       const ledger = await LedgerSummary.load(paths.root);
       await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));
@@ -143,6 +145,9 @@ export default class Run extends RelayCommand {
       const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact, ...(nats ? { nats } : {}) });
       const handle = await startDaemon(deps);
       daemonStatus = () => handle.status();
+      // The SDK loads once the relay is ready, off the path to ready and before the first call
+      // needs it (a first call that loaded it itself took seconds on a loaded machine).
+      if (client) void client().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot load the Anthropic SDK"));
       const pageUpdates = handle.actor.subscribe(() => {
         for (const listener of listeners) listener();
       });

@@ -1,6 +1,7 @@
 import { Flags } from "@oclif/core";
-import type { ConfiguredSession, RootRole, StatusReport } from "../status/report.js";
+import type { StatusReport } from "../status/report.js";
 import { RelayCommand } from "./base.js";
+import { statusOf } from "./status-action.js";
 
 export default class Status extends RelayCommand {
   static override examples = ["<%= config.bin %> status --root ~/relay", "<%= config.bin %> status --json | jq .state"];
@@ -12,37 +13,8 @@ export default class Status extends RelayCommand {
 
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
-    const paths = this.resolvePaths(flags.root);
-    const [{ loadAgentConfig, loadConfig, natsSecrets }, { NotARootError }, { formatStatus, isRelayRoot, readStatus }, { redactDeep, redactorFor, scrubber, secretsFromEnv }] = await Promise.all([
-      import("../config/config.js"),
-      import("../config/root.js"),
-      import("../status/report.js"),
-      import("../runtime/redact.js"),
-    ]);
-    if (!(await isRelayRoot(paths))) throw new NotARootError(paths.root);
-    let sessions: ConfiguredSession[] = [];
-    let role: RootRole = {};
-    // The secrets never appear in the output, even if a file written by an earlier version quotes one.
-    let redact = scrubber(secretsFromEnv(process.env));
-    try {
-      const config = await loadConfig(paths, process.env, { seed: false });
-      sessions = config.sessions;
-      redact = redactorFor(config);
-      if (config.transport === "nats") role = { transport: "nats" };
-    } catch {
-      // an agent's root (transport: nats) has a config of its own; status still reports from the
-      // state files when config.yaml is broken or missing
-      try {
-        const agent = await loadAgentConfig(paths, process.env);
-        sessions = agent.sessions.map((id) => ({ id }));
-        role = { transport: "nats", agent: agent.agentName ?? "(named by --name)" };
-        redact = scrubber([...secretsFromEnv(process.env), ...natsSecrets(agent.nats)]);
-      } catch {
-        // neither: the files alone
-      }
-    }
-    const report = redactDeep(await readStatus(paths, sessions, Date.now(), { role }), redact);
-    this.log(formatStatus(report, flags.verbose ? { questionChars: Number.POSITIVE_INFINITY } : {}));
+    const { report, text } = await statusOf(flags);
+    this.log(text);
     return report;
   }
 }

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 /** Every path the relay touches, relative to its root (CONTRACT §2). */
 export interface RelayPaths {
@@ -41,6 +41,11 @@ export function relayPaths(root: string): RelayPaths {
  * acknowledgements never become part of the history that real calls send to the model.
  */
 export const dryRunPaths = (paths: RelayPaths): RelayPaths => ({ ...paths, history: join(paths.state, "dry-run", "history") });
+
+/** The paths of the root a command names: `--root`, else $RELAY_ROOT, else the current directory. */
+export function pathsForRoot(root: string | undefined): RelayPaths {
+  return relayPaths(resolve(root ?? process.env.RELAY_ROOT ?? process.cwd()));
+}
 
 export const sessionDir = (paths: RelayPaths, session: string): string => join(paths.dispatch, session);
 export const inputFile = (paths: RelayPaths, session: string): string => join(paths.dispatch, session, "input.txt");

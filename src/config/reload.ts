@@ -1,7 +1,6 @@
 // Live reload of config.yaml (and .env): on an edit or SIGHUP the new config replaces the
 // running one; an invalid edit keeps the running config, logs one clear error and notifies.
-import { type FSWatcher, watch } from "node:fs";
-import { stat } from "node:fs/promises";
+import { type FSWatcher, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { ConfigError, type RelayConfig } from "./config.js";
 import type { Logger } from "../runtime/log.js";
@@ -29,16 +28,23 @@ export function startConfigReloader(opts: {
   let lastError = "";
   let timer: NodeJS.Timeout | null = null;
   let lastStamp = "";
-  const stamp = async () => {
-    const [c, e] = await Promise.all([opts.paths.config, opts.paths.env].map((p) => stat(p).then((s) => `${s.mtimeMs}:${s.size}`, () => "-")));
-    return `${c}|${e}`;
-  };
-  void stamp().then((s) => {
-    lastStamp = s;
-  });
+  // Two stat() calls made synchronously: within the poll timer's one wake-up of the process,
+  // where the thread pool would wake it once more for each (an idle relay's wake-ups count).
+  const stamp = (): string =>
+    [opts.paths.config, opts.paths.env]
+      .map((p) => {
+        try {
+          const s = statSync(p);
+          return `${s.mtimeMs}:${s.size}`;
+        } catch {
+          return "-";
+        }
+      })
+      .join("|");
+  lastStamp = stamp();
 
   const reload = async (reason: string): Promise<boolean> => {
-    lastStamp = await stamp();
+    lastStamp = stamp();
     try {
       const next = await opts.load();
       const changed = JSON.stringify(next) !== JSON.stringify(config);
@@ -79,9 +85,7 @@ export function startConfigReloader(opts: {
     // the poll below still notices edits
   }
   const poll = setInterval(() => {
-    void stamp().then((s) => {
-      if (lastStamp && s !== lastStamp) schedule();
-    });
+    if (stamp() !== lastStamp) schedule();
   }, POLL_MS);
   poll.unref();
 

@@ -127,7 +127,7 @@ export async function checkApi(config: RelayConfig | null, timeoutMs: number, si
   const apiKey = config.anthropic.apiKey;
   if (apiKey === undefined) return warn("api", "not checked: no key");
   const [{ createClient }, { default: Anthropic }] = await Promise.all([import("../anthropic/messages.js"), import("@anthropic-ai/sdk")]);
-  const client = createClient({ apiKey, ...(config.anthropic.baseUrl ? { baseUrl: config.anthropic.baseUrl } : {}), timeoutMs });
+  const client = await createClient({ apiKey, ...(config.anthropic.baseUrl ? { baseUrl: config.anthropic.baseUrl } : {}), timeoutMs });
   const where = config.anthropic.baseUrl ?? "the Anthropic API";
   const counted: string[] = [];
   for (const model of modelsOf(config)) {

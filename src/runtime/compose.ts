@@ -24,6 +24,7 @@ import { FileInbox, FileOutbox } from "../transport/file/file-transport.js";
 import { pruneRejected } from "../transport/file/queue.js";
 import type { NatsRelayParts } from "../transport/nats/start.js";
 import { crashPoint } from "./crash-points.js";
+import { pollLook } from "./poll-look.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
 import { type Redact, redactDeep, redactorFor } from "./redact.js";
@@ -37,7 +38,8 @@ export interface RelayRunOptions {
   log: Logger;
   notifier: Notifier;
   /** null in --dry-run */
-  client: Anthropic | null;
+  /** the Messages API client, made (and the SDK loaded) at the first call; null: dry run */
+  client: (() => Promise<Anthropic>) | null;
   spend: SpendTracker;
   /** the ledger's totals, summarized at start and kept up to date by reading its tail after each append */
   ledger: LedgerSummary;
@@ -121,7 +123,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     rescan: () => fileInbox.rescan(),
   };
   const outbox = new FileOutbox(paths, crashPoint);
-  const { nats } = opts;
+  const { nats, client } = opts;
   const localJc = fileJcSource(paths, registered);
   const snapshots = new SnapshotWriter(paths, log, now);
 
@@ -135,6 +137,8 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   };
 
   const watchers: FSWatcher[] = [];
+  let stateWatched = false;
+  const look = pollLook(paths, { queue: !nats });
   let wake: (reason: WakeReason) => void = () => undefined;
 
   return {
@@ -164,7 +168,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         await opts.ledger.save().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot save state/costs.summary.json"));
       },
     },
-    api: opts.client ? { call: (request, signal) => callMessages(opts.client as Anthropic, request, signal) } : null,
+    api: client ? { call: async (request, signal) => callMessages(await client(), request, signal) } : null,
     // What leaves the process is redacted: the notification's text (not its buttons' own headers),
     // the snapshot, status.json.
     notify: (params) => opts.notifier.notify(notification(redactDeep(params, redact), opts.links)),
@@ -200,8 +204,12 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
             if (name === null || name === "jc_input.txt") onWake("jc");
             if (name === null || name === "resume.request") onWake("resume");
           });
-          w.on("error", () => w.close());
+          w.on("error", () => {
+            stateWatched = false;
+            w.close();
+          });
           watchers.push(w);
+          stateWatched = true;
         } catch {
           // the poll interval still covers it
         }
@@ -221,7 +229,9 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         fileInbox.close();
         outbox.close();
         for (const w of watchers) w.close();
+        stateWatched = false;
       },
+      missedSomething: () => !stateWatched || (!nats && !fileInbox.watching) || look(),
     },
     log,
     redact,

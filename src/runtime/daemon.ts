@@ -395,25 +395,40 @@ class RelayLoop {
     return 0;
   }
 
+  /**
+   * Until an event wakes the loop, or a poll tick finds a step to run. A tick at rest runs one
+   * only when the watchers may have missed something (a synchronous look, so an idle relay wakes
+   * once per poll interval); otherwise every tick is the safety net: a full look at everything.
+   */
   private async sleep(): Promise<void> {
-    const poll = this.deps.config().pollIntervalMs;
-    const delay = this.stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, this.nextDue() - this.deps.monotonic()));
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+    while (!this.wakeRequested) {
+      const poll = this.deps.config().pollIntervalMs;
+      const delay = this.stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, this.nextDue() - this.deps.monotonic()));
+      const ticked = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(true), delay);
+        this.wakeLoop = () => {
+          clearTimeout(timer);
+          resolve(false);
+        };
+      });
+      this.wakeLoop = null;
+      if (!ticked) break;
+      // The machines need the time only when a retry or probe they wait for is due.
+      this.tickDue = this.deps.monotonic() >= this.nextDue();
+      if (this.tickDue || this.stopping.signal.aborted || !this.atRest() || (this.deps.wakeups.missedSomething?.() ?? true)) {
         this.deps.inbox.rescan(); // the safety net: whatever the events missed
-        // The machines need the time only when a retry or probe they wait for is due.
-        this.tickDue = this.deps.monotonic() >= this.nextDue();
         this.jcDue = true;
         this.resumeDue = true;
-        resolve();
-      }, delay);
-      this.wakeLoop = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.wakeLoop = null;
+        break;
+      }
+    }
     this.wakeRequested = true;
+  }
+
+  /** Nothing in flight, nothing to deliver or acknowledge, nothing left to do from the last step. */
+  private atRest(): boolean {
+    const { context } = this.actor.getSnapshot();
+    return !this.busy() && context.unacked.length === 0 && this.effects.length === 0 && !this.statusDirty && deliveries.heads(context).length === 0;
   }
 
   /** After the loop: the last snapshot and status, then the actor stops. */

@@ -57,6 +57,12 @@ export interface Wakeups {
   /** Sessions whose acknowledgements to watch (called again when config.yaml adds some). */
   watchSessions(sessions: string[]): Promise<void>;
   stop(): void;
+  /**
+   * At a poll tick while the relay is at rest: a synchronous look, true when a step should run
+   * because the watchers may have missed something (always true when they are not up). Without
+   * it, every tick runs a step.
+   */
+  missedSomething?(): boolean;
 }
 
 export interface RelayDeps {

@@ -7,7 +7,7 @@ const model = process.env.RELAY_LIVE_MODEL ?? "claude-haiku-4-5";
 
 describe("live Messages API", () => {
   it.skipIf(!key)("answers one relayed envelope with text and usage", async (ctx) => {
-    const client = createClient({ apiKey: key ?? "", timeoutMs: 60_000, ...(process.env.ANTHROPIC_BASE_URL ? { baseUrl: process.env.ANTHROPIC_BASE_URL } : {}) });
+    const client = await createClient({ apiKey: key ?? "", timeoutMs: 60_000, ...(process.env.ANTHROPIC_BASE_URL ? { baseUrl: process.env.ANTHROPIC_BASE_URL } : {}) });
     const request = buildReplyRequest({
       model,
       maxTokens: 64,

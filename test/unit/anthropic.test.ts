@@ -161,7 +161,7 @@ describe("against the fake Messages API", () => {
 
   beforeAll(async () => {
     fake = await startFakeAnthropic({ apiKey: KEY });
-    client = createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 5_000 });
+    client = await createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 5_000 });
   });
   afterAll(async () => {
     await fake.close();
@@ -277,7 +277,7 @@ describe("against the fake Messages API", () => {
 
     it("a real 401 from a wrong key is permanent, and the message does not carry the key", async () => {
       const wrongKey = "sk-ant-wrong-key-abcdefghijklmnop";
-      const wrong = createClient({ apiKey: wrongKey, baseUrl: fake.url, timeoutMs: 5_000 });
+      const wrong = await createClient({ apiKey: wrongKey, baseUrl: fake.url, timeoutMs: 5_000 });
       const err = await failureOf(null, wrong);
       expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
       const failure = classifyFailure(err);
@@ -324,14 +324,14 @@ describe("against the fake Messages API", () => {
     });
 
     it("a timeout is transient", async () => {
-      const impatient = createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 150 });
+      const impatient = await createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 150 });
       const err = await failureOf({ kind: "hang" }, impatient);
       expect(err).toBeInstanceOf(Anthropic.APIConnectionTimeoutError);
       expect(classifyFailure(err).kind).toBe("transient");
     });
 
     it("a server that is not there is transient", async () => {
-      const nowhere = createClient({ apiKey: KEY, baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 });
+      const nowhere = await createClient({ apiKey: KEY, baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 });
       const err = await failureOf(null, nowhere);
       expect(err).toBeInstanceOf(Anthropic.APIConnectionError);
       expect(classifyFailure(err).kind).toBe("transient");

@@ -30,3 +30,29 @@ describe("the command map", () => {
     expect(loaded.length).toBeGreaterThan(5);
   });
 });
+
+describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)", () => {
+  it("never loads oclif: no module it imports statically imports @oclif/core", () => {
+    const fast = new URL("../../dist/src/commands/fast/hot.js", import.meta.url).pathname;
+    expect(existsSync(fast), "run `npm run build` first").toBe(true);
+    const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
+    expect(bin).toMatch(/^import \{ runWithoutOclif \} from "\.\.\/dist\/src\/commands\/fast\/hot\.js";$/m);
+    expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
+    const loaded = [...staticGraph(fast)];
+    expect(loaded.length).toBeGreaterThan(3);
+    expect(loaded.filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@oclif\/core/m.test(readFileSync(f, "utf8")))).toEqual([]);
+  });
+});
+
+describe("the Anthropic SDK", () => {
+  it("is not loaded with the relay's modules: only its error classes are, and the SDK itself comes with the first client", () => {
+    const roots = ["runtime/compose.js", "runtime/daemon.js", "runtime/conversation-actors.js", "anthropic/messages.js"].map((f) => new URL(`../../dist/src/${f}`, import.meta.url).pathname);
+    for (const root of roots) expect(existsSync(root), "run `npm run build` first").toBe(true);
+    const loaded = new Set(roots.flatMap((root) => [...staticGraph(root)]));
+    const sdk = [...loaded].filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@anthropic-ai\/sdk"/m.test(readFileSync(f, "utf8")));
+    expect(sdk).toEqual([]);
+    const messages = readFileSync(roots[3] ?? "", "utf8");
+    expect(messages).toMatch(/from "@anthropic-ai\/sdk\/error"/);
+    expect(messages).toMatch(/await import\("@anthropic-ai\/sdk"\)/);
+  });
+});

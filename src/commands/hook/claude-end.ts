@@ -1,4 +1,5 @@
 import { Flags } from "@oclif/core";
+import { endHook } from "./hook-actions.js";
 import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code SessionEnd hook: releases the relay session and ends a background wait. */
@@ -12,11 +13,6 @@ export default class HookClaudeEnd extends HookCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(HookClaudeEnd);
-    const paths = this.resolvePaths(flags.root);
-    if (!this.validSession(flags.session)) return;
-    const [{ runEndHook }, { readStdin }] = await Promise.all([import("../../claude-code/hook.js"), import("../../claude-code/hook-input.js")]);
-    const input = await readStdin(process.stdin, 2_000);
-    const outcome = await runEndHook({ paths, session: flags.session, input });
-    this.writeOutcome(outcome);
+    this.writeOutcome(await endHook(flags));
   }
 }

@@ -1,5 +1,6 @@
 import { Flags } from "@oclif/core";
 import { DEFAULT_PERMISSION_WAIT_S } from "../../claude-code/defaults.js";
+import { permissionHook } from "./hook-actions.js";
 import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code PermissionRequest hook: the prompt goes to JC; no answer in time denies. */
@@ -15,11 +16,6 @@ export default class HookClaudePermission extends HookCommand {
   async run(): Promise<void> {
     const startedAt = Date.now();
     const { flags } = await this.parse(HookClaudePermission);
-    const paths = this.resolvePaths(flags.root);
-    if (!this.validSession(flags.session)) return;
-    const [{ runPermissionHook }, { readStdin }] = await Promise.all([import("../../claude-code/permission-hook.js"), import("../../claude-code/hook-input.js")]);
-    const input = await readStdin(process.stdin, 2_000);
-    const outcome = await runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000 });
-    this.writeOutcome(outcome);
+    this.writeOutcome(await permissionHook(flags, startedAt));
   }
 }

@@ -1,5 +1,6 @@
 import { Flags } from "@oclif/core";
 import { DEFAULT_RELEASE_AFTER_S } from "../../claude-code/defaults.js";
+import { startHook } from "./hook-actions.js";
 import { HookCommand } from "./hook-command.js";
 
 /** The command of a Claude Code SessionStart hook: hands over the replies the session has not seen. */
@@ -14,11 +15,6 @@ export default class HookClaudeStart extends HookCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(HookClaudeStart);
-    const paths = this.resolvePaths(flags.root);
-    if (!this.validSession(flags.session)) return;
-    const [{ runStartHook }, { readStdin }] = await Promise.all([import("../../claude-code/hook.js"), import("../../claude-code/hook-input.js")]);
-    const input = await readStdin(process.stdin, 2_000);
-    const outcome = await runStartHook({ paths, session: flags.session, input, releaseAfterMs: flags["release-after"] * 1000 });
-    this.writeOutcome(outcome);
+    this.writeOutcome(await startHook(flags));
   }
 }

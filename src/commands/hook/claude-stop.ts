@@ -1,5 +1,6 @@
 import { Flags } from "@oclif/core";
 import { DEFAULT_EVIDENCE_MAX, DEFAULT_MAX_TURNS, DEFAULT_RELEASE_AFTER_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S } from "../../claude-code/defaults.js";
+import { stopHook } from "./hook-actions.js";
 import { HookCommand } from "./hook-command.js";
 
 /**
@@ -25,29 +26,6 @@ export default class HookClaudeStop extends HookCommand {
   async run(): Promise<void> {
     const startedAt = Date.now();
     const { flags } = await this.parse(HookClaudeStop);
-    const paths = this.resolvePaths(flags.root);
-    const mode = flags.mode === "wake" ? "wake" : "block";
-    const waitS = flags.timeout ?? (mode === "wake" ? DEFAULT_WAKE_WAIT_S : DEFAULT_WAIT_S);
-    if (!this.validSession(flags.session)) return;
-    const [{ loadClientConfig }, { runStopHook }, { readStdin }] = await Promise.all([
-      import("../../config/config.js"),
-      import("../../claude-code/hook.js"),
-      import("../../claude-code/hook-input.js"),
-    ]);
-    const input = await readStdin(process.stdin, Math.min(5_000, waitS * 1000));
-    // Claude Code may end a background hook with SIGTERM (its timeout, the session ending, a newer stop): end quietly.
-    process.once("SIGTERM", () => process.exit(0));
-    const outcome = await runStopHook({
-      paths,
-      session: flags.session,
-      input,
-      mode,
-      deadline: startedAt + waitS * 1000,
-      maxTurns: flags["max-turns"],
-      releaseAfterMs: flags["release-after"] * 1000,
-      evidenceMax: flags.evidence ? flags["evidence-max"] : 0,
-      loadConfig: () => loadClientConfig(paths, process.env, { seed: false }),
-    });
-    this.writeOutcome(outcome);
+    this.writeOutcome(await stopHook(flags, startedAt));
   }
 }

@@ -56,6 +56,11 @@ export class FileInbox implements Inbox {
     this.watcher = null;
   }
 
+  /** Whether queue/ is watched (else only the poll notices new envelopes). */
+  get watching(): boolean {
+    return this.watcher !== null;
+  }
+
   /** The next look re-reads the whole directory (poll ticks: whatever events were missed). */
   rescan(): void {
     this.fullScan = true;

@@ -1,0 +1,62 @@
+// The commands bin/relay.js runs without loading oclif: the Claude Code hooks, which start on
+// every agent turn, and `relay status`. Loading oclif and its command map costs more than these
+// commands' own work. A command line is run here only when it is plain (./argv.ts); anything
+// else (help, a bad flag, an unknown word) goes to oclif, whose output and exit codes stay the
+// reference. Each command's work is the same function its oclif command calls.
+import { END_FLAGS, endHook, PERMISSION_FLAGS, permissionHook, START_FLAGS, startHook, STOP_FLAGS, stopHook, writeHookFailure, writeOutcome } from "../hook/hook-actions.js";
+import type { HookOutcome } from "../../claude-code/hook.js";
+import { STATUS_FLAGS, statusOf } from "../status-action.js";
+import { type FlagSpecs, type ParsedFlags, parsePlainFlags } from "./argv.js";
+
+/** Environment that changes how oclif runs a command (debug output, JSON by default): leave those runs to oclif. */
+const OCLIF_ENV = ["DEBUG", "RELAY_DEBUG", "RELAY_CONTENT_TYPE"];
+
+async function hook<F extends FlagSpecs>(name: string, specs: F, words: readonly string[], act: (flags: ParsedFlags<F>) => Promise<HookOutcome>): Promise<boolean> {
+  const flags = parsePlainFlags(specs, words);
+  if (flags === null) return false;
+  try {
+    writeOutcome(await act(flags));
+  } catch (err) {
+    await writeHookFailure(name, err instanceof Error ? err : new Error(String(err)));
+  }
+  return true;
+}
+
+async function status(words: readonly string[]): Promise<boolean> {
+  const flags = parsePlainFlags(STATUS_FLAGS, words);
+  if (flags === null) return false;
+  let out: Awaited<ReturnType<typeof statusOf>>;
+  try {
+    out = await statusOf(flags);
+  } catch {
+    // status only reads: oclif runs it again and reports the failure in its own words
+    return false;
+  }
+  console.log(flags.json ? JSON.stringify(out.report, null, 2) : out.text);
+  return true;
+}
+
+/**
+ * Runs `argv` (the words after `relay`) when it is a plain call of a hot command and returns
+ * true; returns false, having done nothing, when oclif should run it.
+ */
+export async function runWithoutOclif(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const startedAt = Date.now();
+  if (OCLIF_ENV.some((name) => env[name] !== undefined)) return false;
+  const [command, sub] = argv;
+  if (command === "status") return status(argv.slice(1));
+  if (command !== "hook") return false;
+  const words = argv.slice(2);
+  switch (sub) {
+    case "claude-stop":
+      return hook(sub, STOP_FLAGS, words, (flags) => stopHook(flags, startedAt));
+    case "claude-start":
+      return hook(sub, START_FLAGS, words, startHook);
+    case "claude-end":
+      return hook(sub, END_FLAGS, words, endHook);
+    case "claude-permission":
+      return hook(sub, PERMISSION_FLAGS, words, (flags) => permissionHook(flags, startedAt));
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,33 @@
+// What a poll tick looks at when the relay is at rest and its watchers are up: a synchronous
+// look (two stats and two listings, within the one wake-up of the timer) at everything the
+// watchers cover, so that an idle relay wakes once per poll interval instead of once for every
+// file operation of a full step. It answers whether a step should run: something is there that
+// a watcher may have missed.
+import { existsSync, readdirSync } from "node:fs";
+import type { RelayPaths } from "../config/paths.js";
+import { permissionsDir } from "../operator/permissions.js";
+import { isInProgressName } from "../transport/file/queue.js";
+
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return []; // absent (or unreadable: the step that reads it reports that)
+  }
+}
+
+/**
+ * A look for each tick. True when JC's answer or a resume request is there, when queue/ holds an
+ * envelope (with `queue`: the file transport), or when state/permissions/ changed since the last
+ * look (the first look always counts as a change).
+ */
+export function pollLook(paths: RelayPaths, opts: { queue: boolean }): () => boolean {
+  let lastPermissions: string | null = null;
+  return () => {
+    const permissions = namesIn(permissionsDir(paths)).sort().join("\n");
+    const changed = permissions !== lastPermissions;
+    lastPermissions = permissions;
+    if (changed || existsSync(paths.jcInput) || existsSync(paths.resumeRequest)) return true;
+    return opts.queue && namesIn(paths.queue).some((name) => !isInProgressName(name));
+  };
+}
