@@ -12,7 +12,9 @@ import { type ActorRefFrom, assertEvent, assign, emit, enqueueActions, setup } f
 import { backoffDelayMs, PROBE_INTERVAL_MS } from "./backoff.js";
 import { type ConversationReport, conversationMachine } from "./conversation.js";
 import * as deliveries from "./deliveries.js";
-import { allowsPermission, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
+import { type PermissionDecisionReport, permissionDecisionMachine } from "./permission-decision.js";
+import { describeRule, type PolicyRule, policyRuleFor } from "./permission-policy.js";
+import { allowsPermission, DECIDED_BY, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
 
 export type ConversationRef = ActorRefFrom<typeof conversationMachine>;
 
@@ -40,10 +42,14 @@ export interface RelayContext extends deliveries.Deliveries {
   lastError: { message: string; at: number } | null;
   /** the session of the latest envelope taken, for JC's plain text */
   lastSession: string | null;
+  /** `permissions.policy`: the prompts chat-Claude may decide alone (absent in older snapshots) */
+  policy?: PolicyRule[];
+  /** ids of permission prompts chat-Claude is deciding now (each a `policy-<id>` child) */
+  deciding?: string[];
 }
 
 export type RelayEvent =
-  | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number }
+  | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number; policy?: PolicyRule[] }
   | { type: "envelope.offered"; item: WorkItem; at: number }
   | { type: "jc.received"; id: string; answer: JcAnswer; at: number }
   | { type: "permission.requested"; request: PermissionRequest }
@@ -53,6 +59,7 @@ export type RelayEvent =
   | { type: "clock.tick"; now: number }
   | { type: "operator.resume" }
   | { type: "migration.v1"; state: MigratedState }
+  | PermissionDecisionReport
   | ConversationReport;
 
 /** What a snapshot of the single-machine version carried (see src/store/migrate-v1.ts). */
@@ -90,6 +97,8 @@ export const initialContext: RelayContext = {
   done: [],
   lastError: null,
   lastSession: null,
+  policy: [],
+  deciding: [],
 };
 
 const DONE_KEPT = 500;
@@ -101,6 +110,20 @@ const questionOf = (context: RelayContext, conversation: string): Question | und
 
 const withQuestion = (questions: Question[], question: Question): Question[] => [...questions.filter((q) => q.id !== question.id), question];
 const needsJcNotice = (q: Question): RelayEmitted => ({ type: "notify", kind: "needsJc", session: q.session, questionId: q.id, message: q.text });
+const decidingChild = (id: string): string => `policy-${id}`;
+/** A permission prompt in the relay's hands: before JC, before chat-Claude, or decided. */
+const permissionKnown = (context: RelayContext, id: string): boolean =>
+  context.questions.some((q) => q.id === id) || context.done.includes(id) || (context.deciding ?? []).includes(id);
+/** A permission prompt as JC's question, Allow and Deny on the phone; `note` says why chat-Claude did not decide it. */
+const permissionQuestion = (request: PermissionRequest, conversation: string, note: string | null): Question => ({
+  id: request.id,
+  conversation,
+  session: request.session,
+  text: note === null ? request.text : `${request.text} [${note}]`,
+  since: request.since,
+  kind: "permission",
+  inReplyTo: null,
+});
 
 /** Where JC's answer goes, decided from the open questions and the routes (CONTRACT §6). */
 export type JcRoute =
@@ -148,7 +171,7 @@ export const relayMachine = setup({
     events: {} as RelayEvent,
     emitted: {} as RelayEmitted,
   },
-  actors: { conversation: conversationMachine },
+  actors: { conversation: conversationMachine, permissionDecision: permissionDecisionMachine },
   actions: {
     loadConfig: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "config.loaded");
@@ -161,7 +184,7 @@ export const relayMachine = setup({
           }),
         });
       }
-      enqueue.assign({ routes: event.routes, defaultSession: event.defaultSession, maxParallel: Math.max(1, event.maxParallel) });
+      enqueue.assign({ routes: event.routes, defaultSession: event.defaultSession, maxParallel: Math.max(1, event.maxParallel), policy: event.policy ?? [] });
     }),
     /** An envelope answered before a crash is finished again, not answered again. */
     finishAgain: emit(({ event }) => {
@@ -189,7 +212,7 @@ export const relayMachine = setup({
       }
       if (route.question?.kind === "permission") {
         const { id } = route.question;
-        enqueue.emit({ type: "permission.decided", id, allow: allowsPermission(event.answer.text), reason: event.answer.text, by: "JC" });
+        enqueue.emit({ type: "permission.decided", id, allow: allowsPermission(event.answer.text), reason: event.answer.text, by: DECIDED_BY.jc });
         enqueue.assign(({ context: c }) => ({ questions: c.questions.filter((q) => q.id !== id), done: remember(remember(c.done, event.id), id) }));
         enqueue.emit({ type: "jc.consumed", id: event.id });
         return;
@@ -234,26 +257,65 @@ export const relayMachine = setup({
       }
       if (event.receipt) enqueue.emit({ type: "envelope.finished", receipt: event.receipt });
     }),
-    /** A permission prompt becomes a question of its own, with Allow and Deny on JC's phone. */
+    /**
+     * A permission prompt: one `permissions.policy` covers goes to chat-Claude (while API calls
+     * flow); any other becomes a question of its own, with Allow and Deny on JC's phone.
+     */
     takePermissionRequest: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "permission.requested");
       const { request } = event;
-      if (context.questions.some((q) => q.id === request.id) || context.done.includes(request.id)) return;
+      if (permissionKnown(context, request.id)) return;
       const conversation = conversationOf(context, request.session);
       if (!conversation) {
-        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: "relay" });
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: DECIDED_BY.relay });
         enqueue.assign({ done: remember(context.done, request.id) });
         return;
       }
-      const question: Question = { id: request.id, conversation, session: request.session, text: request.text, since: request.since, kind: "permission", inReplyTo: null };
+      const rule = policyRuleFor(context.policy ?? [], request);
+      if (rule && context.failure === null) {
+        enqueue.spawnChild("permissionDecision", { id: decidingChild(request.id), input: { request, rule } });
+        enqueue.assign({ deciding: [...(context.deciding ?? []), request.id] });
+        return;
+      }
+      const note = rule ? `permissions.policy lets chat-Claude decide ${describeRule(rule)}, but API calls are held (${context.failure?.message ?? "the API failed"}): JC decides` : null;
+      const question = permissionQuestion(request, conversation, note);
       enqueue.assign({ questions: withQuestion(context.questions, question) });
-      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: request.text });
+      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: question.text });
     }),
-    /** The hook stopped waiting (its timeout denied it): a later answer to it is refused. */
-    withdrawPermission: assign(({ context, event }) => {
+    /** chat-Claude decided a prompt (allow or deny), or did not: then JC decides, told why. */
+    takePolicyVerdict: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "permission.policyDecided");
+      const { request, verdict } = event;
+      enqueue.stopChild(decidingChild(request.id));
+      enqueue.assign({ deciding: (context.deciding ?? []).filter((d) => d !== request.id) });
+      if (context.done.includes(request.id)) return; // withdrawn meanwhile: the hook denied it
+      if (verdict.kind !== "undecided") {
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: verdict.kind === "allow", reason: verdict.reason, by: DECIDED_BY.policy });
+        enqueue.assign({ done: remember(context.done, request.id) });
+        return;
+      }
+      const conversation = conversationOf(context, request.session);
+      if (!conversation) {
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: DECIDED_BY.relay });
+        enqueue.assign({ done: remember(context.done, request.id) });
+        return;
+      }
+      const question = permissionQuestion(request, conversation, `chat-Claude did not decide: ${verdict.why}; JC decides`);
+      enqueue.assign({ questions: withQuestion(context.questions, question) });
+      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: question.text });
+    }),
+    /** The hook stopped waiting (its timeout denied it): a later answer to it, or chat-Claude's verdict, is refused. */
+    withdrawPermission: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "permission.withdrawn");
-      if (!context.questions.some((q) => q.id === event.id)) return {};
-      return { questions: context.questions.filter((q) => q.id !== event.id), done: remember(context.done, event.id) };
+      const asked = context.questions.some((q) => q.id === event.id);
+      const deciding = (context.deciding ?? []).includes(event.id);
+      if (!asked && !deciding) return;
+      if (deciding) enqueue.stopChild(decidingChild(event.id));
+      enqueue.assign({
+        questions: context.questions.filter((q) => q.id !== event.id),
+        deciding: (context.deciding ?? []).filter((d) => d !== event.id),
+        done: remember(context.done, event.id),
+      });
     }),
     takeQuestion: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "question.opened");
@@ -356,6 +418,7 @@ export const relayMachine = setup({
     "question.opened": { actions: "takeQuestion" },
     "permission.requested": { actions: "takePermissionRequest" },
     "permission.withdrawn": { actions: "withdrawPermission" },
+    "permission.policyDecided": { actions: "takePolicyVerdict" },
     "envelope.refused": { actions: "refuseEnvelope" },
     "conversation.failed": [{ guard: "fatal", target: ".halted", actions: "noteFailure" }, { actions: "noteFailure" }],
     "migration.v1": [{ guard: "gateWasClosed", target: ".probing", actions: "restoreV1" }, { actions: "restoreV1" }],

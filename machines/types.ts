@@ -100,7 +100,25 @@ export interface PermissionRequest {
   /** what the agent wants to do, in one paragraph: the tool, the command or path, its stated reason */
   text: string;
   since: number;
+  /** the tool Claude Code asks to run (absent in requests of hooks before permissions.policy) */
+  tool?: string;
+  /** Bash's command, as the agent wrote it */
+  command?: string;
+  /** the file the tool would read or write */
+  path?: string;
+  /** the agent's stated reason (Bash's description) */
+  reason?: string;
+  /** what the agent did so far in this turn (redacted, capped), for whoever decides */
+  evidence?: string;
+  /** when the hook gives up and denies (epoch ms) */
+  deadline?: number;
 }
+
+/** What chat-Claude answered a prompt the policy let it decide; undecided: it goes to JC, saying why. */
+export type PolicyVerdict = { kind: "allow" | "deny"; reason: string } | { kind: "undecided"; why: string };
+
+/** Who decided a permission prompt, as logged and written in its decision. */
+export const DECIDED_BY = { jc: "jc", policy: "chat-claude (policy)", timeout: "timeout", relay: "relay" } as const;
 
 /** An answer beginning with "allow" (any case) allows; anything else denies, with the answer as the reason. */
 export const allowsPermission = (answer: string): boolean => /^\s*allow\b/i.test(answer);

@@ -291,8 +291,8 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
   }
 }
 
-/** The evidence block for the turn that just ended (never throws; never waits on git for more than its budget). */
-async function turnEvidence(transcriptPath: string, cwd: string | null, max: number): Promise<string> {
+/** The evidence block for the turn so far (never throws; never waits on git for more than its budget). */
+export async function turnEvidence(transcriptPath: string, cwd: string | null, max: number): Promise<string> {
   const jsonl = (await readIfPresent(expandHome(transcriptPath))) ?? "";
   const activity = turnActivity(jsonl, cwd);
   const git: GitStat = cwd === null ? { kind: "none" } : await gitDiffStat(cwd);
