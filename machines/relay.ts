@@ -14,7 +14,7 @@ import { type ConversationReport, conversationMachine } from "./conversation.js"
 import * as deliveries from "./deliveries.js";
 import { type PermissionDecisionReport, permissionDecisionMachine } from "./permission-decision.js";
 import { describeRule, type PolicyRule, policyRuleFor } from "./permission-policy.js";
-import { allowsPermission, DECIDED_BY, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
+import { allowsPermission, DECIDED_BY, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type StopFailure, type WorkItem } from "./types.js";
 
 export type ConversationRef = ActorRefFrom<typeof conversationMachine>;
 
@@ -54,6 +54,8 @@ export type RelayEvent =
   | { type: "jc.received"; id: string; answer: JcAnswer; at: number }
   | { type: "permission.requested"; request: PermissionRequest }
   | { type: "permission.withdrawn"; id: string }
+  /** the StopFailure hook recorded a session's turn ending on an API error (the streak's latest) */
+  | { type: "stopFailure.reported"; failure: StopFailure }
   | { type: "dispatch.delivered"; session: string; replyId: string }
   | { type: "dispatch.acknowledged"; session: string }
   | { type: "clock.tick"; now: number }
@@ -111,6 +113,20 @@ const questionOf = (context: RelayContext, conversation: string): Question | und
 const withQuestion = (questions: Question[], question: Question): Question[] => [...questions.filter((q) => q.id !== question.id), question];
 const needsJcNotice = (q: Question): RelayEmitted => ({ type: "notify", kind: "needsJc", session: q.session, questionId: q.id, message: q.text });
 const decidingChild = (id: string): string => `policy-${id}`;
+const shellWord = (word: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+
+/** What JC is told once per failure streak: the error, when the limit resets if known, and how to resume the session. */
+export function stopFailureNotice(f: StopFailure): string {
+  const resume = f.ccSession === null ? "claude --continue" : `claude --resume ${shellWord(f.ccSession)}`;
+  const where = f.cwd === null ? resume : `cd ${shellWord(f.cwd)} && ${resume}`;
+  return [
+    `${f.session}: Claude Code's turn ended on an API error (${f.error}): ${f.message}`,
+    f.resetsAt === null ? "Resume it once the limit has reset:" : `The limit resets ${f.resetsAt}; then resume it:`,
+    where,
+    `Replies waiting for ${f.session} are handed over as it starts; relay jc "@${f.session}: continue where you left off" queues an instruction for it now.`,
+    "Further failures of this session are not notified until one of its turns ends normally.",
+  ].join("\n");
+}
 /** A permission prompt in the relay's hands: before JC, before chat-Claude, or decided. */
 const permissionKnown = (context: RelayContext, id: string): boolean =>
   context.questions.some((q) => q.id === id) || context.done.includes(id) || (context.deciding ?? []).includes(id);
@@ -317,6 +333,14 @@ export const relayMachine = setup({
         done: remember(context.done, event.id),
       });
     }),
+    /** The first report of a streak notifies JC; the rest of the streak does not. */
+    takeStopFailure: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "stopFailure.reported");
+      const { failure } = event;
+      if (context.done.includes(failure.streak)) return;
+      enqueue.assign({ done: remember(context.done, failure.streak) });
+      enqueue.emit({ type: "notify", kind: "stopFailure", session: failure.session, message: stopFailureNotice(failure) });
+    }),
     takeQuestion: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "question.opened");
       enqueue.assign({ questions: withQuestion(context.questions, event.question) });
@@ -419,6 +443,7 @@ export const relayMachine = setup({
     "permission.requested": { actions: "takePermissionRequest" },
     "permission.withdrawn": { actions: "withdrawPermission" },
     "permission.policyDecided": { actions: "takePolicyVerdict" },
+    "stopFailure.reported": { actions: "takeStopFailure" },
     "envelope.refused": { actions: "refuseEnvelope" },
     "conversation.failed": [{ guard: "fatal", target: ".halted", actions: "noteFailure" }, { actions: "noteFailure" }],
     "migration.v1": [{ guard: "gateWasClosed", target: ".probing", actions: "restoreV1" }, { actions: "restoreV1" }],

@@ -91,7 +91,28 @@ export interface RetryState {
   since: number;
 }
 
-export type NotifyKind = "needsJc" | "permission" | "failureStarted" | "failureEnded" | "paused" | "error";
+export type NotifyKind = "needsJc" | "permission" | "stopFailure" | "failureStarted" | "failureEnded" | "paused" | "error";
+
+/** A Claude Code session's turns ending on API errors, as the StopFailure hook records them: one streak until a turn stops normally. */
+export interface StopFailure {
+  /** the streak's id: JC is told once per streak */
+  streak: string;
+  session: string;
+  /** Claude Code's session id, for `claude --resume` */
+  ccSession: string | null;
+  /** the project directory Claude Code ran in */
+  cwd: string | null;
+  /** Claude Code's error class: rate_limit, overloaded, server_error, authentication_failed, billing_error, … */
+  error: string;
+  /** what Claude Code said (redacted, one line) */
+  message: string;
+  /** when the limit resets, if the message says so */
+  resetsAt: string | null;
+  /** failures in this streak so far */
+  count: number;
+  first: string;
+  last: string;
+}
 
 /** A Claude Code permission prompt the PermissionRequest hook put before JC. */
 export interface PermissionRequest {

@@ -42,7 +42,8 @@ export function buildPermissionRequest(args: { model: string; request: Permissio
   };
 }
 
-const VERDICT = /^(ALLOW|DENY)(?=$|[\s:.,;!—–-])[\s:.,;!—–-]*([\s\S]*)$/;
+/** the word, then at most one separator (`:`, `.`, `—`, a spaced `-`…), then the reason */
+const VERDICT = /^(ALLOW|DENY)(?=$|[\s:.,;!—–-])(?:\s*[:.,;!—–]|\s+-(?=\s))?\s*([\s\S]*)$/;
 
 /**
  * Strict: the answer's first word is ALLOW or DENY, in capitals, alone or followed by

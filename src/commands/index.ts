@@ -4,6 +4,7 @@ import Costs from "./costs.js";
 import Help from "./help.js";
 import History from "./history.js";
 import HookClaudeEnd from "./hook/claude-end.js";
+import HookClaudeFailure from "./hook/claude-failure.js";
 import HookClaudePermission from "./hook/claude-permission.js";
 import HookClaudeStart from "./hook/claude-start.js";
 import HookClaudeStop from "./hook/claude-stop.js";
@@ -28,6 +29,7 @@ export const commands = {
   help: Help,
   history: History,
   "hook:claude-end": HookClaudeEnd,
+  "hook:claude-failure": HookClaudeFailure,
   "hook:claude-permission": HookClaudePermission,
   "hook:claude-start": HookClaudeStart,
   "hook:claude-stop": HookClaudeStop,

@@ -2,6 +2,7 @@
 // ntfy. Tests build their own RelayDeps instead.
 import { existsSync, type FSWatcher, watch } from "node:fs";
 import { pendingRequests, writeDecision } from "../operator/permissions.js";
+import { stopFailureStreaks } from "../claude-code/stop-failure.js";
 import { join } from "node:path";
 import type Anthropic from "@anthropic-ai/sdk";
 import type { JcAnswer } from "../../machines/relay.js";
@@ -177,6 +178,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
       pending: () => pendingRequests(paths),
       decide: (id, decision) => writeDecision(paths, id, decision),
     },
+    stopFailures: { streaks: () => stopFailureStreaks(paths) },
     takeResumeRequest: () => removeIfPresent(paths.resumeRequest),
     v1Staging: {
       exists: (session, id) => existsSync(join(sessionDir(paths, session), `.reply-${id}.tmp`)),

@@ -133,6 +133,7 @@ class RelayLoop {
       await this.takeJcAnswer();
     }
     await this.syncPermissions();
+    await this.syncStopFailures();
     if (this.resumeDue) {
       this.resumeDue = false;
       if (await deps.takeResumeRequest()) {
@@ -191,6 +192,22 @@ class RelayLoop {
       if (waiting.has(id)) continue;
       this.deps.log.info({ session, permission: id, allow: false, by: DECIDED_BY.timeout }, "permission denied: the hook stopped waiting (no answer in time)");
       this.actor.send({ type: "permission.withdrawn", id });
+    }
+  }
+
+  /** Failure streaks the StopFailure hook recorded: the first report of each notifies JC. */
+  private async syncStopFailures(): Promise<void> {
+    let streaks;
+    try {
+      streaks = await this.deps.stopFailures.streaks();
+    } catch (err) {
+      this.deps.log.error({ err: messageOf(err) }, "cannot read state/stop-failures/");
+      return;
+    }
+    for (const failure of streaks) {
+      if (this.actor.getSnapshot().context.done.includes(failure.streak)) continue;
+      this.deps.log.warn({ session: failure.session, error: failure.error, ccSession: failure.ccSession, resetsAt: failure.resetsAt }, `Claude Code's turn ended on an API error: ${failure.message}`);
+      this.actor.send({ type: "stopFailure.reported", failure });
     }
   }
 

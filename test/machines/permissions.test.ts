@@ -3,7 +3,7 @@
 // answer decides it ("allow…" allows, anything else denies with its text), a withdrawn prompt
 // (the hook timed out: a deny) refuses a later answer.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { allowsPermission, type PermissionRequest } from "../../machines/types.js";
+import { allowsPermission, type PermissionRequest, type StopFailure } from "../../machines/types.js";
 import { type DaemonHandle, startDaemon } from "../../src/runtime/daemon.js";
 import { type ApiBehaviour, fakeConfig, fakeRelay, session } from "../support/fake-deps.js";
 
@@ -189,5 +189,44 @@ describe("allowsPermission", () => {
     ["", false],
   ])("%j → %s", (answer, allowed) => {
     expect(allowsPermission(answer)).toBe(allowed);
+  });
+});
+
+describe("StopFailure streaks", () => {
+  const streak = (id: string, count: number, over: Partial<StopFailure> = {}): StopFailure => ({
+    streak: id,
+    session: "s1",
+    ccSession: "9a0f6c1e-0000",
+    cwd: "/home/you/my app",
+    error: "rate_limit",
+    message: "API Error: Request rejected (429)",
+    resetsAt: null,
+    count,
+    first: new Date().toISOString(),
+    last: new Date().toISOString(),
+    ...over,
+  });
+
+  it("notify JC once per streak, with the error and the command that resumes the session", async () => {
+    const fake = world();
+    const handle = await startDaemon(fake.deps, { shutdownGraceMs: 1_000 });
+    running.push(handle);
+    fake.stopFailures.push(streak("sf-s1-a", 1));
+    fake.wake();
+    await until(() => expect(fake.notifications.filter((n) => n.kind === "stopFailure")).toHaveLength(1));
+    const [note] = fake.notifications.filter((n) => n.kind === "stopFailure");
+    expect(note?.session).toBe("s1");
+    expect(note?.message).toContain("API error (rate_limit): API Error: Request rejected (429)");
+    expect(note?.message).toContain("cd '/home/you/my app' && claude --resume 9a0f6c1e-0000");
+    // The same streak, a second failure: no second notification.
+    fake.stopFailures.splice(0, 1, streak("sf-s1-a", 2));
+    fake.wake();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fake.notifications.filter((n) => n.kind === "stopFailure")).toHaveLength(1);
+    // A new streak (the Stop hook ended the first): notified again, with the reset time it gives.
+    fake.stopFailures.splice(0, 1, streak("sf-s1-b", 1, { resetsAt: "at 3pm" }));
+    fake.wake();
+    await until(() => expect(fake.notifications.filter((n) => n.kind === "stopFailure")).toHaveLength(2));
+    expect(fake.notifications.filter((n) => n.kind === "stopFailure")[1]?.message).toContain("The limit resets at 3pm; then resume it:");
   });
 });

@@ -54,6 +54,8 @@ describe("parseVerdict: the first word, ALLOW or DENY in capitals, decides; anyt
     ["DENY — it deletes the home folder", { kind: "deny", reason: "it deletes the home folder" }],
     ["  ALLOW\nthe tests", { kind: "allow", reason: "the tests" }],
     ["DENY", { kind: "deny", reason: "(no reason given)" }],
+    ["DENY: --force pushes over the main branch", { kind: "deny", reason: "--force pushes over the main branch" }],
+    ["ALLOW - -n only lists", { kind: "allow", reason: "-n only lists" }],
   ])("%j decides", (reply, verdict) => {
     expect(parseVerdict(reply)).toEqual(verdict);
   });
