@@ -46,7 +46,20 @@ export interface RelayContext extends deliveries.Deliveries {
   policy?: PolicyRule[];
   /** ids of permission prompts chat-Claude is deciding now (each a `policy-<id>` child) */
   deciding?: string[];
+  /** the latest permission decisions, newest last, with who made them (for status) */
+  permissionLog?: PermissionLogEntry[];
 }
+
+/** One decided permission prompt as status shows it. */
+export interface PermissionLogEntry {
+  id: string;
+  session: string;
+  allow: boolean;
+  by: string;
+  reason: string;
+}
+const PERMISSION_LOG_KEPT = 10;
+const logged = (context: RelayContext, entry: PermissionLogEntry): PermissionLogEntry[] => [...(context.permissionLog ?? []), entry].slice(-PERMISSION_LOG_KEPT);
 
 export type RelayEvent =
   | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number; policy?: PolicyRule[] }
@@ -228,8 +241,10 @@ export const relayMachine = setup({
       }
       if (route.question?.kind === "permission") {
         const { id } = route.question;
-        enqueue.emit({ type: "permission.decided", id, allow: allowsPermission(event.answer.text), reason: event.answer.text, by: DECIDED_BY.jc });
-        enqueue.assign(({ context: c }) => ({ questions: c.questions.filter((q) => q.id !== id), done: remember(remember(c.done, event.id), id) }));
+        const allow = allowsPermission(event.answer.text);
+        enqueue.emit({ type: "permission.decided", id, allow, reason: event.answer.text, by: DECIDED_BY.jc });
+        const entry: PermissionLogEntry = { id, session: route.question.session, allow, by: DECIDED_BY.jc, reason: event.answer.text };
+        enqueue.assign(({ context: c }) => ({ questions: c.questions.filter((q) => q.id !== id), done: remember(remember(c.done, event.id), id), permissionLog: logged(c, entry) }));
         enqueue.emit({ type: "jc.consumed", id: event.id });
         return;
       }
@@ -307,7 +322,7 @@ export const relayMachine = setup({
       if (context.done.includes(request.id)) return; // withdrawn meanwhile: the hook denied it
       if (verdict.kind !== "undecided") {
         enqueue.emit({ type: "permission.decided", id: request.id, allow: verdict.kind === "allow", reason: verdict.reason, by: DECIDED_BY.policy });
-        enqueue.assign({ done: remember(context.done, request.id) });
+        enqueue.assign({ done: remember(context.done, request.id), permissionLog: logged(context, { id: request.id, session: request.session, allow: verdict.kind === "allow", by: DECIDED_BY.policy, reason: verdict.reason }) });
         return;
       }
       const conversation = conversationOf(context, request.session);
@@ -323,7 +338,7 @@ export const relayMachine = setup({
     /** The hook stopped waiting (its timeout denied it): a later answer to it, or chat-Claude's verdict, is refused. */
     withdrawPermission: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "permission.withdrawn");
-      const asked = context.questions.some((q) => q.id === event.id);
+      const asked = context.questions.find((q) => q.id === event.id);
       const deciding = (context.deciding ?? []).includes(event.id);
       if (!asked && !deciding) return;
       if (deciding) enqueue.stopChild(decidingChild(event.id));
@@ -331,6 +346,7 @@ export const relayMachine = setup({
         questions: context.questions.filter((q) => q.id !== event.id),
         deciding: (context.deciding ?? []).filter((d) => d !== event.id),
         done: remember(context.done, event.id),
+        permissionLog: logged(context, { id: event.id, session: asked?.session ?? "", allow: false, by: DECIDED_BY.timeout, reason: "the hook stopped waiting (no answer in time)" }),
       });
     }),
     /** The first report of a streak notifies JC; the rest of the streak does not. */

@@ -36,6 +36,8 @@ export interface StatusReport {
   updatedAt: string | null;
   /** state/status.json exists but cannot be read: the report comes from the other files */
   statusError?: string;
+  /** permission prompts chat-Claude is deciding, and the latest decisions with who made them (absent without a daemon's status.json) */
+  permissions?: NonNullable<StatusFile["permissions"]>;
 }
 
 /** What the reader takes from config.yaml: the sessions and their conversations. */
@@ -88,6 +90,7 @@ function fromStatusFile(file: StatusFile, now: number): DaemonView {
     calls: file.calls,
     cost: stale ? { ...file.cost, todayUsd: 0 } : file.cost,
     updatedAt: file.updatedAt,
+    ...(file.permissions === undefined ? {} : { permissions: file.permissions }),
   };
 }
 
@@ -157,6 +160,7 @@ export async function readStatus(paths: RelayPaths, configured: readonly Configu
     calls: base.calls,
     cost: base.cost,
     updatedAt: base.updatedAt,
+    ...(base.permissions === undefined ? {} : { permissions: base.permissions }),
     ...(file.kind === "invalid" ? { statusError: `state/status.json cannot be read (${file.error}); shown from the other files` } : {}),
   };
 }
@@ -200,6 +204,10 @@ export function formatStatus(s: StatusReport, opts: { questionChars?: number } =
   lines.push(
     `cost:      $${s.cost.todayUsd.toFixed(4)} today, $${s.cost.totalUsd.toFixed(4)} all time (${s.cost.calls} calls${s.cost.unpricedCalls ? `, ${s.cost.unpricedCalls} price unknown` : ""})`,
   );
+  for (const id of s.permissions?.deciding ?? []) lines.push(`permission: ${id} is being decided by chat-Claude (permissions.policy)`);
+  for (const d of (s.permissions?.recent ?? []).slice(-3)) {
+    lines.push(`permission: ${d.id}${d.session ? ` (${d.session})` : ""} ${d.allow ? "allowed" : "denied"} by ${d.by}: ${oneLine(d.reason, 120)}`);
+  }
   if (s.lastError) lines.push(`last error: ${s.lastError.message} (${s.lastError.at})`);
   if (s.statusError) lines.push(`warning:   ${s.statusError}`);
   return lines.join("\n");

@@ -42,6 +42,9 @@ describe("permissions.policy (the real CLI)", () => {
     await waitFor(async () => (await ledger(root)).some((r) => r.purpose === "permission" && r.session === "session-1"), { what: "the permission call in the ledger" });
     const log = await readFile(join(root, "logs", "relay.jsonl"), "utf8");
     expect(log).toMatch(new RegExp(`"by":"chat-claude \\(policy\\)".*"msg":"permission ${behavior === "allow" ? "allowed" : "denied"}"|"msg":"permission ${behavior === "allow" ? "allowed" : "denied"}".*"by":"chat-claude \\(policy\\)"`));
+    // relay status says who decided.
+    const status = await runCli(["status", "--root", root]);
+    expect(status.stdout).toMatch(new RegExp(`permission: p-\\S+ \\(session-1\\) ${behavior === "allow" ? "allowed" : "denied"} by chat-claude \\(policy\\)`));
     // Not a turn of the conversation: nothing in the history.
     expect(await exists(join(root, "state", "history", "shared.jsonl"))).toBe(false);
   }, 60_000);

@@ -67,6 +67,7 @@ describe("permission prompts", () => {
     fake.permissions.pending.splice(0); // the hook timed out (deny) and removed its request
     fake.wake();
     await until(() => expect(handle.actor.getSnapshot().context.questions).toEqual([]));
+    await until(() => expect(fake.statuses.at(-1)?.permissions?.recent.map((d) => [d.id, d.allow, d.by])).toEqual([["p-4-dddddd", false, "timeout"]]));
     fake.jc.answer({ kind: "chat", text: "allow", question: "p-4-dddddd" });
     await until(() => expect(fake.jc.refused.map((r) => r.reason)).toEqual(["question p-4-dddddd is not open (answered already, or never asked)"]));
     expect(fake.permissions.decisions.size).toBe(0);
@@ -110,6 +111,8 @@ describe("permissions.policy: chat-Claude decides the prompts it covers", () => 
     expect(fake.ledger.map((r) => [r.purpose, r.session])).toEqual([["permission", "s1"]]);
     expect([...fake.history.byConversation.values()].flat()).toEqual([]);
     await until(() => expect(handle.actor.getSnapshot().context.deciding).toEqual([]));
+    // status.json shows who decided.
+    await until(() => expect(fake.statuses.at(-1)?.permissions?.recent).toEqual([{ id: "p-10-aaaaaa", session: "s1", allow: true, by: "chat-claude (policy)", reason: "runs the project's tests only." }]));
   });
 
   it("a covered prompt chat-Claude denies is denied with its reason", async () => {
@@ -134,6 +137,7 @@ describe("permissions.policy: chat-Claude decides the prompts it covers", () => 
     expect(fake.permissions.decisions.size).toBe(0);
     fake.jc.answer({ kind: "chat", text: "allow", question: "p-12-cccccc" });
     await until(() => expect(fake.permissions.decisions.get("p-12-cccccc")).toEqual({ allow: true, reason: "allow", by: "jc" }));
+    await until(() => expect(fake.statuses.at(-1)?.permissions?.recent.map((d) => [d.id, d.by])).toEqual([["p-12-cccccc", "jc"]]));
   });
 
   it("chat-Claude taking longer than half the hook's wait puts the prompt before JC, the call cancelled", async () => {
