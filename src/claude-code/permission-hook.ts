@@ -56,6 +56,8 @@ export interface PermissionHookOptions {
   input: string;
   /** when to give up and deny (epoch ms) */
   deadline: number;
+  /** the hook's whole wait in seconds (--timeout), as the agent is told on a timeout */
+  waitS?: number;
   pollMs?: number;
 }
 
@@ -72,6 +74,8 @@ export async function runPermissionHook(opts: PermissionHookOptions): Promise<Ho
   if (!probeLock(paths.lock).held) {
     return { stdout: null, stderr: [`relay: no relay is running on ${paths.root}; the permission prompt is left to Claude Code`], exitCode: 0 };
   }
+  // The wait the agent is told about is the hook's whole wait (--timeout), not what is left after start-up and the evidence.
+  const waitS = opts.waitS ?? Math.round((opts.deadline - Date.now()) / 1000);
   const tool = parsed.data.tool_name ?? "a tool";
   const toolInput = parsed.data.tool_input ?? {};
   const id = `p-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
@@ -92,7 +96,6 @@ export async function runPermissionHook(opts: PermissionHookOptions): Promise<Ho
     ...(evidence === null ? {} : { evidence }),
     deadline: opts.deadline,
   });
-  const waitS = Math.round((opts.deadline - Date.now()) / 1000);
   try {
     const decision = await waitForDecision(paths, id, opts.deadline, opts.pollMs ?? 200);
     if (decision === null) {

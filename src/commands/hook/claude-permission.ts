@@ -18,7 +18,7 @@ export default class HookClaudePermission extends HookCommand {
     if (!this.validSession(flags.session)) return;
     const [{ runPermissionHook }, { readStdin }] = await Promise.all([import("../../claude-code/permission-hook.js"), import("../../claude-code/hook-input.js")]);
     const input = await readStdin(process.stdin, 2_000);
-    const outcome = await runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000 });
+    const outcome = await runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000, waitS: flags.timeout });
     this.writeOutcome(outcome);
   }
 }
