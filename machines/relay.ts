@@ -12,7 +12,9 @@ import { type ActorRefFrom, assertEvent, assign, emit, enqueueActions, setup } f
 import { backoffDelayMs, PROBE_INTERVAL_MS } from "./backoff.js";
 import { type ConversationReport, conversationMachine } from "./conversation.js";
 import * as deliveries from "./deliveries.js";
-import { allowsPermission, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type WorkItem } from "./types.js";
+import { type PermissionDecisionReport, permissionDecisionMachine } from "./permission-decision.js";
+import { describeRule, type PolicyRule, policyRuleFor } from "./permission-policy.js";
+import { allowsPermission, DECIDED_BY, type Delivery, type Failure, type NotifyParams, type PermissionRequest, type Question, replyIdFor, type RetryState, type StopFailure, type WorkItem } from "./types.js";
 
 export type ConversationRef = ActorRefFrom<typeof conversationMachine>;
 
@@ -40,19 +42,39 @@ export interface RelayContext extends deliveries.Deliveries {
   lastError: { message: string; at: number } | null;
   /** the session of the latest envelope taken, for JC's plain text */
   lastSession: string | null;
+  /** `permissions.policy`: the prompts chat-Claude may decide alone (absent in older snapshots) */
+  policy?: PolicyRule[];
+  /** ids of permission prompts chat-Claude is deciding now (each a `policy-<id>` child) */
+  deciding?: string[];
+  /** the latest permission decisions, newest last, with who made them (for status) */
+  permissionLog?: PermissionLogEntry[];
 }
 
+/** One decided permission prompt as status shows it. */
+export interface PermissionLogEntry {
+  id: string;
+  session: string;
+  allow: boolean;
+  by: string;
+  reason: string;
+}
+const PERMISSION_LOG_KEPT = 10;
+const logged = (context: RelayContext, entry: PermissionLogEntry): PermissionLogEntry[] => [...(context.permissionLog ?? []), entry].slice(-PERMISSION_LOG_KEPT);
+
 export type RelayEvent =
-  | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number }
+  | { type: "config.loaded"; routes: Record<string, string>; defaultSession: string | null; maxParallel: number; policy?: PolicyRule[] }
   | { type: "envelope.offered"; item: WorkItem; at: number }
   | { type: "jc.received"; id: string; answer: JcAnswer; at: number }
   | { type: "permission.requested"; request: PermissionRequest }
   | { type: "permission.withdrawn"; id: string }
+  /** the StopFailure hook recorded a session's turn ending on an API error (the streak's latest) */
+  | { type: "stopFailure.reported"; failure: StopFailure }
   | { type: "dispatch.delivered"; session: string; replyId: string }
   | { type: "dispatch.acknowledged"; session: string }
   | { type: "clock.tick"; now: number }
   | { type: "operator.resume" }
   | { type: "migration.v1"; state: MigratedState }
+  | PermissionDecisionReport
   | ConversationReport;
 
 /** What a snapshot of the single-machine version carried (see src/store/migrate-v1.ts). */
@@ -90,6 +112,8 @@ export const initialContext: RelayContext = {
   done: [],
   lastError: null,
   lastSession: null,
+  policy: [],
+  deciding: [],
 };
 
 const DONE_KEPT = 500;
@@ -101,6 +125,34 @@ const questionOf = (context: RelayContext, conversation: string): Question | und
 
 const withQuestion = (questions: Question[], question: Question): Question[] => [...questions.filter((q) => q.id !== question.id), question];
 const needsJcNotice = (q: Question): RelayEmitted => ({ type: "notify", kind: "needsJc", session: q.session, questionId: q.id, message: q.text });
+const decidingChild = (id: string): string => `policy-${id}`;
+const shellWord = (word: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+
+/** What JC is told once per failure streak: the error, when the limit resets if known, and how to resume the session. */
+export function stopFailureNotice(f: StopFailure): string {
+  const resume = f.ccSession === null ? "claude --continue" : `claude --resume ${shellWord(f.ccSession)}`;
+  const where = f.cwd === null ? resume : `cd ${shellWord(f.cwd)} && ${resume}`;
+  return [
+    `${f.session}: Claude Code's turn ended on an API error (${f.error}): ${f.message}`,
+    f.resetsAt === null ? "Resume it once the limit has reset:" : `The limit resets ${f.resetsAt}; then resume it:`,
+    where,
+    `Replies waiting for ${f.session} are handed over as it starts; relay jc "@${f.session}: continue where you left off" queues an instruction for it now.`,
+    "Further failures of this session are not notified until one of its turns ends normally.",
+  ].join("\n");
+}
+/** A permission prompt in the relay's hands: before JC, before chat-Claude, or decided. */
+const permissionKnown = (context: RelayContext, id: string): boolean =>
+  context.questions.some((q) => q.id === id) || context.done.includes(id) || (context.deciding ?? []).includes(id);
+/** A permission prompt as JC's question, Allow and Deny on the phone; `note` says why chat-Claude did not decide it. */
+const permissionQuestion = (request: PermissionRequest, conversation: string, note: string | null): Question => ({
+  id: request.id,
+  conversation,
+  session: request.session,
+  text: note === null ? request.text : `${request.text} [${note}]`,
+  since: request.since,
+  kind: "permission",
+  inReplyTo: null,
+});
 
 /** Where JC's answer goes, decided from the open questions and the routes (CONTRACT §6). */
 export type JcRoute =
@@ -148,7 +200,7 @@ export const relayMachine = setup({
     events: {} as RelayEvent,
     emitted: {} as RelayEmitted,
   },
-  actors: { conversation: conversationMachine },
+  actors: { conversation: conversationMachine, permissionDecision: permissionDecisionMachine },
   actions: {
     loadConfig: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "config.loaded");
@@ -161,7 +213,7 @@ export const relayMachine = setup({
           }),
         });
       }
-      enqueue.assign({ routes: event.routes, defaultSession: event.defaultSession, maxParallel: Math.max(1, event.maxParallel) });
+      enqueue.assign({ routes: event.routes, defaultSession: event.defaultSession, maxParallel: Math.max(1, event.maxParallel), policy: event.policy ?? [] });
     }),
     /** An envelope answered before a crash is finished again, not answered again. */
     finishAgain: emit(({ event }) => {
@@ -189,8 +241,10 @@ export const relayMachine = setup({
       }
       if (route.question?.kind === "permission") {
         const { id } = route.question;
-        enqueue.emit({ type: "permission.decided", id, allow: allowsPermission(event.answer.text), reason: event.answer.text, by: "JC" });
-        enqueue.assign(({ context: c }) => ({ questions: c.questions.filter((q) => q.id !== id), done: remember(remember(c.done, event.id), id) }));
+        const allow = allowsPermission(event.answer.text);
+        enqueue.emit({ type: "permission.decided", id, allow, reason: event.answer.text, by: DECIDED_BY.jc });
+        const entry: PermissionLogEntry = { id, session: route.question.session, allow, by: DECIDED_BY.jc, reason: event.answer.text };
+        enqueue.assign(({ context: c }) => ({ questions: c.questions.filter((q) => q.id !== id), done: remember(remember(c.done, event.id), id), permissionLog: logged(c, entry) }));
         enqueue.emit({ type: "jc.consumed", id: event.id });
         return;
       }
@@ -234,26 +288,74 @@ export const relayMachine = setup({
       }
       if (event.receipt) enqueue.emit({ type: "envelope.finished", receipt: event.receipt });
     }),
-    /** A permission prompt becomes a question of its own, with Allow and Deny on JC's phone. */
+    /**
+     * A permission prompt: one `permissions.policy` covers goes to chat-Claude (while API calls
+     * flow); any other becomes a question of its own, with Allow and Deny on JC's phone.
+     */
     takePermissionRequest: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "permission.requested");
       const { request } = event;
-      if (context.questions.some((q) => q.id === request.id) || context.done.includes(request.id)) return;
+      if (permissionKnown(context, request.id)) return;
       const conversation = conversationOf(context, request.session);
       if (!conversation) {
-        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: "relay" });
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: DECIDED_BY.relay });
         enqueue.assign({ done: remember(context.done, request.id) });
         return;
       }
-      const question: Question = { id: request.id, conversation, session: request.session, text: request.text, since: request.since, kind: "permission", inReplyTo: null };
+      const rule = policyRuleFor(context.policy ?? [], request);
+      if (rule && context.failure === null) {
+        enqueue.spawnChild("permissionDecision", { id: decidingChild(request.id), input: { request, rule } });
+        enqueue.assign({ deciding: [...(context.deciding ?? []), request.id] });
+        return;
+      }
+      const note = rule ? `permissions.policy lets chat-Claude decide ${describeRule(rule)}, but API calls are held (${context.failure?.message ?? "the API failed"}): JC decides` : null;
+      const question = permissionQuestion(request, conversation, note);
       enqueue.assign({ questions: withQuestion(context.questions, question) });
-      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: request.text });
+      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: question.text });
     }),
-    /** The hook stopped waiting (its timeout denied it): a later answer to it is refused. */
-    withdrawPermission: assign(({ context, event }) => {
+    /** chat-Claude decided a prompt (allow or deny), or did not: then JC decides, told why. */
+    takePolicyVerdict: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "permission.policyDecided");
+      const { request, verdict } = event;
+      enqueue.stopChild(decidingChild(request.id));
+      enqueue.assign({ deciding: (context.deciding ?? []).filter((d) => d !== request.id) });
+      if (context.done.includes(request.id)) return; // withdrawn meanwhile: the hook denied it
+      if (verdict.kind !== "undecided") {
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: verdict.kind === "allow", reason: verdict.reason, by: DECIDED_BY.policy });
+        enqueue.assign({ done: remember(context.done, request.id), permissionLog: logged(context, { id: request.id, session: request.session, allow: verdict.kind === "allow", by: DECIDED_BY.policy, reason: verdict.reason }) });
+        return;
+      }
+      const conversation = conversationOf(context, request.session);
+      if (!conversation) {
+        enqueue.emit({ type: "permission.decided", id: request.id, allow: false, reason: `session ${request.session} is not in the relay's config.yaml`, by: DECIDED_BY.relay });
+        enqueue.assign({ done: remember(context.done, request.id) });
+        return;
+      }
+      const question = permissionQuestion(request, conversation, `chat-Claude did not decide: ${verdict.why}; JC decides`);
+      enqueue.assign({ questions: withQuestion(context.questions, question) });
+      enqueue.emit({ type: "notify", kind: "permission", session: request.session, questionId: request.id, message: question.text });
+    }),
+    /** The hook stopped waiting (its timeout denied it): a later answer to it, or chat-Claude's verdict, is refused. */
+    withdrawPermission: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "permission.withdrawn");
-      if (!context.questions.some((q) => q.id === event.id)) return {};
-      return { questions: context.questions.filter((q) => q.id !== event.id), done: remember(context.done, event.id) };
+      const asked = context.questions.find((q) => q.id === event.id);
+      const deciding = (context.deciding ?? []).includes(event.id);
+      if (!asked && !deciding) return;
+      if (deciding) enqueue.stopChild(decidingChild(event.id));
+      enqueue.assign({
+        questions: context.questions.filter((q) => q.id !== event.id),
+        deciding: (context.deciding ?? []).filter((d) => d !== event.id),
+        done: remember(context.done, event.id),
+        permissionLog: logged(context, { id: event.id, session: asked?.session ?? "", allow: false, by: DECIDED_BY.timeout, reason: "the hook stopped waiting (no answer in time)" }),
+      });
+    }),
+    /** The first report of a streak notifies JC; the rest of the streak does not. */
+    takeStopFailure: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "stopFailure.reported");
+      const { failure } = event;
+      if (context.done.includes(failure.streak)) return;
+      enqueue.assign({ done: remember(context.done, failure.streak) });
+      enqueue.emit({ type: "notify", kind: "stopFailure", session: failure.session, message: stopFailureNotice(failure) });
     }),
     takeQuestion: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "question.opened");
@@ -356,6 +458,8 @@ export const relayMachine = setup({
     "question.opened": { actions: "takeQuestion" },
     "permission.requested": { actions: "takePermissionRequest" },
     "permission.withdrawn": { actions: "withdrawPermission" },
+    "permission.policyDecided": { actions: "takePolicyVerdict" },
+    "stopFailure.reported": { actions: "takeStopFailure" },
     "envelope.refused": { actions: "refuseEnvelope" },
     "conversation.failed": [{ guard: "fatal", target: ".halted", actions: "noteFailure" }, { actions: "noteFailure" }],
     "migration.v1": [{ guard: "gateWasClosed", target: ".probing", actions: "restoreV1" }, { actions: "restoreV1" }],

@@ -91,7 +91,28 @@ export interface RetryState {
   since: number;
 }
 
-export type NotifyKind = "needsJc" | "permission" | "failureStarted" | "failureEnded" | "paused" | "error";
+export type NotifyKind = "needsJc" | "permission" | "stopFailure" | "failureStarted" | "failureEnded" | "paused" | "error";
+
+/** A Claude Code session's turns ending on API errors, as the StopFailure hook records them: one streak until a turn stops normally. */
+export interface StopFailure {
+  /** the streak's id: JC is told once per streak */
+  streak: string;
+  session: string;
+  /** Claude Code's session id, for `claude --resume` */
+  ccSession: string | null;
+  /** the project directory Claude Code ran in */
+  cwd: string | null;
+  /** Claude Code's error class: rate_limit, overloaded, server_error, authentication_failed, billing_error, … */
+  error: string;
+  /** what Claude Code said (redacted, one line) */
+  message: string;
+  /** when the limit resets, if the message says so */
+  resetsAt: string | null;
+  /** failures in this streak so far */
+  count: number;
+  first: string;
+  last: string;
+}
 
 /** A Claude Code permission prompt the PermissionRequest hook put before JC. */
 export interface PermissionRequest {
@@ -100,7 +121,25 @@ export interface PermissionRequest {
   /** what the agent wants to do, in one paragraph: the tool, the command or path, its stated reason */
   text: string;
   since: number;
+  /** the tool Claude Code asks to run (absent in requests of hooks before permissions.policy) */
+  tool?: string;
+  /** Bash's command, as the agent wrote it */
+  command?: string;
+  /** the file the tool would read or write */
+  path?: string;
+  /** the agent's stated reason (Bash's description) */
+  reason?: string;
+  /** what the agent did so far in this turn (redacted, capped), for whoever decides */
+  evidence?: string;
+  /** when the hook gives up and denies (epoch ms) */
+  deadline?: number;
 }
+
+/** What chat-Claude answered a prompt the policy let it decide; undecided: it goes to JC, saying why. */
+export type PolicyVerdict = { kind: "allow" | "deny"; reason: string } | { kind: "undecided"; why: string };
+
+/** Who decided a permission prompt, as logged and written in its decision. */
+export const DECIDED_BY = { jc: "jc", policy: "chat-claude (policy)", timeout: "timeout", relay: "relay" } as const;
 
 /** An answer beginning with "allow" (any case) allows; anything else denies, with the answer as the reason. */
 export const allowsPermission = (answer: string): boolean => /^\s*allow\b/i.test(answer);

@@ -23,7 +23,7 @@ export type StartInput = z.infer<typeof startInputSchema>;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
-function parseJsonWith<T>(raw: string, schema: z.ZodType<T>): Parsed<T> {
+export function parseJsonWith<T>(raw: string, schema: z.ZodType<T>): Parsed<T> {
   let json: unknown;
   try {
     json = JSON.parse(raw);

@@ -20,6 +20,7 @@ import type { HookMode } from "./settings.js";
 import { type Hold, holdOf, takeReply, waitForAnswer, type WaitEnd } from "./replies.js";
 import { abandonSent, forgetSent, hookEnvelopeId, recordSent } from "./sent-envelopes.js";
 import { formatEvidence, type GitStat, gitDiffStat, turnActivity } from "./evidence.js";
+import { endStopFailureStreak } from "./stop-failure.js";
 import { claudeCodeVersion, expandHome, readTranscriptMessage, TRANSCRIPT_LAG_MS } from "./transcript.js";
 import { becomeWaiter, endWaiterOf, isWaiter, leaveWaiter } from "./waiter.js";
 
@@ -177,6 +178,8 @@ export async function runStopHook(opts: StopHookOptions): Promise<HookOutcome> {
   if (input.hook_event_name !== undefined && input.hook_event_name !== "Stop") {
     return quiet(`hook claude-stop runs as a Stop hook, not ${input.hook_event_name}; nothing relayed`);
   }
+  // A turn that stops normally ends the session's API-error streak (the next failure notifies JC again).
+  await endStopFailureStreak(paths, session);
   if (input.session_id === undefined) return quiet("the hook's input has no session_id; nothing relayed, the agent stops");
   const ctx: HandContext = { paths, session, ccSession: input.session_id, transcript: input.transcript_path ?? null };
   const wake = opts.mode === "wake";
@@ -305,8 +308,8 @@ async function stopHook(opts: StopHookOptions, ctx: HandContext, input: StopInpu
   }
 }
 
-/** The evidence block for the turn that just ended (never throws; never waits on git for more than its budget). */
-async function turnEvidence(transcriptPath: string, cwd: string | null, max: number): Promise<string> {
+/** The evidence block for the turn so far (never throws; never waits on git for more than its budget). */
+export async function turnEvidence(transcriptPath: string, cwd: string | null, max: number): Promise<string> {
   const jsonl = (await readIfPresent(expandHome(transcriptPath))) ?? "";
   const activity = turnActivity(jsonl, cwd);
   const git: GitStat = cwd === null ? { kind: "none" } : await gitDiffStat(cwd);

@@ -9,11 +9,14 @@ import { closeRequest, permissionsDir, readDecision, writeRequest } from "../ope
 import { DirWaiter } from "../store/dir-waiter.js";
 import { ensureDirs } from "../store/files.js";
 import { probeLock } from "../store/lock.js";
+import { DECIDED_BY } from "../../machines/types.js";
 import { redact } from "./evidence.js";
-import type { HookOutcome } from "./hook.js";
+import { type HookOutcome, turnEvidence } from "./hook.js";
 
 const inputSchema = z.looseObject({
   session_id: z.string().optional(),
+  transcript_path: z.string().optional(),
+  cwd: z.string().optional(),
   hook_event_name: z.string().optional(),
   tool_name: z.string().optional(),
   tool_input: z.record(z.string(), z.unknown()).optional(),
@@ -22,10 +25,17 @@ const inputSchema = z.looseObject({
 export const permissionOutput = (allow: boolean, message: string): string =>
   JSON.stringify({ hookSpecificOutput: { hookEventName: "PermissionRequest", decision: allow ? { behavior: "allow" } : { behavior: "deny", message } } });
 
+const stringField = (input: Record<string, unknown>, key: string): string | null => {
+  const value = input[key];
+  return typeof value === "string" ? value : null;
+};
+/** The file a tool would touch: Edit, Write and Read name `file_path`, NotebookEdit `notebook_path`, Glob and Grep `path`. */
+const pathOf = (input: Record<string, unknown>): string | null => stringField(input, "file_path") ?? stringField(input, "notebook_path") ?? stringField(input, "path");
+
 /** What the agent asks, in one paragraph JC can decide on from the phone: the tool, the command or path, its stated reason. */
 export function describeRequest(session: string, tool: string, input: Record<string, unknown>): string {
-  const str = (key: string): string | null => (typeof input[key] === "string" ? (input[key] as string) : null);
-  const what = str("command") ?? str("file_path") ?? str("path") ?? str("url") ?? str("pattern") ?? JSON.stringify(input).slice(0, 300);
+  const str = (key: string): string | null => stringField(input, key);
+  const what = str("command") ?? pathOf(input) ?? str("url") ?? str("pattern") ?? JSON.stringify(input).slice(0, 300);
   const why = str("description");
   const flat = (t: string, max: number) => {
     const one = t.replace(/\s+/g, " ").trim();
@@ -34,12 +44,20 @@ export function describeRequest(session: string, tool: string, input: Record<str
   return redact(`${session} asks permission to run ${tool}: ${flat(what, 500)}${why ? ` (“${flat(why, 200)}”)` : ""}`);
 }
 
+/** The evidence chat-Claude gets with a prompt, in characters. */
+const PERMISSION_EVIDENCE_MAX = 2_000;
+
+/** Who decided, as the agent is told. */
+const deciderName = (by: string): string => (by === DECIDED_BY.jc ? "JC" : by === DECIDED_BY.policy ? "chat-Claude (the relay's permission policy)" : by);
+
 export interface PermissionHookOptions {
   paths: RelayPaths;
   session: string;
   input: string;
   /** when to give up and deny (epoch ms) */
   deadline: number;
+  /** the hook's whole wait in seconds (--timeout), as the agent is told on a timeout */
+  waitS?: number;
   pollMs?: number;
 }
 
@@ -56,18 +74,36 @@ export async function runPermissionHook(opts: PermissionHookOptions): Promise<Ho
   if (!probeLock(paths.lock).held) {
     return { stdout: null, stderr: [`relay: no relay is running on ${paths.root}; the permission prompt is left to Claude Code`], exitCode: 0 };
   }
+  // The wait the agent is told about is the hook's whole wait (--timeout), not what is left after start-up and the evidence.
+  const waitS = opts.waitS ?? Math.round((opts.deadline - Date.now()) / 1000);
   const tool = parsed.data.tool_name ?? "a tool";
+  const toolInput = parsed.data.tool_input ?? {};
   const id = `p-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
-  await writeRequest(paths, { id, session, text: describeRequest(session, tool, parsed.data.tool_input ?? {}), since: Date.now() });
-  const waitS = Math.round((opts.deadline - Date.now()) / 1000);
+  const command = stringField(toolInput, "command");
+  const path = pathOf(toolInput);
+  const reason = stringField(toolInput, "description");
+  // What the agent did so far in this turn, for chat-Claude when permissions.policy lets it decide.
+  const evidence = parsed.data.transcript_path ? await turnEvidence(parsed.data.transcript_path, parsed.data.cwd ?? null, PERMISSION_EVIDENCE_MAX) : null;
+  await writeRequest(paths, {
+    id,
+    session,
+    text: describeRequest(session, tool, toolInput),
+    since: Date.now(),
+    ...(parsed.data.tool_name === undefined ? {} : { tool: parsed.data.tool_name }),
+    ...(command === null ? {} : { command: redact(command) }),
+    ...(path === null ? {} : { path }),
+    ...(reason === null ? {} : { reason: redact(reason) }),
+    ...(evidence === null ? {} : { evidence }),
+    deadline: opts.deadline,
+  });
   try {
     const decision = await waitForDecision(paths, id, opts.deadline, opts.pollMs ?? 200);
     if (decision === null) {
       const why = `no answer from JC within ${waitS} s: denied (permission prompt ${id})`;
       return { stdout: permissionOutput(false, why), stderr: [`relay: ${why}`], exitCode: 0 };
     }
-    const reason = decision.allow ? "" : `${decision.by} denied this: ${decision.reason}`;
-    return { stdout: permissionOutput(decision.allow, reason), stderr: [`relay: permission ${id} ${decision.allow ? "allowed" : "denied"} by ${decision.by}`], exitCode: 0 };
+    const why = decision.allow ? "" : `${deciderName(decision.by)} denied this: ${decision.reason}`;
+    return { stdout: permissionOutput(decision.allow, why), stderr: [`relay: permission ${id} ${decision.allow ? "allowed" : "denied"} by ${decision.by}`], exitCode: 0 };
   } finally {
     await closeRequest(paths, id);
   }

@@ -1,5 +1,5 @@
-// The relay's entries in a Claude Code settings file (CONTRACT §10): the Stop, SessionStart and
-// SessionEnd hooks of one relay session, merged with whatever else the file holds, written to
+// The relay's entries in a Claude Code settings file (CONTRACT §10): the Stop, SessionStart,
+// SessionEnd and StopFailure hooks of one relay session (and PermissionRequest with --permissions), merged with whatever else the file holds, written to
 // .claude/settings.local.json by default (the entries hold this machine's absolute paths).
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -44,8 +44,8 @@ export interface HookSpec {
   permissionWaitS?: number;
 }
 
-export type HookKind = "claude-stop" | "claude-start" | "claude-end" | "claude-permission";
-const EVENT_OF = { "claude-stop": "Stop", "claude-start": "SessionStart", "claude-end": "SessionEnd", "claude-permission": "PermissionRequest" } as const satisfies Record<HookKind, string>;
+export type HookKind = "claude-stop" | "claude-start" | "claude-end" | "claude-failure" | "claude-permission";
+const EVENT_OF = { "claude-stop": "Stop", "claude-start": "SessionStart", "claude-end": "SessionEnd", "claude-failure": "StopFailure", "claude-permission": "PermissionRequest" } as const satisfies Record<HookKind, string>;
 export const HOOK_KINDS = Object.keys(EVENT_OF) as HookKind[];
 type HookEvent = (typeof EVENT_OF)[HookKind];
 
@@ -86,6 +86,7 @@ export function relayHooks(spec: HookSpec): { event: HookEvent; kind: HookKind; 
     { event: "Stop", kind: "claude-stop", hook: stop },
     { event: "SessionStart", kind: "claude-start", hook: { type: "command", command: hookCommand("claude-start", spec), timeout: START_HOOK_TIMEOUT_S } },
     { event: "SessionEnd", kind: "claude-end", hook: { type: "command", command: hookCommand("claude-end", spec), timeout: START_HOOK_TIMEOUT_S } },
+    { event: "StopFailure", kind: "claude-failure", hook: { type: "command", command: hookCommand("claude-failure", spec), timeout: START_HOOK_TIMEOUT_S } },
     ...(spec.permissionWaitS === undefined
       ? []
       : [
@@ -128,6 +129,7 @@ const settingsSchema = z.looseObject(
           Stop: z.array(groupSchema, { error: "expected a list" }).optional(),
           SessionStart: z.array(groupSchema, { error: "expected a list" }).optional(),
           SessionEnd: z.array(groupSchema, { error: "expected a list" }).optional(),
+          StopFailure: z.array(groupSchema, { error: "expected a list" }).optional(),
           PermissionRequest: z.array(groupSchema, { error: "expected a list" }).optional(),
         },
         { error: "expected an object" },

@@ -6,6 +6,7 @@ import Doctor from "./doctor.js";
 import Help from "./help.js";
 import History from "./history.js";
 import HookClaudeEnd from "./hook/claude-end.js";
+import HookClaudeFailure from "./hook/claude-failure.js";
 import HookClaudePermission from "./hook/claude-permission.js";
 import HookClaudeStart from "./hook/claude-start.js";
 import HookClaudeStop from "./hook/claude-stop.js";
@@ -35,6 +36,7 @@ export const commands = {
   help: Help,
   history: History,
   "hook:claude-end": HookClaudeEnd,
+  "hook:claude-failure": HookClaudeFailure,
   "hook:claude-permission": HookClaudePermission,
   "hook:claude-start": HookClaudeStart,
   "hook:claude-stop": HookClaudeStop,

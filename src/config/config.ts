@@ -11,6 +11,7 @@ import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
 import { SESSION_ID } from "./session-id.js";
 import { envValue, withEnvValue } from "./dotenv-file.js";
+import type { PolicyRule } from "../../machines/permission-policy.js";
 
 export { SESSION_ID };
 const MODEL_ID = /^claude-[a-z0-9][a-z0-9.-]*$/;
@@ -37,6 +38,15 @@ const sessionSchema = z.strictObject(
   },
   { error: "expected a mapping with id (and optionally system_prompt, model, host)" },
 );
+
+const glob = (what: string) => z.string({ error: `expected ${what} (a glob: * matches anything)` }).min(1, { error: `expected ${what} (a glob: * matches anything)` });
+const policyRuleSchema = z.strictObject(
+  { tool: glob("a tool name such as Bash or Edit"), command: glob("a command pattern").optional(), path: glob("a file path pattern").optional() },
+  { error: "expected a rule {tool, command?, path?}" },
+);
+
+/** How long chat-Claude has to decide a permission prompt by default (permissions.decide_within_s). */
+export const DEFAULT_POLICY_DECIDE_WITHIN_MS = 30_000;
 
 export const fileConfigSchema = z.strictObject(
   {
@@ -75,6 +85,12 @@ export const fileConfigSchema = z.strictObject(
       .optional(),
     status_http: z.string().optional(),
     public_url: z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as https://relay.example.net/" }).optional(),
+    permissions: z
+      .strictObject({
+        policy: z.array(policyRuleSchema, { error: "expected a list of rules such as {tool: Bash, command: \"npm test*\"}" }).default([]),
+        decide_within_s: positiveInt("a positive whole number of seconds").max(300, { error: "expected at most 300" }).default(DEFAULT_POLICY_DECIDE_WITHIN_MS / 1000),
+      })
+      .optional(),
     limits: z
       .strictObject({
         log_max_bytes: positiveInt("a positive whole number of bytes").min(64 * 1024, { error: "expected at least 65536 bytes" }).default(10 * 1024 * 1024),
@@ -144,6 +160,8 @@ export interface RelayConfig {
   statusHttp?: string;
   /** `public_url`: where JC's phone reaches the status page (the ntfy Status button), instead of the address it is served on */
   publicUrl?: string;
+  /** `permissions:` in config.yaml; absent: every permission prompt goes to JC */
+  permissions?: { policy: PolicyRule[]; decideWithinMs: number };
   /** what bounds the relay's growth over weeks (README: Running for weeks) */
   limits: Limits;
   /** RELAY_HTTP_TOKEN: required by the status page when it listens beyond loopback */
@@ -295,6 +313,14 @@ export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = pro
         }),
     ...(file.status_http === undefined ? {} : { statusHttp: file.status_http }),
     ...(file.public_url === undefined ? {} : { publicUrl: file.public_url }),
+    ...(file.permissions === undefined
+      ? {}
+      : {
+          permissions: {
+            policy: file.permissions.policy.map((r) => ({ tool: r.tool, ...(r.command === undefined ? {} : { command: r.command }), ...(r.path === undefined ? {} : { path: r.path }) })),
+            decideWithinMs: file.permissions.decide_within_s * 1000,
+          },
+        }),
     limits: {
       logMaxBytes: file.limits.log_max_bytes,
       logFiles: file.limits.log_files,

@@ -21,7 +21,8 @@ export interface LedgerRecord {
   session: string;
   conversation: string;
   model: string;
-  purpose: "reply" | "summary" | "probe";
+  /** permission: chat-Claude deciding a permission prompt under permissions.policy */
+  purpose: "reply" | "summary" | "probe" | "permission";
   inputTokens: number;
   outputTokens: number;
   /** cacheWrite5mTokens + cacheWrite1hTokens. */
@@ -53,7 +54,7 @@ export const LedgerRecordSchema = z.object({
   session: z.string(),
   conversation: z.string(),
   model: z.string(),
-  purpose: z.enum(["reply", "summary", "probe"]),
+  purpose: z.enum(["reply", "summary", "probe", "permission"]),
   inputTokens: tokens,
   outputTokens: tokens,
   cacheWriteTokens: tokens,

@@ -68,6 +68,8 @@ export function notification(p: NotifyParams, links?: NotificationLinks): Notifi
         ...(actions.length > 0 ? { actions } : {}),
       };
     }
+    case "stopFailure":
+      return { title: `relay: ${p.session ?? "a session"} stopped on an API error`, message: p.message.length > 1200 ? `${p.message.slice(0, 1200)}…` : p.message, priority: 4, tags: ["warning"] };
     case "failureStarted":
       return { title: "relay: API calls failing, retrying", message: start, priority: 3, tags: ["warning"] };
     case "failureEnded":

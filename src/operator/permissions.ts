@@ -17,7 +17,18 @@ const decisionFile = (paths: RelayPaths, id: string): string => join(permissions
 /** `p-<epoch ms, base 36>-<6 hex>` */
 export const PERMISSION_ID = /^p-[a-z0-9]+-[0-9a-f]{6}$/;
 
-const requestSchema = z.object({ id: z.string().regex(PERMISSION_ID), session: z.string(), text: z.string(), since: z.number() });
+const requestSchema = z.object({
+  id: z.string().regex(PERMISSION_ID),
+  session: z.string(),
+  text: z.string(),
+  since: z.number(),
+  tool: z.string().optional(),
+  command: z.string().optional(),
+  path: z.string().optional(),
+  reason: z.string().optional(),
+  evidence: z.string().optional(),
+  deadline: z.number().optional(),
+});
 const decisionSchema = z.object({ allow: z.boolean(), reason: z.string(), by: z.string(), at: z.string() });
 export type PermissionDecision = z.infer<typeof decisionSchema>;
 

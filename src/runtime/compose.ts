@@ -3,6 +3,7 @@
 import { existsSync, type FSWatcher, watch } from "node:fs";
 import { chmod } from "node:fs/promises";
 import { pendingRequests, writeDecision } from "../operator/permissions.js";
+import { stopFailureStreaks } from "../claude-code/stop-failure.js";
 import { join } from "node:path";
 import type Anthropic from "@anthropic-ai/sdk";
 import type { JcAnswer } from "../../machines/relay.js";
@@ -185,6 +186,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
       pending: () => pendingRequests(paths),
       decide: (id, decision) => writeDecision(paths, id, decision),
     },
+    stopFailures: { streaks: () => stopFailureStreaks(paths) },
     takeResumeRequest: () => removeIfPresent(paths.resumeRequest),
     v1Staging: {
       exists: (session, id) => existsSync(join(sessionDir(paths, session), `.reply-${id}.tmp`)),

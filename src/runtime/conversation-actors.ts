@@ -2,16 +2,19 @@
 // history, and the summary. Every failure comes back as a value the machine decides on.
 import { fromPromise } from "xstate";
 import { conversationMachine } from "../../machines/conversation.js";
+import { permissionDecisionMachine } from "../../machines/permission-decision.js";
 import { relayMachine } from "../../machines/relay.js";
 import type { CallResult, CommitInput, CommitResult, Note, SummarizeResult, WorkItem } from "../../machines/types.js";
 import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW } from "../anthropic/cache-policy.js";
 import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, classifyFailure, type ApiReply, type MessagesRequest } from "../anthropic/messages.js";
 import type { RelayConfig, SessionConfig } from "../config/config.js";
 import { budgetExhausted } from "../costs/budget.js";
-import { type CallCache, makeLedgerRecord } from "../costs/ledger.js";
-import { costUsd, type ConfiguredPrices, priceFor, promptTokensOf } from "../costs/pricing.js";
+import type { CallCache } from "../costs/ledger.js";
+import { promptTokensOf } from "../costs/pricing.js";
 import { isTurn, noteEntry, splitForSummary, transcript, turnEntry, type HistoryEntry } from "../history/conversation-store.js";
+import { recordApiCall, worstCaseUsd } from "./api-calls.js";
 import type { MessagesApi, RelayDeps } from "./deps.js";
+import { permissionDecider } from "./permission-decider.js";
 
 export const DRY_RUN_PREFIX = "[relay dry-run] Received";
 
@@ -22,13 +25,6 @@ export const sessionOf = (config: RelayConfig, id: string): SessionConfig =>
 /** The conversation's prompt and model: those of its sessions (they share them). */
 const conversationSettings = (config: RelayConfig, conversation: string): SessionConfig =>
   config.sessions.find((s) => s.conversation === conversation) ?? { id: conversation, conversation, systemPrompt: config.systemPrompt, model: config.model };
-
-/** The most a call may cost, held against the budgets while it runs (about 3.5 characters a token). */
-function worstCaseUsd(model: string, requestChars: number, maxTokens: number, configured?: ConfiguredPrices): number {
-  const price = priceFor(model, undefined, configured);
-  if (!price) return 0;
-  return ((requestChars / 3.5) * price.input + maxTokens * price.output) / 1_000_000;
-}
 
 /** When the conversation's calls were made: its turns and summaries, as the history recorded them (ms). */
 export function callTimesOf(entries: readonly HistoryEntry[]): number[] {
@@ -74,30 +70,8 @@ export function conversationActors(deps: RelayDeps) {
   };
 
   const record = (session: SessionConfig, conversation: string, purpose: "reply" | "summary", reply: ApiReply, cache: CallCache) => {
-    const made = makeLedgerRecord({ at: new Date(deps.now()), session: session.id, conversation, model: reply.model, purpose, usage: reply.usage, latencyMs: reply.latencyMs, cache });
-    // priced with config.yaml's `prices:` too, which the ledger's own table does not know
-    const rec = { ...made, usd: costUsd(reply.model, reply.usage, deps.config().prices) };
     lastCalls.set(conversation, { at: deps.now(), ttl: cache.ttl, promptTokens: promptTokensOf(reply.usage), purpose });
-    deps.log.info(
-      {
-        session: session.id,
-        conversation,
-        purpose,
-        model: rec.model,
-        inputTokens: rec.inputTokens,
-        outputTokens: rec.outputTokens,
-        cacheWriteTokens: rec.cacheWriteTokens,
-        cacheReadTokens: rec.cacheReadTokens,
-        usd: rec.usd,
-        latencyMs: rec.latencyMs,
-        cacheTtl: cache.ttl,
-        cacheReason: cache.reason,
-        gapMs: cache.gapMs,
-      },
-      "api call",
-    );
-    deps.costs.spend.add(rec);
-    deps.costs.record(rec);
+    recordApiCall(deps, { session: session.id, conversation, purpose, reply, cache });
   };
 
   // An upstream error message may quote a secret: redacted here, before it reaches the machines
@@ -220,5 +194,7 @@ export function provideMachines(deps: RelayDeps) {
       summarize: fromPromise(({ input, signal }) => actors.summarize(input, signal)),
     },
   });
-  return relayMachine.provide({ actors: { conversation } });
+  const decidePermission = permissionDecider(deps);
+  const permissionDecision = permissionDecisionMachine.provide({ actors: { decidePermission: fromPromise(({ input, signal }) => decidePermission(input, signal)) } });
+  return relayMachine.provide({ actors: { conversation, permissionDecision } });
 }

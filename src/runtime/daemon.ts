@@ -6,7 +6,7 @@ import { type Actor, createActor } from "xstate";
 import * as deliveries from "../../machines/deliveries.js";
 import { readyConversations, type RelayEmitted, type relayMachine } from "../../machines/relay.js";
 import { LONGEST_WAIT_MS } from "../../machines/backoff.js";
-import { messageOf } from "../../machines/types.js";
+import { DECIDED_BY, messageOf } from "../../machines/types.js";
 import type { RelayConfig } from "../config/config.js";
 import { buildStatus } from "../status/read-model.js";
 import type { StatusFile } from "../status/status-file.js";
@@ -115,6 +115,7 @@ class RelayLoop {
       routes: Object.fromEntries(config.sessions.map((s) => [s.id, s.conversation])),
       defaultSession: config.sessions[0]?.id ?? null,
       maxParallel: config.maxParallelCalls,
+      policy: config.permissions?.policy ?? [],
     });
     await this.deps.wakeups.watchSessions([...config.sessions.map((s) => s.id), ...Object.keys(this.actor.getSnapshot().context.outbox)]);
   }
@@ -132,6 +133,7 @@ class RelayLoop {
       await this.takeJcAnswer();
     }
     await this.syncPermissions();
+    await this.syncStopFailures();
     if (this.resumeDue) {
       this.resumeDue = false;
       if (await deps.takeResumeRequest()) {
@@ -176,18 +178,36 @@ class RelayLoop {
       this.deps.log.error({ err: messageOf(err) }, "cannot read state/permissions/");
       return;
     }
-    const { questions, done } = this.actor.getSnapshot().context;
+    const { questions, done, deciding = [] } = this.actor.getSnapshot().context;
     const waiting = new Set(pending.map((p) => p.id));
     for (const request of pending) {
-      if (questions.some((q) => q.id === request.id) || done.includes(request.id)) continue;
-      this.deps.log.info({ session: request.session, permission: request.id }, "permission prompt put before JC");
+      if (questions.some((q) => q.id === request.id) || done.includes(request.id) || deciding.includes(request.id)) continue;
       this.actor.send({ type: "permission.requested", request });
+      const now = this.actor.getSnapshot().context;
+      const who = now.deciding?.includes(request.id) ? "chat-Claude (permissions.policy)" : now.questions.some((q) => q.id === request.id) ? "JC" : null;
+      if (who) this.deps.log.info({ session: request.session, permission: request.id, tool: request.tool }, `permission prompt put before ${who}`);
     }
-    for (const q of questions) {
-      if (q.kind === "permission" && !waiting.has(q.id)) {
-        this.deps.log.info({ session: q.session, permission: q.id }, "permission prompt withdrawn (the hook stopped waiting: denied)");
-        this.actor.send({ type: "permission.withdrawn", id: q.id });
-      }
+    const open = [...questions.filter((q) => q.kind === "permission").map((q) => ({ id: q.id, session: q.session })), ...deciding.map((id) => ({ id, session: undefined }))];
+    for (const { id, session } of open) {
+      if (waiting.has(id)) continue;
+      this.deps.log.info({ session, permission: id, allow: false, by: DECIDED_BY.timeout }, "permission denied: the hook stopped waiting (no answer in time)");
+      this.actor.send({ type: "permission.withdrawn", id });
+    }
+  }
+
+  /** Failure streaks the StopFailure hook recorded: the first report of each notifies JC. */
+  private async syncStopFailures(): Promise<void> {
+    let streaks;
+    try {
+      streaks = await this.deps.stopFailures.streaks();
+    } catch (err) {
+      this.deps.log.error({ err: messageOf(err) }, "cannot read state/stop-failures/");
+      return;
+    }
+    for (const failure of streaks) {
+      if (this.actor.getSnapshot().context.done.includes(failure.streak)) continue;
+      this.deps.log.warn({ session: failure.session, error: failure.error, ccSession: failure.ccSession, resetsAt: failure.resetsAt }, `Claude Code's turn ended on an API error: ${failure.message}`);
+      this.actor.send({ type: "stopFailure.reported", failure });
     }
   }
 

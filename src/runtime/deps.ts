@@ -1,6 +1,6 @@
 // The one seam: every side effect the relay performs goes through this record, built in one place
 // (src/runtime/compose.ts) for `relay run` and replaced whole by tests.
-import type { NotifyParams, PermissionRequest } from "../../machines/types.js";
+import type { NotifyParams, PermissionRequest, StopFailure } from "../../machines/types.js";
 import type { ApiReply, MessagesRequest } from "../anthropic/messages.js";
 import type { RelayConfig } from "../config/config.js";
 import type { SpendTracker } from "../costs/budget.js";
@@ -91,6 +91,8 @@ export interface RelayDeps {
     /** false when the hook no longer waits */
     decide(id: string, decision: { allow: boolean; reason: string; by: string; at: string }): Promise<boolean>;
   };
+  /** Claude Code sessions whose turns end on API errors: each session's current streak (state/stop-failures/) */
+  stopFailures: { streaks(): Promise<StopFailure[]> };
   /** `relay resume` asks a paused relay to try again: true once per request */
   takeResumeRequest(): Promise<boolean>;
   /** for the migration of a v1 snapshot: whether a v1 staging file exists, and removing it */

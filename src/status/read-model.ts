@@ -89,5 +89,6 @@ export function buildStatus(snapshot: RootSnapshot, facts: StatusFacts): StatusF
       : null,
     calls: { inFlight: context.inFlight.length, maxParallel: context.maxParallel },
     cost: facts.cost,
+    permissions: { deciding: [...(context.deciding ?? [])], recent: [...(context.permissionLog ?? [])] },
   };
 }

@@ -37,6 +37,8 @@ export interface StatusReport {
   updatedAt: string | null;
   /** state/status.json exists but cannot be read: the report comes from the other files */
   statusError?: string;
+  /** permission prompts chat-Claude is deciding, and the latest decisions with who made them (absent without a daemon's status.json) */
+  permissions?: NonNullable<StatusFile["permissions"]>;
   /** `transport: nats` only (CONTRACT §11) */
   transport?: "nats";
   /** on an agent's root: `daemon` is the local `relay agent`, and the rest is the relay's status mirrored over NATS */
@@ -112,6 +114,7 @@ function fromStatusFile(file: StatusFile, now: number): DaemonView {
     calls: file.calls,
     cost: stale ? { ...file.cost, todayUsd: 0 } : file.cost,
     updatedAt: file.updatedAt,
+    ...(file.permissions === undefined ? {} : { permissions: file.permissions }),
   };
 }
 
@@ -196,6 +199,7 @@ export async function readStatus(
     calls: base.calls,
     cost: base.cost,
     updatedAt: base.updatedAt,
+    ...(base.permissions === undefined ? {} : { permissions: base.permissions }),
     ...(file.kind === "invalid" ? { statusError: `state/status.json cannot be read (${file.error}); shown from the other files` } : {}),
     ...(opts.role?.transport === "nats" ? { transport: "nats" as const } : {}),
     ...(agent === undefined || mirror === null ? {} : { relay: mirrorView(agent, mirror) }),
@@ -265,6 +269,10 @@ export function formatStatus(s: StatusReport, opts: { questionChars?: number } =
   lines.push(
     `cost:      $${s.cost.todayUsd.toFixed(4)} today, $${s.cost.totalUsd.toFixed(4)} all time (${s.cost.calls} calls${s.cost.unpricedCalls ? `, ${s.cost.unpricedCalls} price unknown` : ""})`,
   );
+  for (const id of s.permissions?.deciding ?? []) lines.push(`permission: ${id} is being decided by chat-Claude (permissions.policy)`);
+  for (const d of (s.permissions?.recent ?? []).slice(-3)) {
+    lines.push(`permission: ${d.id}${d.session ? ` (${d.session})` : ""} ${d.allow ? "allowed" : "denied"} by ${d.by}: ${oneLine(d.reason, 120)}`);
+  }
   if (s.lastError) lines.push(`last error: ${s.lastError.message} (${s.lastError.at})`);
   if (s.statusError) lines.push(`warning:   ${s.statusError}`);
   return lines.join("\n");

@@ -48,6 +48,13 @@ export const statusFileSchema = z.looseObject({
     .nullable(),
   calls: z.object({ inFlight: z.number(), maxParallel: z.number() }),
   cost: z.object({ totalUsd: z.number(), todayUsd: z.number(), calls: z.number(), unpricedCalls: z.number() }),
+  /** Claude Code permission prompts: those chat-Claude is deciding (permissions.policy), and the latest decisions with who made them */
+  permissions: z
+    .object({
+      deciding: z.array(z.string()),
+      recent: z.array(z.object({ id: z.string(), session: z.string(), allow: z.boolean(), by: z.string(), reason: z.string() })),
+    })
+    .optional(),
 });
 export type StatusFile = z.infer<typeof statusFileSchema>;
 

@@ -72,9 +72,9 @@ async function model(script: Parameters<typeof startFakeClaudeModel>[0]): Promis
 }
 
 /** A relay root whose config registers SESSION, with the hooks installed into the world's project; the root lives inside the world so stray hooks are found. */
-async function relayRootFor(w: ClaudeWorld, installArgs: string[] = []): Promise<string> {
+async function relayRootFor(w: ClaudeWorld, installArgs: string[] = [], extraConfig = ""): Promise<string> {
   // max_tokens high enough for the 15,000-character reply (the stand-in cuts replies at max_tokens, as the API does).
-  const root = await makeRoot({ config: configYaml({ sessions: [SESSION] }).replace("max_tokens: 1024", "max_tokens: 8192") });
+  const root = await makeRoot({ config: configYaml({ sessions: [SESSION] }).replace("max_tokens: 1024", "max_tokens: 8192") + extraConfig });
   const res = await runCli(["hook", "install", "--session", SESSION, "--project", w.project, "--root", root, ...installArgs]);
   expect(res.code, res.stderr).toBe(0);
   return root;
@@ -257,6 +257,71 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
         timeoutMs: 20_000,
         what: "the late answer refused",
       });
+    }, 180_000);
+
+    if (runsPermissionHooks)
+      it("permissions.policy: a command it covers is allowed by chat-Claude without JC; one it does not cover goes to JC", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60", "--permissions"], 'permissions:\n  policy:\n    - {tool: Bash, command: "touch policy-*"}\n');
+      scope.fake.setResponder((req) => (req.lastUserText.includes("asks permission to run Bash") ? "ALLOW: it only creates an empty file in the project." : "[NEEDS-JC] done?"));
+      await scope.start(root);
+      const m = await model((_req, i) =>
+        [
+          { tool: "Bash", input: { command: "touch policy-made.txt", description: "make the policy file" } },
+          { tool: "Bash", input: { command: "touch jc-made.txt", description: "make the other file" } },
+          { text: "Finished." },
+        ][i] ?? { text: "ok" },
+      );
+      const run = claude(w, m, ["-p", "Make both files.", "--output-format", "stream-json", "--verbose"]);
+      // The covered command ran without a question to JC; the other one waits for JC.
+      const q = await permissionQuestion(root);
+      expect(q.question).toContain("touch jc-made.txt");
+      expect(await exists(join(w.project, "policy-made.txt"))).toBe(true);
+      const asked = scope.fake.requests.map((r) => lastUserText(r)).filter((t) => t.includes("asks permission to run Bash"));
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toContain("Command: touch policy-made.txt");
+      expect(asked[0]).toContain("The agent's reason: make the policy file");
+      expect(scope.ntfy.messages.filter((n) => (n.title ?? "").includes("asks permission")).map((n) => n.message)).toEqual([expect.stringContaining("touch jc-made.txt")]);
+      const jc = await runCli(["jc", "--root", root, "--question", q.id, "deny: not that one"]);
+      expect(jc.code, jc.stderr).toBe(0);
+      const done = await run;
+      expect(done.code, done.stderr).toBe(0);
+      expect(await exists(join(w.project, "jc-made.txt"))).toBe(false);
+      const log = await readFile(join(root, "logs", "relay.jsonl"), "utf8");
+      expect(log).toContain('"by":"chat-claude (policy)"');
+      expect(log).toContain('"by":"jc"');
+    }, 180_000);
+
+    // Plain `claude -p` exits right after starting a StopFailure hook and kills it (measured on both
+    // versions: a shell hook lives, a node one is killed while it starts), so the session here is
+    // driven as the Agent SDK drives it, standard input kept open, as an interactive session stays.
+    it("StopFailure: a streak of turns ending on API errors notifies JC once, with the command that resumes the session", async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const scope = await Scope.create(ctx);
+      const w = await world();
+      const root = await relayRootFor(w, ["--timeout", "60"]);
+      await scope.start(root);
+      const m = await model(() => ({ error: { status: 429, type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit" } }));
+      const failureFile = join(root, "state", "stop-failures", `${SESSION}.json`);
+      const count = async () => ((await exists(failureFile)) ? (JSON.parse(await readFile(failureFile, "utf8")) as { count: number }).count : 0);
+      const twoFailures = waitFor(async () => (await count()) >= 2, { timeoutMs: 90_000, what: "two failures recorded in one streak" }).catch(() => undefined);
+      // CLAUDE_CODE_MAX_RETRIES=0: Claude Code gives up on the first 429 instead of retrying for minutes.
+      const run = await claude(w, m, ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"], {
+        env: w.env(m.url, { CLAUDE_CODE_MAX_RETRIES: "0" }),
+        stdinMessages: ["Work.", "Work again."],
+        closeStdinAfter: twoFailures,
+      });
+      expect(run.stdout).toContain("rate_limit");
+      expect(await count()).toBe(2);
+      const notes = scope.ntfy.messages.filter((n) => (n.title ?? "").includes("stopped on an API error"));
+      const note = notes[0] ?? (await waitFor(() => scope.ntfy.messages.find((n) => (n.title ?? "").includes("stopped on an API error")), { timeoutMs: 30_000, what: "JC's notification" }));
+      expect(note.message).toContain("API error (rate_limit)");
+      expect(note.message).toContain("per-minute rate limit");
+      expect(note.message).toMatch(new RegExp(`cd ${w.project} && claude --resume [0-9a-f-]{36}`));
+      await new Promise((r) => setTimeout(r, 1_000)); // polls of the relay: still one notification
+      expect(scope.ntfy.messages.filter((n) => (n.title ?? "").includes("stopped on an API error"))).toHaveLength(1);
     }, 180_000);
 
     it("lets the agent stop at once when no relay runs", async (ctx) => {

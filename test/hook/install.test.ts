@@ -69,7 +69,7 @@ describe("relay hook install / uninstall (the real CLI)", { timeout: 60_000 }, (
 
     const installed = await install(root, dir);
     expect(installed.code, installed.stderr).toBe(0);
-    expect(installed.stdout).toMatch(/added the relay's Stop \(block mode\), SessionStart,? (and )?SessionEnd hooks for session session-1 to \S+\/\.claude\/settings\.local\.json/);
+    expect(installed.stdout).toMatch(/added the relay's Stop \(block mode\), SessionStart, SessionEnd, StopFailure hooks for session session-1 to \S+\/\.claude\/settings\.local\.json/);
     const after = JSON.parse(await settingsOf(dir)) as Settings;
     const before = JSON.parse(ORIGINAL) as Settings;
     expect(await present(dir, SHARED)).toBe(false); // the shared file is not created
@@ -95,10 +95,12 @@ describe("relay hook install / uninstall (the real CLI)", { timeout: 60_000 }, (
     });
     expect(after.hooks.SessionStart).toEqual([{ hooks: [{ type: "command", command: `${base} claude-start --session session-1 --root ${root}`, timeout: 30 }] }]);
     expect(after.hooks.SessionEnd).toEqual([{ hooks: [{ type: "command", command: `${base} claude-end --session session-1 --root ${root}`, timeout: 30 }] }]);
+    // StopFailure: Claude Code runs it instead of Stop when a turn ends on an API error (no matcher: every error).
+    expect(after.hooks.StopFailure).toEqual([{ hooks: [{ type: "command", command: `${base} claude-failure --session session-1 --root ${root}`, timeout: 30 }] }]);
 
     const removed = await runCli(["hook", "uninstall", "--session", "session-1", "--project", dir]);
     expect(removed.code, removed.stderr).toBe(0);
-    expect(removed.stdout).toMatch(/removed 3 relay hooks for session session-1 from \S+settings\.local\.json/);
+    expect(removed.stdout).toMatch(/removed 4 relay hooks for session session-1 from \S+settings\.local\.json/);
     expect(await settingsOf(dir)).toBe(ORIGINAL);
     expect(await present(dir, SHARED)).toBe(false);
   });
@@ -163,7 +165,7 @@ describe("relay hook install / uninstall (the real CLI)", { timeout: 60_000 }, (
     const shared = await install(root, dir, "--shared");
     expect(shared.code, shared.stderr).toBe(0);
     expect(shared.stdout).toMatch(/to \S+\/\.claude\/settings\.json/);
-    expect(shared.stdout).toMatch(/removed 3 older relay hooks for session session-1 from \S+settings\.local\.json/);
+    expect(shared.stdout).toMatch(/removed 4 older relay hooks for session session-1 from \S+settings\.local\.json/);
     const after = JSON.parse(await settingsOf(dir, SHARED)) as Settings;
     expect(after.hooks.Stop).toHaveLength(2);
     expect(after.hooks.Stop?.[1]?.hooks[0]?.command).toMatch(/ hook claude-stop --session session-1 /);
@@ -192,7 +194,7 @@ describe("relay hook install / uninstall (the real CLI)", { timeout: 60_000 }, (
     expect(shared.hooks.Stop?.map((g) => g.hooks[0]?.command)).toEqual([original.hooks.Stop?.[0]?.hooks[0]?.command, expect.stringMatching(/--session session-2 /)]);
     expect(shared.hooks).not.toHaveProperty("SessionStart");
     const local = JSON.parse(await settingsOf(dir)) as Settings;
-    expect(Object.keys(local.hooks).sort()).toEqual(["SessionEnd", "SessionStart", "Stop"]);
+    expect(Object.keys(local.hooks).sort()).toEqual(["SessionEnd", "SessionStart", "Stop", "StopFailure"]);
     expect(local.hooks.Stop?.[0]?.hooks[0]?.command).toMatch(/--session session-1 .* --mode block --timeout 540$/);
 
     // A second install finds nothing more to move, and changes nothing.
@@ -211,7 +213,7 @@ describe("relay hook install / uninstall (the real CLI)", { timeout: 60_000 }, (
     await writeFile(join(dir, ".claude", SHARED), `${JSON.stringify(shared, null, 2)}\n`);
     const removed = await runCli(["hook", "uninstall", "--session", "session-1", "--project", dir, "--json"]);
     expect(removed.code, removed.stderr).toBe(0);
-    expect(JSON.parse(removed.stdout)).toEqual({ settings: [join(dir, ".claude", LOCAL), join(dir, ".claude", SHARED)], removed: 4 });
+    expect(JSON.parse(removed.stdout)).toEqual({ settings: [join(dir, ".claude", LOCAL), join(dir, ".claude", SHARED)], removed: 5 });
     expect(await settingsOf(dir, SHARED)).toBe(ORIGINAL);
     expect(await settingsOf(dir)).toBe("{}\n");
   });
@@ -309,6 +311,7 @@ describe("the settings merge (pure)", () => {
       ["Stop", "claude-stop"],
       ["SessionStart", "claude-start"],
       ["SessionEnd", "claude-end"],
+      ["StopFailure", "claude-failure"],
     ]);
     expect(block[0]?.hook).toEqual({ type: "command", command: hookCommand("claude-stop", spec), timeout: 600, statusMessage: "relay: waiting for the reviewer's reply (session-1)" });
     const wake = relayHooks({ ...spec, mode: "wake", waitS: 86_400 });
@@ -326,7 +329,7 @@ describe("the settings merge (pure)", () => {
     expect(parsed.value.value).toEqual(copy);
     expect(mergeRelayHooks(merged.value, spec).changed).toBe(false);
     const removed = removeRelayHooks(merged.value, "session-1");
-    expect(removed.removed).toBe(3);
+    expect(removed.removed).toBe(4);
     expect(JSON.stringify(removed.value)).toBe(JSON.stringify(copy));
   });
 

@@ -93,7 +93,7 @@ export async function runClaude(
   bin: string,
   world: ClaudeWorld,
   args: string[],
-  opts: { env: NodeJS.ProcessEnv; timeoutMs?: number; stdinMessages?: string[]; closeStdinWhen?: (stdout: string) => boolean },
+  opts: { env: NodeJS.ProcessEnv; timeoutMs?: number; stdinMessages?: string[]; closeStdinWhen?: (stdout: string) => boolean; closeStdinAfter?: Promise<unknown> },
 ): Promise<ClaudeRun> {
   const child = spawn(bin, args, { cwd: world.project, env: opts.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
   running.add(child);
@@ -113,7 +113,8 @@ export async function runClaude(
   child.stdin.on("error", () => undefined);
   if (opts.stdinMessages) {
     for (const text of opts.stdinMessages) child.stdin.write(`${JSON.stringify({ type: "user", message: { role: "user", content: text } })}\n`);
-    if (!opts.closeStdinWhen) closeStdin();
+    if (opts.closeStdinAfter) void opts.closeStdinAfter.finally(closeStdin);
+    else if (!opts.closeStdinWhen) closeStdin();
   } else {
     closeStdin();
   }

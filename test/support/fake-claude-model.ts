@@ -12,8 +12,9 @@ export interface ModelRequest {
   body: Record<string, unknown>;
 }
 
-/** What the model answers: a text, or a call of one of Claude Code's tools (e.g. Bash). */
-export type ModelTurn = { text: string } | { tool: string; input: Record<string, unknown>; text?: string };
+/** What the model answers: a text, a call of one of Claude Code's tools (e.g. Bash), or an API error (a 429, a 529). */
+export type ModelTurn = { text: string } | { tool: string; input: Record<string, unknown>; text?: string } | { error: { status: number; type: string; message: string } };
+type AnswerTurn = Exclude<ModelTurn, { error: unknown }>;
 
 export type ModelScript = (request: ModelRequest, index: number) => ModelTurn;
 
@@ -37,7 +38,7 @@ const readBody = (req: IncomingMessage): Promise<string> =>
 
 let nextId = 0;
 
-function contentOf(turn: ModelTurn): Record<string, unknown>[] {
+function contentOf(turn: AnswerTurn): Record<string, unknown>[] {
   const blocks: Record<string, unknown>[] = [];
   if ("tool" in turn) {
     if (turn.text) blocks.push({ type: "text", text: turn.text });
@@ -52,7 +53,7 @@ function sse(res: ServerResponse, event: string, data: unknown): void {
   res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
-function answerStreaming(res: ServerResponse, model: string, turn: ModelTurn): void {
+function answerStreaming(res: ServerResponse, model: string, turn: AnswerTurn): void {
   const id = `msg_fake${String(++nextId).padStart(6, "0")}`;
   const usage = { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "request-id": `req_${id}` });
@@ -73,7 +74,7 @@ function answerStreaming(res: ServerResponse, model: string, turn: ModelTurn): v
   res.end();
 }
 
-function answerWhole(res: ServerResponse, model: string, turn: ModelTurn): void {
+function answerWhole(res: ServerResponse, model: string, turn: AnswerTurn): void {
   const id = `msg_fake${String(++nextId).padStart(6, "0")}`;
   res.writeHead(200, { "content-type": "application/json", "request-id": `req_${id}` });
   res.end(
@@ -122,6 +123,11 @@ export async function startFakeClaudeModel(script: ModelScript = () => ({ text: 
       const model = typeof body.model === "string" ? body.model : "claude-fake";
       // Side requests (titles, summaries) get a short text; the agent's turns follow the script.
       const turn = isAgentTurn(request) ? current(request, turnIndex++) : { text: "Side answer." };
+      if ("error" in turn) {
+        res.writeHead(turn.error.status, { "content-type": "application/json", "request-id": `req_fakeerr${++nextId}` });
+        res.end(JSON.stringify({ type: "error", error: { type: turn.error.type, message: turn.error.message } }));
+        return;
+      }
       if (body.stream === true) answerStreaming(res, model, turn);
       else answerWhole(res, model, turn);
     })().catch((err: unknown) => {

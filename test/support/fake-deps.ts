@@ -4,7 +4,7 @@
 // test can hold and settle, JC's answers, snapshots and status kept in memory, notifications
 // recorded.
 import type { JcAnswer } from "../../machines/relay.js";
-import type { Delivery, NotifyParams, PermissionRequest, WorkItem } from "../../machines/types.js";
+import type { Delivery, NotifyParams, PermissionRequest, StopFailure, WorkItem } from "../../machines/types.js";
 import type { ApiReply, MessagesRequest } from "../../src/anthropic/messages.js";
 import { DEFAULT_LIMITS, type RelayConfig, type SessionConfig } from "../../src/config/config.js";
 import { SpendTracker } from "../../src/costs/budget.js";
@@ -296,6 +296,8 @@ export interface FakeRelay {
   ledger: LedgerRecord[];
   /** permission prompts hooks wait for (remove one to withdraw it), and the decisions written */
   permissions: { pending: PermissionRequest[]; decisions: Map<string, { allow: boolean; reason: string; by: string }> };
+  /** failure streaks the StopFailure hook recorded (state/stop-failures/) */
+  stopFailures: StopFailure[];
   /** wake the daemon's loop, as a file-system event would */
   wake(): void;
   /** `relay resume` */
@@ -322,6 +324,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
   const spend = new SpendTracker(() => Date.now());
   let resumeRequested = false;
   const permissions: FakeRelay["permissions"] = { pending: [], decisions: new Map() };
+  const stopFailures: StopFailure[] = [];
 
   const deps: RelayDeps = {
     config: () => config,
@@ -361,6 +364,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
         return true;
       },
     },
+    stopFailures: { streaks: async () => [...stopFailures] },
     takeResumeRequest: async () => {
       const asked = resumeRequested;
       resumeRequested = false;
@@ -394,6 +398,7 @@ export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
     snapshots,
     ledger,
     permissions,
+    stopFailures,
     wake,
     requestResume() {
       resumeRequested = true;

@@ -11,7 +11,8 @@ import { pathToFileURL } from "node:url";
 import { type Command, Parser } from "@oclif/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FlagSpecs, parsePlainFlags } from "../../src/commands/fast/argv.js";
-import { END_FLAGS, PERMISSION_FLAGS, START_FLAGS, STOP_FLAGS } from "../../src/commands/hook/hook-actions.js";
+import { END_FLAGS, FAILURE_FLAGS, PERMISSION_FLAGS, START_FLAGS, STOP_FLAGS } from "../../src/commands/hook/hook-actions.js";
+import HookClaudeFailure from "../../src/commands/hook/claude-failure.js";
 import HookClaudeEnd from "../../src/commands/hook/claude-end.js";
 import HookClaudePermission from "../../src/commands/hook/claude-permission.js";
 import HookClaudeStart from "../../src/commands/hook/claude-start.js";
@@ -24,6 +25,7 @@ const HOT: { name: string; specs: FlagSpecs; command: Command.Class }[] = [
   { name: "hook claude-stop", specs: STOP_FLAGS, command: HookClaudeStop },
   { name: "hook claude-start", specs: START_FLAGS, command: HookClaudeStart },
   { name: "hook claude-end", specs: END_FLAGS, command: HookClaudeEnd },
+  { name: "hook claude-failure", specs: FAILURE_FLAGS, command: HookClaudeFailure },
   { name: "hook claude-permission", specs: PERMISSION_FLAGS, command: HookClaudePermission },
   { name: "status", specs: STATUS_FLAGS, command: Status },
 ];

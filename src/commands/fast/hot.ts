@@ -3,7 +3,7 @@
 // commands' own work. A command line is run here only when it is plain (./argv.ts); anything
 // else (help, a bad flag, an unknown word) goes to oclif, whose output and exit codes stay the
 // reference. Each command's work is the same function its oclif command calls.
-import { END_FLAGS, endHook, PERMISSION_FLAGS, permissionHook, START_FLAGS, startHook, STOP_FLAGS, stopHook, writeHookFailure, writeOutcome } from "../hook/hook-actions.js";
+import { END_FLAGS, endHook, FAILURE_FLAGS, failureHook, PERMISSION_FLAGS, permissionHook, START_FLAGS, startHook, STOP_FLAGS, stopHook, writeHookFailure, writeOutcome } from "../hook/hook-actions.js";
 import type { HookOutcome } from "../../claude-code/hook.js";
 import { STATUS_FLAGS, statusOf } from "../status-action.js";
 import { type FlagSpecs, type ParsedFlags, parsePlainFlags } from "./argv.js";
@@ -54,6 +54,8 @@ export async function runWithoutOclif(argv: readonly string[], env: NodeJS.Proce
       return hook(sub, START_FLAGS, words, startHook);
     case "claude-end":
       return hook(sub, END_FLAGS, words, endHook);
+    case "claude-failure":
+      return hook(sub, FAILURE_FLAGS, words, failureHook);
     case "claude-permission":
       return hook(sub, PERMISSION_FLAGS, words, (flags) => permissionHook(flags, startedAt));
     default:

@@ -23,6 +23,7 @@ export const STOP_FLAGS = {
 } as const satisfies FlagSpecs;
 export const START_FLAGS = { root, session, "release-after": { kind: "integer", min: 1, default: DEFAULT_RELEASE_AFTER_S } } as const satisfies FlagSpecs;
 export const END_FLAGS = { root, session } as const satisfies FlagSpecs;
+export const FAILURE_FLAGS = { root, session } as const satisfies FlagSpecs;
 export const PERMISSION_FLAGS = { root, session, timeout: { kind: "integer", min: 1, default: DEFAULT_PERMISSION_WAIT_S } } as const satisfies FlagSpecs;
 
 /** The outcome of a session id that is not one (one line, exit 1), or null when it is one. */
@@ -79,6 +80,16 @@ export async function endHook(flags: ParsedFlags<typeof END_FLAGS>): Promise<Hoo
   return runEndHook({ paths, session: flags.session, input });
 }
 
+/** The StopFailure hook: records the failure; the relay tells JC once per streak. */
+export async function failureHook(flags: ParsedFlags<typeof FAILURE_FLAGS>): Promise<HookOutcome> {
+  const paths = pathsForRoot(flags.root);
+  const bad = badSession(flags.session);
+  if (bad) return bad;
+  const [{ runStopFailureHook }, { readStdin }] = await Promise.all([import("../../claude-code/stop-failure.js"), import("../../claude-code/hook-input.js")]);
+  const input = await readStdin(process.stdin, 2_000);
+  return runStopFailureHook({ paths, session: flags.session, input });
+}
+
 /** The PermissionRequest hook; `startedAt` as for the Stop hook. */
 export async function permissionHook(flags: ParsedFlags<typeof PERMISSION_FLAGS>, startedAt: number): Promise<HookOutcome> {
   const paths = pathsForRoot(flags.root);
@@ -86,7 +97,7 @@ export async function permissionHook(flags: ParsedFlags<typeof PERMISSION_FLAGS>
   if (bad) return bad;
   const [{ runPermissionHook }, { readStdin }] = await Promise.all([import("../../claude-code/permission-hook.js"), import("../../claude-code/hook-input.js")]);
   const input = await readStdin(process.stdin, 2_000);
-  return runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000 });
+  return runPermissionHook({ paths, session: flags.session, input, deadline: startedAt + flags.timeout * 1000, waitS: flags.timeout });
 }
 
 /**

@@ -53,7 +53,7 @@ export function settingsFiles(project: string, shared: boolean): { file: string;
 export default class HookInstall extends RelayCommand {
   static override examples = ["<%= config.bin %> hook install --session session-1 --project ~/code/app --root ~/relay", { description: "Also answer permission prompts from the phone", command: "<%= config.bin %> hook install --session session-1 --permissions --root ~/relay" }];
   static override description =
-    "Add the relay's Claude Code hooks for a session (Stop, SessionStart, SessionEnd) to DIR/.claude/settings.local.json (--shared: settings.json), keeping everything else.";
+    "Add the relay's Claude Code hooks for a session (Stop, SessionStart, SessionEnd, StopFailure) to DIR/.claude/settings.local.json (--shared: settings.json), keeping everything else.";
   static override enableJsonFlag = true;
   static override flags = {
     session: Flags.string({ char: "s", description: "the relay session id (from config.yaml)", required: true }),
@@ -102,7 +102,7 @@ export default class HookInstall extends RelayCommand {
     if (merged.changed) {
       await mkdir(dirname(file), { recursive: true });
       await writeAtomic(file, formatSettings({ ...parsed.value, value: merged.value }));
-      this.log(`added the relay's Stop (${mode} mode), SessionStart, SessionEnd${flags.permissions ? " and PermissionRequest" : ""} hooks for session ${flags.session} to ${file}`);
+      this.log(`added the relay's Stop (${mode} mode), SessionStart, SessionEnd, StopFailure${flags.permissions ? " and PermissionRequest" : ""} hooks for session ${flags.session} to ${file}`);
     } else {
       this.log(`the relay's hooks for session ${flags.session} are already in ${file}; nothing changed`);
     }
