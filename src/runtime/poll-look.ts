@@ -3,7 +3,8 @@
 // watchers cover, so that an idle relay wakes once per poll interval instead of once for every
 // file operation of a full step. It answers whether a step should run: something is there that
 // a watcher may have missed.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { stopFailuresDir } from "../claude-code/stop-failure.js";
 import type { RelayPaths } from "../config/paths.js";
 import { permissionsDir } from "../operator/permissions.js";
 import { isInProgressName } from "../transport/file/queue.js";
@@ -16,17 +17,29 @@ function namesIn(dir: string): string[] {
   }
 }
 
+/** A directory's modification time (a file written into it or removed from it moves it); -1 when absent. */
+function stampOf(dir: string): number {
+  try {
+    return statSync(dir).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
 /**
  * A look for each tick. True when JC's answer or a resume request is there, when queue/ holds an
- * envelope (with `queue`: the file transport), or when state/permissions/ changed since the last
- * look (the first look always counts as a change).
+ * envelope (with `queue`: the file transport), or when state/permissions/ or state/stop-failures/
+ * changed since the last look (the first look always counts as a change).
  */
 export function pollLook(paths: RelayPaths, opts: { queue: boolean }): () => boolean {
   let lastPermissions: string | null = null;
+  let lastFailures: number | null = null;
   return () => {
     const permissions = namesIn(permissionsDir(paths)).sort().join("\n");
-    const changed = permissions !== lastPermissions;
+    const failures = stampOf(stopFailuresDir(paths));
+    const changed = permissions !== lastPermissions || failures !== lastFailures;
     lastPermissions = permissions;
+    lastFailures = failures;
     if (changed || existsSync(paths.jcInput) || existsSync(paths.resumeRequest)) return true;
     return opts.queue && namesIn(paths.queue).some((name) => !isInProgressName(name));
   };

@@ -89,7 +89,7 @@ describe("the look at a root (poll-look.ts)", () => {
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
-  it("is true at first, then only for JC's answer, a resume request, an envelope in queue/ or a change in state/permissions/", async () => {
+  it("is true at first, then only for JC's answer, a resume request, an envelope in queue/ or a change in state/permissions/ or state/stop-failures/", async () => {
     const root = await mkdtemp(join(tmpdir(), "relay-look-"));
     dirs.push(root);
     const paths = relayPaths(root);
@@ -112,6 +112,15 @@ describe("the look at a root (poll-look.ts)", () => {
     expect(look()).toBe(false); // a prompt waiting for JC is not news at every tick
     await rm(join(paths.state, "permissions", "p1.json"));
     expect(look()).toBe(true); // withdrawn
+    expect(look()).toBe(false);
+    // a StopFailure hook records a streak in a directory the state/ watcher does not see into
+    await mkdir(join(paths.state, "stop-failures"), { recursive: true });
+    expect(look()).toBe(true);
+    expect(look()).toBe(false);
+    await new Promise((r) => setTimeout(r, 20)); // a later mtime than the directory's creation
+    await writeFile(join(paths.state, "stop-failures", "session-1.json"), "{}");
+    expect(look()).toBe(true);
+    expect(look()).toBe(false);
     await writeFile(join(paths.queue, "env-1.json"), "{}");
     expect(look()).toBe(true);
     expect(look()).toBe(true); // an envelope waits in queue/: every tick runs a step
