@@ -8,5 +8,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Three test files at a time on the 2-core machine: most tests wait on child processes (a
+    // relay, Claude Code, nats-server), so a third file overlaps those waits (measured: the whole
+    // suite 565 s with 3, against about 12 min with 2 for the same files).
+    maxWorkers: 3,
   },
 });

@@ -233,7 +233,9 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         for (const w of watchers) w.close();
         stateWatched = false;
       },
-      missedSomething: () => !stateWatched || (!nats && !fileInbox.watching) || look(),
+      // With NATS every tick is a full step: a delivery the NATS inbox holds, or a slot write to
+      // retry, is no file a look could see, and a wake that came during a step must not be lost.
+      missedSomething: () => nats !== undefined || !stateWatched || !fileInbox.watching || look(),
     },
     log,
     redact,
