@@ -61,6 +61,29 @@ describe("relay service print", () => {
     expect(lines.some((l) => l.includes("EnvironmentFile"))).toBe(false);
   });
 
+  it("with --agent, a unit that runs relay agent on this root (transport: nats, another host), named relay-agent-<root name>", async () => {
+    const root = await makeRoot({ config: "transport: nats\nagent:\n  name: laptop\nsessions:\n  - id: s2\n" });
+    const r = await runCli(["service", "print", "--agent", "--user", "--root", root]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = settings(r.stdout);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        `Service: ExecStart=${process.execPath} ${BIN} agent --root ${root}`,
+        "Service: Restart=on-failure",
+        "Service: RestartPreventExitStatus=2",
+        `Service: SyslogIdentifier=relay-agent-${root.split("/").at(-1) ?? ""}`,
+        "Install: WantedBy=default.target",
+      ]),
+    );
+    expect(lines.some((l) => / run --root /.test(l))).toBe(false);
+    expect(unitName(root, true)).toBe(`relay-agent-${root.split("/").at(-1) ?? ""}.service`);
+    // installed beside a relay unit of a root with the same name, it does not replace it
+    const dir = await tempDir("relay-units-");
+    expect((await runCli(["service", "install", "--agent", "--user", "--unit-dir", dir, "--root", root])).code).toBe(0);
+    expect((await runCli(["service", "install", "--user", "--unit-dir", dir, "--root", root])).code).toBe(0);
+    expect((await readdir(dir)).sort()).toEqual([unitName(root, true), unitName(root)].sort());
+  });
+
   it("prints a user unit with --user: WantedBy=default.target, no User= and no system-only targets", async () => {
     const root = await makeRoot();
     const r = await runCli(["service", "print", "--user", "--root", root]);
@@ -125,12 +148,12 @@ const noAnalyze = analyze === "" ? "systemd-analyze is not installed (Debian: ap
 
 describe.skipIf(noAnalyze !== null)(`the unit passes systemd-analyze verify${noAnalyze ? ` (skipped: ${noAnalyze})` : ""}`, () => {
   /** verify needs the file under its unit name; a user unit needs a runtime directory for the user manager. */
-  async function verify(root: string, user: boolean): Promise<{ status: number | null; output: string }> {
+  async function verify(root: string, user: boolean, agent = false): Promise<{ status: number | null; output: string }> {
     const dir = await tempDir("relay-verify-");
     const runtime = await tempDir("relay-xdg-");
-    const r = await runCli(["service", "install", ...(user ? ["--user"] : []), "--unit-dir", dir, "--root", root]);
+    const r = await runCli(["service", "install", ...(user ? ["--user"] : []), ...(agent ? ["--agent"] : []), "--unit-dir", dir, "--root", root]);
     expect(r.code).toBe(0);
-    const path = join(dir, unitName(root));
+    const path = join(dir, unitName(root, agent));
     const result = spawnSync(analyze, [...(user ? ["--user"] : []), "verify", path], {
       encoding: "utf8",
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_RUNTIME_DIR: runtime, SYSTEMD_LOG_LEVEL: "notice" },
@@ -148,6 +171,13 @@ describe.skipIf(noAnalyze !== null)(`the unit passes systemd-analyze verify${noA
   it("as a user unit", async () => {
     const root = await makeRoot();
     const v = await verify(root, true);
+    expect(v.output).not.toMatch(/relay-.*\.service:\d+/);
+    expect(v.status).toBe(0);
+  });
+
+  it("the relay agent's unit (--agent --user)", async () => {
+    const root = await makeRoot();
+    const v = await verify(root, true, true);
     expect(v.output).not.toMatch(/relay-.*\.service:\d+/);
     expect(v.status).toBe(0);
   });
@@ -233,6 +263,16 @@ describe("on macOS: a launchd agent", () => {
     });
     const printed = await runCli(["service", "print", "--platform", "darwin", "--root", root]);
     expect(await readFile(path, "utf8")).toBe(`${printed.stdout.trimEnd()}\n`);
+  });
+
+  it("with --agent, an agent that runs relay agent, labelled claude-code-relay.agent.<name>", async () => {
+    const root = await makeRoot();
+    const home = await tempDir("relay-home-");
+    const r = await runCli(["service", "install", "--agent", "--platform", "darwin", "--root", root], { env: { HOME: home } });
+    expect(r.code, r.stderr).toBe(0);
+    const label = `claude-code-relay.agent.${root.split("/").at(-1) ?? ""}`;
+    const plist = parsePlist(await readFile(join(home, "Library", "LaunchAgents", `${label}.plist`), "utf8"));
+    expect(plist).toMatchObject({ Label: label, ProgramArguments: [process.execPath, BIN, "agent", "--root", root], WorkingDirectory: root });
   });
 
   it("escapes what XML would misread in a path", async () => {

@@ -9,19 +9,21 @@ export interface AgentSpec {
   node: string;
   /** Absolute path of bin/relay.js */
   bin: string;
+  /** `relay agent` (transport: nats, a root on another host) instead of `relay run` */
+  agent?: boolean;
 }
 
-/** claude-code-relay.<root's basename>, cut down to characters safe in a label and a file name. */
-export function agentLabel(root: string): string {
+/** claude-code-relay.<root's basename> (claude-code-relay.agent.… for `relay agent`), cut down to characters safe in a label and a file name. */
+export function agentLabel(root: string, agent = false): string {
   const name = basename(root)
     .replace(/[^A-Za-z0-9_.-]+/g, "-")
     .replace(/^[-.]+|[-.]+$/g, "")
     .slice(0, 64);
-  return `claude-code-relay.${name || "root"}`;
+  return `claude-code-relay.${agent ? "agent." : ""}${name || "root"}`;
 }
 
 export const agentDir = (home = homedir()): string => join(home, "Library", "LaunchAgents");
-export const agentFile = (root: string): string => `${agentLabel(root)}.plist`;
+export const agentFile = (root: string, agent = false): string => `${agentLabel(root, agent)}.plist`;
 
 /** How long launchd waits before starting the relay again after it exited with a failure, seconds. */
 export const THROTTLE_S = 30;
@@ -50,10 +52,10 @@ export function renderPlist(spec: AgentSpec): string {
     '<plist version="1.0">',
     "<dict>",
     "  <key>Label</key>",
-    `  ${str(agentLabel(spec.root))}`,
+    `  ${str(agentLabel(spec.root, spec.agent === true))}`,
     "  <key>ProgramArguments</key>",
     "  <array>",
-    ...[spec.node, spec.bin, "run", "--root", spec.root].map((a) => `    ${str(a)}`),
+    ...[spec.node, spec.bin, spec.agent === true ? "agent" : "run", "--root", spec.root].map((a) => `    ${str(a)}`),
     "  </array>",
     "  <key>WorkingDirectory</key>",
     `  ${str(spec.root)}`,

@@ -14,15 +14,17 @@ export interface UnitSpec {
   user: boolean;
   /** For a system unit: the account it runs as */
   runAs?: string;
+  /** `relay agent` (transport: nats, a root on another host) instead of `relay run` */
+  agent?: boolean;
 }
 
-/** relay-<root's basename>.service, the basename cut down to characters safe in a unit name. */
-export function unitName(root: string): string {
+/** relay-<root's basename>.service (relay-agent-… for `relay agent`), the basename cut down to characters safe in a unit name. */
+export function unitName(root: string, agent = false): string {
   const name = basename(root)
     .replace(/[^A-Za-z0-9_.-]+/g, "-")
     .replace(/^[-.]+|[-.]+$/g, "")
     .slice(0, 64);
-  return `relay-${name || "root"}.service`;
+  return `relay-${agent ? "agent-" : ""}${name || "root"}.service`;
 }
 
 /** Where a unit goes: ~/.config/systemd/user (or $XDG_CONFIG_HOME/systemd/user), else /etc/systemd/system. */
@@ -50,10 +52,11 @@ export function renderUnit(spec: UnitSpec): string {
     if (/[\n\r]/.test(path) || !path.startsWith("/")) throw new UnitPathError(`${JSON.stringify(path)} cannot go into a systemd unit (it must be an absolute path on one line)`);
   }
   const root = noSpecifiers(spec.root);
-  const exec = [spec.node, spec.bin, "run", "--root", spec.root].map(execWord).join(" ");
+  const agent = spec.agent === true;
+  const exec = [spec.node, spec.bin, agent ? "agent" : "run", "--root", spec.root].map(execWord).join(" ");
   return [
     "[Unit]",
-    `Description=relay: Claude Code sessions to chat-Claude, root ${root}`,
+    agent ? `Description=relay agent: this host's Claude Code sessions over NATS, root ${root}` : `Description=relay: Claude Code sessions to chat-Claude, root ${root}`,
     ...(spec.user ? [] : ["Wants=network-online.target", "After=network-online.target"]),
     "StartLimitIntervalSec=300",
     "StartLimitBurst=5",
@@ -73,7 +76,7 @@ export function renderUnit(spec: UnitSpec): string {
     "TimeoutStopSec=60",
     "StandardOutput=journal",
     "StandardError=journal",
-    `SyslogIdentifier=${unitName(spec.root).replace(/\.service$/, "")}`,
+    `SyslogIdentifier=${unitName(spec.root, agent).replace(/\.service$/, "")}`,
     "",
     "[Install]",
     `WantedBy=${spec.user ? "default.target" : "multi-user.target"}`,

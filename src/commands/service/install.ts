@@ -38,6 +38,7 @@ export default class ServiceInstall extends RelayCommand {
   static override examples = [
     { description: "A user unit (no sudo); then enable it as printed", command: "<%= config.bin %> service install --user --root ~/relay" },
     { description: "A system unit that runs as you", command: "sudo <%= config.bin %> service install --root ~/relay" },
+    { description: "On another host (transport: nats): a user unit for relay agent", command: "<%= config.bin %> service install --agent --user --root ~/relay" },
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -49,7 +50,7 @@ export default class ServiceInstall extends RelayCommand {
     const { flags } = await this.parse(ServiceInstall);
     const paths = this.resolvePaths(flags.root);
     const [{ loadEnv }, { isErrno, writeAtomic }] = await Promise.all([import("../../config/config.js"), import("../../store/files.js")]);
-    const file = await serviceFile(paths.root, { user: flags.user, platform: flags.platform, dir: flags["unit-dir"] });
+    const file = await serviceFile(paths.root, { user: flags.user, agent: flags.agent, platform: flags.platform, dir: flags["unit-dir"] });
     const { path } = file;
 
     const current = await readFile(path, "utf8").catch((err: unknown) => {
@@ -71,7 +72,8 @@ export default class ServiceInstall extends RelayCommand {
     if (!(await access(paths.config).then(() => true, () => false))) {
       this.logToStderr(`relay: note: ${paths.config} does not exist yet; run relay init ${paths.root} (or the first start creates it with commented defaults)`);
     }
-    if ((await loadEnv(paths, {})).ANTHROPIC_API_KEY === undefined) {
+    // an agent needs no key: the relay on the other host makes the calls
+    if (!flags.agent && (await loadEnv(paths, {})).ANTHROPIC_API_KEY === undefined) {
       this.logToStderr(`relay: note: the service reads only ${paths.env} and its own environment: put ANTHROPIC_API_KEY=... in ${paths.env}`);
     }
     this.log("next:");

@@ -11,6 +11,7 @@ export const serviceKind = (platform: string): ServiceKind => (platform === "dar
 
 export const serviceFlags = {
   user: Flags.boolean({ description: "systemd: a user unit (systemctl --user) instead of a system one (launchd agents are always the user's)" }),
+  agent: Flags.boolean({ description: "the service runs relay agent (transport: nats, a root served for a relay on another host) instead of relay run" }),
   platform: Flags.string({ hidden: true, options: ["linux", "darwin"], description: "the platform whose service to write (default: this one)" }),
 };
 
@@ -32,21 +33,22 @@ export function serviceAccount(): string {
   return userInfo().username;
 }
 
-export async function serviceFile(root: string, opts: { user: boolean; platform?: string | undefined; dir?: string | undefined }): Promise<ServiceFile> {
+export async function serviceFile(root: string, opts: { user: boolean; agent?: boolean; platform?: string | undefined; dir?: string | undefined }): Promise<ServiceFile> {
   const [{ relayBin }, unit, launchd] = await Promise.all([import("../../claude-code/settings.js"), import("../../service/unit.js"), import("../../service/launchd.js")]);
   const kind = serviceKind(opts.platform ?? process.platform);
   const node = process.execPath;
   const bin = relayBin();
+  const agent = opts.agent === true;
   try {
     if (kind === "launchd") {
       const dir = opts.dir ? resolve(opts.dir) : launchd.agentDir();
-      const path = join(dir, launchd.agentFile(root));
-      const label = launchd.agentLabel(root);
-      return { kind, name: label, dir, path, text: launchd.renderPlist({ root, node, bin }), next: launchd.agentNextCommands(path, label) };
+      const path = join(dir, launchd.agentFile(root, agent));
+      const label = launchd.agentLabel(root, agent);
+      return { kind, name: label, dir, path, text: launchd.renderPlist({ root, node, bin, agent }), next: launchd.agentNextCommands(path, label) };
     }
-    const name = unit.unitName(root);
+    const name = unit.unitName(root, agent);
     const dir = opts.dir ? resolve(opts.dir) : unit.unitDir(opts.user);
-    const text = unit.renderUnit({ root, node, bin, user: opts.user, ...(opts.user ? {} : { runAs: serviceAccount() }) });
+    const text = unit.renderUnit({ root, node, bin, user: opts.user, agent, ...(opts.user ? {} : { runAs: serviceAccount() }) });
     return { kind, name, dir, path: join(dir, name), text, next: unit.nextCommands(name, opts.user) };
   } catch (err) {
     if (err instanceof unit.UnitPathError || err instanceof launchd.AgentPathError) throw new UsageError(err.message);

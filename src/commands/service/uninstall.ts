@@ -42,7 +42,7 @@ export default class ServiceUninstall extends RelayCommand {
     const { flags } = await this.parse(ServiceUninstall);
     const paths = this.resolvePaths(flags.root);
     const { isErrno } = await import("../../store/files.js");
-    const file = await serviceFile(paths.root, { user: flags.user, platform: flags.platform, dir: flags["unit-dir"] });
+    const file = await serviceFile(paths.root, { user: flags.user, agent: flags.agent, platform: flags.platform, dir: flags["unit-dir"] });
     const there = await rm(file.path).then(
       () => true,
       (err: unknown) => {
