@@ -123,6 +123,12 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, one relay and a remot
     expect(direct).toBe("straight from JC on the laptop");
     expect(await replyMeta(w.agentRoot, "s3")).toMatchObject({ source: "jc-direct", in_reply_to: null });
     expect(await exists(join(w.agentRoot, "state", "jc_input.txt"))).toBe(false);
+    // one the relay refuses is reported where JC wrote it, as on the relay's root
+    await writeFile(join(w.agentRoot, "state", "jc_input.txt"), "@s9: to a session the relay does not know");
+    const refused = await waitForFile(join(w.agentRoot, "state", "jc_input.rejected.txt"), 20_000);
+    expect(refused).toMatch(/s9 is not a session/);
+    expect(refused).toContain("@s9: to a session the relay does not know");
+    expect(w.agent.stderr()).not.toMatch(/JC's refused answers failed/);
   }, 60_000);
 
   it("rejects on the host where the envelope was dropped: by the agent for a session it does not serve, with the relay's reason for one the relay does not know", async (ctx) => {

@@ -33,7 +33,7 @@ import { remoteStatusPath } from "../../status/remote-status.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
-import { slotValueSchema } from "./relay-side.js";
+import { jcRefusalKey, jcRefusalSchema, slotValueSchema } from "./relay-side.js";
 import { ensurePullConsumer } from "./topology.js";
 
 const SLOT_POLL_MS = 5_000;
@@ -299,6 +299,7 @@ export class NatsAgent {
     if (!this.opts.builtIn && this.statusDue) {
       this.statusDue = false;
       await part("the status mirror", () => this.mirrorStatus());
+      await part("JC's refused answers", () => this.takeJcRefusals());
     }
     if (now - this.lastHeartbeat >= HEARTBEAT_MS) {
       this.lastHeartbeat = now;
@@ -471,6 +472,27 @@ export class NatsAgent {
       await link.js.publish(names.jcSubject(name, claim.id), new TextEncoder().encode(claim.raw), { msgID: `${name}.${claim.id}` });
       await this.crashPoint("agent-jc-published");
       await releaseJcClaim(paths, claim.id);
+    }
+  }
+
+  /**
+   * JC's answers written here that the relay refused → state/jc_input.rejected.txt (as on the
+   * relay's root), then the refusal is deleted (expecting its revision: a newer one stays).
+   */
+  private async takeJcRefusals(): Promise<void> {
+    const { link, names, name, paths } = this.opts;
+    const kv = await link.kvm.open(names.agentsBucket);
+    const keys: string[] = [];
+    for await (const key of await kv.keys(jcRefusalKey(name, ">"))) keys.push(key);
+    for (const key of keys.sort()) {
+      const entry = await kv.get(key);
+      if (!entry || entry.operation !== "PUT") continue;
+      const refusal = jcRefusalSchema.safeParse(JSON.parse(entry.string()));
+      if (refusal.success) {
+        await refuseJcInput(paths, refusal.data.reason, refusal.data.raw);
+        this.opts.log.warn({ reason: refusal.data.reason }, "JC's answer written here was refused by the relay; see state/jc_input.rejected.txt");
+      }
+      await kv.delete(key, { previousSeq: entry.revision }).catch(() => undefined);
     }
   }
 

@@ -344,14 +344,18 @@ const safeJson = (text: string): unknown => {
   }
 };
 
+/** Where a refusal of JC's answer from agent `agent` waits for that agent (relay_agents). */
+export const jcRefusalKey = (agent: string, claim: string): string => `jcrefused.${agent}.${claim}`;
+export const jcRefusalSchema = z.object({ reason: z.string(), raw: z.string().nullable(), at: z.string() });
+
 /** JC's answers written on agents' roots, through RELAY_JC; read before envelopes on every step. */
 export class NatsJcSource implements JcSource {
   private readonly intake: HeldDelivery;
   private given: number | null = null;
 
   constructor(
-    link: NatsLink,
-    names: NatsNames,
+    private readonly link: NatsLink,
+    private readonly names: NatsNames,
     private readonly registered: () => ReadonlySet<string>,
     private readonly parse: (id: string, raw: string, registered: ReadonlySet<string>) => JcTaken,
     private readonly log: Logger,
@@ -386,8 +390,22 @@ export class NatsJcSource implements JcSource {
     await this.ackHeld();
   }
 
-  async refuse(id: string, reason: string, _raw: string | null): Promise<void> {
+  /**
+   * A refused answer goes back to the agent's root it came from, as state/jc_input.rejected.txt
+   * there: the refusal waits in relay_agents under `jcrefused.<agent>.<claim>` until that agent
+   * takes it (a repeat after a crash rewrites the same key).
+   */
+  async refuse(id: string, reason: string, raw: string | null): Promise<void> {
     this.log.warn({ jc: id, reason }, "JC's answer from an agent's root refused");
+    const [, agent, claim] = id.split(":");
+    if (agent && claim) {
+      try {
+        const kv = await this.link.kvm.open(this.names.agentsBucket);
+        await kv.put(jcRefusalKey(agent, claim), JSON.stringify({ reason, raw, at: new Date().toISOString() }));
+      } catch (err) {
+        this.log.warn({ jc: id, err: messageOf(err) }, "cannot send the refusal back to the agent's root");
+      }
+    }
     await this.ackHeld();
   }
 
