@@ -56,7 +56,7 @@ export default class Autocomplete extends RelayCommand {
     { description: "bash: complete in every new shell", command: "echo 'source <(relay autocomplete bash)' >> ~/.bashrc" },
     { description: "zsh", command: "echo 'source <(relay autocomplete zsh)' >> ~/.zshrc" },
   ];
-  static override args = { shell: Args.string({ description: "the shell (default: from $SHELL, else bash)", options: ["bash", "zsh"] }) };
+  static override args = { shell: Args.string({ ignoreStdin: true, description: "the shell (default: from $SHELL, else bash)", options: ["bash", "zsh"] }) };
 
   async run(): Promise<void> {
     const { args } = await this.parse(Autocomplete);

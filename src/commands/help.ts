@@ -5,7 +5,7 @@ export default class Help extends Command {
   static override examples = ["<%= config.bin %> help", "<%= config.bin %> help hook install"];
   static override strict = false;
   static override args = {
-    command: Args.string({ description: "the command (and its topic) to explain", required: false }),
+    command: Args.string({ ignoreStdin: true, description: "the command (and its topic) to explain", required: false }),
   };
 
   async run(): Promise<void> {

@@ -25,7 +25,7 @@ export default class Init extends RelayCommand {
     { description: "The current directory (or --root, or $RELAY_ROOT)", command: "<%= config.bin %> init" },
   ];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: "the directory to make a root (default: --root, $RELAY_ROOT, else the current directory)" }) };
+  static override args = { dir: Args.string({ ignoreStdin: true, description: "the directory to make a root (default: --root, $RELAY_ROOT, else the current directory)" }) };
   static override flags = {
     "key-from-env": Flags.boolean({ description: "save $ANTHROPIC_API_KEY into .env (when .env has no key yet) instead of asking" }),
   };

@@ -8,7 +8,7 @@ export default class Jc extends RelayCommand {
     "--question QID answers that open question; --session ID is a turn in that session's conversation.",
     "Plain text while several questions are open is refused: pick one with --question.",
   ].join("\n");
-  static override args = { text: Args.string({ description: "the answer", required: true }) };
+  static override args = { text: Args.string({ ignoreStdin: true, description: "the answer", required: true }) };
   static override flags = {
     question: Flags.string({ char: "q", description: "the id of the open question this answers", exclusive: ["session"] }),
     session: Flags.string({ char: "s", description: "a turn in this session's conversation; its reply goes to this session", exclusive: ["question"] }),

@@ -17,6 +17,11 @@ export function withWaitDefault(argv: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * TEXT from standard input, read to its end. Every command's args set `ignoreStdin`: oclif would otherwise
+ * read standard input itself for a missing arg, giving up after 10 ms, which on a busy machine cut a
+ * message written in two pieces.
+ */
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -39,7 +44,7 @@ export default class Send extends RelayCommand {
     `With --wait [SECONDS] (default ${DEFAULT_WAIT_SECONDS}), standard output is only the reply to that envelope (the id goes to standard error), which is then acknowledged; a number right after --wait is always SECONDS.`,
   ].join("\n");
   static override enableJsonFlag = true;
-  static override args = { text: Args.string({ description: "the message (default: standard input)" }) };
+  static override args = { text: Args.string({ ignoreStdin: true, description: "the message (default: standard input)" }) };
   static override flags = {
     session: Flags.string({ char: "s", description: "the sending session's id", required: true }),
     id: Flags.string({ description: "the envelope's id (default: a fresh send-… id)" }),

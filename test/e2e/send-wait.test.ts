@@ -5,7 +5,8 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { type CliResult, exists, inputPath, killAll, makeRoot, queueNames, relayVars, removeRoots, runCli, settle, waitFor } from "../support/cli.js";
+import { type CliResult, exists, inputPath, killAll, makeRoot, queueNames, relayVars, removeRoots, runCli, settle, spawnCli, waitFor } from "../support/cli.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { relayPaths } from "../../src/config/paths.js";
 import { writeStatusFile } from "../support/daemon-status.js";
 
@@ -60,6 +61,17 @@ describe.concurrent("relay send", () => {
     expect(id).toMatch(/^send-[0-9a-z]+-[0-9a-f]{8}$/);
     expect(r.stdout).toBe(`${id}\n`);
     expect(await envelopes(root)).toEqual([{ session_id: "session-1", id, timestamp: expect.any(String) as unknown, content: "hello" }]);
+  });
+
+  it("reads TEXT from standard input to its end, however slowly it comes (oclif's own 10 ms read of stdin is off)", async () => {
+    const root = await makeRoot();
+    const d = await spawnCli(["send", "--root", root, "--session", "session-1"], vars());
+    d.child.stdin?.write("first line\n");
+    await sleep(400);
+    d.child.stdin?.end("second line, 400 ms later");
+    expect(await d.exited).toEqual({ code: 0, signal: null });
+    const id = d.stdout().trim();
+    expect(await envelopes(root)).toEqual([{ session_id: "session-1", id, timestamp: expect.any(String) as unknown, content: "first line\nsecond line, 400 ms later" }]);
   });
 
   it("uses the id given with --id", async () => {
