@@ -8,7 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    // Two test files at a time (the default on this 2-core machine). Three took the suite (94
-    // files) to 565 s, but the NATS crash test then timed out under that load in CI.
+    // vitest's default is one file fewer than the cores: ONE file at a time on a 2-core machine,
+    // which left a core idle while most files wait on child processes.
+    maxWorkers: 2,
   },
 });
