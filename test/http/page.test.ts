@@ -139,6 +139,25 @@ describe.skipIf(!haveChromium)("the status page in chromium", () => {
     expect(problems).toEqual([]);
   });
 
+  it("shows the permission prompts chat-Claude is deciding and the latest decisions with who made them, newest first", async () => {
+    await open();
+    expect(await page.locator("#permissions-recent").textContent()).toBe("none");
+    const decision = (n: number, allow: boolean, by: string) => ({ id: `perm-${n}`, session: "session-1", allow, by, reason: `reason ${n}` });
+    await writeStatus(t.paths, "idle", {
+      ...pendingReply,
+      permissions: { deciding: ["perm-9"], recent: [1, 2, 3, 4, 5, 6].map((n) => decision(n, n % 2 === 0, n === 6 ? "chat-claude (policy)" : "jc")) },
+    });
+    server.notify();
+    await page.locator('#permissions-recent li[data-permission="perm-6"]').waitFor();
+    expect(await page.locator("#permissions-deciding").textContent()).toContain("perm-9");
+    const shown = await page.locator("#permissions-recent li").allTextContents();
+    expect(shown).toHaveLength(5); // the latest five of six
+    expect(shown[0]).toMatch(/perm-6 \(session-1\) allowed by chat-claude \(policy\)reason 6/);
+    expect(shown[1]).toMatch(/perm-5 \(session-1\) denied by jcreason 5/);
+    expect(shown.join("\n")).not.toContain("perm-1 ");
+    expect(problems).toEqual([]);
+  });
+
   it("shows the needs-JC banner with the question, and its form's answer reaches the session", async () => {
     await open();
     expect(await page.locator("#needs-jc").isHidden()).toBe(true);

@@ -187,6 +187,9 @@ function renderStatus({ status, rejected, stateSince: since, lastCallAt }) {
   $("sessions").tBodies[0].replaceChildren(...rows);
   $("history").textContent = `history: ${int(status.history.turns)} turns, ${int(status.history.chars)} characters`;
 
+  // permission prompts (permissions.policy decisions in flight, and the latest decisions with who made them)
+  renderPermissions(status.permissions ?? { deciding: [], recent: [] });
+
   // cost
   $("cost-today").textContent = usd(status.cost.todayUsd);
   $("cost-total").textContent = usd(status.cost.totalUsd);
@@ -318,6 +321,34 @@ function textBlock(text, fullChars, key, session) {
   box.open = opened.has(key);
   box.addEventListener("toggle", () => (box.open ? opened.add(key) : opened.delete(key)));
   return box;
+}
+
+// ---- permission prompts ------------------------------------------------------------------
+
+const PERMISSIONS_SHOWN = 5;
+
+function renderPermissions({ deciding, recent }) {
+  const none = () => el("li", { class: "muted", text: "none" });
+  $("permissions-deciding").replaceChildren(
+    ...(deciding.length === 0 ? [none()] : deciding.map((id) => el("li", {}, el("span", { class: "file", text: id }), " ", el("span", { class: "muted", text: "asked of chat-Claude (permissions.policy)" })))),
+  );
+  const latest = recent.slice(-PERMISSIONS_SHOWN).reverse();
+  $("permissions-recent").replaceChildren(
+    ...(latest.length === 0
+      ? [none()]
+      : latest.map((d) =>
+          el(
+            "li",
+            { "data-permission": d.id, class: d.allow ? "allowed" : "denied" },
+            el("span", { class: "file", text: d.id }),
+            d.session ? ` (${d.session}) ` : " ",
+            el("b", { text: d.allow ? "allowed" : "denied" }),
+            ` by ${d.by}`,
+            el("br"),
+            el("span", { class: "muted", text: d.reason }),
+          ),
+        )),
+  );
 }
 
 // ---- open questions ----------------------------------------------------------------------
