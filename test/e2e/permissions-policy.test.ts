@@ -3,7 +3,7 @@
 // `relay run` serves the root: permissions.policy sends a covered prompt to chat-Claude, whose
 // ALLOW or DENY answers the hook without JC; any other answer puts the prompt before JC.
 // `relay hook claude-failure` (StopFailure) tells JC once per failure streak.
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { configYaml, exists, killAll, makeRoot, readStatusJson, removeRoots, runCli, Scope, secretsCheck, spawnCli, waitFor } from "../support/cli.js";
@@ -81,6 +81,55 @@ describe("permissions.policy (the real CLI)", () => {
     expect((await hook.exited).code).toBe(0);
     expect(hookDecision(hook.stdout())).toEqual({ behavior: "deny", message: "JC denied this: no" });
   }, 60_000);
+});
+
+describe("permissions.policy, read again while the relay runs", () => {
+  it("a policy added to config.yaml takes effect without a restart, and removing it sends every prompt to JC again", async (ctx) => {
+    const scope = await Scope.create(ctx);
+    const configPath = (root: string) => join(root, "config.yaml");
+    const root = await makeRoot({ config: configYaml({ sessions: ["session-1"] }) });
+    scope.fake.setResponder(() => "ALLOW: only the tests.");
+    await scope.start(root);
+    const reloads = async () => ((await readFile(join(root, "logs", "relay.jsonl"), "utf8").catch(() => "")).match(/"msg":"config reloaded"/g) ?? []).length;
+    /** One prompt through the hook; JC answers `jcAnswer` when it reaches JC. Returns the decision and who made it. */
+    const prompt = async (jcAnswer: string) => {
+      const hook = await spawnCli(["hook", "claude-permission", "--session", "session-1", "--root", root, "--timeout", "60"]);
+      hook.child.stdin?.end(promptInput("npm test"));
+      const answered = Promise.race([
+        hook.exited.then(() => null),
+        waitFor(async () => (await readStatusJson(root).catch(() => null))?.questions.find((x) => x.kind === "permission"), { timeoutMs: 30_000, what: "the prompt before JC" }),
+      ]).then(async (q) => {
+        if (q) await runCli(["jc", "--root", root, "--question", q.id, jcAnswer]);
+      });
+      const exit = await hook.exited;
+      await answered;
+      expect(exit.code, hook.stderr()).toBe(0);
+      return { decision: hookDecision(hook.stdout()), stderr: hook.stderr() };
+    };
+
+    // No policy: JC decides, no API call.
+    const before = await prompt("no");
+    expect(before.decision).toEqual({ behavior: "deny", message: "JC denied this: no" });
+    expect(permissionCalls(scope)).toHaveLength(0);
+
+    // The policy added while the relay runs: chat-Claude decides, JC is not asked.
+    const seen = await reloads();
+    await writeFile(configPath(root), configYaml({ sessions: ["session-1"] }) + POLICY);
+    await waitFor(async () => (await reloads()) > seen, { timeoutMs: 30_000, what: "the relay to read config.yaml again" });
+    const during = await prompt("no");
+    expect(during.decision).toEqual({ behavior: "allow" });
+    expect(during.stderr).toContain("by chat-claude (policy)");
+    expect(permissionCalls(scope)).toHaveLength(1);
+
+    // The policy removed: JC again, no further API call.
+    const seen2 = await reloads();
+    await writeFile(configPath(root), configYaml({ sessions: ["session-1"] }));
+    await waitFor(async () => (await reloads()) > seen2, { timeoutMs: 30_000, what: "the relay to read config.yaml again" });
+    const after = await prompt("allow");
+    expect(after.decision).toEqual({ behavior: "allow" });
+    expect(after.stderr).toContain("by jc");
+    expect(permissionCalls(scope)).toHaveLength(1);
+  }, 120_000);
 });
 
 describe("StopFailure (the real CLI)", () => {
