@@ -47,6 +47,8 @@ export interface StatusServerOptions {
   ledger?: LedgerSummary;
   /** at most this many /events clients at once; one more is refused with 503 (default 16) */
   maxClients?: number;
+  /** how often the server looks for what moves without a state change (default 2 s; tests lengthen it to see the watch alone) */
+  pollMs?: number;
   /** `public_url`: the page's address behind a proxy; its Host header and its Origin are this server's too */
   publicUrl?: string;
   /** the secrets scrubbed from every response (default: the API key, the page token, NTFY_TOKEN) */
@@ -206,7 +208,7 @@ export async function startStatusServer(opts: StatusServerOptions): Promise<Stat
   };
   const unsubscribe = opts.subscribe?.(changed) ?? (() => undefined);
   const watcher = watchStatusFile(paths, changed, log);
-  const poll = setInterval(() => push(false), POLL_MS);
+  const poll = setInterval(() => push(false), opts.pollMs ?? POLL_MS);
   const keepalive = setInterval(() => {
     for (const c of clients) sendTo(c, ": keepalive\n\n");
   }, KEEPALIVE_MS);
