@@ -341,7 +341,7 @@ describe("fake Anthropic: scripted failures", () => {
     while (fake.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
     const t0 = Date.now();
     await fake.close();
-    expect(Date.now() - t0).toBeLessThan(500);
+    expect(Date.now() - t0).toBeLessThan(10_000); // the request hangs for ever otherwise
     expect(await pending).toBeInstanceOf(Anthropic.APIConnectionError);
   });
 

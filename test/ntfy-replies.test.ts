@@ -351,7 +351,7 @@ describe("subscribeReplies", () => {
     await subscribed(fake);
     let t = Date.now();
     await sub.stop();
-    expect(Date.now() - t).toBeLessThan(500);
+    expect(Date.now() - t).toBeLessThan(10_000); // promptly: not the 60 s back-off or a server that never answers
 
     const refused = await startProxy(fake.url);
     await refused.refuse();
@@ -359,7 +359,7 @@ describe("subscribeReplies", () => {
     await sleep(100);
     t = Date.now();
     await waiting.stop();
-    expect(Date.now() - t).toBeLessThan(500);
+    expect(Date.now() - t).toBeLessThan(10_000); // promptly: not the 60 s back-off or a server that never answers
 
     const never = subscribe(fake.url);
     never.controller.abort();
@@ -373,7 +373,7 @@ describe("subscribeReplies", () => {
     await waitFor("the request", () => fake.requests.length >= 1);
     const t = Date.now();
     await sub.stop();
-    expect(Date.now() - t).toBeLessThan(500);
+    expect(Date.now() - t).toBeLessThan(10_000); // promptly: not the 60 s back-off or a server that never answers
   });
 
   it("ignores the relay's own notifications published to the reply topic", async () => {

@@ -150,7 +150,7 @@ describe.concurrent("needs JC", () => {
     await writeJcInput(root, "@session-2: stop and rebase first");
     expect((await waitForFile(inputPath(root, "session-2"))).trim()).toBe("stop and rebase first");
     // Promptly: the hanging call never ends (its timeout is minutes), and JC did not wait for it.
-    expect(Date.now() - written).toBeLessThan(5_000);
+    expect(Date.now() - written).toBeLessThan(30_000);
     // The hanging call is still under way; nothing was sent to session-1.
     expect(await machineState(root)).toBe("calling");
     expect(await exists(inputPath(root, "session-1"))).toBe(false);

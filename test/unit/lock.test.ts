@@ -100,7 +100,7 @@ describe("acquireLock", () => {
     const elapsed = performance.now() - started;
     expect(result.ok).toBe(true);
     if (result.ok) held.push(result.lock);
-    expect(elapsed).toBeLessThan(500);
+    expect(elapsed).toBeLessThan(5_000); // no wait for a stale holder (generous: a busy machine)
     expect((await readFile(lockPath, "utf8")).trim()).toBe(String(process.pid));
   });
 });
