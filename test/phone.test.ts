@@ -71,12 +71,12 @@ describe("answering from the phone", () => {
 
     ntfy.publish(replyTopic, "@session-1: ship it tonight");
     const input = join(root, "dispatch", "session-1", "input.txt");
-    await waitFor(() => existsSync(input), { timeoutMs: 10_000, what: "the phone's direct answer" });
+    await waitFor(() => existsSync(input), { timeoutMs: 30_000, what: "the phone's direct answer" });
     expect(readFileSync(input, "utf8")).toBe("ship it tonight");
     // the direct answer answered the question: the button's answer now comes too late, and is refused
     ntfy.publish(replyTopic, approve?.body ?? "");
     const rejected = join(root, "state", "jc_input.rejected.txt");
-    await waitFor(() => existsSync(rejected), { timeoutMs: 10_000, what: "the late button answer refused" });
+    await waitFor(() => existsSync(rejected), { timeoutMs: 30_000, what: "the late button answer refused" });
     expect(readFileSync(rejected, "utf8")).toContain(`question ${bound.question ?? ""} is not open`);
     expect(api.requests).toHaveLength(1);
   });

@@ -32,7 +32,7 @@ async function setup(config: string): Promise<{ root: string; api: FakeAnthropic
     output += d.toString();
   });
   cleanups.push(() => child.kill("SIGKILL"));
-  await waitFor(() => output.includes("relay started"), { timeoutMs: 15_000, what: "start" });
+  await waitFor(() => output.includes("relay started"), { timeoutMs: 30_000, what: "start" });
   return { root, api, ntfy, output: () => output, child };
 }
 
@@ -48,9 +48,9 @@ describe("per-session prompts", () => {
   it("a session with its own system_prompt and model has its own conversation and cost lines", async () => {
     const { root, api } = await setup(`${BASE}sessions:\n  - id: session-1\n  - id: docs\n    system_prompt: You review only documentation.\n    model: claude-haiku-4-5\n`);
     send(root, "session-1", "code change A");
-    await waitFor(() => existsSync(join(root, "dispatch", "session-1", "input.txt")), { timeoutMs: 10_000, what: "reply 1" });
+    await waitFor(() => existsSync(join(root, "dispatch", "session-1", "input.txt")), { timeoutMs: 30_000, what: "reply 1" });
     send(root, "docs", "README section B");
-    await waitFor(() => existsSync(join(root, "dispatch", "docs", "input.txt")), { timeoutMs: 10_000, what: "reply 2" });
+    await waitFor(() => existsSync(join(root, "dispatch", "docs", "input.txt")), { timeoutMs: 30_000, what: "reply 2" });
 
     const [shared, docs] = api.requests.map((r) => r.body as { model: string; messages: { content: { text: string }[] }[] });
     expect(systemText(shared)).toBe("You review everything.");
@@ -62,7 +62,7 @@ describe("per-session prompts", () => {
     expect(existsSync(join(root, "state", "history", "shared.jsonl"))).toBe(true);
     expect(readFileSync(join(root, "state", "history", "session.docs.jsonl"), "utf8")).toContain("README section B");
     const ledgerFile = join(root, "state", "costs.jsonl");
-    await waitFor(() => existsSync(ledgerFile) && readFileSync(ledgerFile, "utf8").trim().split("\n").length === 2, { timeoutMs: 5_000, what: "both ledger lines" });
+    await waitFor(() => existsSync(ledgerFile) && readFileSync(ledgerFile, "utf8").trim().split("\n").length === 2, { timeoutMs: 30_000, what: "both ledger lines" });
     const ledger = readFileSync(ledgerFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { session: string; conversation: string; model: string });
     expect(ledger.map((r) => [r.session, r.conversation, r.model])).toEqual([
       ["session-1", "shared", "claude-sonnet-4-6"],
@@ -76,9 +76,9 @@ describe("live reload", () => {
     const { root, ntfy, output } = await setup(`${BASE}sessions:\n  - id: session-1\n  - id: session-2\n`);
     // two replies for session-2: one in input.txt, one waiting
     send(root, "session-2", "first");
-    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 10_000, what: "first reply" });
+    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 30_000, what: "first reply" });
     send(root, "session-2", "second");
-    await waitFor(() => output().includes("state awaitingAck") && (output().match(/api call/g)?.length ?? 0) >= 2, { timeoutMs: 10_000, what: "second reply waiting" });
+    await waitFor(() => output().includes("state awaitingAck") && (output().match(/api call/g)?.length ?? 0) >= 2, { timeoutMs: 30_000, what: "second reply waiting" });
 
     // a bad edit: the running config stays, one error, one notification
     writeFileSync(join(root, "config.yaml"), `${BASE}sessions:\n  - id: "bad id!"\n`);
@@ -86,20 +86,20 @@ describe("live reload", () => {
     expect(warned[0]?.title).toContain("config.yaml edit ignored");
     expect(warned[0]?.message).toContain("sessions[0].id");
     send(root, "session-1", "still works");
-    await waitFor(() => existsSync(join(root, "dispatch", "session-1", "input.txt")), { timeoutMs: 10_000, what: "reply under the running config" });
+    await waitFor(() => existsSync(join(root, "dispatch", "session-1", "input.txt")), { timeoutMs: 30_000, what: "reply under the running config" });
 
     // a good edit: session-3 added, session-2 removed
     writeFileSync(join(root, "config.yaml"), `${BASE}sessions:\n  - id: session-1\n  - id: session-3\n`);
-    await waitFor(() => output().includes("config reloaded"), { timeoutMs: 10_000, what: "reload" });
+    await waitFor(() => output().includes("config reloaded"), { timeoutMs: 30_000, what: "reload" });
     send(root, "session-3", "new session here");
-    await waitFor(() => existsSync(join(root, "dispatch", "session-3", "input.txt")), { timeoutMs: 10_000, what: "reply for the new session" });
+    await waitFor(() => existsSync(join(root, "dispatch", "session-3", "input.txt")), { timeoutMs: 30_000, what: "reply for the new session" });
     // session-2's waiting reply is still delivered after its ack
     unlinkSync(join(root, "dispatch", "session-2", "input.txt"));
-    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 10_000, what: "the removed session's waiting reply" });
+    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 30_000, what: "the removed session's waiting reply" });
     expect(readFileSync(join(root, "dispatch", "session-2", "input.txt"), "utf8")).toContain("second");
     // an envelope from the removed session is now rejected
     send(root, "session-2", "late");
-    await waitFor(() => output().includes("is not registered"), { timeoutMs: 10_000, what: "rejection" });
+    await waitFor(() => output().includes("is not registered"), { timeoutMs: 30_000, what: "rejection" });
     expect(output().match(/config edit ignored/g)).toHaveLength(1);
   });
 });

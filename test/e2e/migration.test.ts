@@ -295,7 +295,7 @@ describe.concurrent("a root of the first version (relay-snapshot/1) is migrated 
         jcAnswer = { session: q.session, text: `JC answers ${name}` };
         const jc = await runCli(["jc", "--root", root, `@${jcAnswer.session}: ${jcAnswer.text}`], { env: scope.vars() });
         expect(jc.code, jc.stderr).toBe(0);
-        await waitFor(async () => (await readStatusJson(root)).questions.length === 0, { what: "the question to close", timeoutMs: 10_000 });
+        await waitFor(async () => (await readStatusJson(root)).questions.length === 0, { what: "the question to close", timeoutMs: 30_000 });
       }
 
       if (name === "paused") {

@@ -76,14 +76,14 @@ describe("slow and dead neighbours", () => {
     api.enqueue({ kind: "reply", text: "[NEEDS-JC] Which database?" }, { kind: "hang" });
     const root = makeRoot();
     const r = relay(root, ["run"], { ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: ntfy.url });
-    await waitFor(() => r.output().includes("relay started"), { timeoutMs: 10_000, what: "start" });
+    await waitFor(() => r.output().includes("relay started"), { timeoutMs: 30_000, what: "start" });
 
     // needs-JC, with a notification that ntfy swallows forever
     await send(root, "session-1", "schema ready");
-    await waitFor(() => r.output().includes("state needsJc"), { timeoutMs: 5_000, what: "needsJc" });
+    await waitFor(() => r.output().includes("state needsJc"), { timeoutMs: 30_000, what: "needsJc" });
     // JC answers in chat; that call hangs at the API
     await writeJc(root, "Postgres.");
-    await waitFor(() => api.requests.length === 2, { timeoutMs: 5_000, what: "the hanging call" });
+    await waitFor(() => api.requests.length === 2, { timeoutMs: 30_000, what: "the hanging call" });
     expect(existsSync(join(root, "state", "jc_input.txt"))).toBe(false);
 
     // a direct dispatch still lands within the poll interval (plus the test's own polling)
@@ -99,12 +99,12 @@ describe("slow and dead neighbours", () => {
     api.enqueue({ kind: "reply", text: "[NEEDS-JC] ok?" });
     const root = makeRoot();
     const r = relay(root, ["run"], { ANTHROPIC_BASE_URL: api.url, NTFY_SERVER: await closedPortUrl() });
-    await waitFor(() => r.output().includes("relay started"), { timeoutMs: 10_000, what: "start" });
+    await waitFor(() => r.output().includes("relay started"), { timeoutMs: 30_000, what: "start" });
     await send(root, "session-1", "first");
-    await waitFor(() => r.output().includes("state needsJc"), { timeoutMs: 5_000, what: "needsJc" });
+    await waitFor(() => r.output().includes("state needsJc"), { timeoutMs: 30_000, what: "needsJc" });
     await writeJc(root, "@session-1: yes");
     await send(root, "session-2", "second");
-    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 5_000, what: "the next reply" });
+    await waitFor(() => existsSync(join(root, "dispatch", "session-2", "input.txt")), { timeoutMs: 30_000, what: "the next reply" });
     expect(r.output()).toMatch(/ntfy publish failed/);
   });
 });

@@ -316,7 +316,7 @@ describe("relay hook claude-stop", { timeout: 60_000 }, () => {
     fake.enqueue({ kind: "delay", ms: 3_000, then: { kind: "reply", text: "Late: rebase on main first." } });
     const first = await stopHook(root, stopInput({ last_assistant_message: "Sub-PR A is open; CI is green." }), ["--timeout", "1"]);
     expectCleanStop(first);
-    await waitFor(() => exists(inputPath(root, "session-1")), { what: "the late reply", timeoutMs: 10_000 });
+    await waitFor(() => exists(inputPath(root, "session-1")), { what: "the late reply", timeoutMs: 30_000 });
     fake.setResponder(() => "Now open sub-PR B.");
     const r = await stopHook(root, stopInput({ last_assistant_message: "Rebased." }));
     const h = stopHandoverOf(r.stdout.trim());

@@ -439,7 +439,7 @@ describe("whose reply the Stop hook hands over", () => {
     a.stdout.on("data", (d: Buffer) => (outA += d.toString()));
     const exitA = new Promise<number | null>((resolve) => a.on("close", resolve));
     a.stdin.end(stopInput("Report from A."));
-    await waitFor(() => relay.taken.length === 1, { what: "A's envelope", timeoutMs: 15_000 });
+    await waitFor(() => relay.taken.length === 1, { what: "A's envelope", timeoutMs: 30_000 });
     a.kill("SIGSTOP");
 
     const b = stop(paths, "Report from B.", { waitMs: 20_000 });
@@ -734,12 +734,12 @@ describe("wake mode (a background hook that wakes the session)", () => {
     };
 
     const a = await spawnWake("Report from A.");
-    await waitFor(async () => relay.taken.length === 1 && (await waiterPid()) === a.child.pid, { what: "A waiting", timeoutMs: 15_000 });
+    await waitFor(async () => relay.taken.length === 1 && (await waiterPid()) === a.child.pid, { what: "A waiting", timeoutMs: 30_000 });
     const b = await spawnWake("Report from B.");
     // A is ended (quietly: exit 0, nothing on stdout) and B becomes the waiter.
     expect(await a.exit).toBe(0);
     expect(a.out().stdout).toBe("");
-    await waitFor(async () => relay.taken.length === 2 && (await waiterPid()) === b.child.pid, { what: "B waiting", timeoutMs: 15_000 });
+    await waitFor(async () => relay.taken.length === 2 && (await waiterPid()) === b.child.pid, { what: "B waiting", timeoutMs: 30_000 });
     // The reply to A's message is now a late one, handed over labelled with B's answer.
     relay.reply("session-1", relay.taken[0]?.id ?? "", "For A.");
     relay.reply("session-1", relay.taken[1]?.id ?? "", "For B.");
@@ -752,7 +752,7 @@ describe("wake mode (a background hook that wakes the session)", () => {
 
     // SessionEnd ends a waiting hook and releases the relay session.
     const c = await spawnWake("Report from C.");
-    await waitFor(async () => relay.taken.length === 3 && (await waiterPid()) === c.child.pid, { what: "C waiting", timeoutMs: 15_000 });
+    await waitFor(async () => relay.taken.length === 3 && (await waiterPid()) === c.child.pid, { what: "C waiting", timeoutMs: 30_000 });
     const ended = await runEndHookFor(paths, CC_SESSION);
     expect(ended.stderr.join("")).toMatch(/released/);
     expect(await c.exit).toBe(0);

@@ -230,7 +230,8 @@ export interface CliResult {
 export async function runCli(args: string[], opts: { env?: Record<string, string | undefined>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   const d = spawnRelay(args, await childEnv(opts.env ?? {}), `relay ${args.join(" ")}`);
   d.child.stdin?.end(opts.input ?? "");
-  const timeoutMs = opts.timeoutMs ?? 15_000;
+  // Generous: a CLI start is ~0.3 s of CPU, which under load can take many seconds.
+  const timeoutMs = opts.timeoutMs ?? 45_000;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -309,9 +310,13 @@ export async function killAll(): Promise<void> {
 // ---------------------------------------------------------------------------
 // Waiting
 
-/** Poll `condition` every 20 ms until it is truthy; its value is returned. */
+/**
+ * Poll `condition` every 20 ms until it is truthy; its value is returned. The default wait is
+ * generous (30 s): on a 2-core machine running other work, a step of a few hundred ms of CPU can
+ * take seconds; a condition that never comes still fails well inside the test's 60 s.
+ */
 export async function waitFor<T>(condition: () => T | Promise<T>, opts: { timeoutMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -330,7 +335,7 @@ export async function waitFor<T>(condition: () => T | Promise<T>, opts: { timeou
 }
 
 /** Wait until `path` exists and return its content. */
-export function waitForFile(path: string, timeoutMs = 10_000): Promise<string> {
+export function waitForFile(path: string, timeoutMs = 30_000): Promise<string> {
   return waitFor(() => readFile(path, "utf8").catch(() => null), { timeoutMs, what: path });
 }
 
