@@ -60,7 +60,7 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     } else {
       await dropEnvelope(root, "env.json", { session_id: "session-1", content: text });
     }
-    const exit: Exit = await withTimeout(crashing.exited, 10_000, `the crash at ${point}`);
+    const exit: Exit = await withTimeout(crashing.exited, 45_000, `the crash at ${point}`);
     expect(exit.signal).toBe("SIGKILL");
     // The kill came where the hook says (so each case tests a different moment).
     const input = inputPath(root, "session-1");
@@ -120,7 +120,7 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
       await dropEnvelope(root, `env-${i}.json`, { session_id: "session-1", content: `backlog msg ${i}` }, ago(age));
     }
     const crashing = await scope.start(root, { RELAY_CRASH_AT: "after-commit:2" });
-    expect((await withTimeout(crashing.exited, 10_000, "the crash")).signal).toBe("SIGKILL");
+    expect((await withTimeout(crashing.exited, 45_000, "the crash")).signal).toBe("SIGKILL");
 
     await scope.start(root);
     const input = inputPath(root, "session-1");
@@ -149,7 +149,7 @@ describe.concurrent("kill -9 at a crash point, then restart", () => {
     const root = await makeRoot();
     const crashing = await scope.start(root, { RELAY_CRASH_AT: "after-publish" });
     await dropEnvelope(root, "env.json", { session_id: "session-1", content: "msg acked while down" });
-    expect((await withTimeout(crashing.exited, 10_000, "the crash")).signal).toBe("SIGKILL");
+    expect((await withTimeout(crashing.exited, 45_000, "the crash")).signal).toBe("SIGKILL");
     const input = inputPath(root, "session-1");
     expect(await exists(input)).toBe(true);
     await unlink(input); // CC took the reply while the relay was down
