@@ -55,10 +55,12 @@ export interface NatsPlan {
 
 export const natsPlan = (quick: boolean): NatsPlan =>
   quick
-    ? { latencyN: 15, r3N: 5, tpN: 200, tpLimitMs: 20_000, cpuSettleMs: 2_000, cpuWindowMs: 10_000, restarts: 1 }
+    ? { latencyN: 16, r3N: 5, tpN: 200, tpLimitMs: 20_000, cpuSettleMs: 2_000, cpuWindowMs: 10_000, restarts: 1 }
     : { latencyN: 40, r3N: 15, tpN: 600, tpLimitMs: 60_000, cpuSettleMs: 3_000, cpuWindowMs: 60_000, restarts: 3 };
 
 const AGENT = "laptop";
+/** an API call longer than the relay's taking step (a durable snapshot, then the ack) even on a busy machine */
+const SLOW_API_MS = 250;
 const LOCAL = ["s1", "s2"];
 const REMOTE = ["s3", "s4"];
 
@@ -183,10 +185,19 @@ interface Lane {
   /** (a) rename into queue/ → request at the stand-in; (b) the stand-in's res.end() → input.txt visible */
   a: number[];
   b: number[];
+  /** each kept sample's instants (bench clock ≈ Date.now()), to place the log records between them */
+  marks: Marks[];
+}
+
+interface Marks {
+  renamed: number;
+  requested: number;
+  answered: number;
+  seen: number;
 }
 
 function lane(label: string, root: string, session: string, relayRoot: string, fake: FakeAnthropic): Lane {
-  return { label, root, session, relayRoot, fake, watcher: new Watcher([join(root, "dispatch", session)]), a: [], b: [] };
+  return { label, root, session, relayRoot, fake, watcher: new Watcher([join(root, "dispatch", session)]), a: [], b: [], marks: [] };
 }
 
 let sampleNo = 0;
@@ -204,8 +215,12 @@ async function sample(l: Lane, keep: boolean): Promise<{ t0: number; seen: numbe
   unlinkSync(input);
   await waitRelay(l.relayRoot, isQuiet, 30_000, `the relay at rest after ${name}`);
   if (keep) {
-    l.a.push((req.receivedAt ?? req.at) - t0);
-    if (req.sentAt !== undefined) l.b.push(seen - req.sentAt);
+    const requested = req.receivedAt ?? req.at;
+    l.a.push(requested - t0);
+    if (req.sentAt !== undefined) {
+      l.b.push(seen - req.sentAt);
+      l.marks.push({ renamed: t0, requested, answered: req.sentAt, seen });
+    }
   }
   return { t0, seen };
 }
@@ -217,6 +232,25 @@ async function sampleLanes(lanes: Lane[], n: number): Promise<void> {
       await sleep(randomBetween(0, 20));
       await sample(l, round >= 0);
     }
+  }
+}
+
+/** Delete every input.txt as it appears until the relay is at rest and every queue/ is empty (at most 3 minutes). */
+async function drain(places: { root: string; session: string }[], relayRoot: string): Promise<void> {
+  const deadline = Date.now() + 180_000;
+  const queued = () => [...new Set(places.map((p) => p.root))].some((root) => readdirSync(join(root, "queue")).some((f) => f.endsWith(".json")));
+  for (;;) {
+    for (const p of places) {
+      try {
+        unlinkSync(inputPath(p.root, p.session));
+      } catch {
+        // none there
+      }
+    }
+    const view = await waitRelay(relayRoot, () => true, 5_000, "the relay's status").catch(() => null);
+    if (view && isQuiet(view) && !queued()) return;
+    if (Date.now() > deadline) throw new Error(`the relay at ${relayRoot} is not at rest 3 minutes after the throughput run`);
+    await sleep(20);
   }
 }
 
@@ -261,6 +295,59 @@ async function loggedAt(root: string, msg: RegExp, since: number, timeoutMs: num
     if (Date.now() > deadline) throw new Error(`"${msg.source}" not logged in ${root}/logs within ${timeoutMs / 1000} s`);
     await sleep(20);
   }
+}
+
+/** logs/relay.jsonl of a root: each record's time (ms), msg and session. */
+function logRecords(root: string): { time: number; msg: string; session?: string }[] {
+  let text = "";
+  try {
+    text = readFileSync(join(root, "logs", "relay.jsonl"), "utf8");
+  } catch {
+    return [];
+  }
+  return text.split("\n").flatMap((line) => {
+    try {
+      const rec = JSON.parse(line) as { time?: unknown; msg?: unknown; session?: unknown };
+      return typeof rec.time === "number" && typeof rec.msg === "string" ? [{ time: rec.time, msg: rec.msg, ...(typeof rec.session === "string" ? { session: rec.session } : {}) }] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * Where a lane's time goes: each sample's path cut at the log records (ms resolution) that fall
+ * between its own instants, the median of each segment. Files: rename → "envelope taken" →
+ * request; answer → "reply dispatched" → seen. NATS adds the agent's "envelope published" (its
+ * PubAck) before the relay takes it, and the agent's "reply delivered" before input.txt is seen.
+ */
+export function segments(l: Lane, agentRoot: string | null): string {
+  const relay = logRecords(l.relayRoot).filter((r) => r.session === l.session);
+  const agent = agentRoot === null ? [] : logRecords(agentRoot).filter((r) => r.session === l.session);
+  const at = (recs: typeof relay, msg: string, from: number, to: number) => recs.find((r) => r.msg === msg && r.time >= Math.floor(from) && r.time <= Math.ceil(to))?.time;
+  const cuts: Record<string, number[]> = {};
+  const add = (name: string, a: number | undefined, b: number | undefined) => {
+    if (a !== undefined && b !== undefined) (cuts[name] ??= []).push(b - a);
+  };
+  for (const m of l.marks) {
+    const published = at(agent, "envelope published", m.renamed, m.requested);
+    const taken = at(relay, "envelope taken", m.renamed, m.requested);
+    const dispatched = at(relay, "reply dispatched", m.answered, m.seen);
+    const delivered = at(agent, "reply delivered", m.answered, m.seen);
+    if (agentRoot !== null) {
+      add("rename → agent's PubAck", m.renamed, published);
+      add("PubAck → relay takes it", published, taken);
+    } else add("rename → relay takes it", m.renamed, taken);
+    add("taken → request at the API", taken, m.requested);
+    add("answer → reply dispatched", m.answered, dispatched);
+    if (agentRoot !== null) {
+      add("dispatched → agent's rename to input.txt", dispatched, delivered);
+      add("agent's rename → seen", delivered, m.seen);
+    } else add("dispatched → seen", dispatched, m.seen);
+  }
+  return Object.entries(cuts)
+    .map(([name, v]) => `${name} ${fmtMs(median(v))}`)
+    .join(", ");
 }
 
 // ---------------------------------------------------------------------------
@@ -446,7 +533,7 @@ export interface NatsFigures {
 }
 
 /** Every NATS row (each failure a row saying so), with `transport: files` from the same run as the baseline. */
-export async function natsRows(plan: NatsPlan, log: (line: string) => void): Promise<NatsFigures> {
+export async function natsRows(plan: NatsPlan, log: (line: string) => void, fsyncMs: number): Promise<NatsFigures> {
   if (natsSkipReason) return { rows: [], notes: [`transport: nats not measured: ${natsSkipReason}.`], failed: true };
   const rows: Row[] = [];
   const notes: string[] = [];
@@ -462,6 +549,23 @@ export async function natsRows(plan: NatsPlan, log: (line: string) => void): Pro
     };
     const lat = await attempt(`latency, ${plan.latencyN} envelopes per lane (files, an agent's root, the relay's own root)`, log, () => sampleLanes(Object.values(lanes), plan.latencyN));
     for (const l of Object.values(lanes)) l.watcher.close();
+    // The same, with an API call that takes as long as the relay's taking step (see the notes).
+    const slow = { files: lane("files-slow", files.root, "s2", files.root, files.fake), remote: lane("remote-slow", w.agentRoot, "s4", w.relayRoot, w.fake) };
+    const slowLat = await attempt(`latency with a ${SLOW_API_MS} ms API call, ${plan.latencyN / 2} envelopes per lane (files, an agent's root)`, log, async () => {
+      files.fake.setLatency(SLOW_API_MS);
+      w.fake.setLatency(SLOW_API_MS);
+      try {
+        await sampleLanes(Object.values(slow), plan.latencyN / 2);
+      } finally {
+        files.fake.setLatency(0);
+        w.fake.setLatency(0);
+      }
+    });
+    for (const l of Object.values(slow)) l.watcher.close();
+    if (slowLat.ok) {
+      const r = addedRows(`(b) with a ${SLOW_API_MS} ms API call, agent's root`, slow.remote.b, slow.files.b, { p50: 10, p95: 30 });
+      rows.push({ ...r, target: `(informational) ${r.target}` });
+    } else rows.push(failedRow(`added latency with a ${SLOW_API_MS} ms API call`, slowLat));
     if (lat.ok) {
       rows.push(addedRows("(a) envelope renamed into `queue/` on the agent's root → request at the API stand-in", lanes.remote.a, lanes.files.a, { p50: 10, p95: 30 }));
       rows.push(addedRows("(b) API reply sent → `input.txt` visible on the agent's root", lanes.remote.b, lanes.files.b, { p50: 10, p95: 30 }));
@@ -472,6 +576,10 @@ export async function natsRows(plan: NatsPlan, log: (line: string) => void): Pro
         const r = addedRows(what, lanes.local[x], lanes.files[x], { p50: 10, p95: 30 });
         rows.push({ ...r, target: `(informational) ${r.target}` });
       }
+      notes.push(
+        `Where the time goes (median of each segment, cut at the relays' and the agent's log records, whole milliseconds): files: ${segments(lanes.files, null)}. nats, agent's root: ${segments(lanes.remote, w.agentRoot)}. nats, relay's own root: ${segments(lanes.local, w.relayRoot)}.`,
+        `Why "answer → reply dispatched" is longer with nats (traced with timers around each part of the relay's step): the relay acks a delivery only once the snapshot that made it current work is on disk (issue 16, Intake), so the step that takes an envelope also writes that snapshot durably (write + fsync, rename, directory fsync) before it ends; a zero-latency API answers while that write is under way, and the reply waits for the next step. There the reply's slot record (state/nats-slots.json, fsynced the same way, the Dispatch rule) comes before the PUT, with a round trip before it (the slot's revision) and one for the PUT. The file transport has neither durable write on this path (its queue file is the record until the reply is written). So (b) pays about four fsyncs and two round trips more at zero API latency, and two fsyncs and two round trips when the API call outlasts the taking step (the "${SLOW_API_MS} ms API call" row: every real call does); the agent's own delivery (the slot's revision, two fsyncs before the rename) costs what the file transport's does. An fsync took ${fmtMs(fsyncMs)} here (the probe at the top); on a busy machine each one, and each hop between three processes, costs tens of milliseconds.`,
+      );
     } else {
       failed = true;
       rows.push(failedRow("added latency, transport: nats − files", lat));
@@ -507,8 +615,11 @@ export async function natsRows(plan: NatsPlan, log: (line: string) => void): Pro
       failed = true;
       rows.push(failedRow("throughput, 4 sessions on 2 hosts", tpFiles.ok ? (tpNats as { ok: false; error: string }) : tpFiles));
     }
-    await waitRelay(w.relayRoot, isQuiet, 60_000, "the NATS relay at rest").catch(() => undefined);
-    await waitRelay(files.root, isQuiet, 60_000, "the files relay at rest").catch(() => undefined);
+    // A throughput run stopped at its time limit leaves envelopes in flight: answer them all first.
+    const drained = await attempt("answering what the throughput run left in flight", log, async () => {
+      await drain([...LOCAL.map((session) => ({ root: w.relayRoot, session })), ...REMOTE.map((session) => ({ root: w.agentRoot, session }))], w.relayRoot);
+      await drain([...LOCAL, ...REMOTE].map((session) => ({ root: files.root, session })), files.root);
+    });
 
     const idle = await attempt(`idle CPU over ${plan.cpuWindowMs / 1000} s`, log, () =>
       idleCpu({ relayFiles: files.relay.pid, relayNats: w.relay.pid, agent: w.agent.pid, server: serverPid(server) }, plan.cpuSettleMs, plan.cpuWindowMs),
@@ -519,7 +630,7 @@ export async function natsRows(plan: NatsPlan, log: (line: string) => void): Pro
         figure: `idle CPU over ${v.windowMs / 1000} s (utime+stime): \`relay run\` connected to NATS; \`relay agent\``,
         p50: `relay ${pct(v.relayNats)} · agent ${pct(v.agent)}`,
         tail: `nats-server ${pct(v.server)}`,
-        target: `each ≤ 0.3 % of one core: ${judged(v.relayNats <= 0.3 && v.agent <= 0.3)}`,
+        target: `each ≤ 0.3 % of one core: ${judged(v.relayNats <= 0.3 && v.agent <= 0.3)}${drained.ok ? "" : " (NOT at rest: work from the throughput run was left)"}`,
         baseline: `files relay ${pct(v.relayFiles)}`,
       });
     } else {

@@ -289,7 +289,7 @@ async function main(): Promise<number> {
   const fsyncMs = await fsyncProbe(20);
   log(`one durable atomic write (write + fsync, rename, fsync of the directory): ${fmtMs(fsyncMs)} (median of 20)`);
   if (transport === "nats") {
-    const nats = await natsRows(natsPlan(quick), log);
+    const nats = await natsRows(natsPlan(quick), log, fsyncMs);
     const notes = [...nats.notes, `Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${load()}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`];
     const md = [`Machine: ${host}. One durable atomic write there took ${fmtMs(fsyncMs)} (median of 20).`, "", table(nats.rows, previous, "transport: files, same run"), "", ...notes.map((n) => `- ${n}`), ""].join("\n");
     process.stdout.write(`\n${md}`);
