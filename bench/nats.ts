@@ -562,10 +562,6 @@ export async function natsRows(plan: NatsPlan, log: (line: string) => void, fsyn
       }
     });
     for (const l of Object.values(slow)) l.watcher.close();
-    if (slowLat.ok) {
-      const r = addedRows(`(b) with a ${SLOW_API_MS} ms API call, agent's root`, slow.remote.b, slow.files.b, { p50: 10, p95: 30 });
-      rows.push({ ...r, target: `(informational) ${r.target}` });
-    } else rows.push(failedRow(`added latency with a ${SLOW_API_MS} ms API call`, slowLat));
     if (lat.ok) {
       rows.push(addedRows("(a) envelope renamed into `queue/` on the agent's root → request at the API stand-in", lanes.remote.a, lanes.files.a, { p50: 10, p95: 30 }));
       rows.push(addedRows("(b) API reply sent → `input.txt` visible on the agent's root", lanes.remote.b, lanes.files.b, { p50: 10, p95: 30 }));
@@ -584,6 +580,11 @@ export async function natsRows(plan: NatsPlan, log: (line: string) => void, fsyn
       failed = true;
       rows.push(failedRow("added latency, transport: nats − files", lat));
     }
+
+    if (slowLat.ok) {
+      const r = addedRows(`(b) with a ${SLOW_API_MS} ms API call, agent's root`, slow.remote.b, slow.files.b, { p50: 10, p95: 30 });
+      rows.push({ ...r, target: `(informational) ${r.target}` });
+    } else rows.push(failedRow(`added latency with a ${SLOW_API_MS} ms API call`, slowLat));
 
     // RSS right after the same envelopes went through both relays.
     const rss = { files: memoryKb(files.relay.pid), nats: memoryKb(w.relay.pid), agent: memoryKb(w.agent.pid) };
