@@ -236,21 +236,42 @@ export async function throughput(design: Design, n: number, limitMs: number): Pr
   const fake = await startStandIn();
   const sessions = ["session-1", "session-2", "session-3", "session-4"];
   const daemon = await startDaemon({ label: "throughput", design, fake, config: { sessions } });
-  const { root } = daemon;
-  const watcher = new Watcher(sessions.map((s) => join(root, "dispatch", s)));
   try {
-    const queue = join(root, "queue");
-    const names: string[] = [];
+    return await burstThroughput(
+      sessions.map((session) => ({ root: daemon.root, session })),
+      n,
+      limitMs,
+    );
+  } finally {
+    await daemon.stop();
+    await closeStandIn(fake);
+  }
+}
+
+/**
+ * The burst behind figure 5, on any layout: envelope i goes to `places[i % places.length]` (a
+ * root whose queue/ takes it and whose dispatch/<session>/ gets its reply: with `transport: nats`
+ * an agent's root). Staged as queue/.NAME.tmp (fsync'd), renamed in one burst, each input.txt
+ * deleted as soon as it appears.
+ */
+export async function burstThroughput(places: { root: string; session: string }[], n: number, limitMs: number): Promise<ThroughputResult> {
+  const watcher = new Watcher(places.map((p) => join(p.root, "dispatch", p.session)));
+  const queues = [...new Set(places.map((p) => join(p.root, "queue")))];
+  try {
+    const staged: { queue: string; name: string }[] = [];
     for (let i = 0; i < n; i++) {
+      const place = places[i % places.length] ?? places[0];
+      if (!place) throw new Error("no place to drop envelopes");
       const name = `env-${String(i).padStart(5, "0")}`;
-      writeDurableSync(join(queue, `.${name}.tmp`), envelopeJson(sessions[i % sessions.length] ?? "session-1", `envelope ${i}: status report, all good, continuing.`));
-      names.push(name);
+      const queue = join(place.root, "queue");
+      writeDurableSync(join(queue, `.${name}.tmp`), envelopeJson(place.session, `envelope ${i}: status report, all good, continuing.`));
+      staged.push({ queue, name });
     }
-    fsyncDirSync(queue);
+    for (const queue of queues) fsyncDirSync(queue);
     let completed = 0;
     let last = 0;
     const times: number[] = [];
-    const inputs = sessions.map((s) => inputPath(root, s));
+    const inputs = places.map((p) => inputPath(p.root, p.session));
     const off = watcher.onChange(() => {
       for (const p of inputs) {
         if (!exists(p)) continue;
@@ -265,8 +286,8 @@ export async function throughput(design: Design, n: number, limitMs: number): Pr
       }
     });
     const t0 = nowMs();
-    for (const name of names) renameSync(join(queue, `.${name}.tmp`), join(queue, `${name}.json`));
-    fsyncDirSync(queue);
+    for (const { queue, name } of staged) renameSync(join(queue, `.${name}.tmp`), join(queue, `${name}.json`));
+    for (const queue of queues) fsyncDirSync(queue);
     let timedOut = false;
     try {
       await watcher.until(() => completed >= n, limitMs, `${n} dispatches`);
@@ -284,14 +305,12 @@ export async function throughput(design: Design, n: number, limitMs: number): Pr
       elapsedMs,
       perSecond: (completed / elapsedMs) * 1000,
       timedOut,
-      sessions: sessions.length,
+      sessions: new Set(places.map((p) => p.session)).size,
       firstRate: rate(t0, times[k - 1]),
       lastRate: rate(times[times.length - 1 - k], times[times.length - 1]),
     };
   } finally {
     watcher.close();
-    await daemon.stop();
-    await closeStandIn(fake);
   }
 }
 
@@ -609,7 +628,7 @@ const systemOf = (r: RecordedRequest): string => {
 };
 
 /** The first request at or after `from` whose body contains `marker` (later requests carry it in their history). */
-function requestWith(fake: FakeAnthropic, marker: string, from = 0): RecordedRequest | undefined {
+export function requestWith(fake: FakeAnthropic, marker: string, from = 0): RecordedRequest | undefined {
   for (let i = from; i < fake.requests.length; i++) {
     const r = fake.requests[i];
     if (r && JSON.stringify(r.body).includes(marker)) return r;
@@ -618,7 +637,7 @@ function requestWith(fake: FakeAnthropic, marker: string, from = 0): RecordedReq
 }
 
 /** Poll (2 ms) until `get` returns something; reject after `timeoutMs`. */
-async function pollFor<T>(get: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+export async function pollFor<T>(get: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = get();

@@ -2,11 +2,12 @@
 // stand-in, for the relay's design (fs events + the POLL_INTERVAL_MS safety net, conversation-
 // prefix caching) and the seed design (fixed 1 s polling, system-only caching).
 //
-//   node dist-bench/bench/run.js [--quick] [--out FILE] [--previous FILE]
+//   node dist-bench/bench/run.js [--quick] [--out FILE] [--previous FILE] [--transport nats]
 //
 // Prints the machine and a Markdown table on stdout (progress on stderr); --out also writes it.
 // --previous FILE (the output of an earlier --out) adds a column with that run's p50 of each
 // figure of the same name (e.g. the figures from before a rewrite beside the new ones).
+// --transport nats runs only the rows of `transport: nats` (bench/nats.ts), files from the same run beside them.
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -33,6 +34,7 @@ import {
 } from "./figures.js";
 import { cachePace, cachePaceRows } from "./cache-pace.js";
 import { lightRows } from "./light.js";
+import { natsPlan, natsRows } from "./nats.js";
 import { cleanup, figureKey, fmtMs, fmtNum, fsTypeOf, fsyncProbe, log, median, percentile, POLL_MS, prepareEnvironment, readPrevious } from "./lib.js";
 
 const argv = process.argv.slice(2);
@@ -41,6 +43,8 @@ const outIndex = argv.indexOf("--out");
 const outFile = outIndex >= 0 ? argv[outIndex + 1] : undefined;
 const previousIndex = argv.indexOf("--previous");
 const previousFile = previousIndex >= 0 ? argv[previousIndex + 1] : undefined;
+const transportIndex = argv.indexOf("--transport");
+const transport = transportIndex >= 0 ? argv[transportIndex + 1] : "files";
 
 const plan = quick
   ? { cycles: 10, seedCycles: 3, jc: 10, seedJc: 2, jcCli: 2, status: 10, tpN: 300, tpLimitMs: 4_000, seedTp: true, memEnvelopes: 3, seedMemory: false, memStatus: 0, cpuWarmupMs: 2_000, cpuWindowMs: 10_000, turns: 40,
@@ -262,11 +266,11 @@ function parallelNotes(par: Outcome<ParallelResult>, iso: Outcome<IsolationResul
   return notes;
 }
 
-function table(rows: Row[], previous: Map<string, string> | null): string {
+function table(rows: Row[], previous: Map<string, string> | null, baselineHeader = "seed-design baseline"): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
   const prev = (r: Row) => (previous ? ` ${esc(previous.get(figureKey(r.figure)) ?? "—")} |` : "");
   return [
-    `| figure | p50 | p95 / p99 | target | seed-design baseline |${previous ? " previous run (p50) |" : ""}`,
+    `| figure | p50 | p95 / p99 | target | ${baselineHeader} |${previous ? " previous run (p50) |" : ""}`,
     `|---|---|---|---|---|${previous ? "---|" : ""}`,
     ...rows.map((r) => `| ${esc(r.figure)} | ${esc(r.p50)} | ${esc(r.tail)} | ${esc(r.target)} | ${esc(r.baseline)} |${prev(r)}`),
   ].join("\n");
@@ -284,6 +288,14 @@ async function main(): Promise<number> {
   await prepareEnvironment();
   const fsyncMs = await fsyncProbe(20);
   log(`one durable atomic write (write + fsync, rename, fsync of the directory): ${fmtMs(fsyncMs)} (median of 20)`);
+  if (transport === "nats") {
+    const nats = await natsRows(natsPlan(quick), log, fsyncMs);
+    const notes = [...nats.notes, `Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${load()}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`];
+    const md = [`Machine: ${host}. One durable atomic write there took ${fmtMs(fsyncMs)} (median of 20).`, "", table(nats.rows, previous, "transport: files, same run"), "", ...notes.map((n) => `- ${n}`), ""].join("\n");
+    process.stdout.write(`\n${md}`);
+    if (outFile) await writeFile(outFile, `# relay benchmark (\`npm run bench -- --transport nats${quick ? " --quick" : ""}\`), ${new Date().toISOString().slice(0, 10)}\n\n${md}`);
+    return nats.failed ? 1 : 0;
+  }
 
   const lat = await attempt("1-4. latencies (relay)", () => latency("relay", { cycles: plan.cycles, jc: plan.jc, jcCli: plan.jcCli, gapMs: [0, 100] }));
   const statusTimes = lat.ok
