@@ -115,7 +115,7 @@ describe("the lock", () => {
       const root = makeRoot();
       const a = relay(root, ["run", "--dry-run"], { NTFY_SERVER: "http://127.0.0.1:9" });
       const b = relay(root, ["run", "--dry-run"], { NTFY_SERVER: "http://127.0.0.1:9" });
-      const first = await Promise.race([a.exited.then(() => a), b.exited.then(() => b), sleep(10_000).then(() => null)]);
+      const first = await Promise.race([a.exited.then(() => a), b.exited.then(() => b), sleep(45_000).then(() => null)]);
       expect(first).not.toBeNull();
       const loser = first as NonNullable<typeof first>;
       const winner = loser === a ? b : a;
