@@ -501,7 +501,11 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       const w = await world();
       const root = await relayRootFor(w, ["--timeout", "60"]);
       scope.fake.setResponder((req) => (req.lastUserText.includes("first session") ? "Reviewer: FOR-THE-FIRST-ONLY" : "[NEEDS-JC] ok?"));
-      scope.fake.setDelay((req) => (req.lastUserText.includes("first session") ? 8_000 : 0));
+      // The first session's reply is held until the second session has run, however long that takes.
+      let releaseFirst = (): void => undefined;
+      const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+      ctx.onTestFinished(() => releaseFirst());
+      scope.fake.setDelay((req) => (req.lastUserText.includes("first session") ? firstHeld : 0));
       await scope.start(root);
       const m1 = await model((_req, i) => ({ text: i === 0 ? "This is the first session." : "Done, thanks." }));
       const m2 = await model(() => ({ text: "This is the second session." }));
@@ -509,6 +513,7 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       const firstRun = claude(w, m1, ["-p", "Work.", "--output-format", "stream-json", "--verbose"]);
       await waitFor(() => scope.fake.requests.length > 0, { timeoutMs: 60_000, what: "the first session's message at the relay" });
       const secondRun = await claude(w, m2, ["-p", "Work too.", "--output-format", "stream-json", "--verbose"]);
+      releaseFirst();
       expect(secondRun.code).toBe(0);
       expect(secondRun.stdout + (await transcripts(w))).toContain("is bound to another Claude Code session");
       const first = await firstRun;

@@ -92,10 +92,10 @@ export interface FakeAnthropic {
   setLatency(ms: number): void;
   /**
    * A delay of its own for each valid request, from its content (after validation, before the
-   * scripted behaviour). Requests are delayed concurrently, never one after the other. `null`
-   * removes it. Adds to `setLatency`.
+   * scripted behaviour): milliseconds, or a promise the request waits for. Requests are delayed
+   * concurrently, never one after the other. `null` removes it. Adds to `setLatency`.
    */
-  setDelay(fn: ((req: ParsedRequest) => number) | null): void;
+  setDelay(fn: ((req: ParsedRequest) => number | Promise<unknown>) | null): void;
   setNow(fn: () => number): void;
   cacheStats(): { writes: number; reads: number };
   /** Requests received and not yet answered (or hung up) right now, and the most at once since start or `resetConcurrency()`. */
@@ -506,7 +506,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number;
   const cache = new CacheModel();
   let responder = (r: ParsedRequest): string => `ack: ${r.lastUserText.slice(0, 60)}`;
   let latency = 0;
-  let delayOf: ((req: ParsedRequest) => number) | null = null;
+  let delayOf: ((req: ParsedRequest) => number | Promise<unknown>) | null = null;
   let inFlight = 0;
   let maxInFlight = 0;
   let now: () => number = Date.now;
@@ -747,7 +747,10 @@ export async function startFakeAnthropic(opts: { apiKey?: string; port?: number;
     }
     if (unknownModel(res, rec, valid.parsed.model)) return;
 
-    if (delayOf) await sleep(delayOf(valid.parsed));
+    if (delayOf) {
+      const delay = delayOf(valid.parsed);
+      await (typeof delay === "number" ? sleep(delay) : delay);
+    }
     while (behaviour?.kind === "delay") {
       await sleep(behaviour.ms);
       behaviour = behaviour.then;
