@@ -24,12 +24,12 @@ async function serve(handler: (url: string, headers: IncomingHttpHeaders, res: S
 
 describe("longGet", () => {
   it("streams a body that stays open, line by line as it is written, with its status and headers", async () => {
-    let later: (() => void) | null = null;
+    const server: { writeMore?: () => void } = {};
     const url = await serve((_url, _h, res) => {
       open.push(res);
       res.writeHead(200, { "content-type": "application/x-ndjson", date: "Sun, 29 Nov 2026 05:00:00 GMT" });
       res.write('{"event":"open"}\n');
-      later = () => res.write('{"event":"keepalive"}\n');
+      server.writeMore = () => res.write('{"event":"keepalive"}\n');
     });
     const res = await longGet(`${url}/topic/json`, { Accept: "application/x-ndjson" }, AbortSignal.timeout(20_000));
     expect(res.status).toBe(200);
@@ -38,7 +38,7 @@ describe("longGet", () => {
     if (!reader) throw new Error("no body");
     const decoder = new TextDecoder();
     expect(decoder.decode((await reader.read()).value)).toBe('{"event":"open"}\n');
-    later?.();
+    server.writeMore?.();
     expect(decoder.decode((await reader.read()).value)).toBe('{"event":"keepalive"}\n');
     await reader.cancel();
   });
