@@ -1,14 +1,19 @@
 // Issue 15, items 3-5: start-up, memory and idle figures of the real CLI. Start-up is spawn →
 // exit (hot commands) or spawn → "relay started" (`relay run`); memory is VmRSS / VmHWM from
-// /proc; idle is the daemon's main-thread context switches (voluntary + involuntary: each is a
-// wake-up or a preemption) and utime + stime over a window, with default settings.
-import { readFileSync } from "node:fs";
+// /proc; idle is the daemon's wake-ups (voluntary context switches: the thread slept and was woken;
+// involuntary ones are preemptions, which the machine's load makes, and are shown apart) per thread
+// and utime + stime over a window, with default settings.
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { makeLedgerRecord } from "../src/costs/ledger.js";
+import { startFakeNtfy } from "../test/support/fake-ntfy.js";
 import { prefillHistory } from "./figures.js";
 import { type Child, clockTicksPerSecond, configYaml, cpuTicks, makeTempDir, median, memoryKb, MODEL, nowMs, runCli, spawnRelay } from "./lib.js";
+
+/** ntfy's default keepalive interval on a subscription. */
+const NTFY_KEEPALIVE_MS = 45_000;
 
 /** Characters of history a full root holds (the default history_char_cap, less room for a turn). */
 const FULL_HISTORY_CHARS = 400_000 - 4_000;
@@ -74,15 +79,45 @@ export interface RunFigures {
   /** VmRSS once started and settled, and VmHWM (the peak since spawn), MB */
   settledRssMb: number;
   peakRssMb: number;
-  /** idle, default settings: main-thread context switches per second, and % of one core */
+  /** idle, default settings: the main thread's wake-ups (voluntary context switches: each is a sleep that ended) per second, and % of one core */
   wakeupsPerS: number;
   cpuPercent: number;
+  /** every thread's wake-ups per second (the main thread's included), and the main thread's preemptions (involuntary switches: the machine's load, not a wake-up) */
+  allThreadsPerS: number;
+  preemptionsPerS: number;
+  /** the threads that woke in the window, by name, with their wake-ups */
+  threads: string;
 }
 
-function mainThreadSwitches(pid: number): number {
-  const raw = readFileSync(`/proc/${pid}/status`, "utf8");
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(raw)?.[1] ?? NaN);
-  return field("voluntary_ctxt_switches") + field("nonvoluntary_ctxt_switches");
+interface ThreadSwitches {
+  name: string;
+  voluntary: number;
+  involuntary: number;
+}
+
+/** Each thread's context switches (/proc/<pid>/task/<tid>/status), by thread id. */
+function threadSwitches(pid: number): Map<string, ThreadSwitches> {
+  const out = new Map<string, ThreadSwitches>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let raw: string;
+    try {
+      raw = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+    } catch {
+      continue; // the thread ended
+    }
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\S+)`, "m").exec(raw)?.[1] ?? NaN);
+    const name = /^Name:\s+(.*)$/m.exec(raw)?.[1] ?? "?";
+    out.set(tid, { name: tid === String(pid) ? "main" : name, voluntary: field("voluntary_ctxt_switches"), involuntary: field("nonvoluntary_ctxt_switches") });
+  }
+  return out;
+}
+
+/** What each thread did between two readings: wake-ups (voluntary switches) and preemptions. */
+function switchesBetween(before: Map<string, ThreadSwitches>, after: Map<string, ThreadSwitches>): ThreadSwitches[] {
+  return [...after].map(([tid, a]) => {
+    const b = before.get(tid) ?? { name: a.name, voluntary: 0, involuntary: 0 };
+    return { name: a.name, voluntary: a.voluntary - b.voluntary, involuntary: a.involuntary - b.involuntary };
+  });
 }
 
 async function started(proc: Child): Promise<number> {
@@ -98,33 +133,44 @@ async function started(proc: Child): Promise<number> {
 /**
  * `relay run --dry-run` on a fresh root (`full`: 400k characters of history and a
  * `ledgerLines`-line ledger), default settings (POLL_INTERVAL_MS 1000): time to ready, RSS, then
- * an idle window of `windowMs` after `settleMs`.
+ * an idle window of `windowMs` after `settleMs`. ntfy is a stand-in that holds JC's reply
+ * subscription open with a keepalive every 45 s, as ntfy.sh does: a closed port (the throughput
+ * rows' setting) would have the relay reconnect with back-off instead, and hide what an open
+ * subscription costs.
  */
 export async function runFigures(label: string, opts: { full: boolean; ledgerLines: number; settleMs: number; windowMs: number }): Promise<RunFigures> {
   const root = await lightRoot(label, opts);
+  const ntfy = await startFakeNtfy({ keepaliveMs: NTFY_KEEPALIVE_MS });
   const spawnedAt = nowMs();
-  const proc = spawnRelay(["run", "--dry-run", "--root", root], "relay", null, { POLL_INTERVAL_MS: "1000" });
+  const proc = spawnRelay(["run", "--dry-run", "--root", root], "relay", null, { POLL_INTERVAL_MS: "1000", NTFY_SERVER: ntfy.url });
   try {
     const readyMs = (await started(proc)) - spawnedAt;
     await sleep(opts.settleMs);
     const settled = memoryKb(proc.pid);
-    const [s0, c0] = [mainThreadSwitches(proc.pid), cpuTicks(proc.pid)];
+    const [s0, c0] = [threadSwitches(proc.pid), cpuTicks(proc.pid)];
     await sleep(opts.windowMs);
-    const [s1, c1] = [mainThreadSwitches(proc.pid), cpuTicks(proc.pid)];
+    const [s1, c1] = [threadSwitches(proc.pid), cpuTicks(proc.pid)];
     const seconds = (c1.at - c0.at) / 1000;
     const peak = memoryKb(proc.pid).hwm;
+    const threads = switchesBetween(s0, s1);
+    const main = threads.find((t) => t.name === "main") ?? { name: "main", voluntary: Number.NaN, involuntary: Number.NaN };
+    const others = threads.filter((t) => t !== main && t.voluntary > 0);
     return {
       readyMs,
       settledRssMb: settled.rss / 1024,
       peakRssMb: peak / 1024,
-      wakeupsPerS: (s1 - s0) / seconds,
+      wakeupsPerS: main.voluntary / seconds,
       cpuPercent: ((c1.ticks - c0.ticks) / clockTicksPerSecond() / seconds) * 100,
+      allThreadsPerS: threads.reduce((n, t) => n + t.voluntary, 0) / seconds,
+      preemptionsPerS: main.involuntary / seconds,
+      threads: [`main ${main.voluntary}`, ...others.map((t) => `${t.name} ${t.voluntary}`)].join(", "),
     };
   } finally {
     proc.child.kill("SIGTERM");
     const timer = setTimeout(() => proc.child.kill("SIGKILL"), 5_000);
     await proc.exited;
     clearTimeout(timer);
+    await ntfy.close();
   }
 }
 
@@ -163,7 +209,13 @@ export async function lightRows(plan: { startRuns: number; settleMs: number; win
       const f = await runFigures(label, { ...opts, settleMs: plan.settleMs, windowMs: plan.windowMs });
       rows.push({ figure: `\`relay run\` spawn → ready (${what})`, p50: `${Math.round(f.readyMs)} ms`, tail: "", target: `≤ 400 ms: ${judged(f.readyMs <= 400)}`, baseline: "" });
       rows.push({ figure: `\`relay run\` idle resident memory (${what}), settled / VmHWM`, p50: `${f.settledRssMb.toFixed(1)} MB`, tail: `peak ${f.peakRssMb.toFixed(1)} MB`, target: `≤ 60 MB settled: ${judged(f.settledRssMb <= 60)}`, baseline: "" });
-      rows.push({ figure: `idle \`relay run\` (${what}), default settings, over ${plan.windowMs / 1000} s: wake-ups (main-thread context switches) and CPU`, p50: `${f.wakeupsPerS.toFixed(2)} /s`, tail: `${f.cpuPercent.toFixed(3)} % of a core`, target: `≤ 1 /s and ≤ 0.1 %: ${judged(f.wakeupsPerS <= 1 && f.cpuPercent <= 0.1)}`, baseline: "" });
+      rows.push({
+        figure: `idle \`relay run\` (${what}), default settings, ntfy subscription open, over ${plan.windowMs / 1000} s: wake-ups (the main thread's voluntary context switches) and CPU`,
+        p50: `${f.wakeupsPerS.toFixed(2)} /s`,
+        tail: `${f.cpuPercent.toFixed(3)} % of a core; all threads ${f.allThreadsPerS.toFixed(2)} /s (${f.threads}); main-thread preemptions ${f.preemptionsPerS.toFixed(2)} /s`,
+        target: `≤ 1 /s and ≤ 0.1 %: ${judged(f.wakeupsPerS <= 1 && f.cpuPercent <= 0.1)}`,
+        baseline: "",
+      });
     } catch (err) {
       rows.push(failed(`relay run (${what})`, err));
     }

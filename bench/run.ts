@@ -385,7 +385,7 @@ async function main(): Promise<number> {
   rows.push(...paceRows.rows);
   rows.push(...parallelRows(par, iso, lp, per));
   // issue 15: start-up, memory and idle (bench/light.ts)
-  rows.push(...(await lightRows(quick ? { startRuns: 5, settleMs: 2_000, windowMs: 10_000 } : { startRuns: 15, settleMs: 3_000, windowMs: 30_000 }, log)));
+  rows.push(...(await lightRows(quick ? { startRuns: 5, settleMs: 2_000, windowMs: 10_000 } : { startRuns: 15, settleMs: 15_000, windowMs: 30_000 }, log)));
 
   const notes: string[] = [];
   notes.push(`Both designs run the same CLI (\`node bin/relay.js run\`) with POLL_INTERVAL_MS=${POLL_MS}. The seed design is emulated by preloading \`dist-bench/bench/no-watch.js\` (\`node --import\`), which makes \`fs.watch\` throw so the relay falls back to its poll alone (RELAY_NO_WATCH=1 is set as well).`);

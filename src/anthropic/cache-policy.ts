@@ -12,7 +12,8 @@
 // where h is the share of the recent gaps between calls that the option's lifetime covers (a
 // read restarts the lifetime, so each gap counts on its own). The option with the lowest
 // expected price wins. One exception: while the cache the previous call wrote is still alive,
-// `none` is not chosen (this call reads the prefix at the read price, whatever comes next).
+// `none` is not chosen (this call reads the prefix at the read price, whatever comes next). A
+// conversation's first call has no gaps: see firstCallTtl.
 import { type ConfiguredPrices, priceFor } from "../costs/pricing.js";
 
 export type CacheTtl = "5m" | "1h";
@@ -100,13 +101,30 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
 };
 
+/**
+ * A conversation's first call, whose pace is unknown: the lifetime whose worse case loses less.
+ * Writing 1h loses (write1h − write5m) × the prompt if the calls then come minutes apart (a 5m
+ * write would have served); writing 5m loses (write5m − read) × the prompt if they come a
+ * quarter-hour apart (the 5m write dies unread and the second call writes everything again,
+ * where a 1h write would have been read). Hours apart, either loses little beside a bill that
+ * caches nothing. At list rates 1h loses 0.75x, 5m 1.15x to 1.2x: 1h.
+ */
+export function firstCallTtl(rates: CacheRates): { ttl: CacheTtl; lossIf1h: number; lossIf5m: number } {
+  const lossIf1h = rates.write1h - rates.write5m;
+  const lossIf5m = rates.write5m - rates.read;
+  return { ttl: lossIf1h <= lossIf5m ? "1h" : "5m", lossIf1h, lossIf5m };
+}
+
 /** The lifetime of the next request's breakpoints, and why. */
 export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
   if (input.setting !== "auto") return { ttl: input.setting, reason: `cache_ttl: ${input.setting}` };
   const minimum = minCacheablePrefixTokens(input.model);
   const below = input.promptTokens < minimum ? `; the prompt (~${input.promptTokens} tokens) is below ${input.model}'s minimum cacheable prefix (${minimum}), so nothing is written yet` : "";
   const gaps = paceGaps(input.callTimes, input.now);
-  if (gaps.length === 0) return { ttl: "5m", reason: `auto: no pace yet (first call), 5m${below}` };
+  if (gaps.length === 0) {
+    const { ttl, lossIf1h, lossIf5m } = firstCallTtl(input.rates);
+    return { ttl, reason: `auto: no pace yet (first call), ${ttl}: should the calls come minutes apart, 1h costs ${lossIf1h.toFixed(2)}x the prompt more than 5m; a quarter-hour apart, 5m costs ${lossIf5m.toFixed(2)}x more than 1h${below}` };
+  }
   const price = expectedPrice(gaps, input.rates);
   const last = input.lastWrite;
   const alive = last !== null && last.ttl !== "none" && covers(last.ttl, input.now - last.at);

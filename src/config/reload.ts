@@ -14,7 +14,9 @@ export interface ConfigReloader {
 }
 
 const SETTLE_MS = 150;
+/** The poll that backs up the watcher: every 5 s without one, every 30 s with it (an edit is seen at once; this catches one the watcher missed, or a symlinked file edited elsewhere, without waking an idle relay every 5 s). */
 const POLL_MS = 5_000;
+const WATCHED_POLL_MS = 30_000;
 
 export function startConfigReloader(opts: {
   paths: RelayPaths;
@@ -77,24 +79,38 @@ export function startConfigReloader(opts: {
   const names = new Set([basename(opts.paths.config), basename(opts.paths.env)]);
   let watcher: FSWatcher | null = null;
   try {
-    watcher = watch(dirname(opts.paths.config), { persistent: false }, (_event, name) => {
+    const w = watch(dirname(opts.paths.config), { persistent: false }, (_event, name) => {
       if (name && names.has(String(name))) schedule();
     });
-    watcher.on("error", () => {});
+    w.on("error", () => {
+      w.close();
+      if (watcher === w) watcher = null;
+    });
+    watcher = w;
   } catch {
     // the poll below still notices edits
   }
-  const poll = setInterval(() => {
-    if (stamp() !== lastStamp) schedule();
-  }, POLL_MS);
-  poll.unref();
+  let poll: NodeJS.Timeout | null = null;
+  const arm = (): void => {
+    poll = setTimeout(
+      () => {
+        if (stamp() !== lastStamp) schedule();
+        arm();
+      },
+      watcher === null ? POLL_MS : WATCHED_POLL_MS,
+    );
+    poll.unref();
+  };
+  arm();
 
   return {
     current: () => config,
     reload,
     close() {
       watcher?.close();
-      clearInterval(poll);
+      watcher = null;
+      if (poll) clearTimeout(poll);
+      poll = null;
       if (timer) clearTimeout(timer);
     },
   };

@@ -1,6 +1,6 @@
 // The composition root of `relay run`: the real deps, over the root's files, the Messages API and
 // ntfy. Tests build their own RelayDeps instead.
-import { existsSync, type FSWatcher, watch } from "node:fs";
+import { existsSync } from "node:fs";
 import { chmod } from "node:fs/promises";
 import { pendingRequests, writeDecision } from "../operator/permissions.js";
 import { stopFailureStreaks } from "../claude-code/stop-failure.js";
@@ -26,6 +26,7 @@ import { pruneRejected } from "../transport/file/queue.js";
 import type { NatsRelayParts } from "../transport/nats/start.js";
 import { crashPoint } from "./crash-points.js";
 import { pollLook } from "./poll-look.js";
+import { type StateWatch, watchState } from "./state-watch.js";
 import type { JcSource, JcTaken, RelayDeps, WakeReason } from "./deps.js";
 import type { Logger } from "./log.js";
 import { type Redact, redactDeep, redactorFor } from "./redact.js";
@@ -137,8 +138,8 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     if (opts.ledger.worthSaving) await opts.ledger.save();
   };
 
-  const watchers: FSWatcher[] = [];
-  let stateWatched = false;
+  let stateWatch: StateWatch | null = null;
+  const watchingAll = (): boolean => nats === undefined && stateWatch !== null && stateWatch.up() && fileInbox.watching;
   const look = pollLook(paths, { queue: !nats });
   let wake: (reason: WakeReason) => void = () => undefined;
 
@@ -200,21 +201,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         nats?.start(onWake);
         if (process.env.RELAY_NO_WATCH === "1") return; // the benchmark's polling-only baseline
         if (!nats) fileInbox.watch(() => onWake("other"));
-        try {
-          // Only what others write into state/ wakes the relay, never its own snapshot or status.
-          const w = watch(paths.state, { persistent: false }, (_event, name) => {
-            if (name === null || name === "jc_input.txt") onWake("jc");
-            if (name === null || name === "resume.request") onWake("resume");
-          });
-          w.on("error", () => {
-            stateWatched = false;
-            w.close();
-          });
-          watchers.push(w);
-          stateWatched = true;
-        } catch {
-          // the poll interval still covers it
-        }
+        stateWatch = watchState(paths, onWake);
       },
       async watchSessions(sessions) {
         if (nats) return; // the built-in agent watches this root's dispatch/; the slots wake the loop
@@ -230,12 +217,13 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
       stop() {
         fileInbox.close();
         outbox.close();
-        for (const w of watchers) w.close();
-        stateWatched = false;
+        stateWatch?.close();
+        stateWatch = null;
       },
       // With NATS every tick is a full step: a delivery the NATS inbox holds, or a slot write to
       // retry, is no file a look could see, and a wake that came during a step must not be lost.
-      missedSomething: () => nats !== undefined || !stateWatched || !fileInbox.watching || look(),
+      missedSomething: () => !watchingAll() || look(),
+      watchingAll,
     },
     log,
     redact,

@@ -13,6 +13,7 @@ import type { StatusFile } from "../status/status-file.js";
 import { provideMachines } from "./conversation-actors.js";
 import type { RelayDeps, WakeReason } from "./deps.js";
 import { migrateFromV1 } from "./migrate.js";
+import { REST_LOOK_INTERVAL_MS } from "./poll-look.js";
 
 export type RelayActor = Actor<typeof relayMachine>;
 
@@ -418,11 +419,13 @@ class RelayLoop {
   /**
    * Until an event wakes the loop, or a poll tick finds a step to run. A tick at rest runs one
    * only when the watchers may have missed something (a synchronous look, so an idle relay wakes
-   * once per poll interval); otherwise every tick is the safety net: a full look at everything.
+   * once per tick), and with every watcher up it comes only every REST_LOOK_INTERVAL_MS;
+   * otherwise every tick is the safety net: a full look at everything.
    */
   private async sleep(): Promise<void> {
     while (!this.wakeRequested) {
-      const poll = this.deps.config().pollIntervalMs;
+      const pollMs = this.deps.config().pollIntervalMs;
+      const poll = this.atRest() && this.deps.wakeups.watchingAll?.() === true ? Math.max(pollMs, REST_LOOK_INTERVAL_MS) : pollMs;
       const delay = this.stopping.signal.aborted ? 50 : Math.max(0, Math.min(poll, this.nextDue() - this.deps.monotonic()));
       const ticked = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(true), delay);

@@ -63,6 +63,12 @@ export interface Wakeups {
    * it, every tick runs a step.
    */
   missedSomething?(): boolean;
+  /**
+   * Every watcher is up and sees every change the look covers (file transport): a relay at rest
+   * then looks only every REST_LOOK_INTERVAL_MS (or the poll interval, if longer), a safety net
+   * for an event the watchers missed. Absent or false: a look every poll interval.
+   */
+  watchingAll?(): boolean;
 }
 
 export interface RelayDeps {

@@ -9,6 +9,14 @@ import type { RelayPaths } from "../config/paths.js";
 import { permissionsDir } from "../operator/permissions.js";
 import { isInProgressName } from "../transport/file/queue.js";
 
+/**
+ * How often a relay at rest looks when every watcher is up: the watchers notice a change at once,
+ * so this tick is only the safety net for an event they missed, and its own wake-up is most of an
+ * idle relay's (issue 15: at most one a second in all). A relay with work under way, or whose
+ * watchers are not all up, keeps the poll interval.
+ */
+export const REST_LOOK_INTERVAL_MS = 5_000;
+
 function namesIn(dir: string): string[] {
   try {
     return readdirSync(dir);

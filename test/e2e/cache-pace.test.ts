@@ -64,9 +64,9 @@ describe.concurrent("cache_ttl: auto", () => {
     }
 
     const ttls = fake.requests.map(ttlOf);
-    // a minute apart: 5m; from the first quarter-hour gap: 1h; once most recent gaps are 90
+    // the first call, no pace yet: 1h; a minute apart: 5m; from the first quarter-hour gap: 1h; once most recent gaps are 90
     // minutes (the 1h price passes plain input, and the last 1h cache is dead): no cache write
-    expect(ttls).toEqual(["5m", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
+    expect(ttls).toEqual(["1h", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
 
     // every call's choice and reason are in the ledger; the stand-in billed the 1h cache's reads
     const ledger = await waitFor(async () => {

@@ -38,10 +38,10 @@ describe("callApi under cache_ttl: auto", () => {
     let at = T0;
     for (const [i, gap] of gaps.entries()) await turn(i, (at += gap));
     const ttls = fake.api.calls.map((c) => ttlOf(c.request));
-    expect(ttls).toEqual(["5m", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
+    expect(ttls).toEqual(["1h", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
     expect(fake.ledger.map((r) => r.cache?.ttl)).toEqual(ttls);
     expect(fake.ledger[0]?.cache?.gapMs).toBeNull();
-    expect(fake.ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), 5m; the prompt \(~\d+ tokens\) is below claude-sonnet-4-6's minimum cacheable prefix \(1024\)/);
+    expect(fake.ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), 1h: .*; the prompt \(~\d+ tokens\) is below claude-sonnet-4-6's minimum cacheable prefix \(1024\)/);
     expect(fake.ledger[4]?.cache?.gapMs).toBe(15 * MIN);
     expect(fake.ledger[4]?.cache?.reason).toMatch(/^auto: 4 gaps, median 1m; expected prefix price 5m 0\.39x, 1h 0\.10x, none 1\.00x/);
   });

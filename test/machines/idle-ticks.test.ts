@@ -3,13 +3,15 @@
 // missed; a relay with work under way keeps the full tick, the safety net, every interval.
 // Layer 2 (the real daemon loop over deps in memory, polling every 20 ms) and the file look
 // itself (src/runtime/poll-look.ts) on a temp root.
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { relayPaths } from "../../src/config/paths.js";
 import { type DaemonHandle, startDaemon } from "../../src/runtime/daemon.js";
-import { pollLook } from "../../src/runtime/poll-look.js";
+import { pollLook, REST_LOOK_INTERVAL_MS } from "../../src/runtime/poll-look.js";
+import type { WakeReason } from "../../src/runtime/deps.js";
+import { type StateWatch, watchState } from "../../src/runtime/state-watch.js";
 import { type FakeRelay, fakeRelay } from "../support/fake-deps.js";
 
 const running: DaemonHandle[] = [];
@@ -73,6 +75,30 @@ describe("poll ticks of the daemon loop", () => {
     expect(looks()).toBe(looksBefore);
   });
 
+  it("at rest with every watcher up, the look comes only every REST_LOOK_INTERVAL_MS, not every poll interval", async () => {
+    const { fake, looks } = counted(() => false);
+    fake.deps.wakeups.watchingAll = () => true;
+    running.push(await startDaemon(fake.deps, { shutdownGraceMs: 1_000 }));
+    await pause(600); // 30 poll intervals of 20 ms
+    expect(REST_LOOK_INTERVAL_MS).toBeGreaterThan(600);
+    expect(looks()).toBe(0);
+    fake.inbox.drop("s1", "an event still wakes it at once");
+    fake.wake();
+    await until(() => expect(fake.outbox.delivered).toHaveLength(1));
+  });
+
+  it("at rest with a watcher down, the look comes every poll interval again", async () => {
+    let watching = true;
+    const { fake, looks } = counted(() => false);
+    fake.deps.wakeups.watchingAll = () => watching;
+    running.push(await startDaemon(fake.deps, { shutdownGraceMs: 1_000 }));
+    await pause(200);
+    expect(looks()).toBe(0);
+    watching = false;
+    fake.wake(); // the next sleep is computed with the watcher down
+    await until(() => expect(looks()).toBeGreaterThanOrEqual(3));
+  });
+
   it("an event still wakes a relay at rest at once (a new envelope is answered)", async () => {
     const { fake, looks } = counted(() => false);
     running.push(await startDaemon(fake.deps, { shutdownGraceMs: 1_000 }));
@@ -125,5 +151,67 @@ describe("the look at a root (poll-look.ts)", () => {
     expect(look()).toBe(true);
     expect(look()).toBe(true); // an envelope waits in queue/: every tick runs a step
     expect(pollLook(paths, { queue: false })()).toBe(true); // first look
+  });
+});
+
+describe("the watchers on state/ (state-watch.ts)", () => {
+  const dirs: string[] = [];
+  const open: StateWatch[] = [];
+  afterEach(() => {
+    for (const w of open.splice(0)) w.close();
+  });
+  afterAll(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function watched(): Promise<{ paths: ReturnType<typeof relayPaths>; wakes: WakeReason[]; w: StateWatch }> {
+    const root = await mkdtemp(join(tmpdir(), "relay-state-watch-"));
+    dirs.push(root);
+    const paths = relayPaths(root);
+    await mkdir(paths.state, { recursive: true });
+    const wakes: WakeReason[] = [];
+    const w = watchState(paths, (reason) => wakes.push(reason));
+    open.push(w);
+    return { paths, wakes, w };
+  }
+
+  it("wake the relay for JC's answer, a resume request, a permission prompt and a StopFailure streak, the subdirectories made after the start", async () => {
+    const { paths, wakes, w } = await watched();
+    expect(w.up()).toBe(true); // absent subdirectories are not a failure: their creation is an event
+    await writeFile(paths.jcInput, "yes");
+    await until(() => expect(wakes).toContain("jc"));
+    await writeFile(paths.resumeRequest, "");
+    await until(() => expect(wakes).toContain("resume"));
+    for (const sub of ["permissions", "stop-failures"]) {
+      await mkdir(join(paths.state, sub));
+      await pause(50); // the watcher on the new directory is attached from state/'s event
+      wakes.length = 0;
+      await writeFile(join(paths.state, sub, "x.json"), "{}");
+      await until(() => expect(wakes).toContain("other"));
+    }
+    expect(w.up()).toBe(true);
+  });
+
+  it("a permissions directory removed and made again is watched again", async () => {
+    const { paths, wakes } = await watched();
+    const dir = join(paths.state, "permissions");
+    await mkdir(dir);
+    await pause(50);
+    await rm(dir, { recursive: true });
+    await pause(50);
+    await mkdir(dir);
+    await pause(50);
+    wakes.length = 0;
+    await writeFile(join(dir, "p-1.json"), "{}");
+    await until(() => expect(wakes).toContain("other"));
+  });
+
+  it("the relay's own writes into state/ (status, snapshot) wake nothing", async () => {
+    const { paths, wakes } = await watched();
+    await writeFile(join(paths.state, "status.json.tmp"), "{}");
+    await rename(join(paths.state, "status.json.tmp"), join(paths.state, "status.json"));
+    await writeFile(join(paths.state, "snapshot.json"), "{}");
+    await pause(200);
+    expect(wakes).toEqual([]);
   });
 });

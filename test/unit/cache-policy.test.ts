@@ -2,7 +2,7 @@
 // and what relay costs says the other choices would have cost (src/costs/cache-counterfactual.ts).
 import { describe, expect, it } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
-import { type CacheChoice, cacheRatesFor, chooseCacheTtl, DEFAULT_CACHE_RATES, expectedPrice, minCacheablePrefixTokens, paceGaps } from "../../src/anthropic/cache-policy.js";
+import { type CacheChoice, cacheRatesFor, chooseCacheTtl, DEFAULT_CACHE_RATES, expectedPrice, firstCallTtl, minCacheablePrefixTokens, paceGaps } from "../../src/anthropic/cache-policy.js";
 import { buildReplyRequest, buildSummaryRequest, type MessagesRequest } from "../../src/anthropic/messages.js";
 import { counterfactualUsd } from "../../src/costs/cache-counterfactual.js";
 import { makeLedgerRecord } from "../../src/costs/ledger.js";
@@ -33,10 +33,17 @@ describe("cache_ttl: auto picks the cheapest lifetime for the conversation's pac
     expect(decide(90 * MIN).ttl).toBe("none");
   });
 
-  it("the first call of a conversation has no pace yet: 5m", () => {
+  it("the first call of a conversation has no pace yet: 1h, whose worse case (calls minutes apart) loses less than 5m's (a quarter-hour apart)", () => {
     const d = chooseCacheTtl({ setting: "auto", callTimes: [], now: T0, lastWrite: null, rates: DEFAULT_CACHE_RATES, promptTokens: 20_000, model: MODEL });
-    expect(d.ttl).toBe("5m");
+    expect(d.ttl).toBe("1h");
     expect(d.reason).toContain("no pace yet");
+    expect(d.reason).toContain("1h costs 0.75x the prompt more than 5m");
+    expect(d.reason).toContain("5m costs 1.15x more than 1h");
+  });
+
+  it("the first call's choice follows the rates: were a 1h write dear enough, 5m", () => {
+    expect(firstCallTtl({ read: 0.05, write5m: 1.25, write1h: 2 }).ttl).toBe("1h");
+    expect(firstCallTtl({ read: 0.1, write5m: 1.25, write1h: 2.5 }).ttl).toBe("5m");
   });
 
   it("never gives up a cache that is still alive: hours apart, but the last 1h write is 20 minutes old, so it is read (1h)", () => {
