@@ -38,7 +38,7 @@ const PARTITIONS = KILLS >= 40 ? Math.max(5, Math.round(KILLS / 8)) : Math.max(1
 /** The drain gives up only after this long with no reply handed over and no envelope published: a stale link takes its pings (10 s, 3 missed) to find. */
 const DRAIN_STALL_MS = 90_000;
 /** The share of lives started with a crash point. */
-const CRASH_SHARE = 0.2;
+const CRASH_SHARE = 0.3;
 /** Envelopes a session may have sent and not yet had answered. */
 const OUTSTANDING = 3;
 
@@ -54,7 +54,9 @@ type Component = (typeof COMPONENTS)[number];
 type Link = Exclude<Component, "nats">;
 const LINKS: readonly Link[] = ["relay", "agentA", "agentB"];
 /** How often each component is the one killed. */
-const KILL_WEIGHTS: Record<Component, number> = { relay: 0.3, agentA: 0.25, agentB: 0.25, nats: 0.2 };
+const KILL_WEIGHTS: Record<Component, number> = { relay: 0.3, agentA: 0.275, agentB: 0.275, nats: 0.15 };
+/** The longest a kill waits for a reply to be handed over since the one before. */
+const KILL_GAP_MS = 4_000;
 
 // The relay passes its own points and its built-in agent's (its root's sessions); an agent its own.
 const AGENT_POINTS = ["agent-after-publish", "agent-after-meta", "agent-after-rename", "agent-after-ack"] as const;
@@ -250,9 +252,14 @@ describe.skipIf(natsSkipReason !== null)("the seeded NATS soak", () => {
     };
     const partitionEvery = Math.max(1, Math.floor(KILLS / PARTITIONS));
 
-    // The kills: a random component that is up, after a random while (sometimes a longer calm).
+    // The kills: a random component that is up, after a random while (sometimes a longer calm),
+    // and once work has moved since the last kill (a reply handed over), or KILL_GAP_MS without:
+    // so kills land while envelopes flow, not on processes that are still finding each other.
+    const handedOver = () => sides.reduce((n, s) => n + s.handOvers.length, 0);
+    let lastKill = { at: Date.now(), handed: 0 };
     for (let kill = 0; kill < KILLS; ) {
       await sleep(random() < 0.15 ? 1_500 + random() * 1_500 : 150 + random() * 850);
+      while (handedOver() === lastKill.handed && Date.now() - lastKill.at < KILL_GAP_MS) await sleep(50);
       if (partitionsDone < PARTITIONS && partitionsDone * partitionEvery <= kill) partition();
       const roll = random();
       let acc = 0;
@@ -262,6 +269,7 @@ describe.skipIf(natsSkipReason !== null)("the seeded NATS soak", () => {
         await killNats();
       } else if (!(await processes[wanted].kill())) continue;
       kill += 1;
+      lastKill = { at: Date.now(), handed: handedOver() };
     }
     while (partitionsDone < PARTITIONS) partition();
 

@@ -7,6 +7,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Daemon } from "./cli.js";
 import { pick } from "./soak-random.js";
 
+/** How long a life started with a crash point is spared from kills. */
+const ARMED_MS = 8_000;
+
+interface Life {
+  daemon: Daemon;
+  /** RELAY_CRASH_AT of this life */
+  crashAt: string | null;
+  /** the soak killed it */
+  killed: boolean;
+  since: number;
+}
+
 export interface SupervisorCounts {
   kills: number;
   /** crash point name → how many lives died there */
@@ -15,7 +27,7 @@ export interface SupervisorCounts {
 }
 
 export class Supervisor {
-  private life: { daemon: Daemon; crashAt: string | null; killed: boolean } | null = null;
+  private life: Life | null = null;
   private stopping = false;
   private finished = false;
   private running: Promise<void> = Promise.resolve();
@@ -41,12 +53,12 @@ export class Supervisor {
     });
   }
 
-  private async begin(): Promise<{ daemon: Daemon; crashAt: string | null; killed: boolean }> {
-    const crashAt = !this.crashPointsOff && this.random() < this.crashShare ? `${pick(this.random, this.points)}:${1 + Math.floor(this.random() * 3)}` : null;
+  private async begin(): Promise<Life> {
+    const crashAt = !this.crashPointsOff && this.random() < this.crashShare ? `${pick(this.random, this.points)}:${1 + Math.floor(this.random() * 2)}` : null;
     this.counts.lives += 1;
     try {
       const daemon = await this.launch(crashAt === null ? {} : { RELAY_CRASH_AT: crashAt });
-      const life = { daemon, crashAt, killed: false };
+      const life = { daemon, crashAt, killed: false, since: Date.now() };
       this.life = life;
       return life;
     } catch (err) {
@@ -56,7 +68,7 @@ export class Supervisor {
     }
   }
 
-  private async supervise(first: { daemon: Daemon; crashAt: string | null; killed: boolean }): Promise<void> {
+  private async supervise(first: Life): Promise<void> {
     let life = first;
     for (;;) {
       const exit = await life.daemon.exited;
@@ -81,15 +93,14 @@ export class Supervisor {
     }
   }
 
-  /** Alive and past its start, so a kill now lands on a working process. */
-  up(): boolean {
-    return this.life !== null && this.life.daemon.alive();
-  }
-
-  /** SIGKILL the current life (false when there is none); the supervisor starts the next. */
+  /**
+   * SIGKILL the current life (false when there is none, or when it was started with a crash point
+   * less than ARMED_MS ago: it gets its chance to reach it); the supervisor starts the next.
+   */
   async kill(): Promise<boolean> {
     const life = this.life;
     if (life === null || !life.daemon.alive()) return false;
+    if (life.crashAt !== null && Date.now() - life.since < ARMED_MS) return false;
     life.killed = true;
     life.daemon.child.kill("SIGKILL");
     await life.daemon.exited;
