@@ -16,7 +16,7 @@ export default class Agent extends RelayCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Agent);
-    const [{ loadAgentConfig, natsSecrets, AGENT_NAME }, { acquireLock }, { createLogger }, { ensureDirs }] = await Promise.all([
+    const [{ loadAgentConfig, natsSecrets, AGENT_NAME }, { acquireLock }, { createLogger }, { ensureDirs, removeStaleTemporaries }] = await Promise.all([
       import("../config/config.js"),
       import("../store/lock.js"),
       import("../runtime/log.js"),
@@ -33,6 +33,8 @@ export default class Agent extends RelayCommand {
     const held = await acquireLock(paths.lock);
     if (!held.ok) throw new UsageError(`another relay is running on ${paths.root} (pid ${held.pid ?? "unknown"} holds state/.lock)`, 1);
     try {
+      // Temporaries of atomic writes (state/agent.json, rejections) a killed agent left behind: we hold the lock.
+      for (const dir of [paths.state, paths.root, paths.rejected]) await removeStaleTemporaries(dir);
       const log = createLogger({ logsDir: paths.logs, terminal: process.stderr, secrets: natsSecrets(settings) }).child({ agent: name });
       const [{ bringUp }, { NatsAgent }, { NatsSetupError }, { crashPoint }] = await Promise.all([
         import("../transport/nats/start.js"),

@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { type FakeAnthropic, type ParsedRequest, startFakeAnthropic } from "../support/fake-anthropic.js";
+import { prng } from "../support/soak-random.js";
 
 const BIN = new URL("../../bin/relay.js", import.meta.url).pathname;
 const KILLS = Number(process.env.SOAK_KILLS ?? "8");
@@ -42,18 +43,6 @@ const SESSIONS = [
 ] as const;
 const SESSION_IDS = SESSIONS.map((s) => s.id);
 const conversationOf = (session: string): string => (SESSIONS.find((s) => s.id === session)?.own ? `session.${session}` : "shared");
-
-/** mulberry32: a small seeded PRNG, so a failing soak can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A turn is ~100–500 characters: a conversation is summarized every few turns, keeping 2.
 const CONFIG = `model: claude-sonnet-4-6

@@ -12,3 +12,10 @@ export class NatsSetupError extends Error {
 
 /** The server refused a write because the subject moved on: the write (or a newer one) was done. */
 export const isWrongLastSequence = (err: unknown): boolean => /wrong last sequence/i.test(messageOf(err));
+
+/**
+ * The server is not there right now: a request timed out, nobody answered it (a restarting server
+ * or a JetStream without quorum), or the connection closed under it. Retried like an unreachable
+ * server, never a set-up problem (a server killed while the relay or an agent starts is one).
+ */
+export const isTransientNatsError = (err: unknown): boolean => /^timeout$|no responders|closed connection|connection draining|jetstream is not enabled/i.test(messageOf(err));

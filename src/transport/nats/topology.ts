@@ -4,6 +4,7 @@
 import { AckPolicy, DiscardPolicy, type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
 import { messageOf } from "../../../machines/types.js";
 import type { NatsLink } from "./connection.js";
+import { isTransientNatsError } from "./errors.js";
 import type { NatsNames } from "./names.js";
 
 const NS_PER_MS = 1_000_000;
@@ -88,6 +89,7 @@ export async function ensureTopology(link: NatsLink, names: NatsNames, replicas:
       report.problems.push(...drift(want, info.config));
       if (want.name === names.envStream) report.envCreated = info.created;
     } catch (err) {
+      if (isTransientNatsError(err)) throw err; // the server went away: retried as unreachable
       if (!isNotFound(err)) report.problems.push(`${want.what}: ${messageOf(err)}`);
       else if (!opts.create) report.problems.push(`${want.what} is missing (relay run creates it)`);
       else missing.push(want);
@@ -101,6 +103,7 @@ export async function ensureTopology(link: NatsLink, names: NatsNames, replicas:
       report.created.push(want.what);
       if (want.name === names.envStream) report.envCreated = (await jsm.streams.info(want.name)).created;
     } catch (err) {
+      if (isTransientNatsError(err)) throw err;
       report.problems.push(`${want.what}: cannot create it: ${messageOf(err)}`);
     }
   }
@@ -116,7 +119,10 @@ export async function ensureTopology(link: NatsLink, names: NatsNames, replicas:
   return report;
 }
 
-/** A durable pull consumer with explicit acks (never an ordered one: 2.9.10 refuses the 3.x ones). */
+/**
+ * A durable pull consumer with explicit acks (never an ordered one: 2.9.10 refuses the 3.x ones).
+ * A problem with it is returned as one line; a server that went away is thrown (transient).
+ */
 export async function ensurePullConsumer(jsm: JetStreamManager, stream: string, durable: string, filter: string, maxAckPending: number, create: boolean): Promise<string | null> {
   try {
     const info = await jsm.consumers.info(stream, durable);
@@ -124,6 +130,7 @@ export async function ensurePullConsumer(jsm: JetStreamManager, stream: string, 
     if (info.config.ack_policy !== AckPolicy.Explicit) return `consumer ${durable} on ${stream} has ack policy ${info.config.ack_policy}: expected explicit`;
     return null;
   } catch (err) {
+    if (isTransientNatsError(err)) throw err;
     if (!isNotFound(err)) return `consumer ${durable} on ${stream}: ${messageOf(err)}`;
   }
   if (!create) return `consumer ${durable} on ${stream} is missing (relay run creates it)`;
@@ -131,6 +138,7 @@ export async function ensurePullConsumer(jsm: JetStreamManager, stream: string, 
     await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: ACK_WAIT_NS, max_ack_pending: maxAckPending, max_deliver: -1, filter_subject: filter });
     return null;
   } catch (err) {
+    if (isTransientNatsError(err)) throw err;
     return `consumer ${durable} on ${stream}: cannot create it: ${messageOf(err)}`;
   }
 }
