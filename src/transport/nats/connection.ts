@@ -14,6 +14,14 @@ import { NatsSetupError } from "./errors.js";
 
 export const REQUEST_TIMEOUT_MS = 2_000;
 export const PING_INTERVAL_MS = 10_000;
+/**
+ * For the tests only, as RELAY_CRASH_AT: RELAY_NATS_PING_MS shortens the ping where a test needs
+ * the mechanism (a stale connection found by 3 missed pings), not the 30 s it takes.
+ */
+const pingIntervalMs = (): number => {
+  const ms = Number(process.env.RELAY_NATS_PING_MS);
+  return Number.isInteger(ms) && ms >= 500 ? ms : PING_INTERVAL_MS;
+};
 export const MAX_PING_OUT = 3;
 export const MIN_MAX_PAYLOAD = 8 * 1024 * 1024;
 const MIN_VERSION = [2, 9, 0] as const;
@@ -34,7 +42,7 @@ export async function connectOptions(settings: NatsSettings, name: string): Prom
     // a cluster's members, comma-separated; the client also learns the others from the server
     servers: settings.url.split(","),
     name,
-    pingInterval: PING_INTERVAL_MS,
+    pingInterval: pingIntervalMs(),
     maxPingOut: MAX_PING_OUT,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1_000,
