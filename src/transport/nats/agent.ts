@@ -32,11 +32,11 @@ import type { NatsLink } from "./connection.js";
 import { EnvelopePublisher } from "./envelope-publisher.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
+import { heartbeatMs } from "./timings.js";
 import { jcRefusalKey, jcRefusalSchema, slotValueSchema } from "./relay-side.js";
 import { ensurePullConsumer } from "./topology.js";
 
 const SLOT_POLL_MS = 5_000;
-const HEARTBEAT_MS = 10_000;
 
 const agentStateSchema = z.object({
   slots: z.record(z.string(), z.object({ rev: z.number().int().min(0), phase: z.enum(["staged", "delivered", "acked"]) })).default({}),
@@ -303,7 +303,7 @@ export class NatsAgent {
       await part("the status mirror", () => this.mirrorStatus());
       await part("JC's refused answers", () => this.takeJcRefusals());
     }
-    if (now - this.lastHeartbeat >= HEARTBEAT_MS) {
+    if (now - this.lastHeartbeat >= heartbeatMs()) {
       this.lastHeartbeat = now;
       await part("the sessions of config.yaml", () => this.followSessions());
       await part("the claim check", () => this.checkClaims());

@@ -11,18 +11,9 @@ import type { NatsSettings } from "../../config/config.js";
 import type { Logger } from "../../runtime/log.js";
 import { messageOf } from "../../../machines/types.js";
 import { NatsSetupError } from "./errors.js";
+import { MAX_PING_OUT, pingIntervalMs } from "./timings.js";
 
 export const REQUEST_TIMEOUT_MS = 2_000;
-export const PING_INTERVAL_MS = 10_000;
-/**
- * For the tests only, as RELAY_CRASH_AT: RELAY_NATS_PING_MS shortens the ping where a test needs
- * the mechanism (a stale connection found by 3 missed pings), not the 30 s it takes.
- */
-const pingIntervalMs = (): number => {
-  const ms = Number(process.env.RELAY_NATS_PING_MS);
-  return Number.isInteger(ms) && ms >= 500 ? ms : PING_INTERVAL_MS;
-};
-export const MAX_PING_OUT = 3;
 export const MIN_MAX_PAYLOAD = 8 * 1024 * 1024;
 const MIN_VERSION = [2, 9, 0] as const;
 
