@@ -27,7 +27,8 @@ afterAll(async () => {
 
 const natsVars = (): Record<string, string> => {
   if (!server) throw new Error("no nats-server");
-  return { NATS_URL: server.url, POLL_INTERVAL_MS: "100" };
+  // an agent re-reads config.yaml's sessions and checks its claims every second, not every 10 s
+  return { NATS_URL: server.url, POLL_INTERVAL_MS: "100", RELAY_NATS_HEARTBEAT_MS: "1000" };
 };
 
 const CC_SESSION = "4f1d2c3b-aaaa-4bbb-8ccc-0123456789ab";

@@ -41,7 +41,8 @@ async function setUp(ctx: TestContext): Promise<{ nats: NatsServer; scope: Scope
   const scope = await Scope.create(ctx);
   let n = 0;
   scope.fake.setResponder(() => `answer number ${++n}`);
-  return { nats: server, scope, vars: { NATS_URL: server.url, POLL_INTERVAL_MS: "100" } };
+  // A delivery left unacked by a killed relay comes again after 5 s, not 10 s (RELAY_NATS_ACK_WAIT_MS: the mechanism is the same).
+  return { nats: server, scope, vars: { NATS_URL: server.url, POLL_INTERVAL_MS: "100", RELAY_NATS_ACK_WAIT_MS: "5000" } };
 }
 
 const RELAY_POINTS = ["nats-before-ack", "nats-slot-staged", "nats-slot-published"] as const;
@@ -76,7 +77,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash
 
     await dropEnvelope(agentRoot, "second.json", { session_id: "s2", id: "m-2", content: "the second" });
     const first = point === "agent-jc-published" ? null : "m-1";
-    // generous: under load the restarted process, the redelivery after the 10 s ack wait and both turns take a while
+    // generous: under load the restarted process, the redelivery after the ack wait and both turns take a while
     await waitFor(() => seen.length >= 2, { what: `both replies (have ${JSON.stringify(seen)})`, timeoutMs: 90_000 });
     await new Promise((r) => setTimeout(r, 1_000)); // a doubled delivery would show by now
     expect(seen).toEqual([first, "m-2"]);

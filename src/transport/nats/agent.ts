@@ -1,10 +1,8 @@
 // `relay agent` (and the relay's built-in agent for its own root): the file contract of CONTRACT
 // §5 and §6 on this root, carried over NATS (§11).
 //
-// - queue/ → RELAY_ENV: validated as the file transport does (settle window, 1 MiB, links,
-//   FIFOs, the sessions this agent serves), oldest first, one at a time, each published with its
-//   key as Nats-Msg-Id and an expected last subject sequence of 0, and deleted only after the
-//   PubAck; "duplicate" or "wrong last sequence" mean it was published already.
+// - queue/ → RELAY_ENV (envelope-publisher.ts): oldest first, one at a time, deleted only after
+//   the PubAck; a publish in doubt is repeated under the same key.
 // - the reply slot → dispatch/<s>/input.txt in two phases recorded in state/agent.json: the reply
 //   under a staging name (and input.json), `staged`, the rename to input.txt (never over one),
 //   `delivered`. A revision at or below the recorded one is never delivered again.
@@ -19,25 +17,26 @@ import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
+import type { Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
 import { messageOf } from "../../../machines/types.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { claimJcInput, refuseJcInput, releaseJcClaim } from "../../operator/jc-input.js";
 import type { Logger } from "../../runtime/log.js";
-import { ensureDirs, readJsonFile, removeIfPresent, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
+import { ensureDirs, readJsonFile, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
 import { ensureSessionDir } from "../file/dispatch.js";
-import { exists, listQueue, readEntryWithBytes, rejectFile } from "../file/queue.js";
+import { exists, listQueue } from "../file/queue.js";
 import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
 import { remoteStatusPath } from "../../status/remote-status.js";
 import type { NatsLink } from "./connection.js";
+import { EnvelopePublisher } from "./envelope-publisher.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
+import { heartbeatMs } from "./timings.js";
 import { jcRefusalKey, jcRefusalSchema, slotValueSchema } from "./relay-side.js";
 import { ensurePullConsumer } from "./topology.js";
 
 const SLOT_POLL_MS = 5_000;
-const HEARTBEAT_MS = 10_000;
 
 const agentStateSchema = z.object({
   slots: z.record(z.string(), z.object({ rev: z.number().int().min(0), phase: z.enum(["staged", "delivered", "acked"]) })).default({}),
@@ -92,11 +91,14 @@ export class NatsAgent {
   private done: Promise<void> = Promise.resolve();
   private readonly now: () => number;
   private readonly crashPoint: (name: string) => Promise<void>;
+  private readonly envelopes: EnvelopePublisher;
 
   constructor(private readonly opts: AgentOptions) {
     this.stateFile = join(opts.paths.state, "agent.json");
     this.now = opts.now ?? Date.now;
     this.crashPoint = opts.crashPoint ?? (async () => {});
+    const { link } = opts;
+    this.envelopes = new EnvelopePublisher({ paths: opts.paths, names: opts.names, agent: opts.name, publish: (subject, raw, o) => link.js.publish(subject, raw, o), log: opts.log, now: this.now, crashPoint: this.crashPoint });
   }
 
   /** Claim the sessions (a session held by another agent name stops the start), then serve them. */
@@ -295,13 +297,13 @@ export class NatsAgent {
     };
     if (!this.opts.builtIn) await part("JC's answer", () => this.mirrorJc());
     for (const session of [...this.serving]) await part(`session ${session}`, () => this.syncSlot(session));
-    await part("the queue", () => this.publishQueue());
+    await part("the queue", () => this.envelopes.publishQueue(this.serving, () => this.stopped));
     if (!this.opts.builtIn && this.statusDue) {
       this.statusDue = false;
       await part("the status mirror", () => this.mirrorStatus());
       await part("JC's refused answers", () => this.takeJcRefusals());
     }
-    if (now - this.lastHeartbeat >= HEARTBEAT_MS) {
+    if (now - this.lastHeartbeat >= heartbeatMs()) {
       this.lastHeartbeat = now;
       await part("the sessions of config.yaml", () => this.followSessions());
       await part("the claim check", () => this.checkClaims());
@@ -320,35 +322,6 @@ export class NatsAgent {
   private async record(session: string, rev: number, phase: "staged" | "delivered" | "acked"): Promise<void> {
     this.state = { ...this.state, slots: { ...this.state.slots, [session]: { rev, phase } } };
     await this.saveState(false);
-  }
-
-  /** queue/ → RELAY_ENV, oldest first, one at a time. */
-  private async publishQueue(): Promise<void> {
-    const { paths, link, names, name, log } = this.opts;
-    for (const entry of await listQueue(paths)) {
-      if (this.stopped) return;
-      const intake = await readEntryWithBytes(paths, entry, this.serving, this.now());
-      if (intake.kind === "gone" || intake.kind === "wait") continue;
-      if (intake.kind === "reject") {
-        if ((await rejectFile(paths, entry.name, intake.reason, this.now())) !== null) log.warn({ file: entry.name }, `envelope rejected: ${intake.reason}`);
-        continue;
-      }
-      const { item, raw, mtimeMs } = intake;
-      const h = natsHeaders();
-      h.set(H.session, item.session);
-      h.set(H.file, entry.name);
-      h.set(H.mtime, String(mtimeMs));
-      h.set(H.agent, name);
-      try {
-        const ack = await link.js.publish(names.envSubject(item.session, item.id), raw, { msgID: item.id, headers: h, expect: { lastSubjectSequence: 0 } });
-        log.info({ session: item.session, envelope: item.inReplyTo, seq: ack.seq, duplicate: ack.duplicate }, "envelope published");
-      } catch (err) {
-        if (!isWrongLastSequence(err)) throw err;
-        log.info({ session: item.session, envelope: item.inReplyTo }, "envelope was published already");
-      }
-      await this.crashPoint("agent-after-publish");
-      await removeIfPresent(join(paths.queue, entry.name));
-    }
   }
 
   /** The reply slot of one session → its input.txt; input.txt deleted → the slot's value deleted. */

@@ -11,10 +11,9 @@ import type { NatsSettings } from "../../config/config.js";
 import type { Logger } from "../../runtime/log.js";
 import { messageOf } from "../../../machines/types.js";
 import { NatsSetupError } from "./errors.js";
+import { MAX_PING_OUT, pingIntervalMs } from "./timings.js";
 
 export const REQUEST_TIMEOUT_MS = 2_000;
-export const PING_INTERVAL_MS = 10_000;
-export const MAX_PING_OUT = 3;
 export const MIN_MAX_PAYLOAD = 8 * 1024 * 1024;
 const MIN_VERSION = [2, 9, 0] as const;
 
@@ -34,7 +33,7 @@ export async function connectOptions(settings: NatsSettings, name: string): Prom
     // a cluster's members, comma-separated; the client also learns the others from the server
     servers: settings.url.split(","),
     name,
-    pingInterval: PING_INTERVAL_MS,
+    pingInterval: pingIntervalMs(),
     maxPingOut: MAX_PING_OUT,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1_000,

@@ -31,9 +31,9 @@ import type { DeliverOutcome, Inbox, Outbox } from "../port.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
+import { workingEveryMs } from "./timings.js";
 import { ensurePullConsumer } from "./topology.js";
 
-const WORKING_EVERY_MS = 4_000;
 const PULL_EXPIRES_MS = 30_000;
 
 /** The value of a dispatch slot: the reply and what input.json says about it. */
@@ -79,7 +79,7 @@ class HeldDelivery {
       } catch {
         // disconnected: the next one, or a redelivery, covers it
       }
-    }, WORKING_EVERY_MS);
+    }, workingEveryMs());
     this.working.unref();
   }
 

@@ -6,11 +6,11 @@ import { messageOf } from "../../../machines/types.js";
 import type { NatsLink } from "./connection.js";
 import { isTransientNatsError } from "./errors.js";
 import type { NatsNames } from "./names.js";
+import { ackWaitMs } from "./timings.js";
 
 const NS_PER_MS = 1_000_000;
 const DAY_NS = 24 * 3600 * 1000 * NS_PER_MS;
 export const MAX_MSG_BYTES = 8 * 1024 * 1024;
-export const ACK_WAIT_NS = 10_000 * NS_PER_MS;
 
 interface Wanted {
   name: string;
@@ -135,7 +135,7 @@ export async function ensurePullConsumer(jsm: JetStreamManager, stream: string, 
   }
   if (!create) return `consumer ${durable} on ${stream} is missing (relay run creates it)`;
   try {
-    await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: ACK_WAIT_NS, max_ack_pending: maxAckPending, max_deliver: -1, filter_subject: filter });
+    await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: ackWaitMs() * NS_PER_MS, max_ack_pending: maxAckPending, max_deliver: -1, filter_subject: filter });
     return null;
   } catch (err) {
     if (isTransientNatsError(err)) throw err;
