@@ -1,8 +1,15 @@
 #!/usr/bin/env node
 // The CLI entry: plain node, compiled sources in dist/ (built by `npm ci` via `prepare`).
-// The hot commands (the Claude Code hooks, `relay status`) run without loading oclif when their
-// command line is plain; everything else, help and errors included, is oclif's.
-import { runWithoutOclif } from "../dist/src/commands/fast/hot.js";
+// On Node >= 22.1 Node's compile cache keeps the compiled code of the modules below across runs
+// (in $NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache; NODE_DISABLE_COMPILE_CACHE=1 turns
+// it off): the Claude Code hooks start on every agent turn. Node 20 has none. It is enabled
+// before anything of the relay's is imported, hence the import() below.
+import module from "node:module";
+
+module.enableCompileCache?.();
+// The hot commands (the Claude Code hooks, `relay status`, `relay run`) run without loading
+// oclif when their command line is plain; everything else, help and errors included, is oclif's.
+const { runWithoutOclif } = await import("../dist/src/commands/fast/hot.js");
 
 if (!(await runWithoutOclif(process.argv.slice(2)))) {
   const { execute } = await import("@oclif/core");

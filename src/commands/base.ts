@@ -1,7 +1,7 @@
 import { Command, Errors, Flags } from "@oclif/core";
-import { ConfigError, EXIT, UsageError } from "../errors.js";
+import { EXIT, UsageError } from "../errors.js";
 import { pathsForRoot, type RelayPaths } from "../config/paths.js";
-import { scrubber, secretsFromEnv } from "../runtime/redact.js";
+import { expectedFailure, scrubError } from "./failure.js";
 
 export { UsageError };
 
@@ -34,25 +34,14 @@ export abstract class RelayCommand extends Command {
     return this.paths;
   }
 
-  /** The environment with the root's .env under it (CONTRACT §3), or the environment alone. */
-  private async secretVars(): Promise<NodeJS.ProcessEnv> {
-    if (this.paths === null) return process.env;
-    const paths = this.paths;
-    const { loadEnv } = await import("../config/config.js");
-    return loadEnv(paths, process.env).catch(() => process.env);
-  }
-
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; code?: string }): Promise<unknown> {
     if (err instanceof Errors.ExitError || err.code === "EEXIT") return super.catch(err);
     // An error line never quotes a secret or a topic, of the environment or of the root's .env (CONTRACT §8).
-    err.message = scrubber(secretsFromEnv(await this.secretVars()))(err.message);
+    await scrubError(err, this.paths);
     const expected =
-      err instanceof ConfigError || err instanceof UsageError
-        ? { line: err.message, code: err instanceof UsageError ? err.exitCode : EXIT.usage }
-        : // oclif's own parse errors (missing flag, unknown flag, unexpected argument)
-          err instanceof Errors.CLIError
-          ? { line: `${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)`, code: err.oclif?.exit ?? EXIT.usage }
-          : null;
+      expectedFailure(err) ??
+      // oclif's own parse errors (missing flag, unknown flag, unexpected argument)
+      (err instanceof Errors.CLIError ? { line: `${oneLine(err.message)} (see: relay ${this.id?.replace(/:/g, " ") ?? ""} --help)`, code: err.oclif?.exit ?? EXIT.usage } : null);
     // Under --json an error is one line of JSON, `{"error": "..."}`, on standard output with the
     // exit code it has without --json, even from a command that has no --json output of its own
     // (there --json itself is the error).

@@ -84,10 +84,30 @@ const fileSchema = z.object({
   dayEnd: z.record(z.string(), z.number().int().nonnegative()),
 });
 
-/** UTC day of an ISO time, "unknown" when it does not parse. */
-export const utcDayOf = (iso: string): string => {
+const parsedDay = (iso: string): string => {
   const ms = Date.parse(iso);
   return Number.isNaN(ms) ? "unknown" : new Date(ms).toISOString().slice(0, 10);
+};
+
+/**
+ * A UTC time as the ledger writes it (`toISOString()`): its day depends on its date alone, since
+ * the hour is below 24 and Date.parse truncates a fraction of a second, never rounds it up.
+ */
+const UTC_TIME = /^(\d{4}-\d{2}-\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?Z$/;
+/** The day of each date seen (a date V8 takes though it does not exist, like 02-30, rolls over): parsed once, not once a record. */
+const dayOfDate = new Map<string, string>();
+
+/** UTC day of an ISO time, "unknown" when it does not parse. */
+export const utcDayOf = (iso: string): string => {
+  const date = UTC_TIME.exec(iso)?.[1];
+  if (date === undefined) return parsedDay(iso);
+  let day = dayOfDate.get(date);
+  if (day === undefined) {
+    day = parsedDay(`${date}T00:00:00Z`);
+    if (dayOfDate.size >= 4_096) dayOfDate.clear();
+    dayOfDate.set(date, day);
+  }
+  return day;
 };
 
 /**
@@ -129,7 +149,8 @@ export function cellSavingsUsd(c: CostCell, configured?: ConfiguredPrices): numb
 export class CostCells {
   readonly map = new Map<string, CostCell>();
 
-  add(rec: LedgerRecord): void {
+  /** Fold one record in; returns its UTC day. */
+  add(rec: LedgerRecord): string {
     const day = utcDayOf(rec.at);
     const key = `${day}\u0000${rec.session}\u0000${rec.model}`;
     let cell = this.map.get(key);
@@ -154,6 +175,7 @@ export class CostCells {
       cell.ttl5mUsd += other["5m"];
       cell.ttl1hUsd += other["1h"];
     }
+    return day;
   }
 
   values(): CostCell[] {
@@ -344,8 +366,7 @@ export class LedgerSummary {
     if (st.size === this.offset) return;
     const before = this.offset;
     this.offset = await readRange(file, this.offset, st.size, (rec, at, end) => {
-      this.cells.add(rec);
-      const day = utcDayOf(rec.at);
+      const day = this.cells.add(rec);
       const first = this.dayStart[day];
       if (first === undefined || at < first) this.dayStart[day] = at;
       this.dayEnd[day] = Math.max(this.dayEnd[day] ?? 0, end);

@@ -7,20 +7,26 @@ import { describe, expect, it } from "vitest";
 
 const ENTRY = new URL("../../dist/src/commands/index.js", import.meta.url).pathname;
 
-/** Every built module reachable from `entry` through static (not `import()`, not `import type`) imports. */
-function staticGraph(entry: string): Set<string> {
+const STATIC_IMPORT = /^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.{1,2}\/[^"]+)"/gm;
+const ANY_IMPORT = /(?:^\s*(?:import|export)\s[^;]*?\sfrom\s+|\bimport\()"(\.{1,2}\/[^"]+)"/gm;
+
+/** Every built module reachable from `entry` through the relative imports `pattern` finds. */
+function importGraph(entry: string, pattern: RegExp): Set<string> {
   const seen = new Set<string>();
   const visit = (file: string) => {
     if (seen.has(file)) return;
     seen.add(file);
     const source = readFileSync(file, "utf8");
-    for (const m of source.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.{1,2}\/[^"]+)"/gm)) {
+    for (const m of source.matchAll(pattern)) {
       if (m[1] !== undefined) visit(resolve(dirname(file), m[1]));
     }
   };
   visit(entry);
   return seen;
 }
+
+/** Every built module reachable from `entry` through static (not `import()`, not `import type`) imports. */
+const staticGraph = (entry: string): Set<string> => importGraph(entry, STATIC_IMPORT);
 
 describe("the command map", () => {
   it("does not load the lock at start-up: only the commands that need it import it, lazily", () => {
@@ -36,11 +42,21 @@ describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)",
     const fast = new URL("../../dist/src/commands/fast/hot.js", import.meta.url).pathname;
     expect(existsSync(fast), "run `npm run build` first").toBe(true);
     const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
-    expect(bin).toMatch(/^import \{ runWithoutOclif \} from "\.\.\/dist\/src\/commands\/fast\/hot\.js";$/m);
+    expect(bin).toMatch(/^const \{ runWithoutOclif \} = await import\("\.\.\/dist\/src\/commands\/fast\/hot\.js"\);$/m);
     expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
     const loaded = [...staticGraph(fast)];
     expect(loaded.length).toBeGreaterThan(3);
     expect(loaded.filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@oclif\/core/m.test(readFileSync(f, "utf8")))).toEqual([]);
+  });
+});
+
+describe("relay run without oclif (src/commands/run-action.ts)", () => {
+  it("never loads oclif: no module the daemon imports, statically or with import(), imports @oclif/core", () => {
+    const action = new URL("../../dist/src/commands/run-action.js", import.meta.url).pathname;
+    expect(existsSync(action), "run `npm run build` first").toBe(true);
+    const loaded = [...importGraph(action, ANY_IMPORT)];
+    expect(loaded.some((f) => f.endsWith("/runtime/daemon.js"))).toBe(true);
+    expect(loaded.filter((f) => /(?:from\s+|\bimport\()"@oclif\/core/.test(readFileSync(f, "utf8")))).toEqual([]);
   });
 });
 

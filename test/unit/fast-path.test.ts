@@ -17,6 +17,8 @@ import HookClaudeEnd from "../../src/commands/hook/claude-end.js";
 import HookClaudePermission from "../../src/commands/hook/claude-permission.js";
 import HookClaudeStart from "../../src/commands/hook/claude-start.js";
 import HookClaudeStop from "../../src/commands/hook/claude-stop.js";
+import Run from "../../src/commands/run.js";
+import { RUN_FLAGS } from "../../src/commands/run-action.js";
 import Status from "../../src/commands/status.js";
 import { STATUS_FLAGS } from "../../src/commands/status-action.js";
 import { BIN, childEnv } from "../support/cli.js";
@@ -28,6 +30,7 @@ const HOT: { name: string; specs: FlagSpecs; command: Command.Class }[] = [
   { name: "hook claude-failure", specs: FAILURE_FLAGS, command: HookClaudeFailure },
   { name: "hook claude-permission", specs: PERMISSION_FLAGS, command: HookClaudePermission },
   { name: "status", specs: STATUS_FLAGS, command: Status },
+  { name: "run", specs: RUN_FLAGS, command: Run },
 ];
 
 /** The flags oclif parses for a command: its own, the base flags (--root) and --json where enabled. */
@@ -79,6 +82,10 @@ describe("the plain flag parser", () => {
     { name: "status", argv: [] },
     { name: "status", argv: ["--json", "-v", "--root", "/r"] },
     { name: "status", argv: ["--verbose"] },
+    { name: "run", argv: [] },
+    { name: "run", argv: ["--dry-run", "--root", "/r"] },
+    { name: "run", argv: ["--http", "8080"] },
+    { name: "run", argv: ["--http=[::1]:8080", "--dry-run"] },
   ];
   it("gives the flags oclif gives, defaults included, on every plain line", async () => {
     for (const { name, argv } of lines) {
@@ -114,6 +121,11 @@ describe("the plain flag parser", () => {
     { name: "status", argv: ["-x"] },
     { name: "status", argv: ["--no-json"] },
     { name: "status", argv: ["--json", "--json"] },
+    { name: "run", argv: ["--json"] },
+    { name: "run", argv: ["--http"] },
+    { name: "run", argv: ["--dry-run=false"] },
+    { name: "run", argv: ["--no-dry-run"] },
+    { name: "run", argv: ["--help"] },
   ];
   it("declines what it cannot parse exactly as oclif does (help, bad or repeated flags, words), leaving it to oclif", () => {
     for (const { name, argv } of declined) {
@@ -128,15 +140,21 @@ describe("a hot command run without oclif", () => {
   const children = new Set<ChildProcess>();
   let root = "";
   let empty = "";
+  /** a root for `relay run`'s failures, whose .env holds a secret no error line may quote */
+  let runRoot = "";
+  const SECRET = "tk_fastpathsecret0123456789";
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "relay-fast-"));
     await mkdir(join(root, "state"));
     await writeFile(join(root, "config.yaml"), "sessions:\n  - id: session-1\n");
     empty = await mkdtemp(join(tmpdir(), "relay-fast-empty-"));
+    runRoot = await mkdtemp(join(tmpdir(), "relay-fast-run-"));
+    await writeFile(join(runRoot, "config.yaml"), "sessions:\n  - id: session-1\n");
+    await writeFile(join(runRoot, ".env"), `NTFY_TOKEN=${SECRET}\n`, { mode: 0o600 });
   });
   afterAll(async () => {
     for (const child of children) child.kill("SIGKILL");
-    for (const dir of [root, empty]) if (dir) await rm(dir, { recursive: true, force: true });
+    for (const dir of [root, empty, runRoot]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   /** stdout, stderr and exit code of `relay ARGS` (standard input closed), through bin/relay.js or through oclif alone. */
@@ -163,11 +181,15 @@ describe("a hot command run without oclif", () => {
     ["hook", "claude-end", "--session", "a b", "--root", root],
     ["hook", "claude-start", "--session", "session-1", "--root", root],
     ["hook", "claude-stop", "--session", "no-such-session", "--root", root, "--timeout", "5"],
+    ["run", "--root", runRoot],
+    ["run", "--root", runRoot, "--dry-run", "--http", SECRET],
+    ["run", "--root", join(runRoot, "config.yaml", "x"), "--dry-run"],
   ];
-  it.each([0, 1, 2, 3, 4, 5, 6, 7])("prints what oclif prints and exits with its code (case %i: status text and JSON, not a root, a bad session, hooks)", async (i) => {
+  it.each([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])("prints what oclif prints and exits with its code (case %i: status text and JSON, not a root, a bad session, hooks, run's failures)", async (i) => {
     const args = cases()[i] ?? [];
     const [viaBin, viaOclif] = [await run(args, "bin"), await run(args, "oclif")];
     expect(viaBin, args.join(" ")).toEqual(viaOclif);
     expect(viaBin.stdout + viaBin.stderr, args.join(" ")).not.toBe("");
+    expect(viaBin.stdout + viaBin.stderr, args.join(" ")).not.toContain(SECRET);
   }, 60_000);
 });

@@ -2,9 +2,10 @@
 import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { appendLedger, ledgerPath, makeLedgerRecord, readLedger, summarize } from "../../src/costs/ledger.js";
-import { LedgerSummary, newestRecords, summaryPath } from "../../src/costs/ledger-summary.js";
+import { LedgerSummary, newestRecords, summaryPath, utcDayOf } from "../../src/costs/ledger-summary.js";
 
 const roots: string[] = [];
 afterAll(async () => {
@@ -113,5 +114,35 @@ describe("the ledger summary", () => {
     await s.save();
     expect((await stat(summaryPath(dir))).mode & 0o777).toBe(0o600);
     expect((await stat(ledgerPath(dir))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("the UTC day of a ledger time", () => {
+  /** The day as Date.parse and toISOString give it: what utcDayOf answered before it kept each date's day. */
+  const parsedDay = (iso: string): string => {
+    const ms = Date.parse(iso);
+    return Number.isNaN(ms) ? "unknown" : new Date(ms).toISOString().slice(0, 10);
+  };
+  const two = (max: number) => fc.integer({ min: 0, max }).map((n) => String(n).padStart(2, "0"));
+
+  it("is the day Date.parse gives, for every time the ledger writes and for dates that do not exist (02-30 rolls over)", () => {
+    const time = fc
+      .tuple(fc.integer({ min: 1970, max: 2200 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 31 }), two(23), two(59), two(59), fc.option(fc.stringMatching(/^[0-9]{1,9}$/)))
+      .map(([y, mo, d, h, mi, s, frac]) => `${y}-${String(mo).padStart(2, "0")}-${String(d).padStart(2, "0")}T${h}:${mi}:${s}${frac === null ? "" : `.${frac}`}Z`);
+    fc.assert(
+      fc.property(time, (iso) => {
+        expect(utcDayOf(iso)).toBe(parsedDay(iso));
+        expect(utcDayOf(iso)).toBe(parsedDay(iso));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("parses anything else as before: offsets, the last millisecond, hour 24, garbage", () => {
+    for (const iso of ["2026-11-29T23:59:59.9999Z", "2026-11-29T23:30:00-02:00", "2026-11-30T00:30:00+01:00", "2026-11-29T24:00:00Z", "2026-02-30T12:00:00Z", "2024-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "yesterday", ""]) {
+      expect(utcDayOf(iso), iso).toBe(parsedDay(iso));
+    }
+    expect(utcDayOf("2026-11-29T23:30:00-02:00")).toBe("2026-11-30");
+    expect(utcDayOf("yesterday")).toBe("unknown");
   });
 });
