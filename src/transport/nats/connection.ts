@@ -1,6 +1,6 @@
 // One connection per process, with the settings CONTRACT §11 and the issue require: credentials
-// from .env or the environment, TLS with NATS_CA, a 10 s ping with 3 missed (a dead link is found
-// in about 30 s, not the client's default of minutes), reconnection forever, and every request
+// from .env or the environment, TLS with NATS_CA, a 7 s ping with 3 missed (a dead link is found
+// within 28 s, not the client's default of minutes), reconnection forever, and every request
 // bounded by 2 s. The server is checked once connected: version >= 2.9.0, JetStream on, and a
 // max_payload that takes an 8 MiB envelope with its headers.
 import { readFile } from "node:fs/promises";
