@@ -18,6 +18,7 @@ import { claimJcInput, parseJcInput, refuseJcInput, releaseJcClaim } from "../op
 import { type NotificationLinks, notification } from "../operator/notifications.js";
 import type { Notifier } from "../operator/ntfy.js";
 import { statusFilePath } from "../status/status-file.js";
+import { fileSystemKind } from "../store/file-system-kind.js";
 import { PUBLIC_FILE, removeIfPresent, removeStaleTemporaries, tightenModes, TRAVERSABLE_DIR, writeAtomic } from "../store/files.js";
 import { readSnapshot, SnapshotWriter } from "../store/snapshot-file.js";
 import { ensureSessionDir } from "../transport/file/dispatch.js";
@@ -139,7 +140,10 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   };
 
   let stateWatch: StateWatch | null = null;
-  const watchingAll = (): boolean => nats === undefined && stateWatch !== null && stateWatch.up() && fileInbox.watching;
+  // Watchers are trusted to see every change only on a local file system (CONTRACT §3).
+  const fsKind = await fileSystemKind(paths.root);
+  if (!fsKind.local) log.info({ why: fsKind.why }, "file-system events may miss changes made elsewhere: the relay looks every POLL_INTERVAL_MS");
+  const watchingAll = (): boolean => fsKind.local && nats === undefined && stateWatch !== null && stateWatch.up() && fileInbox.watching;
   const look = pollLook(paths, { queue: !nats });
   let wake: (reason: WakeReason) => void = () => undefined;
 
