@@ -32,9 +32,17 @@ function startRelay(root: string) {
   return { child, exited, stderr: () => stderr };
 }
 
-async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
+/** Poll `check` (a throw, e.g. a file not there yet, counts as not yet) for up to `ms`: generous, for a busy machine. */
+async function waitFor(check: () => boolean, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  const holds = (): boolean => {
+    try {
+      return check();
+    } catch {
+      return false;
+    }
+  };
+  while (!holds()) {
     if (Date.now() > deadline) throw new Error("timed out");
     await sleep(20);
   }
