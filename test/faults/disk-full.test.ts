@@ -106,7 +106,8 @@ describe("disk trouble", () => {
     // a dry run keeps its conversation in state/dry-run/history/ (never sent by a real run)
     const history = readFileSync(join(root, "state", "dry-run", "history", "shared.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { text: string });
     expect(history.map((e) => e.text)).toEqual(["first envelope", "second envelope, arriving on a full disk"]);
-    expect(readdirSync(join(root, "queue")).filter((n) => !n.startsWith("."))).toEqual([]);
+    // The queue file goes in the same step, just after the reply is handed over.
+    await waitFor(() => readdirSync(join(root, "queue")).filter((n) => !n.startsWith(".")).length === 0);
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
   });
