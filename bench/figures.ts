@@ -38,6 +38,7 @@ import {
   Watcher,
   writeDurableSync,
 } from "./lib.js";
+import { prng } from "../test/support/soak-random.js";
 
 // ---------------------------------------------------------------------------
 // Text generation (deterministic, word-like, so strings look like real prose)
@@ -46,17 +47,6 @@ const WORDS =
   "the relay review session queue reply cache prefix turn agent patch test build merge branch commit issue fix error api token cost latency watch poll file state history summary model prompt decision next step check run green red failing passing".split(
     " ",
   );
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `prefix` followed by words up to exactly `chars` characters (lines of about 80). */
 export function prose(prefix: string, chars: number, seed: number): string {
