@@ -3,7 +3,7 @@
 // dispatch/<session>/, and JC's answer in state/jc_input.txt.
 import { randomBytes } from "node:crypto";
 import { type FSWatcher, watch } from "node:fs";
-import { access, open, rename, unlink } from "node:fs/promises";
+import { access, type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -69,13 +69,22 @@ export async function takeReplyTo(paths: RelayPaths, session: string, id: string
     text = await handle.readFile("utf8");
     const meta = await readReplyMeta(paths, session);
     if (meta?.in_reply_to !== id) return null;
-    if ((await handle.stat()).nlink === 0) return null; // deleted meanwhile: input.json may be the next reply's
+    // Taken meanwhile (deleted, or renamed away by the reader it was for): input.json may be the next reply's.
+    if (!(await stillAt(handle, file))) return null;
     await unlink(file);
     await syncDir(sessionDir(paths, session));
     return { text, meta };
   } finally {
     await handle.close();
   }
+}
+
+/** Whether the file open as `handle` is still the one at `path` (not deleted, not renamed away and replaced). */
+async function stillAt(handle: FileHandle, path: string): Promise<boolean> {
+  const opened = await handle.stat();
+  if (opened.nlink === 0) return false;
+  const there = await stat(path).catch(() => null);
+  return there !== null && there.ino === opened.ino && there.dev === opened.dev;
 }
 
 /** The open questions that hold `session`'s conversation, from state/status.json. */
