@@ -9,13 +9,17 @@ import { z } from "zod";
 import type { StopFailure } from "../../machines/types.js";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, readdirIfPresent, readJsonFile, removeIfPresent, writeAtomic } from "../store/files.js";
-import { probeLock } from "../store/lock.js";
+import { acquireLockWaiting, probeLock } from "../store/lock.js";
 import { redact } from "./evidence.js";
 import type { HookOutcome } from "./hook.js";
 import { parseJsonWith } from "./hook-input.js";
 
 export const stopFailuresDir = (paths: RelayPaths): string => join(paths.state, "stop-failures");
 const failureFile = (paths: RelayPaths, session: string): string => join(stopFailuresDir(paths), `${session}.json`);
+// Held while one hook reads and rewrites the session's record: Claude Code starts StopFailure
+// hooks without waiting for them, so two failures in quick succession run two hooks at once.
+const recordLock = (paths: RelayPaths, session: string): string => join(stopFailuresDir(paths), `.${session}.lock`);
+const RECORD_LOCK_WAIT_MS = 10_000;
 
 const recordSchema = z.object({
   streak: z.string(),
@@ -50,8 +54,22 @@ const oneLine = (text: string, max: number): string => {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 };
 
-/** The hook: record this failure in the session's streak (a new streak when there is none). */
+/**
+ * The hook: record this failure in the session's streak (a new streak when there is none), under
+ * the session's record lock so that hooks running at once each count. A lock still held after
+ * RECORD_LOCK_WAIT_MS (a hung hook) does not stop the failure being recorded.
+ */
 export async function recordStopFailure(paths: RelayPaths, session: string, input: z.infer<typeof inputSchema>, now: Date): Promise<StopFailure> {
+  await ensureDirs(stopFailuresDir(paths));
+  const lock = await acquireLockWaiting(recordLock(paths, session), RECORD_LOCK_WAIT_MS);
+  try {
+    return await updateRecord(paths, session, input, now);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function updateRecord(paths: RelayPaths, session: string, input: z.infer<typeof inputSchema>, now: Date): Promise<StopFailure> {
   const file = failureFile(paths, session);
   const earlier = await readJsonFile(file, recordSchema);
   const message = redact(oneLine([input.last_assistant_message, input.error_details].filter((t): t is string => typeof t === "string" && t.trim() !== "").join(" · ") || "(no message)", 500));
@@ -67,7 +85,6 @@ export async function recordStopFailure(paths: RelayPaths, session: string, inpu
     first: earlier.ok ? earlier.value.first : now.toISOString(),
     last: now.toISOString(),
   };
-  await ensureDirs(stopFailuresDir(paths));
   await writeAtomic(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   return record;
 }

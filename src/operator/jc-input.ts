@@ -8,7 +8,7 @@
 // verbatim from the second line on.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { open, readdir, rename, rm, unlink } from "node:fs/promises";
+import { lstat, open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { RelayPaths } from "../config/paths.js";
@@ -82,6 +82,24 @@ export function parseJcInput(raw: string): JcInput {
   return { kind: "chat", text };
 }
 
+/**
+ * How long an empty state/jc_input.txt is left alone as a file still being written: a shell's
+ * `echo … > jc_input.txt` creates the file empty and writes it an instant later, and a watcher can
+ * wake the relay in between. An empty file older than this (or dated in the future by more than
+ * this, a clock stepped back) is taken, and refused as empty.
+ */
+export const JC_WRITE_SETTLE_MS = 1_000;
+
+/** Whether jc_input.txt is a regular file created empty a moment ago, so probably not yet written. */
+async function beingWritten(path: string, nowMs: number): Promise<boolean> {
+  try {
+    const st = await lstat(path);
+    return st.isFile() && st.size === 0 && Math.abs(nowMs - st.mtimeMs) < JC_WRITE_SETTLE_MS;
+  } catch {
+    return false; // gone, or not ours to judge: the rename below says which
+  }
+}
+
 const CLAIM = /^jc_input\.([0-9a-f]{16})\.claimed$/;
 const claimFile = (paths: RelayPaths, id: string) => join(paths.state, `jc_input.${id.replace(/^jc-/, "")}.claimed`);
 
@@ -136,12 +154,14 @@ async function readSafely(path: string): Promise<SafeRead> {
  * jc_input.txt to a claim file with a fresh random name (a rename never opens the file). The name
  * is the input's id, so the same answer written twice is two inputs, and a claim re-read after a
  * crash is the same one. The claim is read safely (see readSafely); a refused one is still a
- * claim, to be reported with refuseJcInput and removed with releaseJcClaim.
+ * claim, to be reported with refuseJcInput and removed with releaseJcClaim. An empty file written
+ * less than JC_WRITE_SETTLE_MS ago is left for a later look (see beingWritten).
  */
-export async function claimJcInput(paths: RelayPaths, opts: { leftovers?: boolean } = {}): Promise<JcClaim | null> {
+export async function claimJcInput(paths: RelayPaths, opts: { leftovers?: boolean; nowMs?: number } = {}): Promise<JcClaim | null> {
   // Leftover claims exist only after a crash: a running daemon looks for them once, at start.
   let [claimed] = opts.leftovers === false ? [] : await claimedJcFiles(paths);
   if (!claimed) {
+    if (await beingWritten(paths.jcInput, opts.nowMs ?? Date.now())) return null;
     claimed = join(paths.state, `jc_input.${randomBytes(8).toString("hex")}.claimed`);
     try {
       await rename(paths.jcInput, claimed);

@@ -107,6 +107,21 @@ export function acquireLock(path: string): Promise<Acquired> {
   return mechanism() === "socket" ? acquireSocketLock(path) : acquireFlock(path);
 }
 
+/**
+ * Take the lock, waiting while someone else holds it (the kernel lets a dead holder's go), or null
+ * when it is still held after `timeoutMs`. For short critical sections between processes, such as
+ * two Claude Code hooks updating one file at once.
+ */
+export async function acquireLockWaiting(path: string, timeoutMs: number): Promise<HeldLock | null> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const got = await acquireLock(path);
+    if (got.ok) return got.lock;
+    if (performance.now() >= deadline) return null;
+    await sleep(RETRY_MS);
+  }
+}
+
 /** Whether a live process holds the lock, without disturbing it. Synchronous and cheap: the Claude Code hook asks on every stop. */
 export function probeLock(path: string): LockProbe {
   let held: boolean;

@@ -3,7 +3,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { claimedJcFiles, claimJcInput, MAX_JC_INPUT_BYTES, parseJcInput, refuseJcInput, releaseJcClaim } from "../../src/operator/jc-input.js";
+import { claimedJcFiles, claimJcInput, JC_WRITE_SETTLE_MS, MAX_JC_INPUT_BYTES, parseJcInput, refuseJcInput, releaseJcClaim } from "../../src/operator/jc-input.js";
 import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
 
 describe("parseJcInput: the JSON object form", () => {
@@ -85,6 +85,24 @@ describe("claimJcInput reads safely", () => {
     await writeFile(paths.jcInput, "\uFEFF@session-1: go");
     const claim = await claimJcInput(paths);
     expect(claim).toEqual({ id: expect.stringMatching(/^jc-[0-9a-f]{16}$/) as unknown, kind: "read", raw: "\uFEFF@session-1: go" });
+  });
+
+  it("an empty file created a moment ago is left alone (a shell's `>` creates it before writing it), and taken once it is written", async () => {
+    await writeFile(paths.jcInput, "");
+    const created = (await stat(paths.jcInput)).mtimeMs;
+    expect(await claimJcInput(paths, { nowMs: created + JC_WRITE_SETTLE_MS / 2 })).toBeNull();
+    expect(await readFile(paths.jcInput, "utf8")).toBe("");
+    await writeFile(paths.jcInput, "@session-1: go", { flag: "a" });
+    expect(await claimJcInput(paths, { nowMs: created + JC_WRITE_SETTLE_MS / 2 })).toMatchObject({ kind: "read", raw: "@session-1: go" });
+  });
+
+  it("an empty file that stays empty past the settle time is taken (to be refused as empty), also when its date is in the future", async () => {
+    await writeFile(paths.jcInput, "");
+    const created = (await stat(paths.jcInput)).mtimeMs;
+    expect(await claimJcInput(paths, { nowMs: created + JC_WRITE_SETTLE_MS + 1 })).toMatchObject({ kind: "read", raw: "" });
+    await writeFile(paths.jcInput, "");
+    const again = (await stat(paths.jcInput)).mtimeMs;
+    expect(await claimJcInput(paths, { nowMs: again - 3_600_000 })).toMatchObject({ kind: "read", raw: "" });
   });
 
   it("a symlink is refused, never followed: its target is neither read nor touched, and release removes only the link", async () => {
