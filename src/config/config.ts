@@ -2,15 +2,13 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile } from "node:fs/promises";
-import { parse as parseDotenv } from "dotenv";
-import { isMap, parseDocument } from "yaml";
 import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
 import type { ModelPrice } from "../costs/pricing.js";
 import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
 import { SESSION_ID } from "./session-id.js";
-import { envValue, withEnvValue } from "./dotenv-file.js";
+import { readConfigCache, writeConfigCache } from "./config-cache.js";
 import type { PolicyRule } from "../../machines/permission-policy.js";
 
 export { SESSION_ID };
@@ -231,7 +229,8 @@ export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
 /** .env values, then the real environment on top (CONTRACT §3). */
 export async function loadEnv(paths: RelayPaths, env: NodeJS.ProcessEnv): Promise<Partial<Record<EnvKey, string>>> {
   const raw = await readIfPresent(paths.env);
-  const fromFile = raw === null ? {} : parseDotenv(raw);
+  // the dotenv parser is loaded only for a root that has a .env
+  const fromFile = raw === null ? {} : (await import("dotenv")).parse(raw);
   const merged: Partial<Record<EnvKey, string>> = {};
   for (const key of ENV_KEYS) {
     const value = env[key] ?? fromFile[key];
@@ -253,28 +252,53 @@ function envInt(name: EnvKey, value: string | undefined): number | undefined {
   return n;
 }
 
-/** Parse and validate config.yaml text; throws ConfigError naming the key. */
-export function parseFileConfig(yamlText: string, file = "config.yaml"): FileConfig {
-  const doc = parseDocument(yamlText, { prettyErrors: false });
-  const [first] = doc.errors;
-  if (first) throw new ConfigError(`${file}: malformed YAML: ${(first.message.split(/\r?\n|\r/)[0] ?? "").trim()}`);
-  if (!isMap(doc.contents)) throw new ConfigError(`${file}: expected a YAML mapping of settings`);
-  const parsed = fileConfigSchema.safeParse(doc.toJS());
-  if (!parsed.success) {
-    const [issue] = parsed.error.issues;
-    const key = issue ? formatPath(issue.path) : "";
-    if (issue?.code === "unrecognized_keys") {
-      throw new ConfigError(`${file}: ${[key, ...issue.keys].filter(Boolean).join(".")}: unknown key (check its spelling)`);
-    }
-    throw new ConfigError(`${file}: ${key || "(top level)"}: ${issue?.message ?? "invalid"}`);
-  }
+/** Validate config.yaml's settings as parsed from YAML; throws ConfigError naming the key. */
+export function validateFileConfig(js: unknown, file = "config.yaml"): FileConfig {
+  const parsed = fileConfigSchema.safeParse(js);
+  if (!parsed.success) throw schemaError(parsed.error.issues[0], file);
   return parsed.data;
+}
+
+/** The first issue of a failed validation of `file`, in one line naming the key. */
+function schemaError(issue: z.core.$ZodIssue | undefined, file: string): ConfigError {
+  const key = issue ? formatPath(issue.path) : "";
+  if (issue?.code === "unrecognized_keys") return new ConfigError(`${file}: ${[key, ...issue.keys].filter(Boolean).join(".")}: unknown key (check its spelling)`);
+  return new ConfigError(`${file}: ${key || "(top level)"}: ${issue?.message ?? "invalid"}`);
+}
+
+/** The first line of a YAML parse error, as every command reports it. */
+export const malformedYaml = (file: string, message: string): ConfigError => new ConfigError(`${file}: malformed YAML: ${(message.split(/\r?\n|\r/)[0] ?? "").trim()}`);
+
+/**
+ * config.yaml as YAML makes it: `mapping` (its JavaScript value) when it is a well-formed mapping,
+ * read from state/config.cache.json while that is config.yaml's (./config-cache.ts), so the
+ * commands that start often load no YAML parser; else `missing`, or `other` with the parse error
+ * (null when it parsed to something that is not a mapping) and its value.
+ */
+type ConfigYaml = { kind: "mapping"; js: unknown } | { kind: "missing" } | { kind: "other"; error: string | null; js: () => unknown };
+
+async function readConfigYaml(paths: RelayPaths): Promise<ConfigYaml> {
+  const cache = await readConfigCache(paths);
+  if (cache.hit) return { kind: "mapping", js: cache.document };
+  const text = await readIfPresent(paths.config);
+  if (text === null) return { kind: "missing" };
+  const { isMap, parseDocument } = await import("yaml");
+  const doc = parseDocument(text, { prettyErrors: false });
+  const [first] = doc.errors;
+  if (first === undefined && isMap(doc.contents)) {
+    const js: unknown = doc.toJS();
+    await writeConfigCache(paths, cache.key, js);
+    return { kind: "mapping", js };
+  }
+  return { kind: "other", error: first?.message ?? null, js: () => doc.toJS() };
 }
 
 export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean } = {}): Promise<RelayConfig> {
   if (opts.seed !== false) await seedConfigIfMissing(paths);
-  const yamlText = (await readIfPresent(paths.config)) ?? "";
-  const file = parseFileConfig(yamlText);
+  const yaml = await readConfigYaml(paths);
+  if (yaml.kind === "other" && yaml.error !== null) throw malformedYaml("config.yaml", yaml.error);
+  if (yaml.kind !== "mapping") throw new ConfigError("config.yaml: expected a YAML mapping of settings");
+  const file = validateFileConfig(yaml.js);
   const vars = await loadEnv(paths, env);
   for (const key of ["NTFY_TOPIC", "NTFY_REPLY_TOPIC"] as const) {
     const value = vars[key];
@@ -376,6 +400,7 @@ export async function ensureTopic(paths: RelayPaths, env: NodeJS.ProcessEnv = pr
   const existing = env[key];
   if (existing) return existing;
   const raw = await readIfPresent(paths.env);
+  const { envValue, withEnvValue } = await import("./dotenv-file.js");
   const fromFile = envValue(raw, key);
   if (fromFile) return fromFile;
   const topic = generateTopic();
@@ -392,18 +417,11 @@ export interface AgentConfig {
 }
 
 export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
-  const yamlText = await readIfPresent(paths.config);
-  if (yamlText === null) throw new ConfigError(`config.yaml: missing in ${paths.root} (an agent's root needs transport: nats, nats.url, agent.name and its sessions)`);
-  const doc = parseDocument(yamlText, { prettyErrors: false });
-  const [first] = doc.errors;
-  if (first) throw new ConfigError(`config.yaml: malformed YAML: ${(first.message.split(/\r?\n|\r/)[0] ?? "").trim()}`);
-  const parsed = fileConfigSchema.partial({ model: true, system_prompt: true, summarization_prompt: true }).safeParse(doc.toJS());
-  if (!parsed.success) {
-    const [issue] = parsed.error.issues;
-    const key = issue ? formatPath(issue.path) : "";
-    if (issue?.code === "unrecognized_keys") throw new ConfigError(`config.yaml: ${[key, ...issue.keys].filter(Boolean).join(".")}: unknown key (check its spelling)`);
-    throw new ConfigError(`config.yaml: ${key || "(top level)"}: ${issue?.message ?? "invalid"}`);
-  }
+  const yaml = await readConfigYaml(paths);
+  if (yaml.kind === "missing") throw new ConfigError(`config.yaml: missing in ${paths.root} (an agent's root needs transport: nats, nats.url, agent.name and its sessions)`);
+  if (yaml.kind === "other" && yaml.error !== null) throw malformedYaml("config.yaml", yaml.error);
+  const parsed = fileConfigSchema.partial({ model: true, system_prompt: true, summarization_prompt: true }).safeParse(yaml.kind === "mapping" ? yaml.js : yaml.js());
+  if (!parsed.success) throw schemaError(parsed.error.issues[0], "config.yaml");
   const file = parsed.data;
   if (file.transport !== "nats") throw new ConfigError('config.yaml: transport: expected "nats" on an agent\'s root');
   const vars = await loadEnv(paths, env);
@@ -437,8 +455,8 @@ function isAgentDocument(js: unknown): boolean {
 }
 
 export async function loadClientConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean } = {}): Promise<ClientConfig> {
-  const yamlText = await readIfPresent(paths.config);
-  if (yamlText !== null && isAgentDocument(parseDocument(yamlText, { prettyErrors: false }).toJS())) {
+  const yaml = await readConfigYaml(paths);
+  if (yaml.kind !== "missing" && isAgentDocument(yaml.kind === "mapping" ? yaml.js : yaml.js())) {
     const agent = await loadAgentConfig(paths, env);
     return { sessions: agent.sessions.map((id) => ({ id })), pollIntervalMs: agent.pollIntervalMs, agentName: agent.agentName ?? "(set by --name)" };
   }

@@ -10,10 +10,10 @@ import {
   ensureTopic,
   generateTopic,
   loadConfig,
-  parseFileConfig,
   seedConfigIfMissing,
   SHARED_CONVERSATION,
 } from "../../src/config/config.js";
+import { parseFileConfig } from "../../src/config/config-yaml.js";
 import { relayPaths, type RelayPaths } from "../../src/config/paths.js";
 
 /** Any Unicode scalar value (fast-check's "binary" unit is much slower to warm up). */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { globMatches, policyRuleFor, ruleMatches } from "../../machines/permission-policy.js";
 import { parseVerdict, permissionPrompt } from "../../src/anthropic/permission-decision.js";
-import { parseFileConfig } from "../../src/config/config.js";
+import { parseFileConfig } from "../../src/config/config-yaml.js";
 import { decisionTimeMs } from "../../src/runtime/permission-decider.js";
 
 describe("globMatches: * matches any run of characters, everything else itself, over the whole text", () => {
