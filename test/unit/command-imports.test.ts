@@ -72,3 +72,17 @@ describe("the Anthropic SDK", () => {
     expect(messages).toMatch(/await import\("@anthropic-ai\/sdk"\)/);
   });
 });
+
+describe("the YAML and .env parsers on the hot commands' path", () => {
+  it("are not imported statically by what status and the hooks load: config.yaml comes from state/config.cache.json, .env only when there is one", () => {
+    const hot = ["commands/fast/hot.js", "config/config.js", "config/root.js", "status/report.js", "runtime/redact.js", "claude-code/hook.js", "claude-code/hook-input.js", "claude-code/stop-failure.js", "claude-code/permission-hook.js"];
+    const roots = hot.map((f) => new URL(`../../dist/src/${f}`, import.meta.url).pathname);
+    for (const root of roots) expect(existsSync(root), `run \`npm run build\` first (${root})`).toBe(true);
+    const loaded = new Set(roots.flatMap((root) => [...staticGraph(root)]));
+    const parsers = [...loaded].filter((f) => /^\s*import\s[^;]*?\sfrom\s+"(yaml|dotenv)"/m.test(readFileSync(f, "utf8")));
+    expect(parsers).toEqual([]);
+    const config = readFileSync(roots[1] ?? "", "utf8");
+    expect(config).toMatch(/await import\("yaml"\)/);
+    expect(config).toMatch(/await import\("dotenv"\)/);
+  });
+});
