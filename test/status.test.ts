@@ -2,9 +2,10 @@
 // reader knows (the lock, the queue, input.txt), a description from files on a root without
 // status.json, and one line on a directory that is no relay root. The real CLI, as a process.
 import { writeFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { configCachePath } from "../src/config/config-cache.js";
 import { relayPaths } from "../src/config/paths.js";
 import { appendLedger, makeLedgerRecord } from "../src/costs/ledger.js";
 import type { StatusReport } from "../src/status/report.js";
@@ -156,6 +157,24 @@ describe("relay status --json", () => {
     });
     expect(s.history.chars).toBeGreaterThan(0);
     expect(s.cost.totalUsd).toBeGreaterThan(0);
+  });
+
+  it("prints the same with config.yaml's copy in state/config.cache.json as without, and follows an edit of config.yaml", async () => {
+    const root = await makeRoot();
+    const paths = relayPaths(root);
+    await mkdir(paths.state, { recursive: true });
+    const aMinuteAgo = new Date(Date.now() - 60_000); // old enough to be copied (a fresh config.yaml is not)
+    await utimes(paths.config, aMinuteAgo, aMinuteAgo);
+    const parsed = await statusJson(root); // parses config.yaml and writes the copy
+    expect(JSON.parse(await readFile(configCachePath(paths), "utf8"))).toHaveProperty("document.sessions");
+    expect(await statusJson(root)).toEqual(parsed);
+    await rm(configCachePath(paths));
+    expect(await statusJson(root)).toEqual(parsed);
+    expect(Object.keys(parsed.sessions)).toEqual(["session-1", "session-2"]);
+    // a third session, with config.yaml's mtime put back: the copy is not config.yaml's any more
+    await writeFile(paths.config, `${await readFile(paths.config, "utf8")}  - id: session-3\n`);
+    await utimes(paths.config, aMinuteAgo, aMinuteAgo);
+    expect(Object.keys((await statusJson(root)).sessions)).toEqual(["session-1", "session-2", "session-3"]);
   });
 
   it("says so when state/status.json cannot be read, and reports from the other files", async () => {
