@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { LongestFirstSequencer } from "./test/support/sequencer.js";
 
 export default defineConfig({
   test: {
@@ -11,5 +12,7 @@ export default defineConfig({
     // vitest's default is one file fewer than the cores: ONE file at a time on a 2-core machine,
     // which left a core idle while most files wait on child processes.
     maxWorkers: 2,
+    // The slowest files start first, also from a fresh clone with no vitest cache (test/support/sequencer.ts).
+    sequence: { sequencer: LongestFirstSequencer },
   },
 });

@@ -23,9 +23,24 @@ describe("relay logs", () => {
     expect(last.stdout).toBe("12:00:00 info  envelope taken session=s1\n12:00:00 info  reply dispatched session=s2\n");
 
     const follow = await spawnCli(["logs", "--root", root, "--last", "0", "-f"]);
-    await new Promise((r) => setTimeout(r, 1_500));
-    await appendFile(log, line("a new line", { session: "s9" }));
-    await waitFor(() => follow.stdout().includes("a new line session=s9"), { timeoutMs: 20_000, what: "the followed line" });
+    // -f starts from the end as it finds it, so a line written before it has looked is an old one
+    // (on a busy machine its start can take seconds): a new line every 0.5 s until one is printed.
+    const appended: string[] = [];
+    await waitFor(
+      async () => {
+        if (follow.stdout().includes("a new line")) return true;
+        appended.push(`a new line ${appended.length + 1}`);
+        await appendFile(log, line(appended.at(-1) ?? "", { session: "s9" }));
+        await new Promise((r) => setTimeout(r, 500));
+        return follow.stdout().includes("a new line");
+      },
+      { timeoutMs: 30_000, what: "a followed line" },
+    );
+    await new Promise((r) => setTimeout(r, 1_000)); // the follower's next look: anything else it had to print
+    // what it printed: the lines written after it started, each once and in order (a suffix of those appended)
+    const printed = follow.stdout().trim().split("\n");
+    expect(printed.length).toBeGreaterThan(0);
+    expect(printed).toEqual(appended.slice(-printed.length).map((m) => `12:00:00 info  ${m} session=s9`));
     expect(follow.stdout()).not.toContain("envelope taken");
     follow.child.kill("SIGKILL");
   }, 60_000);

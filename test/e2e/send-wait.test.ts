@@ -167,14 +167,17 @@ describe.concurrent("relay send", () => {
     const root = await makeRoot();
     await mkdir(join(root, "state"));
     await writeStatusFile(relayPaths(root), { openQuestions: [{ id: "q-1", session: "session-1", question: "[NEEDS-JC] which plan?" }] });
-    const running = send(root, ["--session", "session-2", "--id", "mine-7", "--wait", "30", "and now?"]);
+    const running = await spawnCli(["send", "--root", root, "--session", "session-2", "--id", "mine-7", "--wait", "30", "and now?"], vars());
+    running.child.stdin?.end("");
     await dropped(root);
-    await settle(5);
+    // The reply comes once send has seen the question (a reply already there when it first looks is taken at once, with no note).
+    await waitFor(() => running.stderr().includes("q-1") || !running.alive(), { what: "send's note of the open question" });
+    await settle(5); // still waiting, and saying so only once
     await deliver(root, "session-2", "mine-7", "plan B, says JC");
-    const r = await running;
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe("plan B, says JC\n");
-    const notes = r.stderr.split("\n").filter((l) => l.includes("q-1"));
+    const exit = await running.exited;
+    expect(exit.code, running.stderr()).toBe(0);
+    expect(running.stdout()).toBe("plan B, says JC\n");
+    const notes = running.stderr().split("\n").filter((l) => l.includes("q-1"));
     expect(notes).toHaveLength(1);
   });
 });

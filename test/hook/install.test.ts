@@ -256,7 +256,8 @@ describe("relay hook install / uninstall (the real CLI)", { timeout: 60_000 }, (
         }
       }
     }
-  }, 60_000);
+    // twelve CLI runs one after the other: at load 17 each took ~5 s, and 60 s was not enough
+  }, 180_000);
 
   it("refuses a session that is not in config.yaml, or not a valid id", async () => {
     const root = await makeRoot();
