@@ -52,9 +52,7 @@ async function statusOf(root: string): Promise<AgentRootStatus> {
   return JSON.parse(r.stdout) as AgentRootStatus;
 }
 
-// The two describes run side by side: each has its own prefix, roots, fakes and daemons on the
-// shared nats-server, which neither kills.
-describe.skipIf(natsSkipReason !== null).concurrent("an agent's root: the Claude Code side unchanged", () => {
+describe.skipIf(natsSkipReason !== null)("an agent's root: the Claude Code side unchanged", () => {
   it("send, hook install, the hooks and status work there; with the relay gone the Stop hook queues the message and lets the agent stop, and the reply comes at the next session start", async (ctx) => {
     const scope = await Scope.create(ctx);
     let n = 0;
@@ -127,7 +125,7 @@ describe.skipIf(natsSkipReason !== null).concurrent("an agent's root: the Claude
   }, 120_000);
 });
 
-describe.skipIf(natsSkipReason !== null).concurrent("sessions added to config.yaml while relay and agent run", () => {
+describe.skipIf(natsSkipReason !== null)("sessions added to config.yaml while relay and agent run", () => {
   it("are claimed and served: a local one by the relay's built-in agent, a remote one by the agent; a removed one is given back", async (ctx) => {
     const scope = await Scope.create(ctx);
     scope.fake.setResponder(() => "served");

@@ -49,10 +49,8 @@ const RELAY_POINTS = ["nats-before-ack", "nats-slot-staged", "nats-slot-publishe
 const AGENT_POINTS = ["agent-after-publish", "agent-after-meta", "agent-after-rename", "agent-after-ack", "agent-jc-published"] as const;
 let prefixes = 0;
 
-// The crash points side by side: each test has its own prefix (streams, buckets, subjects), roots,
-// fakes and daemons, and none kills the shared nats-server (the test that does runs after them).
 describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash point, then restart", () => {
-  it.concurrent.for([...RELAY_POINTS, ...AGENT_POINTS])("delivers each reply once after a kill at %s", { timeout: 180_000 }, async (point, ctx) => {
+  it.for([...RELAY_POINTS, ...AGENT_POINTS])("delivers each reply once after a kill at %s", { timeout: 180_000 }, async (point, ctx) => {
     const { scope, vars } = await setUp(ctx);
     const prefix = `cp${process.pid % 10_000}x${++prefixes}`;
     const relayRoot = await makeRoot({ config: relayNatsConfig([{ id: "s1" }, { id: "s2", host: "laptop" }], prefix) });
@@ -71,7 +69,7 @@ describe.skipIf(natsSkipReason !== null)("transport: nats, kill -9 at each crash
     if (point === "agent-jc-published") await writeFile(join(agentRoot, "state", "jc_input.txt"), "@s2: JC's own words");
     else await dropEnvelope(agentRoot, "first.json", { session_id: "s2", id: "m-1", content: "the first" });
     const crashed = inRelay ? relay : agent;
-    // generous: with the other crash points running beside it on a busy machine, the envelope's turn may take a while
+    // generous: on a busy machine the envelope's turn may take a while
     const exit = await Promise.race([crashed.exited, new Promise<null>((r) => setTimeout(() => r(null), 60_000))]);
     if (exit === null) throw new Error(`no kill at ${point}\nrelay: ${relay.stderr().slice(-2000)}\nagent: ${agent.stderr().slice(-2000)}`);
     expect(exit.signal, `the kill at ${point}`).toBe("SIGKILL");

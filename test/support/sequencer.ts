@@ -16,7 +16,7 @@ export const MEASURED_SECONDS: Readonly<Record<string, number>> = {
   "test/e2e/nats-cluster.test.ts": 50,
   "test/e2e/conversations.test.ts": 45,
   "test/hook/claude-stop.test.ts": 40,
-  "test/e2e/nats-crash.test.ts": 40,
+  "test/e2e/nats-crash.test.ts": 45,
   "test/e2e/nats-partition.test.ts": 37,
   "test/faults/soak-nats.test.ts": 33,
   "test/e2e/nats.test.ts": 24,
