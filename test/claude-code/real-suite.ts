@@ -306,15 +306,19 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       const m = await model(() => ({ error: { status: 429, type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit" } }));
       const failureFile = join(root, "state", "stop-failures", `${SESSION}.json`);
       const count = async () => ((await exists(failureFile)) ? (JSON.parse(await readFile(failureFile, "utf8")) as { count: number }).count : 0);
-      const twoFailures = waitFor(async () => (await count()) >= 2, { timeoutMs: 90_000, what: "two failures recorded in one streak" }).catch(() => undefined);
+      // The second message goes in once the first failure is recorded, so it is a turn of its own.
+      const oneFailure = waitFor(async () => (await count()) >= 1, { timeoutMs: 75_000, what: "the first failure recorded" }).catch(() => undefined);
+      const twoFailures = oneFailure.then(() => waitFor(async () => (await count()) >= 2, { timeoutMs: 75_000, what: "two failures recorded in one streak" })).catch(() => undefined);
       // CLAUDE_CODE_MAX_RETRIES=0: Claude Code gives up on the first 429 instead of retrying for minutes.
       const run = await claude(w, m, ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"], {
         env: w.env(m.url, { CLAUDE_CODE_MAX_RETRIES: "0" }),
-        stdinMessages: ["Work.", "Work again."],
+        stdinMessages: ["Work."],
+        laterStdinMessages: { after: oneFailure, messages: ["Work again."] },
         closeStdinAfter: twoFailures,
+        timeoutMs: 165_000,
       });
       expect(run.stdout).toContain("rate_limit");
-      expect(await count()).toBe(2);
+      expect(await count(), `requests the model got: ${m.turns().length}`).toBe(2);
       const notes = scope.ntfy.messages.filter((n) => (n.title ?? "").includes("stopped on an API error"));
       const note = notes[0] ?? (await waitFor(() => scope.ntfy.messages.find((n) => (n.title ?? "").includes("stopped on an API error")), { timeoutMs: 30_000, what: "JC's notification" }));
       expect(note.message).toContain("API error (rate_limit)");

@@ -93,7 +93,15 @@ export async function runClaude(
   bin: string,
   world: ClaudeWorld,
   args: string[],
-  opts: { env: NodeJS.ProcessEnv; timeoutMs?: number; stdinMessages?: string[]; closeStdinWhen?: (stdout: string) => boolean; closeStdinAfter?: Promise<unknown> },
+  opts: {
+    env: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    stdinMessages?: string[];
+    /** more messages, written once `after` settles (a turn of their own, not queued behind the first) */
+    laterStdinMessages?: { after: Promise<unknown>; messages: string[] };
+    closeStdinWhen?: (stdout: string) => boolean;
+    closeStdinAfter?: Promise<unknown>;
+  },
 ): Promise<ClaudeRun> {
   const child = spawn(bin, args, { cwd: world.project, env: opts.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
   running.add(child);
@@ -112,7 +120,11 @@ export async function runClaude(
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
   child.stdin.on("error", () => undefined);
   if (opts.stdinMessages) {
-    for (const text of opts.stdinMessages) child.stdin.write(`${JSON.stringify({ type: "user", message: { role: "user", content: text } })}\n`);
+    const write = (text: string): void => {
+      if (stdinOpen) child.stdin.write(`${JSON.stringify({ type: "user", message: { role: "user", content: text } })}\n`);
+    };
+    opts.stdinMessages.forEach(write);
+    if (opts.laterStdinMessages) void opts.laterStdinMessages.after.finally(() => opts.laterStdinMessages?.messages.forEach(write));
     if (opts.closeStdinAfter) void opts.closeStdinAfter.finally(closeStdin);
     else if (!opts.closeStdinWhen) closeStdin();
   } else {
