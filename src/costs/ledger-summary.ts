@@ -306,6 +306,17 @@ export class LedgerSummary {
 
   /** The saved summary (when it still fits the ledger), brought up to date. */
   static async load(root: string): Promise<LedgerSummary> {
+    const summary = await LedgerSummary.open(root);
+    await summary.refresh();
+    return summary;
+  }
+
+  /**
+   * The saved summary as it is, not yet brought up to date: the first `refresh()` checks it
+   * against the ledger and reads what it lacks (the whole ledger when there is no summary yet,
+   * which `relay run` does after it is ready, not before).
+   */
+  static async open(root: string): Promise<LedgerSummary> {
     const summary = new LedgerSummary(root);
     const saved = await readJsonFile(summaryPath(root), fileSchema).catch(() => null);
     if (saved?.ok) {
@@ -320,7 +331,6 @@ export class LedgerSummary {
       summary.savedOffset = saved.value.offset;
       summary.pendingMark = saved.value.mark;
     }
-    await summary.refresh();
     return summary;
   }
 
@@ -339,7 +349,12 @@ export class LedgerSummary {
 
   /** Take the records appended since the last look (one stat when nothing changed); one at a time, so no range is taken twice. */
   refresh(): Promise<void> {
-    const next = this.refreshing.then(() => this.takeTail());
+    return this.inTurn(() => this.takeTail());
+  }
+
+  /** Refreshes and saves run one at a time: a save in the middle of a read would write cells past the offset it names. */
+  private inTurn(work: () => Promise<void>): Promise<void> {
+    const next = this.refreshing.then(work);
     this.refreshing = next.catch(() => undefined);
     return next;
   }
@@ -380,8 +395,12 @@ export class LedgerSummary {
     return this.offset !== this.savedOffset && (this.savedOffset < 0 || this.unsaved >= SAVE_EVERY_RECORDS);
   }
 
-  /** Save the cells (best effort: the summary is a cache of the ledger). */
-  async save(): Promise<void> {
+  /** Save the cells (best effort: the summary is a cache of the ledger), once no refresh is under way. */
+  save(): Promise<void> {
+    return this.inTurn(() => this.saveNow());
+  }
+
+  private async saveNow(): Promise<void> {
     if (this.offset === this.savedOffset || this.ino < 0) return;
     const file = ledgerPath(this.root);
     const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values().map(toRow), dayStart: this.dayStart, dayEnd: this.dayEnd };
