@@ -19,6 +19,9 @@ export const RUN_FLAGS = {
  * returns its exit code. Expected failures are thrown as UsageError or ConfigError.
  */
 export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root">, rootPaths: RelayPaths): Promise<number> {
+  // Before the modules load: start-up does not need a young generation that grows (../runtime/young-generation.ts).
+  const { holdYoungGeneration } = await import("../runtime/young-generation.js");
+  const releaseYoungGeneration = holdYoungGeneration();
   // Loaded here, not at the top: bin/relay.js loads this module (RUN_FLAGS) for every command line.
   const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { LedgerSummary }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
     await Promise.all([
@@ -159,6 +162,8 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
     const handle = await startDaemon(deps);
     daemonStatus = () => handle.status();
     ledgerRead();
+    // Once the ledger is read (or could not be): calls may now need the room.
+    void readLedger.finally(releaseYoungGeneration).catch(() => undefined);
     // A ledger it cannot read leaves the budgets uncounted: the relay stops rather than spend blind.
     let ledgerFailed = false;
     readLedger.catch((err: unknown) => {

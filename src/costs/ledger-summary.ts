@@ -254,23 +254,32 @@ function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: 
   return start;
 }
 
-/** Read [from, to) of the ledger in chunks, folding whole lines; returns the offset after the last whole line. */
+/**
+ * Read [from, to) of the ledger in chunks, folding whole lines; returns the offset after the last
+ * whole line. One buffer serves every chunk (an unfinished line moves to its start; a line longer
+ * than the buffer doubles it), rather than two fresh ones a chunk.
+ */
 async function readRange(file: string, from: number, to: number, onRecord: (rec: LedgerRecord, at: number, end: number) => void): Promise<number> {
   const fh = await open(file, "r");
   try {
+    let buf = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(1, to - from)));
+    let kept = 0; // bytes of an unfinished line at the buffer's start
     let offset = from;
-    let carry = Buffer.alloc(0);
     let pos = from;
     while (pos < to) {
-      const want = Math.min(CHUNK_BYTES, to - pos);
-      const chunk = Buffer.alloc(want);
-      const { bytesRead } = await fh.read(chunk, 0, want, pos);
+      if (kept === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, kept);
+        buf = bigger;
+      }
+      const { bytesRead } = await fh.read(buf, kept, Math.min(buf.length - kept, to - pos), pos);
       if (bytesRead === 0) break;
       pos += bytesRead;
-      const buf = carry.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
-      const used = foldLines(buf, offset, onRecord);
+      const filled = kept + bytesRead;
+      const used = foldLines(buf.subarray(0, filled), offset, onRecord);
       offset += used;
-      carry = Buffer.from(buf.subarray(used));
+      buf.copyWithin(0, used, filled);
+      kept = filled - used;
     }
     return offset;
   } finally {
