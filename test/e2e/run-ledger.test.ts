@@ -63,6 +63,23 @@ describe("relay run with a ledger it has not summarized yet", () => {
     },
     LONG,
   );
+
+  it(
+    "stops with exit 1, saying why, when the ledger cannot be read: no call is made on a spend it does not know",
+    async (ctx) => {
+      const { expect } = ctx;
+      const scope = await Scope.create(ctx);
+      const root = await makeRoot({ config: `${configYaml()}budget:\n  daily_usd: 1\n` });
+      await mkdir(join(root, "state", "costs.jsonl"), { recursive: true }); // a directory where the ledger should be
+      await dropEnvelope(root, "first.json", { session_id: "session-1", id: "first-1", content: "waiting since before the start" });
+      const daemon = await scope.start(root);
+      const exit = await daemon.exited;
+      expect(exit.code, daemon.stderr()).toBe(1);
+      expect(daemon.stderr()).toContain("cannot read state/costs.jsonl");
+      expect(scope.fake.requests).toHaveLength(0);
+    },
+    LONG,
+  );
 });
 
 secretsCheck();
