@@ -4,7 +4,7 @@
 // fails open, CONTRACT §10), and status.json's first costs are the whole ledger's.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, it } from "vitest";
+import { afterAll, describe, it, type TestContext } from "vitest";
 import { makeLedgerRecord } from "../../src/costs/ledger.js";
 import { configYaml, dropEnvelope, exists, killAll, makeRoot, readStatusJson, Scope, secretsCheck, settle, waitFor } from "../support/cli.js";
 
@@ -30,18 +30,27 @@ async function writeLedger(root: string, old: number, today: number, usdEach: nu
   return { totalUsd, calls: old + today };
 }
 
+/** A root with a $1 daily budget, `ledger` made in it, and an envelope waiting before the relay starts; then the relay, started. */
+async function startOnLedger(ctx: TestContext, ledger: (root: string) => Promise<void>) {
+  const scope = await Scope.create(ctx);
+  const root = await makeRoot({ config: `${configYaml()}budget:\n  daily_usd: 1\n` });
+  await ledger(root);
+  await dropEnvelope(root, "first.json", { session_id: "session-1", id: "first-1", content: "waiting since before the start" });
+  const daemon = await scope.start(root);
+  return { scope, root, daemon };
+}
+
 describe("relay run with a ledger it has not summarized yet", () => {
   it(
     "holds the first envelope on today's budget as the whole ledger counts it, and writes the whole ledger's costs in status.json",
     async (ctx) => {
       const { expect } = ctx;
-      const scope = await Scope.create(ctx);
-      const root = await makeRoot({ config: `${configYaml()}budget:\n  daily_usd: 1\n` });
+      let ledger = { totalUsd: 0, calls: 0 };
       // 20,000 older calls, then 200 of $0.01 today: $2 spent today against a $1 budget
-      const ledger = await writeLedger(root, 20_000, 200, 0.01);
-      expect(await exists(join(root, "state", "costs.summary.json"))).toBe(false);
-      await dropEnvelope(root, "first.json", { session_id: "session-1", id: "first-1", content: "waiting since before the start" });
-      await scope.start(root);
+      const { scope, root } = await startOnLedger(ctx, async (r) => {
+        ledger = await writeLedger(r, 20_000, 200, 0.01);
+        expect(await exists(join(r, "state", "costs.summary.json"))).toBe(false);
+      });
       const question = await waitFor(
         async () => {
           const s = await readStatusJson(root).catch(() => null);
@@ -68,11 +77,8 @@ describe("relay run with a ledger it has not summarized yet", () => {
     "stops with exit 1, saying why, when the ledger cannot be read: no call is made on a spend it does not know",
     async (ctx) => {
       const { expect } = ctx;
-      const scope = await Scope.create(ctx);
-      const root = await makeRoot({ config: `${configYaml()}budget:\n  daily_usd: 1\n` });
-      await mkdir(join(root, "state", "costs.jsonl"), { recursive: true }); // a directory where the ledger should be
-      await dropEnvelope(root, "first.json", { session_id: "session-1", id: "first-1", content: "waiting since before the start" });
-      const daemon = await scope.start(root);
+      // a directory where the ledger should be
+      const { scope, daemon } = await startOnLedger(ctx, (r) => mkdir(join(r, "state", "costs.jsonl"), { recursive: true }).then(() => undefined));
       const exit = await daemon.exited;
       expect(exit.code, daemon.stderr()).toBe(1);
       expect(daemon.stderr()).toContain("cannot read state/costs.jsonl");
