@@ -162,7 +162,7 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
     const handle = await startDaemon(deps);
     daemonStatus = () => handle.status();
     ledgerRead();
-    // Once the ledger is read (or could not be): calls may now need the room.
+    // Once the ledger is read (or could not be): calls need some room (up to 2 MB a semi-space).
     void readLedger.finally(releaseYoungGeneration).catch(() => undefined);
     // A ledger it cannot read leaves the budgets uncounted: the relay stops rather than spend blind.
     let ledgerFailed = false;
