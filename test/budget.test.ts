@@ -75,6 +75,30 @@ describe("budgets", () => {
   });
 });
 
+describe("today's spend seeded after start", () => {
+  it("waits for the ledger's cells: settled() resolves once they are counted", async () => {
+    let give: (cells: { day: string; session: string; usd: number }[]) => void = () => undefined;
+    const spend = SpendTracker.seededLater(() => NOON, new Promise((resolve) => (give = resolve)));
+    let settled = false;
+    const waiting = spend.settled().then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(settled).toBe(false);
+    give([{ day: "2026-11-24", session: "session-1", usd: 7 }]);
+    await waiting;
+    expect(spend.today()).toBe(7);
+    expect(budgetExhausted(config({ dailyUsd: 5 }), spend, "session-1")?.kind).toBe("budget");
+  });
+
+  it("rejects settled() when the ledger cannot be read, so no budget is checked against nothing", async () => {
+    const spend = SpendTracker.seededLater(() => NOON, Promise.reject(new Error("EACCES: state/costs.jsonl")));
+    await expect(spend.settled()).rejects.toThrow("EACCES");
+  });
+
+  it("is settled at once when seeded as it is made", async () => {
+    await expect(new SpendTracker(() => NOON).settled()).resolves.toBeUndefined();
+  });
+});
+
 describe("a budget never fails open", () => {
   const withModels = (budget: RelayConfig["budget"], model: string, sessionModel = model, prices?: RelayConfig["prices"]): RelayConfig => ({
     ...config(budget),

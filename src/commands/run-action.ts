@@ -19,6 +19,9 @@ export const RUN_FLAGS = {
  * returns its exit code. Expected failures are thrown as UsageError or ConfigError.
  */
 export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root">, rootPaths: RelayPaths): Promise<number> {
+  // Before the modules load: start-up does not need a young generation that grows (../runtime/young-generation.ts).
+  const { holdYoungGeneration } = await import("../runtime/young-generation.js");
+  const releaseYoungGeneration = holdYoungGeneration();
   // Loaded here, not at the top: bin/relay.js loads this module (RUN_FLAGS) for every command line.
   const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { LedgerSummary }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
     await Promise.all([
@@ -85,10 +88,17 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
     // Made once the relay is ready (below): never on the path to ready, never in a dry run.
     let made: ReturnType<typeof createClient> | null = null;
     const client = dryRun || !apiKey ? null : () => (made ??= createClient({ apiKey, ...(initial.anthropic.baseUrl ? { baseUrl: initial.anthropic.baseUrl } : {}), timeoutMs: initial.apiTimeoutMs }));
-    // The ledger's totals from state/costs.summary.json plus the ledger's tail since it was saved.
-    const ledger = await LedgerSummary.load(paths.root);
-    await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));
-    const spend = SpendTracker.fromCells(Date.now, ledger.allCells());
+    // The ledger's totals: state/costs.summary.json plus the ledger's tail since it was saved, read
+    // once the relay is ready (below). With no summary yet that is the whole ledger (100,000 lines:
+    // half a second); every call, and status.json's first write, waits for today's spend from it.
+    const ledger = await LedgerSummary.open(paths.root);
+    let ledgerRead: () => void = () => undefined;
+    const readLedger = new Promise<void>((resolve) => (ledgerRead = resolve)).then(async () => {
+      await ledger.refresh();
+      await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));
+      return ledger.allCells();
+    });
+    const spend = SpendTracker.seededLater(Date.now, readLedger);
     // transport: nats loads the NATS client here only (never on the file path or in the hooks).
     let nats: Awaited<ReturnType<typeof import("../transport/nats/start.js").startRelaySide>> | undefined;
     if (initial.transport === "nats" && initial.nats) {
@@ -151,6 +161,16 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
     const deps = await createRelayDeps({ paths, config: reloader.current, log, notifier, client, spend, ledger, links, redact, ...(nats ? { nats } : {}) });
     const handle = await startDaemon(deps);
     daemonStatus = () => handle.status();
+    ledgerRead();
+    // Once the ledger is read (or could not be): calls need some room (up to 2 MB a semi-space).
+    void readLedger.finally(releaseYoungGeneration).catch(() => undefined);
+    // A ledger it cannot read leaves the budgets uncounted: the relay stops rather than spend blind.
+    let ledgerFailed = false;
+    readLedger.catch((err: unknown) => {
+      ledgerFailed = true;
+      log.fatal({ err: err instanceof Error ? err.message : String(err) }, "relay stopping: cannot read state/costs.jsonl, so today's spend is unknown");
+      handle.stop();
+    });
     // The SDK loads once the relay is ready, off the path to ready and before the first call
     // needs it (a first call that loaded it itself took seconds on a loaded machine).
     if (client) void client().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot load the Anthropic SDK"));
@@ -184,7 +204,8 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     process.on("SIGHUP", onHangup);
-    const code = await handle.done;
+    const stopped = await handle.done;
+    const code = ledgerFailed ? 1 : stopped;
     await nats?.stop();
     stopReplies.abort();
     await replies;

@@ -8,6 +8,13 @@ const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 const DAYS_KEPT = 8;
 
+/** A (UTC day, session) total from the ledger's summary. */
+export interface SpentCell {
+  day: string;
+  session: string;
+  usd: number;
+}
+
 /**
  * Today's spend, kept in memory: seeded from the ledger's summary at start, plus every call since.
  * "Today" is the later of the clock's UTC day and the latest day a call was recorded on, so a
@@ -29,12 +36,35 @@ export class SpendTracker {
     for (const r of records) this.add(r);
   }
 
+  /** Resolves once the spend is seeded from the ledger; rejects when the ledger could not be read. */
+  private seeded: Promise<void> = Promise.resolve();
+
   /** Seeded from the ledger's summary: each (day, session) cell's spend. */
-  static fromCells(now: () => number, cells: Iterable<{ day: string; session: string; usd: number }>): SpendTracker {
+  static fromCells(now: () => number, cells: Iterable<SpentCell>): SpendTracker {
     const spend = new SpendTracker(now);
-    const recent = [...cells].filter((c) => /^\d{4}-\d{2}-\d{2}$/.test(c.day)).sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
-    for (const c of recent) spend.addTo(c.day, c.session, c.usd);
+    spend.seed(cells);
     return spend;
+  }
+
+  /**
+   * Seeded once `cells` arrive (`relay run` summarizes a ledger that has no summary yet after it
+   * is ready): until then `settled()` waits, and every budget check and reservation waits on it.
+   */
+  static seededLater(now: () => number, cells: Promise<Iterable<SpentCell>>): SpendTracker {
+    const spend = new SpendTracker(now);
+    spend.seeded = cells.then((c) => spend.seed(c));
+    spend.seeded.catch(() => undefined); // reported by whoever awaits settled()
+    return spend;
+  }
+
+  /** Resolves once today's spend counts every call in the ledger (at once for a tracker seeded when made). */
+  settled(): Promise<void> {
+    return this.seeded;
+  }
+
+  private seed(cells: Iterable<SpentCell>): void {
+    const recent = [...cells].filter((c) => /^\d{4}-\d{2}-\d{2}$/.test(c.day)).sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+    for (const c of recent) this.addTo(c.day, c.session, c.usd);
   }
 
   add(record: Pick<LedgerRecord, "at" | "session" | "usd">): void {

@@ -254,23 +254,32 @@ function foldLines(buf: Buffer, base: number, onRecord: (rec: LedgerRecord, at: 
   return start;
 }
 
-/** Read [from, to) of the ledger in chunks, folding whole lines; returns the offset after the last whole line. */
+/**
+ * Read [from, to) of the ledger in chunks, folding whole lines; returns the offset after the last
+ * whole line. One buffer serves every chunk (an unfinished line moves to its start; a line longer
+ * than the buffer doubles it), rather than two fresh ones a chunk.
+ */
 async function readRange(file: string, from: number, to: number, onRecord: (rec: LedgerRecord, at: number, end: number) => void): Promise<number> {
   const fh = await open(file, "r");
   try {
+    let buf = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(1, to - from)));
+    let kept = 0; // bytes of an unfinished line at the buffer's start
     let offset = from;
-    let carry = Buffer.alloc(0);
     let pos = from;
     while (pos < to) {
-      const want = Math.min(CHUNK_BYTES, to - pos);
-      const chunk = Buffer.alloc(want);
-      const { bytesRead } = await fh.read(chunk, 0, want, pos);
+      if (kept === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, kept);
+        buf = bigger;
+      }
+      const { bytesRead } = await fh.read(buf, kept, Math.min(buf.length - kept, to - pos), pos);
       if (bytesRead === 0) break;
       pos += bytesRead;
-      const buf = carry.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
-      const used = foldLines(buf, offset, onRecord);
+      const filled = kept + bytesRead;
+      const used = foldLines(buf.subarray(0, filled), offset, onRecord);
       offset += used;
-      carry = Buffer.from(buf.subarray(used));
+      buf.copyWithin(0, used, filled);
+      kept = filled - used;
     }
     return offset;
   } finally {
@@ -306,6 +315,17 @@ export class LedgerSummary {
 
   /** The saved summary (when it still fits the ledger), brought up to date. */
   static async load(root: string): Promise<LedgerSummary> {
+    const summary = await LedgerSummary.open(root);
+    await summary.refresh();
+    return summary;
+  }
+
+  /**
+   * The saved summary as it is, not yet brought up to date: the first `refresh()` checks it
+   * against the ledger and reads what it lacks (the whole ledger when there is no summary yet,
+   * which `relay run` does after it is ready, not before).
+   */
+  static async open(root: string): Promise<LedgerSummary> {
     const summary = new LedgerSummary(root);
     const saved = await readJsonFile(summaryPath(root), fileSchema).catch(() => null);
     if (saved?.ok) {
@@ -320,7 +340,6 @@ export class LedgerSummary {
       summary.savedOffset = saved.value.offset;
       summary.pendingMark = saved.value.mark;
     }
-    await summary.refresh();
     return summary;
   }
 
@@ -339,7 +358,12 @@ export class LedgerSummary {
 
   /** Take the records appended since the last look (one stat when nothing changed); one at a time, so no range is taken twice. */
   refresh(): Promise<void> {
-    const next = this.refreshing.then(() => this.takeTail());
+    return this.inTurn(() => this.takeTail());
+  }
+
+  /** Refreshes and saves run one at a time: a save in the middle of a read would write cells past the offset it names. */
+  private inTurn(work: () => Promise<void>): Promise<void> {
+    const next = this.refreshing.then(work);
     this.refreshing = next.catch(() => undefined);
     return next;
   }
@@ -380,8 +404,12 @@ export class LedgerSummary {
     return this.offset !== this.savedOffset && (this.savedOffset < 0 || this.unsaved >= SAVE_EVERY_RECORDS);
   }
 
-  /** Save the cells (best effort: the summary is a cache of the ledger). */
-  async save(): Promise<void> {
+  /** Save the cells (best effort: the summary is a cache of the ledger), once no refresh is under way. */
+  save(): Promise<void> {
+    return this.inTurn(() => this.saveNow());
+  }
+
+  private async saveNow(): Promise<void> {
     if (this.offset === this.savedOffset || this.ino < 0) return;
     const file = ledgerPath(this.root);
     const body = { format: FORMAT, ino: this.ino, offset: this.offset, mark: await markAt(file, this.offset), cells: this.cells.values().map(toRow), dayStart: this.dayStart, dayEnd: this.dayEnd };

@@ -131,9 +131,11 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   const snapshots = new SnapshotWriter(paths, log, now);
 
   let ledgerWrites: Promise<void> = Promise.resolve();
-  // The totals in status.json: the summary's at start, plus each call as it is recorded (the
+  // The totals in status.json: the summary's once it has read the ledger (no call is made before:
+  // each waits for today's spend, which comes from it), plus each call as it is recorded (the
   // summary itself catches up after the append, off the reply's path).
-  const totals = opts.ledger.totals();
+  let counted: ReturnType<LedgerSummary["totals"]> | null = null;
+  const totalsNow = () => (counted ??= opts.ledger.totals());
   const afterAppend = async () => {
     await opts.ledger.refresh();
     if (opts.ledger.worthSaving) await opts.ledger.save();
@@ -159,6 +161,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
     costs: {
       spend: opts.spend,
       record(rec) {
+        const totals = totalsNow();
         totals.calls += 1;
         if (rec.usd === null) totals.unpricedCalls += 1;
         else totals.totalUsd = Math.round((totals.totalUsd + rec.usd) * 1e9) / 1e9;
@@ -168,7 +171,7 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
           .then(afterAppend)
           .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot append to state/costs.jsonl"));
       },
-      totals: () => ({ ...totals }),
+      totals: () => ({ ...totalsNow() }),
       flush: async () => {
         await ledgerWrites;
         await opts.ledger.save().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot save state/costs.summary.json"));

@@ -95,6 +95,8 @@ export function conversationActors(deps: RelayDeps) {
       const estimate = Math.ceil((session.systemPrompt.length + (await deps.history.chars(conversation)) + item.text.length) / 4);
       const cache = decideCache(conversation, session.model, history, estimate);
       const request = buildReplyRequest({ ...shape, cacheTtl: cache.ttl });
+      // Today's spend counts every call in the ledger first (a ledger without a summary is read after start).
+      await deps.costs.spend.settled();
       // The budget check and the reservation happen together, with nothing awaited between them,
       // so calls in parallel cannot together spend past a budget. JC's own chat turns are JC's
       // decision to spend; envelopes wait when a budget is spent.
@@ -168,6 +170,7 @@ export function conversationActors(deps: RelayDeps) {
       if (!deps.api) {
         summary = `(dry-run summary of ${split.fold.length} entries)`;
       } else {
+        await deps.costs.spend.settled(); // its cost is added to today's spend, which counts the ledger first
         const reply = await summaryCall(deps.api, conversation, settings, entries, split, signal);
         summary = reply.text.trim() === "" ? "(the summary came back empty)" : reply.text;
       }

@@ -304,6 +304,8 @@ class RelayLoop {
       const entries = await deps.history.entries(id);
       history[id] = { chars: await deps.history.chars(id), turns: entries.filter((e) => e.kind === "turn").length };
     }
+    // The cost totals once the ledger is read (a ledger without a summary is read after start).
+    await deps.costs.spend.settled();
     // The root and its children read at one instant, after every await: buildStatus reads the
     // children's snapshots as they are now, so the root's must be of now too.
     const status = buildStatus(this.actor.getSnapshot(), { pid: process.pid, now: deps.now(), history, cost: { ...deps.costs.totals(), todayUsd: deps.costs.spend.today() } });

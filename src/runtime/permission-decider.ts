@@ -23,6 +23,7 @@ export function permissionDecider(deps: RelayDeps) {
     const session = config.sessions.find((s) => s.id === request.session);
     const model = session?.model ?? config.model;
     if (!deps.api) return { kind: "undecided", why: "relay run --dry-run makes no API call" };
+    await deps.costs.spend.settled();
     const overBudget = budgetExhausted(config, deps.costs.spend, request.session);
     if (overBudget) return { kind: "undecided", why: "the budget is spent" };
     const limitMs = decisionTimeMs(config.permissions?.decideWithinMs ?? DEFAULT_POLICY_DECIDE_WITHIN_MS, deps.now(), request.deadline);

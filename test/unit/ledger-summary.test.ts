@@ -1,5 +1,5 @@
 // The ledger's incremental summary: the same totals as reading every line, from the tail alone.
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -97,6 +97,33 @@ describe("the ledger summary", () => {
     for (let i = 1; i <= 20; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`));
     await Promise.all([s.refresh(), s.refresh(), s.refresh()]);
     expect(s.totals().calls).toBe(21);
+  });
+
+  it("opens its saved file without reading the ledger: the first refresh reads it", async () => {
+    const dir = await root();
+    for (let i = 0; i < 20; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`));
+    const opened = await LedgerSummary.open(dir);
+    expect(opened.totals().calls).toBe(0);
+    await opened.refresh();
+    expect(opened.totals()).toEqual((await LedgerSummary.load(dir)).totals());
+  });
+
+  it("saves only between reads: a save asked for while the ledger is read names the cells it wrote", async () => {
+    const dir = await root();
+    // past one read chunk (256 KiB), so the read awaits between chunks and the save could land inside it
+    const lines = Array.from({ length: 3_000 }, (_, i) => JSON.stringify(call(new Date(Date.parse("2026-11-20T00:00:00Z") + i * 60_000).toISOString())));
+    await mkdir(join(dir, "state"), { recursive: true });
+    await writeFile(ledgerPath(dir), `${lines.join("\n")}\n`);
+    const summary = await LedgerSummary.open(dir);
+    const reading = summary.refresh();
+    while (summary.allCells().length === 0) await new Promise((r) => setImmediate(r)); // the read is under way
+    const saving = summary.save();
+    await Promise.all([reading, saving]);
+    const again = await LedgerSummary.load(dir);
+    expect(again.totals()).toEqual(summary.totals());
+    expect(again.totals().calls).toBe(3_000);
+    const saved = JSON.parse(await readFile(summaryPath(dir), "utf8")) as { offset: number };
+    expect(saved.offset).toBe((await stat(ledgerPath(dir))).size);
   });
 
   it("reads the newest calls backwards from the end, newest first", async () => {
