@@ -105,6 +105,8 @@ export interface NatsRelayParts {
   jc(local: JcSource): JcSource;
   onStatus(status: unknown): void;
   start(wake: (reason: WakeReason) => void): void;
+  /** connected and started: a held delivery, a JC answer and a slot change each wake the loop */
+  watching(): boolean;
   stop(): Promise<void>;
 }
 
@@ -193,6 +195,7 @@ export async function startRelaySide(opts: {
       started = true;
       begin();
     },
+    watching: () => parts !== null && started && link.connected(),
     async stop() {
       if (parts) {
         parts.inbox.stop();
