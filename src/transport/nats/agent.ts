@@ -106,6 +106,7 @@ export class NatsAgent {
    * as the relay's does, since queue/, state/, dispatch/<s>/ and the NATS subscriptions wake it.
    */
   private watchersTrusted = false;
+  private stopReconnect: (() => void) | null = null;
   private leftSomething = true;
   private done: Promise<void> = Promise.resolve();
   private readonly now: () => number;
@@ -138,6 +139,8 @@ export class NatsAgent {
       this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
       this.subs.push(link.nc.subscribe(`$KV.${names.agentsBucket}.${jcRefusalKey(this.opts.name, ">")}`, { callback: () => this.wake("refusal") }));
     }
+    // What failed while the server was away is retried as soon as it is back, not at the next tick.
+    this.stopReconnect = link.onReconnect(() => this.wake());
     this.watch();
     this.done = this.loop();
   }
@@ -186,6 +189,7 @@ export class NatsAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopReconnect?.();
     this.wakeLoop?.();
     await this.done;
     for (const w of this.watchers) w.close();
@@ -329,26 +333,34 @@ export class NatsAgent {
         log.warn({ err: messageOf(err) }, `agent: ${what} failed; retrying`);
       }
     };
-    if (!this.opts.builtIn) await part("JC's answer", () => this.mirrorJc());
+    // While the connection is lost, what needs the server waits for it (the reconnect wakes the
+    // loop): each request would wait out its timeout, one after the other, and hold up the step
+    // that runs when the server is back. A reply's local phases still go on (syncSlot).
+    const linked = (what: string, f: () => Promise<unknown>) => {
+      if (this.opts.link.up()) return part(what, f);
+      left = true;
+      return Promise.resolve();
+    };
+    if (!this.opts.builtIn) await linked("JC's answer", () => this.mirrorJc());
     for (const session of [...this.serving]) await part(`session ${session}`, () => this.syncSlot(session));
-    await part("the queue", async () => {
+    await linked("the queue", async () => {
       if (await this.envelopes.publishQueue(this.serving, () => this.stopped)) left = true;
     });
-    if (!this.opts.builtIn && this.statusDue) {
+    if (!this.opts.builtIn && this.statusDue && this.opts.link.up()) {
       this.statusDue = false;
-      await part("the status mirror", () => this.mirrorStatus());
+      await linked("the status mirror", () => this.mirrorStatus());
     }
-    if (!this.opts.builtIn && (this.refusalsDue || now - this.lastRefusalsList >= REFUSALS_LIST_MS)) {
+    if (!this.opts.builtIn && (this.refusalsDue || now - this.lastRefusalsList >= REFUSALS_LIST_MS) && this.opts.link.up()) {
       this.refusalsDue = false;
       this.lastRefusalsList = now;
-      await part("JC's refused answers", () => this.takeJcRefusals());
+      await linked("JC's refused answers", () => this.takeJcRefusals());
     }
     if (now - this.lastHeartbeat >= heartbeatMs()) {
       this.lastHeartbeat = now;
-      await part("the sessions of config.yaml", () => this.followSessions());
-      await part("the claim check", () => this.checkClaims());
+      await linked("the sessions of config.yaml", () => this.followSessions());
+      await linked("the claim check", () => this.checkClaims());
     }
-    this.leftSomething = left;
+    this.leftSomething = left || !this.opts.link.up();
   }
 
   /** A bucket's view, bound at start. */
@@ -388,7 +400,7 @@ export class NatsAgent {
       rec = { rev: rec.rev, phase: "delivered" };
     }
     const kv = this.dispatchKv;
-    if (!kv) return;
+    if (!kv || !this.opts.link.up()) return; // the reconnect wakes the loop
     if (rec.phase === "delivered") {
       if (await exists(input)) return;
       await this.ack(kv, session, rec.rev);

@@ -49,9 +49,17 @@ export type SlotValue = z.infer<typeof slotValueSchema>;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** A failed subscription is tried again this soon (each try is a request bounded by 2 s). */
+const INTAKE_RETRY_MS = 500;
+
 /**
  * One delivery at a time from a durable pull consumer, through `consume()` (30 s pulls: idle costs
- * nothing measurable), re-subscribed after any failure. The consumer is recreated if it was deleted.
+ * nothing measurable), re-subscribed after any failure and whenever the connection comes back. The
+ * consumer is recreated if it was deleted.
+ *
+ * Re-subscribing at a reconnect is ours, not the client's: its own reset asks for the consumer's
+ * info once, and if that fails (a restarted server whose JetStream is not up yet) waits
+ * `expires` × 0.5-1.5, 15-45 s, before it pulls again.
  */
 class HeldDelivery {
   held: JsMsg | null = null;
@@ -60,6 +68,7 @@ class HeldDelivery {
   private messages: ConsumerMessages | null = null;
   private working: NodeJS.Timeout | null = null;
   private alarmed = false;
+  private unlisten: (() => void) | null = null;
 
   constructor(
     private readonly link: NatsLink,
@@ -72,6 +81,7 @@ class HeldDelivery {
   ) {}
 
   start(): void {
+    this.unlisten = this.link.onReconnect(() => this.messages?.stop());
     void this.run();
     this.working = setInterval(() => {
       try {
@@ -85,6 +95,7 @@ class HeldDelivery {
 
   stop(): void {
     this.stopped = true;
+    this.unlisten?.();
     if (this.working) clearInterval(this.working);
     this.messages?.stop();
     this.release?.();
@@ -125,7 +136,7 @@ class HeldDelivery {
             this.alarm(`the NATS consumer ${this.durable} on ${this.stream} was deleted under the relay and has been recreated`);
           }
         }
-        await new Promise((r) => setTimeout(r, 1_000));
+        await new Promise((r) => setTimeout(r, INTAKE_RETRY_MS));
       }
     }
   }

@@ -153,7 +153,19 @@ export async function startRelaySide(opts: {
       const agent = new NatsAgent({ paths: opts.paths, link: l, names, name: opts.agentName, sessions: opts.localSessions, log: log.child({ agent: opts.agentName }), pollMs: opts.pollMs, takeOver: false, builtIn: true, crashPoint });
       await agent.start();
       const sub = watchSlots(l, names, () => wake("other"));
-      parts = { inbox, outbox, jc, status, agent, unsub: () => sub.unsubscribe() };
+      // a reply or an acknowledgement that failed while the server was away is retried at once
+      const unlisten = l.onReconnect(() => wake("other"));
+      parts = {
+        inbox,
+        outbox,
+        jc,
+        status,
+        agent,
+        unsub: () => {
+          sub.unsubscribe();
+          unlisten();
+        },
+      };
       begin();
     },
   });
