@@ -271,10 +271,20 @@ export class NatsInbox implements Inbox {
 const slotsSchema = z.record(z.string(), z.object({ replyId: z.string(), slotRev: z.number().int().min(0), published: z.boolean() }));
 type Slots = z.infer<typeof slotsSchema>;
 
+/**
+ * A slot not seen deleted on the slot subscription is read again only this often: the read is the
+ * authority, the subscription says when to read (a delete missed while disconnected waits this long).
+ */
+const ACK_LOOK_EVERY_MS = 1_000;
+
 export class NatsOutbox implements Outbox {
   private slots: Slots = {};
   private readonly file: string;
   private kv: KV | null = null;
+  /** sessions whose slot an agent deleted (the slot subscription saw it) since a read last found a reply there */
+  private readonly deleteSeen = new Set<string>();
+  /** when each slot was last read for its acknowledgement (monotonic ms) */
+  private readonly lastLook = new Map<string, number>();
 
   constructor(
     private readonly link: NatsLink,
@@ -341,9 +351,25 @@ export class NatsOutbox implements Outbox {
     await this.record(reply.session, { replyId: reply.replyId, slotRev, published: true });
   }
 
+  /** The slot subscription saw a delete of `session`'s slot: its acknowledgement is read at the next step. */
+  slotDeleted(session: string): void {
+    this.deleteSeen.add(session);
+  }
+
+  /**
+   * A delete after the delivered revision is the acknowledgement. The slot is read when the slot
+   * subscription saw a delete, and at least every ACK_LOOK_EVERY_MS, not on every step: a step per
+   * acknowledgement of each reply in flight was a round trip per session per step.
+   */
   async acknowledged(session: string): Promise<boolean> {
+    const now = performance.now();
+    if (!this.deleteSeen.has(session) && now - (this.lastLook.get(session) ?? Number.NEGATIVE_INFINITY) < ACK_LOOK_EVERY_MS) return false;
+    this.lastLook.set(session, now);
     const entry = await (await this.bucket()).get(session);
-    return !entry || entry.operation !== "PUT";
+    const acknowledged = !entry || entry.operation !== "PUT";
+    // Kept until the read agrees: the subscription can see a delete before the stream has stored it.
+    if (acknowledged) this.deleteSeen.delete(session);
+    return acknowledged;
   }
 }
 
@@ -498,7 +524,16 @@ export class StatusPublisher {
   }
 }
 
-/** Wake the loop when a slot changes (an agent's delete is an acknowledgement): a hint, the poll is the net. */
-export function watchSlots(link: NatsLink, names: NatsNames, wake: () => void): Subscription {
-  return link.nc.subscribe(`$KV.${names.dispatchBucket}.>`, { callback: () => wake() });
+/**
+ * An agent's delete of a slot (an acknowledgement) names its session and wakes the loop: a hint,
+ * the poll is the net. The relay's own writes pass here too and wake nothing.
+ */
+export function watchSlots(link: NatsLink, names: NatsNames, deleted: (session: string) => void): Subscription {
+  const prefix = `$KV.${names.dispatchBucket}.`;
+  return link.nc.subscribe(`${prefix}>`, {
+    callback: (_err, m) => {
+      const op = m.headers?.get("KV-Operation");
+      if (op === "DEL" || op === "PURGE") deleted(m.subject.slice(prefix.length));
+    },
+  });
 }

@@ -152,7 +152,10 @@ export async function startRelaySide(opts: {
       const status = new StatusPublisher(l, names, log);
       const agent = new NatsAgent({ paths: opts.paths, link: l, names, name: opts.agentName, sessions: opts.localSessions, log: log.child({ agent: opts.agentName }), pollMs: opts.pollMs, takeOver: false, builtIn: true, crashPoint });
       await agent.start();
-      const sub = watchSlots(l, names, () => wake("other"));
+      const sub = watchSlots(l, names, (session) => {
+        outbox.slotDeleted(session);
+        wake("other");
+      });
       // a reply or an acknowledgement that failed while the server was away is retried at once
       const unlisten = l.onReconnect(() => wake("other"));
       parts = {
