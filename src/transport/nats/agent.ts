@@ -322,8 +322,10 @@ export class NatsAgent {
     if (now - this.lastSlotPoll >= SLOT_POLL_MS) {
       this.lastSlotPoll = now;
       for (const s of this.serving) this.slotDue.add(s);
-      this.statusDue = true;
     }
+    // The relay's status comes on its subscription (the relay's heartbeat puts it every 10 s):
+    // read without a wake only as often as the claim check, the net for one missed while disconnected.
+    if (now - this.lastHeartbeat >= heartbeatMs()) this.statusDue = true;
     let left = false;
     const part = async (what: string, f: () => Promise<unknown>) => {
       try {
