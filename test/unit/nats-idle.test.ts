@@ -10,13 +10,13 @@
 // refused answers are listed at start and then only when their subscription or the slow safety net
 // says so (no kv.keys() per tick), and at rest its loop too waits REST_LOOK_INTERVAL_MS between
 // ticks. Against a real nats-server (skipped, saying why, when it is not installed).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
-import { type RelayPaths, relayPaths } from "../../src/config/paths.js";
+import { inputFile, type RelayPaths, relayPaths } from "../../src/config/paths.js";
 import { SpendTracker } from "../../src/costs/budget.js";
 import { LedgerSummary } from "../../src/costs/ledger-summary.js";
 import { createRelayDeps } from "../../src/runtime/compose.js";
@@ -223,6 +223,47 @@ describe.skipIf(natsSkipReason !== null)("an idle `relay agent`", () => {
       // An envelope renamed into queue/ wakes it through the watcher and is published.
       await writeFile(join(paths.queue, "e1.json"), JSON.stringify({ session_id: "s3", content: "hello" }));
       await until(async () => expect((await real.jsm.streams.info(names.envStream)).state.messages).toBe(1));
+    } finally {
+      await agent.stop();
+      await real.nc.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(natsSkipReason !== null)("a resting agent and the relay's reply", () => {
+  it("reads the slot again when the subscription brought the write before the stream had stored it", async () => {
+    const server = await startNatsServer();
+    servers.push(server);
+    const real = await connectNats({ url: server.url, prefix: "race", replicas: 1 }, "race test", silentLogger());
+    const names = natsNames("race");
+    expect((await ensureTopology(real, names, 1, { create: true, relayConsumers: true })).problems).toEqual([]);
+    // The slot's reads answer "nothing there" while `stale` > 0: the race, made certain.
+    let stale = 0;
+    const kvm = Object.create(real.kvm) as NatsLink["kvm"];
+    kvm.open = async (name, o) => {
+      const kv = await real.kvm.open(name, o);
+      if (name !== names.dispatchBucket) return kv;
+      const racing = Object.create(kv) as KV;
+      racing.get = async (k, opts) => {
+        if (stale > 0) {
+          stale -= 1;
+          return null;
+        }
+        return kv.get(k, opts);
+      };
+      return racing;
+    };
+    const paths = await tempRoot();
+    const frozen = Date.now(); // no slot poll after the first step: only the re-read can find the reply
+    const agent = new NatsAgent({ paths, link: { ...real, kvm }, names, name: "laptop", sessions: () => ["s3"], log: silentLogger(), pollMs: 20, takeOver: false, builtIn: false, now: () => frozen });
+    try {
+      await agent.start();
+      await pause(300);
+      stale = 1;
+      const slots = await real.kvm.open(names.dispatchBucket);
+      await slots.put("s3", JSON.stringify({ reply_id: "r1", in_reply_to: "e1", source: "envelope", at: new Date(frozen).toISOString(), text: "the reply" }));
+      await until(async () => expect(await readFile(inputFile(paths, "s3"), "utf8")).toBe("the reply"));
+      expect(stale).toBe(0);
     } finally {
       await agent.stop();
       await real.nc.close();

@@ -44,6 +44,13 @@ const SLOT_POLL_MS = 5_000;
  * and this often; in between, their key's subscription wakes the agent when the relay writes one.
  */
 const REFUSALS_LIST_MS = 60_000;
+/**
+ * The slot subscription can bring the relay's write before the stream has stored it (the server
+ * hands the message to subscribers and to the stream at once), so a read right after may not find
+ * it: the slot is read again this soon, for at most PUT_SETTLE_MS (then the slot poll covers it).
+ */
+const SLOT_REREAD_MS = 50;
+const PUT_SETTLE_MS = 5_000;
 
 const agentStateSchema = z.object({
   slots: z.record(z.string(), z.object({ rev: z.number().int().min(0), phase: z.enum(["staged", "delivered", "acked"]) })).default({}),
@@ -107,6 +114,8 @@ export class NatsAgent {
    */
   private watchersTrusted = false;
   private stopReconnect: (() => void) | null = null;
+  /** sessions whose slot subscription saw the relay write a reply (when), until a read finds it */
+  private readonly putSeenAt = new Map<string, number>();
   private leftSomething = true;
   private done: Promise<void> = Promise.resolve();
   private readonly now: () => number;
@@ -151,7 +160,12 @@ export class NatsAgent {
     await ensureSessionDir(paths, session);
     const problem = await ensurePullConsumer(link.jsm, names.rejectStream, names.rejectConsumer(session), names.rejectFilter(session), 64, true);
     if (problem) throw new NatsSetupError(problem);
-    const slotUpdates = link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, { callback: () => this.wakeSlot(session) });
+    const slotUpdates = link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, {
+      callback: (_err, m) => {
+        if (!m.headers?.get("KV-Operation")) this.putSeenAt.set(session, this.now()); // a PUT (the relay's)
+        this.wakeSlot(session);
+      },
+    });
     const rejections = await this.consumeRejections(session);
     const watcher = this.watchDir(sessionDir(paths, session), (name) => (name === null || name === "input.txt" ? this.wake() : undefined));
     this.sessionParts.set(session, [() => slotUpdates.unsubscribe(), () => rejections.stop(), () => watcher?.close()]);
@@ -298,14 +312,12 @@ export class NatsAgent {
         continue;
       }
       const rest = this.watchersTrusted && !this.leftSomething;
+      const wait = this.putSeenAt.size > 0 ? Math.min(this.opts.pollMs, SLOT_REREAD_MS) : rest ? Math.max(this.opts.pollMs, REST_LOOK_INTERVAL_MS) : this.opts.pollMs;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(
-          () => {
-            this.woken = true;
-            resolve();
-          },
-          rest ? Math.max(this.opts.pollMs, REST_LOOK_INTERVAL_MS) : this.opts.pollMs,
-        );
+        const timer = setTimeout(() => {
+          this.woken = true;
+          resolve();
+        }, wait);
         this.wakeLoop = () => {
           clearTimeout(timer);
           resolve();
@@ -362,6 +374,7 @@ export class NatsAgent {
       await linked("the sessions of config.yaml", () => this.followSessions());
       await linked("the claim check", () => this.checkClaims());
     }
+    for (const [session, at] of this.putSeenAt) if (now - at >= PUT_SETTLE_MS) this.putSeenAt.delete(session);
     this.leftSomething = left || !this.opts.link.up();
   }
 
@@ -411,6 +424,8 @@ export class NatsAgent {
     if (!this.slotDue.has(session)) return;
     this.slotDue.delete(session);
     const entry = await kv.get(session);
+    if (entry !== null && entry.operation === "PUT" && entry.revision > rec.rev) this.putSeenAt.delete(session);
+    else if (this.putSeenAt.has(session)) this.slotDue.add(session); // on its way into the stream: read again soon
     if (!entry || entry.operation !== "PUT") return;
     if (entry.revision < rec.rev) return;
     if (entry.revision === rec.rev) {
