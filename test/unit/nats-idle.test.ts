@@ -158,22 +158,29 @@ describe("an idle relay with transport: nats", () => {
 
 if (natsSkipReason) console.warn(`skipping the NATS agent's idle test: ${natsSkipReason}`);
 
+/** The link, each bucket it binds passed through `wrap` (a view over the real one, to count or bend its calls). */
+function linkWithBuckets(link: NatsLink, wrap: (name: string, kv: KV, view: KV) => KV): NatsLink {
+  const kvm = Object.create(link.kvm) as NatsLink["kvm"];
+  kvm.open = async (name, o) => {
+    const kv = await link.kvm.open(name, o);
+    return wrap(name, kv, Object.create(kv) as KV);
+  };
+  return { ...link, kvm };
+}
+
 /** The link, with every bucket bound and every key listing counted. */
 function countedLink(link: NatsLink): { link: NatsLink; opens: () => number; listings: () => number } {
   let opens = 0;
   let listings = 0;
-  const kvm = Object.create(link.kvm) as NatsLink["kvm"];
-  kvm.open = async (name, o) => {
+  const counted = linkWithBuckets(link, (_name, kv, view) => {
     opens += 1;
-    const kv = await link.kvm.open(name, o);
-    const counted = Object.create(kv) as KV;
-    counted.keys = (k) => {
+    view.keys = (k) => {
       listings += 1;
       return kv.keys(k);
     };
-    return counted;
-  };
-  return { link: { ...link, kvm }, opens: () => opens, listings: () => listings };
+    return view;
+  });
+  return { link: counted, opens: () => opens, listings: () => listings };
 }
 
 describe.skipIf(natsSkipReason !== null)("an idle `relay agent`", () => {
@@ -239,23 +246,20 @@ describe.skipIf(natsSkipReason !== null)("a resting agent and the relay's reply"
     expect((await ensureTopology(real, names, 1, { create: true, relayConsumers: true })).problems).toEqual([]);
     // The slot's reads answer "nothing there" while `stale` > 0: the race, made certain.
     let stale = 0;
-    const kvm = Object.create(real.kvm) as NatsLink["kvm"];
-    kvm.open = async (name, o) => {
-      const kv = await real.kvm.open(name, o);
+    const link = linkWithBuckets(real, (name, kv, view) => {
       if (name !== names.dispatchBucket) return kv;
-      const racing = Object.create(kv) as KV;
-      racing.get = async (k, opts) => {
+      view.get = async (k, opts) => {
         if (stale > 0) {
           stale -= 1;
           return null;
         }
         return kv.get(k, opts);
       };
-      return racing;
-    };
+      return view;
+    });
     const paths = await tempRoot();
     const frozen = Date.now(); // no slot poll after the first step: only the re-read can find the reply
-    const agent = new NatsAgent({ paths, link: { ...real, kvm }, names, name: "laptop", sessions: () => ["s3"], log: silentLogger(), pollMs: 20, takeOver: false, builtIn: false, now: () => frozen });
+    const agent = new NatsAgent({ paths, link, names, name: "laptop", sessions: () => ["s3"], log: silentLogger(), pollMs: 20, takeOver: false, builtIn: false, now: () => frozen });
     try {
       await agent.start();
       await pause(300);
