@@ -145,7 +145,9 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
   // Watchers are trusted to see every change only on a local file system (CONTRACT §3).
   const fsKind = await fileSystemKind(paths.root);
   if (!fsKind.local) log.info({ why: fsKind.why }, "file-system events may miss changes made elsewhere: the relay looks every POLL_INTERVAL_MS");
-  const watchingAll = (): boolean => fsKind.local && nats === undefined && stateWatch !== null && stateWatch.up() && fileInbox.watching;
+  // Every change a look covers wakes the loop by itself: state/'s watchers, and queue/'s (files) or
+  // the NATS side's consumers and slot subscription (nats), once they are up.
+  const watchingAll = (): boolean => fsKind.local && stateWatch !== null && stateWatch.up() && (nats ? nats.watching() : fileInbox.watching);
   const look = pollLook(paths, { queue: !nats });
   let wake: (reason: WakeReason) => void = () => undefined;
 
@@ -227,8 +229,8 @@ export async function createRelayDeps(opts: RelayRunOptions): Promise<RelayDeps>
         stateWatch?.close();
         stateWatch = null;
       },
-      // With NATS every tick is a full step: a delivery the NATS inbox holds, or a slot write to
-      // retry, is no file a look could see, and a wake that came during a step must not be lost.
+      // With NATS the look sees state/ only: a delivery the intake holds wakes the loop itself, and
+      // a reply still to write or acknowledge keeps the relay from rest (every tick a full step).
       missedSomething: () => !watchingAll() || look(),
       watchingAll,
     },

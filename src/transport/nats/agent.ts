@@ -27,7 +27,9 @@ import { ensureDirs, readJsonFile, syncDir, writeAtomic, writeDurable, writeJson
 import { ensureSessionDir } from "../file/dispatch.js";
 import { exists, listQueue } from "../file/queue.js";
 import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
+import { REST_LOOK_INTERVAL_MS } from "../../runtime/poll-look.js";
 import { remoteStatusPath } from "../../status/remote-status.js";
+import { fileSystemKind } from "../../store/file-system-kind.js";
 import type { NatsLink } from "./connection.js";
 import { EnvelopePublisher } from "./envelope-publisher.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
@@ -37,6 +39,18 @@ import { jcRefusalKey, jcRefusalSchema, slotValueSchema } from "./relay-side.js"
 import { ensurePullConsumer } from "./topology.js";
 
 const SLOT_POLL_MS = 5_000;
+/**
+ * JC's refused answers are listed (kv.keys(): a consumer made and deleted on the server) at start
+ * and this often; in between, their key's subscription wakes the agent when the relay writes one.
+ */
+const REFUSALS_LIST_MS = 60_000;
+/**
+ * The slot subscription can bring the relay's write before the stream has stored it (the server
+ * hands the message to subscribers and to the stream at once), so a read right after may not find
+ * it: the slot is read again this soon, for at most PUT_SETTLE_MS (then the slot poll covers it).
+ */
+const SLOT_REREAD_MS = 50;
+const PUT_SETTLE_MS = 5_000;
 
 const agentStateSchema = z.object({
   slots: z.record(z.string(), z.object({ rev: z.number().int().min(0), phase: z.enum(["staged", "delivered", "acked"]) })).default({}),
@@ -88,6 +102,21 @@ export class NatsAgent {
   private readonly sessionParts = new Map<string, (() => void)[]>();
   private rejectChain: Promise<void> = Promise.resolve();
   private dispatchKv: KV | null = null;
+  /** the buckets' views, bound once (each kvm.open is a round trip) */
+  private agentsKv: KV | null = null;
+  private statusKv: KV | null = null;
+  private refusalsDue = true;
+  private lastRefusalsList = 0;
+  /**
+   * The watchers see every change on this root (a local file system, each watcher up) and the last
+   * step left nothing to look at again: the loop then rests REST_LOOK_INTERVAL_MS between ticks,
+   * as the relay's does, since queue/, state/, dispatch/<s>/ and the NATS subscriptions wake it.
+   */
+  private watchersTrusted = false;
+  private stopReconnect: (() => void) | null = null;
+  /** sessions whose slot subscription saw the relay write a reply (when), until a read finds it */
+  private readonly putSeenAt = new Map<string, number>();
+  private leftSomething = true;
   private done: Promise<void> = Promise.resolve();
   private readonly now: () => number;
   private readonly crashPoint: (name: string) => Promise<void>;
@@ -109,12 +138,18 @@ export class NatsAgent {
     else if (!read.missing) throw new NatsSetupError(`state/agent.json is unreadable (${read.error})`);
     await ensureDirs(paths.queue, paths.rejected, paths.dispatch, paths.state);
     this.dispatchKv = await link.kvm.open(names.dispatchBucket);
+    this.agentsKv = await link.kvm.open(names.agentsBucket);
+    this.statusKv = await link.kvm.open(names.statusBucket);
+    this.watchersTrusted = (await fileSystemKind(paths.root)).local;
     const sessions = this.opts.sessions();
     this.wanted = sessions.join("\n");
     for (const session of await this.claimSessions(sessions, "start")) await this.serve(session);
     if (!this.opts.builtIn) {
       this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
+      this.subs.push(link.nc.subscribe(`$KV.${names.agentsBucket}.${jcRefusalKey(this.opts.name, ">")}`, { callback: () => this.wake("refusal") }));
     }
+    // What failed while the server was away is retried as soon as it is back, not at the next tick.
+    this.stopReconnect = link.onReconnect(() => this.wake());
     this.watch();
     this.done = this.loop();
   }
@@ -125,7 +160,12 @@ export class NatsAgent {
     await ensureSessionDir(paths, session);
     const problem = await ensurePullConsumer(link.jsm, names.rejectStream, names.rejectConsumer(session), names.rejectFilter(session), 64, true);
     if (problem) throw new NatsSetupError(problem);
-    const slotUpdates = link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, { callback: () => this.wakeSlot(session) });
+    const slotUpdates = link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, {
+      callback: (_err, m) => {
+        if (!m.headers?.get("KV-Operation")) this.putSeenAt.set(session, this.now()); // a PUT (the relay's)
+        this.wakeSlot(session);
+      },
+    });
     const rejections = await this.consumeRejections(session);
     const watcher = this.watchDir(sessionDir(paths, session), (name) => (name === null || name === "input.txt" ? this.wake() : undefined));
     this.sessionParts.set(session, [() => slotUpdates.unsubscribe(), () => rejections.stop(), () => watcher?.close()]);
@@ -149,7 +189,7 @@ export class NatsAgent {
       await this.serve(session);
       this.opts.log.info({ session }, "now serving a session added to config.yaml");
     }
-    const kv = await this.opts.link.kvm.open(this.opts.names.agentsBucket);
+    const kv = this.bucket(this.agentsKv);
     for (const session of [...this.serving].filter((s) => !sessions.includes(s))) {
       this.serving.delete(session);
       for (const stop of this.sessionParts.get(session) ?? []) stop();
@@ -163,6 +203,7 @@ export class NatsAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopReconnect?.();
     this.wakeLoop?.();
     await this.done;
     for (const w of this.watchers) w.close();
@@ -180,8 +221,9 @@ export class NatsAgent {
     this.wake();
   }
 
-  private wake(what?: "status"): void {
+  private wake(what?: "status" | "refusal"): void {
     if (what === "status") this.statusDue = true;
+    if (what === "refusal") this.refusalsDue = true;
     this.woken = true;
     this.wakeLoop?.();
   }
@@ -195,10 +237,14 @@ export class NatsAgent {
   private watchDir(dir: string, onEvent: (name: string | null) => void): FSWatcher | null {
     try {
       const w = watch(dir, { persistent: false }, (_e, name) => onEvent(name === null ? null : String(name)));
-      w.on("error", () => w.close());
+      w.on("error", () => {
+        w.close();
+        this.watchersTrusted = false; // the poll interval covers it from now on
+      });
       this.watchers.push(w);
       return w;
     } catch {
+      this.watchersTrusted = false;
       return null; // the poll covers it
     }
   }
@@ -208,8 +254,8 @@ export class NatsAgent {
    * name stops the start (`at: "start"`), or, while running, is left out with one error line.
    */
   private async claimSessions(sessions: readonly string[], at: "start" | "running"): Promise<string[]> {
-    const { link, names, name, paths } = this.opts;
-    const kv = await link.kvm.open(names.agentsBucket);
+    const { name, paths } = this.opts;
+    const kv = this.bucket(this.agentsKv);
     const mine = JSON.stringify({ agent: name, host: hostname(), root: paths.root, since: new Date(this.now()).toISOString() });
     const claimed: string[] = [];
     for (const session of sessions) {
@@ -244,8 +290,8 @@ export class NatsAgent {
 
   /** A session another agent took over is no longer served here (no TTL leases: only --take-over moves it). */
   private async checkClaims(): Promise<void> {
-    const { link, names, name, log } = this.opts;
-    const kv = await link.kvm.open(names.agentsBucket);
+    const { name, log } = this.opts;
+    const kv = this.bucket(this.agentsKv);
     for (const session of [...this.serving]) {
       const entry = await kv.get(`session.${session}`);
       if (!entry || entry.operation !== "PUT") continue;
@@ -265,11 +311,13 @@ export class NatsAgent {
         await this.step();
         continue;
       }
+      const rest = this.watchersTrusted && !this.leftSomething;
+      const wait = this.putSeenAt.size > 0 ? Math.min(this.opts.pollMs, SLOT_REREAD_MS) : rest ? Math.max(this.opts.pollMs, REST_LOOK_INTERVAL_MS) : this.opts.pollMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           this.woken = true;
           resolve();
-        }, this.opts.pollMs);
+        }, wait);
         this.wakeLoop = () => {
           clearTimeout(timer);
           resolve();
@@ -286,28 +334,54 @@ export class NatsAgent {
     if (now - this.lastSlotPoll >= SLOT_POLL_MS) {
       this.lastSlotPoll = now;
       for (const s of this.serving) this.slotDue.add(s);
-      this.statusDue = true;
     }
-    const part = async (what: string, f: () => Promise<void>) => {
+    // The relay's status comes on its subscription (the relay's heartbeat puts it every 10 s):
+    // read without a wake only as often as the claim check, the net for one missed while disconnected.
+    if (now - this.lastHeartbeat >= heartbeatMs()) this.statusDue = true;
+    let left = false;
+    const part = async (what: string, f: () => Promise<unknown>) => {
       try {
         await f();
       } catch (err) {
+        left = true;
         log.warn({ err: messageOf(err) }, `agent: ${what} failed; retrying`);
       }
     };
-    if (!this.opts.builtIn) await part("JC's answer", () => this.mirrorJc());
+    // While the connection is lost, what needs the server waits for it (the reconnect wakes the
+    // loop): each request would wait out its timeout, one after the other, and hold up the step
+    // that runs when the server is back. A reply's local phases still go on (syncSlot).
+    const linked = (what: string, f: () => Promise<unknown>) => {
+      if (this.opts.link.up()) return part(what, f);
+      left = true;
+      return Promise.resolve();
+    };
+    if (!this.opts.builtIn) await linked("JC's answer", () => this.mirrorJc());
     for (const session of [...this.serving]) await part(`session ${session}`, () => this.syncSlot(session));
-    await part("the queue", () => this.envelopes.publishQueue(this.serving, () => this.stopped));
-    if (!this.opts.builtIn && this.statusDue) {
+    await linked("the queue", async () => {
+      if (await this.envelopes.publishQueue(this.serving, () => this.stopped)) left = true;
+    });
+    if (!this.opts.builtIn && this.statusDue && this.opts.link.up()) {
       this.statusDue = false;
-      await part("the status mirror", () => this.mirrorStatus());
-      await part("JC's refused answers", () => this.takeJcRefusals());
+      await linked("the status mirror", () => this.mirrorStatus());
+    }
+    if (!this.opts.builtIn && (this.refusalsDue || now - this.lastRefusalsList >= REFUSALS_LIST_MS) && this.opts.link.up()) {
+      this.refusalsDue = false;
+      this.lastRefusalsList = now;
+      await linked("JC's refused answers", () => this.takeJcRefusals());
     }
     if (now - this.lastHeartbeat >= heartbeatMs()) {
       this.lastHeartbeat = now;
-      await part("the sessions of config.yaml", () => this.followSessions());
-      await part("the claim check", () => this.checkClaims());
+      await linked("the sessions of config.yaml", () => this.followSessions());
+      await linked("the claim check", () => this.checkClaims());
     }
+    for (const [session, at] of this.putSeenAt) if (now - at >= PUT_SETTLE_MS) this.putSeenAt.delete(session);
+    this.leftSomething = left || !this.opts.link.up();
+  }
+
+  /** A bucket's view, bound at start. */
+  private bucket(kv: KV | null): KV {
+    if (!kv) throw new Error("the agent is not started");
+    return kv;
   }
 
   private async saveState(durable = true): Promise<void> {
@@ -341,7 +415,7 @@ export class NatsAgent {
       rec = { rev: rec.rev, phase: "delivered" };
     }
     const kv = this.dispatchKv;
-    if (!kv) return;
+    if (!kv || !this.opts.link.up()) return; // the reconnect wakes the loop
     if (rec.phase === "delivered") {
       if (await exists(input)) return;
       await this.ack(kv, session, rec.rev);
@@ -350,6 +424,8 @@ export class NatsAgent {
     if (!this.slotDue.has(session)) return;
     this.slotDue.delete(session);
     const entry = await kv.get(session);
+    if (entry !== null && entry.operation === "PUT" && entry.revision > rec.rev) this.putSeenAt.delete(session);
+    else if (this.putSeenAt.has(session)) this.slotDue.add(session); // on its way into the stream: read again soon
     if (!entry || entry.operation !== "PUT") return;
     if (entry.revision < rec.rev) return;
     if (entry.revision === rec.rev) {
@@ -453,8 +529,8 @@ export class NatsAgent {
    * relay's root), then the refusal is deleted (expecting its revision: a newer one stays).
    */
   private async takeJcRefusals(): Promise<void> {
-    const { link, names, name, paths } = this.opts;
-    const kv = await link.kvm.open(names.agentsBucket);
+    const { name, paths } = this.opts;
+    const kv = this.bucket(this.agentsKv);
     const keys: string[] = [];
     for await (const key of await kv.keys(jcRefusalKey(name, ">"))) keys.push(key);
     for (const key of keys.sort()) {
@@ -471,8 +547,8 @@ export class NatsAgent {
 
   /** The relay's status → state/remote_status.json, with how old it is. */
   private async mirrorStatus(): Promise<void> {
-    const { link, names, paths } = this.opts;
-    const kv = await link.kvm.open(names.statusBucket);
+    const { paths } = this.opts;
+    const kv = this.bucket(this.statusKv);
     const status = await kv.get("status");
     const heartbeat = await kv.get("heartbeat");
     const body = {

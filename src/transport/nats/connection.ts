@@ -14,6 +14,7 @@ import { NatsSetupError } from "./errors.js";
 import { MAX_PING_OUT, pingIntervalMs } from "./timings.js";
 
 export const REQUEST_TIMEOUT_MS = 2_000;
+export const RECONNECT_WAIT_MS = 500;
 export const MIN_MAX_PAYLOAD = 8 * 1024 * 1024;
 const MIN_VERSION = [2, 9, 0] as const;
 
@@ -23,6 +24,16 @@ export interface NatsLink {
   jsm: JetStreamManager;
   kvm: Kvm;
   server: { version: string; maxPayload: number };
+  /**
+   * Run `listener` each time the connection comes back after a loss (until the returned function
+   * is called): what waited for the server retries then, not at its next poll.
+   */
+  onReconnect(listener: () => void): () => void;
+  /**
+   * Connected now (false from a loss until the connection is back): a request made meanwhile
+   * waits its whole timeout, so a loop skips what needs the server until then.
+   */
+  up(): boolean;
 }
 
 /** The URL as it may be shown: without user:password@ (in each URL of a comma-separated list). */
@@ -36,7 +47,8 @@ export async function connectOptions(settings: NatsSettings, name: string): Prom
     pingInterval: pingIntervalMs(),
     maxPingOut: MAX_PING_OUT,
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 1_000,
+    // a restarted server is found within half a second (plus the client's 100 ms jitter)
+    reconnectTimeWait: RECONNECT_WAIT_MS,
     timeout: REQUEST_TIMEOUT_MS,
   };
   if (settings.creds !== undefined) {
@@ -111,10 +123,18 @@ export async function connectNats(settings: NatsSettings, name: string, log: Log
     if (/not enabled/i.test(message)) throw new NatsSetupError(`JetStream is not enabled for this account on ${shownUrl(settings.url)}: enable it in the server's config`);
     throw new Error(`NATS at ${shownUrl(settings.url)}: ${message}`);
   }
+  const reconnected = new Set<() => void>();
+  let up = true;
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === "disconnect") log.warn({ server: shownUrl(settings.url) }, "NATS connection lost; reconnecting");
-      else if (s.type === "reconnect") log.info({ server: shownUrl(settings.url) }, "NATS connection back");
+      if (s.type === "disconnect") {
+        up = false;
+        log.warn({ server: shownUrl(settings.url) }, "NATS connection lost; reconnecting");
+      } else if (s.type === "reconnect") {
+        up = true;
+        log.info({ server: shownUrl(settings.url) }, "NATS connection back");
+        for (const listener of reconnected) listener();
+      }
       else if (s.type === "error") log.warn({ err: messageOf(s.error) }, "NATS connection error");
     }
   })().catch(() => undefined);
@@ -124,5 +144,10 @@ export async function connectNats(settings: NatsSettings, name: string, log: Log
     jsm,
     kvm: new Kvm(nc),
     server: { version: info?.version ?? "?", maxPayload: info?.max_payload ?? 0 },
+    up: () => up && !nc.isClosed(),
+    onReconnect(listener) {
+      reconnected.add(listener);
+      return () => reconnected.delete(listener);
+    },
   };
 }

@@ -42,15 +42,20 @@ export class EnvelopePublisher {
 
   constructor(private readonly opts: EnvelopePublisherOptions) {}
 
-  /** One pass over queue/, oldest first; a failed publish throws (the caller retries on its next pass). */
-  async publishQueue(serving: ReadonlySet<string>, stopped: () => boolean = () => false): Promise<void> {
+  /**
+   * One pass over queue/, oldest first; a failed publish throws (the caller retries on its next
+   * pass). True when a file was left to look at again: one still settling, or the pass stopped.
+   */
+  async publishQueue(serving: ReadonlySet<string>, stopped: () => boolean = () => false): Promise<boolean> {
     const { paths, names, agent, log, now } = this.opts;
     const entries = await listQueue(paths);
     const present = new Set(entries.map((e) => e.name));
     for (const name of this.inDoubt.keys()) if (!present.has(name)) this.inDoubt.delete(name);
+    let waiting = false;
     for (const entry of entries) {
-      if (stopped()) return;
+      if (stopped()) return true;
       const intake = await readEntryWithBytes(paths, entry, serving, now());
+      if (intake.kind === "wait") waiting = true;
       if (intake.kind === "gone" || intake.kind === "wait") continue;
       if (intake.kind === "reject") {
         if ((await rejectFile(paths, entry.name, intake.reason, now())) !== null) log.warn({ file: entry.name }, `envelope rejected: ${intake.reason}`);
@@ -78,5 +83,6 @@ export class EnvelopePublisher {
       await removeIfPresent(join(paths.queue, entry.name));
       this.inDoubt.delete(entry.name);
     }
+    return waiting;
   }
 }

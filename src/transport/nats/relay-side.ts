@@ -49,9 +49,17 @@ export type SlotValue = z.infer<typeof slotValueSchema>;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** A failed subscription is tried again this soon (each try is a request bounded by 2 s). */
+const INTAKE_RETRY_MS = 500;
+
 /**
  * One delivery at a time from a durable pull consumer, through `consume()` (30 s pulls: idle costs
- * nothing measurable), re-subscribed after any failure. The consumer is recreated if it was deleted.
+ * nothing measurable), re-subscribed after any failure and whenever the connection comes back. The
+ * consumer is recreated if it was deleted.
+ *
+ * Re-subscribing at a reconnect is ours, not the client's: its own reset asks for the consumer's
+ * info once, and if that fails (a restarted server whose JetStream is not up yet) waits
+ * `expires` × 0.5-1.5, 15-45 s, before it pulls again.
  */
 class HeldDelivery {
   held: JsMsg | null = null;
@@ -60,6 +68,7 @@ class HeldDelivery {
   private messages: ConsumerMessages | null = null;
   private working: NodeJS.Timeout | null = null;
   private alarmed = false;
+  private unlisten: (() => void) | null = null;
 
   constructor(
     private readonly link: NatsLink,
@@ -72,6 +81,7 @@ class HeldDelivery {
   ) {}
 
   start(): void {
+    this.unlisten = this.link.onReconnect(() => this.messages?.stop());
     void this.run();
     this.working = setInterval(() => {
       try {
@@ -85,6 +95,7 @@ class HeldDelivery {
 
   stop(): void {
     this.stopped = true;
+    this.unlisten?.();
     if (this.working) clearInterval(this.working);
     this.messages?.stop();
     this.release?.();
@@ -125,7 +136,7 @@ class HeldDelivery {
             this.alarm(`the NATS consumer ${this.durable} on ${this.stream} was deleted under the relay and has been recreated`);
           }
         }
-        await new Promise((r) => setTimeout(r, 1_000));
+        await new Promise((r) => setTimeout(r, INTAKE_RETRY_MS));
       }
     }
   }
@@ -260,10 +271,20 @@ export class NatsInbox implements Inbox {
 const slotsSchema = z.record(z.string(), z.object({ replyId: z.string(), slotRev: z.number().int().min(0), published: z.boolean() }));
 type Slots = z.infer<typeof slotsSchema>;
 
+/**
+ * A slot not seen deleted on the slot subscription is read again only this often: the read is the
+ * authority, the subscription says when to read (a delete missed while disconnected waits this long).
+ */
+const ACK_LOOK_EVERY_MS = 1_000;
+
 export class NatsOutbox implements Outbox {
   private slots: Slots = {};
   private readonly file: string;
   private kv: KV | null = null;
+  /** sessions whose slot an agent deleted (the slot subscription saw it) since a read last found a reply there */
+  private readonly deleteSeen = new Set<string>();
+  /** when each slot was last read for its acknowledgement (monotonic ms) */
+  private readonly lastLook = new Map<string, number>();
 
   constructor(
     private readonly link: NatsLink,
@@ -330,9 +351,25 @@ export class NatsOutbox implements Outbox {
     await this.record(reply.session, { replyId: reply.replyId, slotRev, published: true });
   }
 
+  /** The slot subscription saw a delete of `session`'s slot: its acknowledgement is read at the next step. */
+  slotDeleted(session: string): void {
+    this.deleteSeen.add(session);
+  }
+
+  /**
+   * A delete after the delivered revision is the acknowledgement. The slot is read when the slot
+   * subscription saw a delete, and at least every ACK_LOOK_EVERY_MS, not on every step: a step per
+   * acknowledgement of each reply in flight was a round trip per session per step.
+   */
   async acknowledged(session: string): Promise<boolean> {
+    const now = performance.now();
+    if (!this.deleteSeen.has(session) && now - (this.lastLook.get(session) ?? Number.NEGATIVE_INFINITY) < ACK_LOOK_EVERY_MS) return false;
+    this.lastLook.set(session, now);
     const entry = await (await this.bucket()).get(session);
-    return !entry || entry.operation !== "PUT";
+    const acknowledged = !entry || entry.operation !== "PUT";
+    // Kept until the read agrees: the subscription can see a delete before the stream has stored it.
+    if (acknowledged) this.deleteSeen.delete(session);
+    return acknowledged;
   }
 }
 
@@ -487,7 +524,16 @@ export class StatusPublisher {
   }
 }
 
-/** Wake the loop when a slot changes (an agent's delete is an acknowledgement): a hint, the poll is the net. */
-export function watchSlots(link: NatsLink, names: NatsNames, wake: () => void): Subscription {
-  return link.nc.subscribe(`$KV.${names.dispatchBucket}.>`, { callback: () => wake() });
+/**
+ * An agent's delete of a slot (an acknowledgement) names its session and wakes the loop: a hint,
+ * the poll is the net. The relay's own writes pass here too and wake nothing.
+ */
+export function watchSlots(link: NatsLink, names: NatsNames, deleted: (session: string) => void): Subscription {
+  const prefix = `$KV.${names.dispatchBucket}.`;
+  return link.nc.subscribe(`${prefix}>`, {
+    callback: (_err, m) => {
+      const op = m.headers?.get("KV-Operation");
+      if (op === "DEL" || op === "PURGE") deleted(m.subject.slice(prefix.length));
+    },
+  });
 }

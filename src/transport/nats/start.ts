@@ -105,6 +105,8 @@ export interface NatsRelayParts {
   jc(local: JcSource): JcSource;
   onStatus(status: unknown): void;
   start(wake: (reason: WakeReason) => void): void;
+  /** connected and started: a held delivery, a JC answer and a slot change each wake the loop */
+  watching(): boolean;
   stop(): Promise<void>;
 }
 
@@ -150,8 +152,23 @@ export async function startRelaySide(opts: {
       const status = new StatusPublisher(l, names, log);
       const agent = new NatsAgent({ paths: opts.paths, link: l, names, name: opts.agentName, sessions: opts.localSessions, log: log.child({ agent: opts.agentName }), pollMs: opts.pollMs, takeOver: false, builtIn: true, crashPoint });
       await agent.start();
-      const sub = watchSlots(l, names, () => wake("other"));
-      parts = { inbox, outbox, jc, status, agent, unsub: () => sub.unsubscribe() };
+      const sub = watchSlots(l, names, (session) => {
+        outbox.slotDeleted(session);
+        wake("other");
+      });
+      // a reply or an acknowledgement that failed while the server was away is retried at once
+      const unlisten = l.onReconnect(() => wake("other"));
+      parts = {
+        inbox,
+        outbox,
+        jc,
+        status,
+        agent,
+        unsub: () => {
+          sub.unsubscribe();
+          unlisten();
+        },
+      };
       begin();
     },
   });
@@ -193,6 +210,7 @@ export async function startRelaySide(opts: {
       started = true;
       begin();
     },
+    watching: () => parts !== null && started && link.connected(),
     async stop() {
       if (parts) {
         parts.inbox.stop();
