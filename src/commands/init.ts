@@ -52,7 +52,7 @@ export default class Init extends RelayCommand {
     const outcome = await initRoot(paths, key === undefined ? {} : { key });
     let server = "https://ntfy.sh";
     try {
-      server = (await loadConfig(paths, process.env, { seed: false })).ntfy.server;
+      server = (await loadConfig(paths, process.env, { seed: false, keepCopy: false })).ntfy.server;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       warnings.push(`${err.message} (kept as it is: fix it before relay run)`);

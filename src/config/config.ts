@@ -277,7 +277,7 @@ export const malformedYaml = (file: string, message: string): ConfigError => new
  */
 type ConfigYaml = { kind: "mapping"; js: unknown } | { kind: "missing" } | { kind: "other"; error: string | null; js: () => unknown };
 
-async function readConfigYaml(paths: RelayPaths): Promise<ConfigYaml> {
+async function readConfigYaml(paths: RelayPaths, opts: { keepCopy?: boolean } = {}): Promise<ConfigYaml> {
   const cache = await readConfigCache(paths);
   if (cache.hit) return { kind: "mapping", js: cache.document };
   const text = await readIfPresent(paths.config);
@@ -287,15 +287,20 @@ async function readConfigYaml(paths: RelayPaths): Promise<ConfigYaml> {
   const [first] = doc.errors;
   if (first === undefined && isMap(doc.contents)) {
     const js: unknown = doc.toJS();
-    await writeConfigCache(paths, cache.key, js);
+    if (opts.keepCopy !== false) await writeConfigCache(paths, cache.key, js);
     return { kind: "mapping", js };
   }
   return { kind: "other", error: first?.message ?? null, js: () => doc.toJS() };
 }
 
-export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean } = {}): Promise<RelayConfig> {
+/**
+ * The relay's settings. `seed: false`: a missing config.yaml is an error, not written from the
+ * template. `keepCopy: false`: config.yaml's parsed copy is used but never written (a command
+ * that promises to change nothing, as `relay init` on a ready root).
+ */
+export async function loadConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { seed?: boolean; keepCopy?: boolean } = {}): Promise<RelayConfig> {
   if (opts.seed !== false) await seedConfigIfMissing(paths);
-  const yaml = await readConfigYaml(paths);
+  const yaml = await readConfigYaml(paths, { keepCopy: opts.keepCopy });
   if (yaml.kind === "other" && yaml.error !== null) throw malformedYaml("config.yaml", yaml.error);
   if (yaml.kind !== "mapping") throw new ConfigError("config.yaml: expected a YAML mapping of settings");
   const file = validateFileConfig(yaml.js);

@@ -1,7 +1,7 @@
 // `relay init [DIR]` (CONTRACT §2, §9): a ready root that only ever adds, from the real CLI; and
 // `relay run --dry-run` turns that never reach the real conversation.
 import { spawn } from "node:child_process";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NTFY_TOPIC } from "../../src/config/config.js";
@@ -52,6 +52,10 @@ describe("relay init", () => {
   it("on a root that is already ready changes nothing, exits 0 and says so", async () => {
     const root = await makeRoot({ config: null });
     expect((await runCli(["init", root])).code).toBe(0);
+    // config.yaml a minute old: old enough that a command reading it may keep its parsed copy in
+    // state/ (state/config.cache.json), which init, changing nothing, must not
+    const aMinuteAgo = new Date(Date.now() - 60_000);
+    await utimes(join(root, "config.yaml"), aMinuteAgo, aMinuteAgo);
     const before = await tree(root);
     const again = await runCli(["init", root, "--json"]);
     expect(again.code, again.stderr).toBe(0);
