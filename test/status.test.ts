@@ -6,11 +6,12 @@ import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { configCachePath } from "../src/config/config-cache.js";
+import { loadClientConfig } from "../src/config/config.js";
 import { relayPaths } from "../src/config/paths.js";
 import { appendLedger, makeLedgerRecord } from "../src/costs/ledger.js";
 import type { StatusReport } from "../src/status/report.js";
 import { acquireLock, type HeldLock } from "../src/store/lock.js";
-import { inputPath, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
+import { exists, inputPath, killAll, makeRoot, removeRoots, runCli } from "./support/cli.js";
 import { writeStatusFile } from "./support/daemon-status.js";
 
 afterEach(killAll);
@@ -159,17 +160,20 @@ describe("relay status --json", () => {
     expect(s.cost.totalUsd).toBeGreaterThan(0);
   });
 
-  it("prints the same with config.yaml's copy in state/config.cache.json as without, and follows an edit of config.yaml", async () => {
+  it("prints the same with config.yaml's copy in state/config.cache.json as without, never writes it (it reads files only), and follows an edit of config.yaml", async () => {
     const root = await makeRoot();
     const paths = relayPaths(root);
     await mkdir(paths.state, { recursive: true });
     const aMinuteAgo = new Date(Date.now() - 60_000); // old enough to be copied (a fresh config.yaml is not)
     await utimes(paths.config, aMinuteAgo, aMinuteAgo);
-    const parsed = await statusJson(root); // parses config.yaml and writes the copy
+    const parsed = await statusJson(root); // parses config.yaml, and leaves no copy
+    expect(await exists(configCachePath(paths))).toBe(false);
+    await loadClientConfig(paths, {}, { seed: false }); // as the hooks do: parses config.yaml and keeps the copy
     expect(JSON.parse(await readFile(configCachePath(paths), "utf8"))).toHaveProperty("document.sessions");
     expect(await statusJson(root)).toEqual(parsed);
     await rm(configCachePath(paths));
     expect(await statusJson(root)).toEqual(parsed);
+    expect(await exists(configCachePath(paths))).toBe(false);
     expect(Object.keys(parsed.sessions)).toEqual(["session-1", "session-2"]);
     // a third session, with config.yaml's mtime put back: the copy is not config.yaml's any more
     await writeFile(paths.config, `${await readFile(paths.config, "utf8")}  - id: session-3\n`);

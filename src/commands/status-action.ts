@@ -26,7 +26,7 @@ export async function statusOf(flags: Omit<ParsedFlags<typeof STATUS_FLAGS>, "js
   // The secrets never appear in the output, even if a file written by an earlier version quotes one.
   let redact = scrubber(secretsFromEnv(process.env));
   try {
-    const config = await loadConfig(paths, process.env, { seed: false });
+    const config = await loadConfig(paths, process.env, { seed: false, keepCopy: false });
     sessions = config.sessions;
     redact = redactorFor(config);
     if (config.transport === "nats") role = { transport: "nats" };
@@ -34,7 +34,7 @@ export async function statusOf(flags: Omit<ParsedFlags<typeof STATUS_FLAGS>, "js
     // an agent's root (transport: nats) has a config of its own; status still reports from the
     // state files when config.yaml is broken or missing
     try {
-      const agent = await loadAgentConfig(paths, process.env);
+      const agent = await loadAgentConfig(paths, process.env, { keepCopy: false });
       sessions = agent.sessions.map((id) => ({ id }));
       role = { transport: "nats", agent: agent.agentName ?? "(named by --name)" };
       redact = scrubber([...secretsFromEnv(process.env), ...natsSecrets(agent.nats)]);

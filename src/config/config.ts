@@ -421,8 +421,8 @@ export interface AgentConfig {
   pollIntervalMs: number;
 }
 
-export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
-  const yaml = await readConfigYaml(paths);
+export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv = process.env, opts: { keepCopy?: boolean } = {}): Promise<AgentConfig> {
+  const yaml = await readConfigYaml(paths, opts);
   if (yaml.kind === "missing") throw new ConfigError(`config.yaml: missing in ${paths.root} (an agent's root needs transport: nats, nats.url, agent.name and its sessions)`);
   if (yaml.kind === "other" && yaml.error !== null) throw malformedYaml("config.yaml", yaml.error);
   const parsed = fileConfigSchema.partial({ model: true, system_prompt: true, summarization_prompt: true }).safeParse(yaml.kind === "mapping" ? yaml.js : yaml.js());
