@@ -183,14 +183,19 @@ function countedLink(link: NatsLink): { link: NatsLink; opens: () => number; lis
   return { link: counted, opens: () => opens, listings: () => listings };
 }
 
+/** A nats-server of its own (stopped after the file), a connection under `prefix`, and the relay's topology on it. */
+async function natsWorld(prefix: string) {
+  const server = await startNatsServer();
+  servers.push(server);
+  const real = await connectNats({ url: server.url, prefix, replicas: 1 }, `${prefix} test`, silentLogger());
+  const names = natsNames(prefix);
+  expect((await ensureTopology(real, names, 1, { create: true, relayConsumers: true })).problems).toEqual([]);
+  return { real, names };
+}
+
 describe.skipIf(natsSkipReason !== null)("an idle `relay agent`", () => {
   it("binds its buckets once, lists JC's refusals only when told, and rests between ticks", async () => {
-    const server = await startNatsServer();
-    servers.push(server);
-    const real = await connectNats({ url: server.url, prefix: "idle", replicas: 1 }, "idle test", silentLogger());
-    const names = natsNames("idle");
-    const report = await ensureTopology(real, names, 1, { create: true, relayConsumers: true });
-    expect(report.problems).toEqual([]);
+    const { real, names } = await natsWorld("idle");
     const { link, opens, listings } = countedLink(real);
     const paths = await tempRoot();
     let clockReads = 0;
@@ -239,11 +244,7 @@ describe.skipIf(natsSkipReason !== null)("an idle `relay agent`", () => {
 
 describe.skipIf(natsSkipReason !== null)("a resting agent and the relay's reply", () => {
   it("reads the slot again when the subscription brought the write before the stream had stored it", async () => {
-    const server = await startNatsServer();
-    servers.push(server);
-    const real = await connectNats({ url: server.url, prefix: "race", replicas: 1 }, "race test", silentLogger());
-    const names = natsNames("race");
-    expect((await ensureTopology(real, names, 1, { create: true, relayConsumers: true })).problems).toEqual([]);
+    const { real, names } = await natsWorld("race");
     // The slot's reads answer "nothing there" while `stale` > 0: the race, made certain.
     let stale = 0;
     const link = linkWithBuckets(real, (name, kv, view) => {
