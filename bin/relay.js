@@ -8,8 +8,9 @@ import module from "node:module";
 
 module.enableCompileCache?.();
 // The hot commands (the Claude Code hooks, `relay status`, `relay run`) run without loading
-// oclif when their command line is plain; everything else, help and errors included, is oclif's.
-const { runWithoutOclif } = await import("../dist/src/commands/fast/hot.js");
+// oclif when their command line is plain, from their bundle (dist/hot/, scripts/bundle.mjs);
+// everything else, help and errors included, is oclif's, from dist/src/.
+const { runWithoutOclif } = await import("../dist/hot/hot.js");
 
 if (!(await runWithoutOclif(process.argv.slice(2)))) {
   const { execute } = await import("@oclif/core");

@@ -1,9 +1,9 @@
 // The relay's entries in a Claude Code settings file (CONTRACT §10): the Stop, SessionStart,
 // SessionEnd and StopFailure hooks of one relay session (and PermissionRequest with --permissions), merged with whatever else the file holds, written to
 // .claude/settings.local.json by default (the entries hold this machine's absolute paths).
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { packageFile } from "../package-files.js";
 import type { Parsed } from "./hook-input.js";
 
 /** How the Stop hook hands a reply over: block (wait at the stop) or wake (stop at once, wake later). */
@@ -15,13 +15,9 @@ export const HOOK_TIMEOUT_MARGIN_S = 60;
 /** The SessionStart and SessionEnd hooks only read and move a few files. */
 export const START_HOOK_TIMEOUT_S = 30;
 
-/** bin/relay.js of this installation (from dist/src/ when built, from src/ under a test runner). */
+/** bin/relay.js of this installation. */
 export function relayBin(): string {
-  for (const rel of ["../../../bin/relay.js", "../../bin/relay.js"]) {
-    const path = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(path)) return path;
-  }
-  return fileURLToPath(new URL("../../../bin/relay.js", import.meta.url));
+  return fileURLToPath(packageFile("bin/relay.js"));
 }
 
 /** POSIX shell quoting, only where needed: hook commands run through a shell. */

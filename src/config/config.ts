@@ -1,6 +1,5 @@
 // config.yaml + .env + the environment, validated at the edge (CONTRACT §3, §4).
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import { copyFile } from "node:fs/promises";
 import { z } from "zod";
 import type { RelayPaths } from "./paths.js";
@@ -8,6 +7,7 @@ import type { ModelPrice } from "../costs/pricing.js";
 import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
 import { SESSION_ID } from "./session-id.js";
+import { packageFile } from "../package-files.js";
 import { readConfigCache, writeConfigCache } from "./config-cache.js";
 import type { PolicyRule } from "../../machines/permission-policy.js";
 
@@ -213,8 +213,8 @@ type EnvKey = (typeof ENV_KEYS)[number];
 export const SHARED_CONVERSATION = "shared";
 export const conversationOf = (id: string, ownPrompt: boolean): string => (ownPrompt ? `session.${id}` : SHARED_CONVERSATION);
 
-/** The commented default config.yaml shipped with the package (found from dist/src/ or src/). */
-export const DEFAULT_CONFIG_URL = [new URL("../../../config.yaml", import.meta.url), new URL("../../config.yaml", import.meta.url)].find((u) => existsSync(u)) ?? new URL("../../../config.yaml", import.meta.url);
+/** The commented default config.yaml shipped with the package. */
+export const DEFAULT_CONFIG_URL = packageFile("config.yaml");
 
 export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
   try {
@@ -230,7 +230,7 @@ export async function seedConfigIfMissing(paths: RelayPaths): Promise<boolean> {
 export async function loadEnv(paths: RelayPaths, env: NodeJS.ProcessEnv): Promise<Partial<Record<EnvKey, string>>> {
   const raw = await readIfPresent(paths.env);
   // the dotenv parser is loaded only for a root that has a .env
-  const fromFile = raw === null ? {} : (await import("dotenv")).parse(raw);
+  const fromFile = raw === null ? {} : (await import("./dotenv-file.js")).parseEnvText(raw);
   const merged: Partial<Record<EnvKey, string>> = {};
   for (const key of ENV_KEYS) {
     const value = env[key] ?? fromFile[key];
@@ -275,22 +275,16 @@ export const malformedYaml = (file: string, message: string): ConfigError => new
  * commands that start often load no YAML parser; else `missing`, or `other` with the parse error
  * (null when it parsed to something that is not a mapping) and its value.
  */
-type ConfigYaml = { kind: "mapping"; js: unknown } | { kind: "missing" } | { kind: "other"; error: string | null; js: () => unknown };
+export type ConfigYaml = { kind: "mapping"; js: unknown } | { kind: "missing" } | { kind: "other"; error: string | null; js: () => unknown };
 
 async function readConfigYaml(paths: RelayPaths, opts: { keepCopy?: boolean } = {}): Promise<ConfigYaml> {
   const cache = await readConfigCache(paths);
   if (cache.hit) return { kind: "mapping", js: cache.document };
   const text = await readIfPresent(paths.config);
   if (text === null) return { kind: "missing" };
-  const { isMap, parseDocument } = await import("yaml");
-  const doc = parseDocument(text, { prettyErrors: false });
-  const [first] = doc.errors;
-  if (first === undefined && isMap(doc.contents)) {
-    const js: unknown = doc.toJS();
-    if (opts.keepCopy !== false) await writeConfigCache(paths, cache.key, js);
-    return { kind: "mapping", js };
-  }
-  return { kind: "other", error: first?.message ?? null, js: () => doc.toJS() };
+  const parsed = (await import("./config-yaml.js")).parseYaml(text);
+  if (parsed.kind === "mapping" && opts.keepCopy !== false) await writeConfigCache(paths, cache.key, parsed.js);
+  return parsed;
 }
 
 /**

@@ -2,6 +2,9 @@
 // its key), every other line is kept as it was. Only ever adds: an existing value is never replaced.
 import { parse as parseDotenv } from "dotenv";
 
+/** The `KEY=value` pairs of .env text. */
+export const parseEnvText = (raw: string): Record<string, string> => parseDotenv(raw);
+
 /** What .env.example ships as the key: a value that is not a key. */
 export const isPlaceholderKey = (value: string | undefined): boolean => value === undefined || value.trim() === "" || value.includes("...");
 

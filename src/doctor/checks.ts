@@ -5,6 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { RelayConfig } from "../config/config.js";
 import type { RelayPaths } from "../config/paths.js";
+import { packageFile } from "../package-files.js";
 
 export const CHECK_STATUSES = ["ok", "warn", "fail"] as const;
 export type CheckStatus = (typeof CHECK_STATUSES)[number];
@@ -56,8 +57,6 @@ export async function withDeadline(name: string, timeoutMs: number, check: (sign
   }
 }
 
-/** package.json of this installation (from dist/src/ when built, from src/ under a test runner). */
-const PACKAGE_JSON = [new URL("../../../package.json", import.meta.url), new URL("../../package.json", import.meta.url)].find((u) => existsSync(u));
 
 /** `>=20.19` against `20.19.5`; other ranges are not ours to judge (null). */
 export function satisfiesMinimum(range: string, version: string): boolean | null {
@@ -71,7 +70,7 @@ export function satisfiesMinimum(range: string, version: string): boolean | null
 }
 
 export async function checkNode(version = process.version): Promise<Finding> {
-  const pkg = PACKAGE_JSON ? (JSON.parse(await readFile(PACKAGE_JSON, "utf8")) as { engines?: { node?: string } }) : {};
+  const pkg = JSON.parse(await readFile(packageFile("package.json"), "utf8")) as { engines?: { node?: string } };
   const range = pkg.engines?.node;
   if (range === undefined) return ok("node", `${version} (no engines range to compare with)`);
   const fits = satisfiesMinimum(range, version);

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 
 const ENTRY = new URL("../../dist/src/commands/index.js", import.meta.url).pathname;
 
-const STATIC_IMPORT = /^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.{1,2}\/[^"]+)"/gm;
+const STATIC_IMPORT = /^\s*(?:(?:import|export)\s[^;]*?\sfrom\s+|import\s+)"(\.{1,2}\/[^"]+)"/gm;
 const ANY_IMPORT = /(?:^\s*(?:import|export)\s[^;]*?\sfrom\s+|\bimport\()"(\.{1,2}\/[^"]+)"/gm;
 
 /** Every built module reachable from `entry` through the relative imports `pattern` finds. */
@@ -37,16 +37,28 @@ describe("the command map", () => {
   });
 });
 
+/** dist/hot/hot.js, the bundle of src/commands/fast/hot.ts that bin/relay.js runs (scripts/bundle.mjs). */
+const HOT_BUNDLE = new URL("../../dist/hot/hot.js", import.meta.url).pathname;
+
 describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)", () => {
   it("never loads oclif: no module it imports statically imports @oclif/core", () => {
     const fast = new URL("../../dist/src/commands/fast/hot.js", import.meta.url).pathname;
     expect(existsSync(fast), "run `npm run build` first").toBe(true);
-    const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
-    expect(bin).toMatch(/^const \{ runWithoutOclif \} = await import\("\.\.\/dist\/src\/commands\/fast\/hot\.js"\);$/m);
-    expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
     const loaded = [...staticGraph(fast)];
     expect(loaded.length).toBeGreaterThan(3);
     expect(loaded.filter((f) => /^\s*import\s[^;]*?\sfrom\s+"@oclif\/core/m.test(readFileSync(f, "utf8")))).toEqual([]);
+  });
+
+  it("is run from its bundle, which loads no oclif either: oclif stays outside it, imported only where a failure is handed to it", () => {
+    expect(existsSync(HOT_BUNDLE), "run `npm run build` first").toBe(true);
+    const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
+    expect(bin).toMatch(/^const \{ runWithoutOclif \} = await import\("\.\.\/dist\/hot\/hot\.js"\);$/m);
+    expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
+    const chunks = [...staticGraph(HOT_BUNDLE)];
+    expect(chunks.length).toBeGreaterThan(1);
+    const sources = chunks.map((f) => readFileSync(f, "utf8"));
+    expect(sources.filter((s) => /from\s+"@oclif\/core"|node_modules\/@oclif\//.test(s))).toEqual([]);
+    expect(readFileSync(HOT_BUNDLE, "utf8")).toMatch(/await import\("@oclif\/core"\)/);
   });
 });
 
@@ -82,7 +94,18 @@ describe("the YAML and .env parsers on the hot commands' path", () => {
     const parsers = [...loaded].filter((f) => /^\s*import\s[^;]*?\sfrom\s+"(yaml|dotenv)"/m.test(readFileSync(f, "utf8")));
     expect(parsers).toEqual([]);
     const config = readFileSync(roots[1] ?? "", "utf8");
-    expect(config).toMatch(/await import\("yaml"\)/);
-    expect(config).toMatch(/await import\("dotenv"\)/);
+    expect(config).toMatch(/await import\("\.\/config-yaml\.js"\)/);
+    expect(config).toMatch(/await import\("\.\/dotenv-file\.js"\)/);
+  });
+
+  it("are not in the bundle's chunks that loading the settings brings, only in the chunks config.yaml and .env load", () => {
+    const everything = [...importGraph(HOT_BUNDLE, ANY_IMPORT)];
+    const config = everything.filter((f) => readFileSync(f, "utf8").includes("// dist/src/config/config.js\n"));
+    expect(config).toHaveLength(1);
+    const withConfig = [...staticGraph(config[0] ?? "")].map((f) => readFileSync(f, "utf8"));
+    expect(withConfig.filter((s) => /^\/\/ node_modules\/(yaml|dotenv)\//m.test(s))).toEqual([]);
+    const sources = everything.map((f) => readFileSync(f, "utf8"));
+    expect(sources.some((s) => /^\/\/ node_modules\/yaml\/dist\/index\.js$/m.test(s))).toBe(true);
+    expect(sources.some((s) => /^\/\/ node_modules\/dotenv\//m.test(s))).toBe(true);
   });
 });

@@ -6,15 +6,15 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
+import { packageFile } from "../../package-files.js";
 
 const gzipAsync = promisify(gzip);
 
-/** src/status/http/page/ from the compiled module (dist/src/status/http/) or from the source (src/status/http/, under vitest). */
+/** src/status/http/page/ of this installation (the package ships it as it is). */
 function pageDir(): URL {
-  const candidates = [new URL("../../../../src/status/http/page/", import.meta.url), new URL("./page/", import.meta.url)];
-  const found = candidates.find((u) => existsSync(new URL("index.html", u)));
-  if (!found) throw new Error(`the status page's files are missing (looked in ${candidates.map((u) => fileURLToPath(u)).join(", ")})`);
-  return found;
+  const dir = packageFile("src/status/http/page/");
+  if (!existsSync(new URL("index.html", dir))) throw new Error(`the status page's files are missing (looked in ${fileURLToPath(dir)})`);
+  return dir;
 }
 
 export const PAGE_DIR = pageDir();
