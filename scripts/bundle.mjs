@@ -32,10 +32,10 @@ const englishOnlyZod = {
 /**
  * Packages the relay's own code may load with import(): ESM ones only. Of a CommonJS package
  * imported so, the bundle keeps only the default export (yaml's and dotenv's named functions
- * were undefined): such a package is imported statically by a module of ours that is itself
+ * were undefined); such a package is imported statically by a module of ours that is itself
  * loaded lazily (src/config/config-yaml.ts, src/config/dotenv-file.ts).
  */
-const LAZY_PACKAGES = new Set(["@anthropic-ai/sdk", "@oclif/core"]);
+const LAZY_PACKAGES = new Set(["@anthropic-ai/sdk", "@oclif/core", "zod"]);
 const lazyPackagesAreEsm = {
   name: "lazy-packages-are-esm",
   setup(b) {
