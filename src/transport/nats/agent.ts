@@ -148,8 +148,12 @@ export class NatsAgent {
       this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
       this.subs.push(link.nc.subscribe(`$KV.${names.agentsBucket}.${jcRefusalKey(this.opts.name, ">")}`, { callback: () => this.wake("refusal") }));
     }
-    // What failed while the server was away is retried as soon as it is back, not at the next tick.
-    this.stopReconnect = link.onReconnect(() => this.wake());
+    // What failed while the server was away is retried as soon as it is back, not at the next tick,
+    // and every slot is read: a reply the relay wrote meanwhile was missed by the slot subscription.
+    this.stopReconnect = link.onReconnect(() => {
+      for (const session of this.serving) this.slotDue.add(session);
+      this.wake();
+    });
     this.watch();
     this.done = this.loop();
   }
