@@ -449,10 +449,10 @@ export class NatsAgent {
       this.slotDue.add(session); // the slot is ahead of a file someone else put there: wait
       return;
     }
-    await writeDurable(staging, value.text);
     const meta = { reply_id: value.reply_id, in_reply_to: value.in_reply_to, source: value.source, at: value.at };
     const metaTmp = join(dir, ".input.json.tmp");
-    await writeDurable(metaTmp, `${JSON.stringify(meta)}\n`);
+    // both on disk before input.json names the reply: their two fsyncs at once, not one after the other
+    await Promise.all([writeDurable(staging, value.text), writeDurable(metaTmp, `${JSON.stringify(meta)}\n`)]);
     await rename(metaTmp, replyMetaFile(paths, session));
     await this.record(session, entry.revision, "staged");
     await this.crashPoint("agent-after-meta");

@@ -329,12 +329,13 @@ export class NatsOutbox implements Outbox {
   }
 
   /**
-   * Only the staging record must be durable: a "published" one lost in a crash just means one
-   * more publish, which the server refuses as "wrong last sequence" (read as published).
+   * Only the staging record must reach the disk (durably) before the publish. A "published" one is
+   * kept in memory and written with the next staging record, off the reply's path: lost in a crash,
+   * it means one more publish, which the server refuses as "wrong last sequence" (read as published).
    */
   private async record(session: string, value: Slots[string]): Promise<void> {
     this.slots = { ...this.slots, [session]: value };
-    await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: !value.published });
+    if (!value.published) await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: true });
   }
 
   async deliver(reply: Delivery): Promise<DeliverOutcome> {
