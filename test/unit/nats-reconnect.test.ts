@@ -65,6 +65,20 @@ async function world(prefix: string) {
   return { server, link, names };
 }
 
+/** The relay's intake on a connection through a proxy (so its link can be cut, and its acks lost on the way). */
+async function intakeBehindProxy(server: NatsServer, prefix: string, names: ReturnType<typeof natsNames>) {
+  const proxy = await startTcpProxy({ port: server.port });
+  proxies.push(proxy);
+  const relayLink = await connectNats({ url: `nats://127.0.0.1:${proxy.port}`, prefix, replicas: 1 }, "reconnect test (relay)", silentLogger());
+  links.push(relayLink);
+  const inbox = new NatsInbox(relayLink, names, () => new Set(["s1"]), silentLogger(), () => undefined, () => undefined);
+  inbox.start();
+  const ready = new Set(["session.s1"]);
+  /** what the intake offers now: ids and receipts */
+  const offered = async () => (await inbox.offers(ready, (s) => `session.${s}`)).map((i) => ({ id: i.id, receipt: i.receipt }));
+  return { proxy, relayLink, inbox, offered };
+}
+
 async function publishEnvelope(link: NatsLink, names: ReturnType<typeof natsNames>, id: string): Promise<void> {
   const h = natsHeaders();
   h.set(H.session, "s1");
@@ -188,14 +202,7 @@ describe.skipIf(natsSkipReason !== null)("after nats-server is killed and restar
     expect((await link.jsm.consumers.info(names.envStream, names.envConsumer)).config.ack_wait).toBe(120_000 * 1_000_000);
     // The relay's connection goes through a proxy, so its ack can be lost on the way (as a server
     // kill -9 loses one it had received).
-    const proxy = await startTcpProxy({ port: server.port });
-    proxies.push(proxy);
-    const relayLink = await connectNats({ url: `nats://127.0.0.1:${proxy.port}`, prefix: "rc4", replicas: 1 }, "reconnect test (relay)", silentLogger());
-    links.push(relayLink);
-    const inbox = new NatsInbox(relayLink, names, () => new Set(["s1"]), silentLogger(), () => undefined, () => undefined);
-    inbox.start();
-    const ready = new Set(["session.s1"]);
-    const offered = async () => (await inbox.offers(ready, (s) => `session.${s}`)).map((i) => ({ id: i.id, receipt: i.receipt }));
+    const { proxy, relayLink, inbox, offered } = await intakeBehindProxy(server, "rc4", names);
     try {
       await publishEnvelope(link, names, "e1");
       let first: { id: string; receipt: string | undefined }[] = [];
@@ -251,4 +258,33 @@ describe.skipIf(natsSkipReason !== null)("after nats-server is killed and restar
       await agent.stop();
     }
   }, 90_000);
+
+  it("repeats no ack above what the consumer delivered: envelopes under reused sequences of a recreated stream are not skipped", async () => {
+    const { server, link, names } = await world("rc7");
+    const { proxy, relayLink, inbox, offered } = await intakeBehindProxy(server, "rc7", names);
+    const takeNext = async (id: string) => {
+      let now: Awaited<ReturnType<typeof offered>> = [];
+      await until(async () => expect((now = await offered()).map((o) => o.id)).toEqual([id]), 45_000);
+      await inbox.taken([now[0]?.receipt ?? ""]);
+    };
+    try {
+      for (const id of ["e1", "e2"]) {
+        await publishEnvelope(link, names, id);
+        await takeNext(id);
+      }
+      // While the relay is cut off, the stream is recreated and takes two envelopes under sequences 1 and 2.
+      proxy.reset();
+      await until(() => expect(relayLink.up()).toBe(false));
+      await link.jsm.streams.delete(names.envStream);
+      expect((await ensureTopology(link, names, 1, { create: true, relayConsumers: true })).problems).toEqual([]);
+      for (const id of ["e3", "e4"]) await publishEnvelope(link, names, id);
+      proxy.heal();
+      await until(() => expect(relayLink.up()).toBe(true));
+      // acks of the old sequences 1 and 2 would have moved the new consumer past e3 and e4
+      await takeNext("e3");
+      await takeNext("e4");
+    } finally {
+      inbox.stop();
+    }
+  }, 120_000);
 });

@@ -63,16 +63,18 @@ const RECENT_ACKS = 8;
  * info once, and if that fails (a restarted server whose JetStream is not up yet) waits
  * `expires` × 0.5-1.5, 15-45 s, before it pulls again.
  *
- * Each (re)subscription first repeats the acks of the last RECENT_ACKS deliveries (a second ack is
- * harmless). A nats-server killed -9 can lose the acks it took just before: the delivery is then
- * still pending there, and with max_ack_pending 1 nothing else comes until the ack wait redelivers
- * it (up to 10 s after the restart, measured: one restart in three). Acked again, the next delivery
- * comes at once.
+ * Each (re)subscription first repeats the acks of the last RECENT_ACKS deliveries. A nats-server
+ * killed -9 can lose the acks it took just before: the delivery is then still pending there, and
+ * with max_ack_pending 1 nothing else comes until the ack wait redelivers it (up to 10 s after the
+ * restart, measured: one restart in three). Acked again, the next delivery comes at once. Only
+ * sequences the consumer says it has delivered are acked again: 2.9 moves a consumer's next
+ * delivery past any sequence acked above it, which after a stream recreated (or rolled back) under
+ * the relay would skip new envelopes under reused sequences.
  */
 class HeldDelivery {
   held: JsMsg | null = null;
-  /** the ack subjects of the last deliveries acked, oldest first */
-  private readonly recentAcks: string[] = [];
+  /** the last deliveries acked (stream sequence, ack subject), oldest first */
+  private readonly recentAcks: { seq: number; subject: string }[] = [];
   private release: (() => void) | null = null;
   private stopped = false;
   private messages: ConsumerMessages | null = null;
@@ -112,16 +114,16 @@ class HeldDelivery {
   }
 
   /** A delivery was acked: its ack is repeated at the next (re)subscription. */
-  acked(ackSubject: string): void {
-    if (this.recentAcks.includes(ackSubject)) return;
-    this.recentAcks.push(ackSubject);
+  acked(seq: number, subject: string): void {
+    if (this.recentAcks.some((a) => a.subject === subject)) return;
+    this.recentAcks.push({ seq, subject });
     if (this.recentAcks.length > RECENT_ACKS) this.recentAcks.shift();
   }
 
   /** The held delivery is acked: let the next one come. */
   done(seq: number): void {
     if (this.held?.seq !== seq) return;
-    this.acked(ackSubjectOf(this.held));
+    this.acked(seq, ackSubjectOf(this.held));
     this.held = null;
     const release = this.release;
     this.release = null;
@@ -133,7 +135,8 @@ class HeldDelivery {
       try {
         const consumer = await this.link.js.consumers.get(this.stream, this.durable);
         // the consumer is there (so loaded, after a restart): the acks it may have lost, before the pull
-        for (const subject of this.recentAcks) this.link.nc.publish(subject, "+ACK");
+        const delivered = (await consumer.info(true)).delivered.stream_seq;
+        for (const a of this.recentAcks) if (a.seq <= delivered) this.link.nc.publish(a.subject, "+ACK");
         const messages = await consumer.consume({ max_messages: 1, expires: PULL_EXPIRES_MS });
         this.messages = messages;
         for await (const m of messages) {
@@ -243,7 +246,7 @@ export class NatsInbox implements Inbox {
       return;
     }
     // Acked already, or held by an earlier process: a second ack is harmless.
-    this.intake.acked(r.ackSubject);
+    this.intake.acked(r.seq, r.ackSubject);
     try {
       this.link.nc.publish(r.ackSubject, "+ACK");
     } catch (err) {
