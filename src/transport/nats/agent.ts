@@ -148,8 +148,12 @@ export class NatsAgent {
       this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
       this.subs.push(link.nc.subscribe(`$KV.${names.agentsBucket}.${jcRefusalKey(this.opts.name, ">")}`, { callback: () => this.wake("refusal") }));
     }
-    // What failed while the server was away is retried as soon as it is back, not at the next tick.
-    this.stopReconnect = link.onReconnect(() => this.wake());
+    // What failed while the server was away is retried as soon as it is back, not at the next tick,
+    // and every slot is read: a reply the relay wrote meanwhile was missed by the slot subscription.
+    this.stopReconnect = link.onReconnect(() => {
+      for (const session of this.serving) this.slotDue.add(session);
+      this.wake();
+    });
     this.watch();
     this.done = this.loop();
   }
@@ -445,10 +449,10 @@ export class NatsAgent {
       this.slotDue.add(session); // the slot is ahead of a file someone else put there: wait
       return;
     }
-    await writeDurable(staging, value.text);
     const meta = { reply_id: value.reply_id, in_reply_to: value.in_reply_to, source: value.source, at: value.at };
     const metaTmp = join(dir, ".input.json.tmp");
-    await writeDurable(metaTmp, `${JSON.stringify(meta)}\n`);
+    // both on disk before input.json names the reply: their two fsyncs at once, not one after the other
+    await Promise.all([writeDurable(staging, value.text), writeDurable(metaTmp, `${JSON.stringify(meta)}\n`)]);
     await rename(metaTmp, replyMetaFile(paths, session));
     await this.record(session, entry.revision, "staged");
     await this.crashPoint("agent-after-meta");

@@ -138,11 +138,13 @@ export async function connectNats(settings: NatsSettings, name: string, log: Log
       else if (s.type === "error") log.warn({ err: messageOf(s.error) }, "NATS connection error");
     }
   })().catch(() => undefined);
+  const js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
   return {
     nc,
-    js: jetstream(nc, { timeout: REQUEST_TIMEOUT_MS }),
+    js,
     jsm,
-    kvm: new Kvm(nc),
+    // from the 2 s JetStream client: given the connection, the buckets' requests would wait 5 s
+    kvm: new Kvm(js),
     server: { version: info?.version ?? "?", maxPayload: info?.max_payload ?? 0 },
     up: () => up && !nc.isClosed(),
     onReconnect(listener) {
