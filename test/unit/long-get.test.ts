@@ -2,9 +2,12 @@
 // subscription arms no half-second timer; it must still behave as fetch did for the subscriber:
 // a streamed body read line by line as it arrives, the status and headers, redirects followed
 // (credentials kept only on the same origin), and an abort that ends the stream.
+import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { longGet } from "../../src/operator/long-get.js";
+import { REPO_ROOT } from "../support/cli.js";
 
 const servers: Server[] = [];
 const open: ServerResponse[] = [];
@@ -76,5 +79,25 @@ describe("longGet", () => {
     await reader.read();
     conn.abort();
     await expect(reader.read()).rejects.toThrow();
+  });
+
+  it("loads neither Node's fetch (undici: about 9 MB resident) nor, for an http server, node:https", () => {
+    // a fresh node: the test runner itself has loaded both long since
+    const script = `
+      import { createServer } from "node:http";
+      import { longGet } from ${JSON.stringify(join(REPO_ROOT, "dist", "src", "operator", "long-get.js"))};
+      const server = createServer((req, res) => { res.writeHead(200, { date: "Sun, 29 Nov 2026 05:00:00 GMT" }); res.end('{"event":"open"}\\n'); });
+      await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+      const res = await longGet("http://127.0.0.1:" + server.address().port + "/topic/json", {}, AbortSignal.timeout(20_000));
+      const reader = res.body.getReader();
+      let text = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+      server.close();
+      const loaded = (name) => process.moduleLoadList.includes("NativeModule " + name);
+      console.log(JSON.stringify({ text, date: res.headers.get("date"), undici: loaded("internal/deps/undici/undici"), https: loaded("https") }));
+    `;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ text: '{"event":"open"}\n', date: "Sun, 29 Nov 2026 05:00:00 GMT", undici: false, https: false });
   });
 });
