@@ -20,8 +20,10 @@ export const RUN_FLAGS = {
  */
 export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root">, rootPaths: RelayPaths): Promise<number> {
   // Before the modules load: start-up does not need a young generation that grows (../runtime/young-generation.ts).
-  const { holdYoungGeneration } = await import("../runtime/young-generation.js");
+  const [{ holdYoungGeneration }, { keepWasmOnBaseline }] = await Promise.all([import("../runtime/young-generation.js"), import("../runtime/wasm-baseline.js")]);
   const releaseYoungGeneration = holdYoungGeneration();
+  // fetch's HTTP parser (WebAssembly) stays on V8's baseline compiler: its optimizing compile was the daemon's memory peak.
+  keepWasmOnBaseline();
   // Loaded here, not at the top: bin/relay.js loads this module (RUN_FLAGS) for every command line.
   const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { LedgerSummary }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
     await Promise.all([

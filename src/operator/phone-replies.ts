@@ -51,7 +51,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import type { Logger } from "../runtime/log.js";
-import { longGet } from "./long-get.js";
+import { longGet, type LongGetResponse } from "./long-get.js";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, readJsonFile, writeJsonAtomic } from "../store/files.js";
 
@@ -241,7 +241,7 @@ export async function subscribeReplies(opts: ReplySubscriberOptions): Promise<vo
 
   // --- HTTP --------------------------------------------------------------
 
-  const get = async (url: string, connSignal: AbortSignal): Promise<Response> => {
+  const get = async (url: string, connSignal: AbortSignal): Promise<LongGetResponse> => {
     const res = await longGet(url, headers, connSignal);
     if (!res.ok) {
       await res.text().catch(() => "");

@@ -2,9 +2,12 @@
 // subscription arms no half-second timer; it must still behave as fetch did for the subscriber:
 // a streamed body read line by line as it arrives, the status and headers, redirects followed
 // (credentials kept only on the same origin), and an abort that ends the stream.
+import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { longGet } from "../../src/operator/long-get.js";
+import { REPO_ROOT } from "../support/cli.js";
 
 const servers: Server[] = [];
 const open: ServerResponse[] = [];
@@ -76,5 +79,38 @@ describe("longGet", () => {
     await reader.read();
     conn.abort();
     await expect(reader.read()).rejects.toThrow();
+  });
+
+  it("loads no more of Node than node:http itself does: not fetch (undici: about 9 MB resident on Node 20) nor, for an http server, node:https", () => {
+    // a fresh node each: the test runner itself has loaded both long since. On Node 24 node:http's
+    // client loads undici itself, so the reference is a plain node:http GET in the same Node.
+    const read = (how: "longGet" | "http") => {
+      const script = `
+        import { createServer, get } from "node:http";
+        import { longGet } from ${JSON.stringify(join(REPO_ROOT, "dist", "src", "operator", "long-get.js"))};
+        const server = createServer((req, res) => { res.writeHead(200, { date: "Sun, 29 Nov 2026 05:00:00 GMT" }); res.end('{"event":"open"}\\n'); });
+        await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+        const url = "http://127.0.0.1:" + server.address().port + "/topic/json";
+        let text = "";
+        let date = null;
+        if (${JSON.stringify(how)} === "longGet") {
+          const res = await longGet(url, {}, AbortSignal.timeout(20_000));
+          date = res.headers.get("date");
+          const reader = res.body.getReader();
+          for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+        } else {
+          await new Promise((ok) => get(url, (res) => { date = res.headers.date; res.setEncoding("utf8"); res.on("data", (d) => (text += d)); res.on("end", ok); }));
+        }
+        server.close();
+        const loaded = (name) => process.moduleLoadList.includes("NativeModule " + name);
+        console.log(JSON.stringify({ text, date, undici: loaded("internal/deps/undici/undici"), https: loaded("https") }));
+      `;
+      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { text: string; date: string; undici: boolean; https: boolean };
+    };
+    const plain = read("http");
+    expect(read("longGet")).toEqual({ text: '{"event":"open"}\n', date: "Sun, 29 Nov 2026 05:00:00 GMT", undici: plain.undici, https: false });
+    if (process.versions.node.startsWith("20.")) expect(plain.undici).toBe(false);
   });
 });
