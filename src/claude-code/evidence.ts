@@ -3,7 +3,6 @@
 // it wrote or edited, `git diff --stat` of the project, and the names of failing tests in the
 // output of test commands. Appended to the envelope after the agent's message; capped,
 // deterministic, never file contents, secrets redacted, and never more than about a second.
-import { execFile } from "node:child_process";
 import { isAbsolute, relative } from "node:path";
 import { z } from "zod";
 
@@ -153,6 +152,9 @@ export type GitStat = { kind: "stat"; text: string } | { kind: "none" } | { kind
 
 /** `git diff --stat HEAD` in `cwd` within `budgetMs`; none when it is not a repository or nothing changed. */
 export function gitDiffStat(cwd: string, budgetMs = GIT_BUDGET_MS): Promise<GitStat> {
+  // node:child_process (and dgram with it, about 0.5 MB) is loaded here, when a turn's evidence is
+  // gathered, not by every process that loads this module: the idle relay among them
+  const { execFile } = process.getBuiltinModule("node:child_process");
   return new Promise((resolve) => {
     execFile("git", ["-C", cwd, "diff", "--stat=100", "HEAD"], { timeout: budgetMs, maxBuffer: 256 * 1024, env: { ...process.env, GIT_OPTIONAL_LOCKS: "0", GIT_TERMINAL_PROMPT: "0" } }, (err, stdout) => {
       if (err) {
