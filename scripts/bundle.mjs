@@ -8,10 +8,12 @@
 // hook 321 → 265 ms from spawn to exit, `relay run` … See the README for the figures.
 //
 // The bundle is plain ESM split into chunks at each `await import()`, so a command still loads
-// only what it uses. Names are kept (no minifying): stack traces and logs read as the sources.
+// only what it uses. Names are kept, so stack traces and logs name the sources' functions;
+// whitespace and comments are not: V8 keeps every module's source text for the life of the
+// process (it compiles functions lazily from it), and the bundle is 2.2 MB instead of 3.2.
 // oclif stays outside: the commands it runs come from dist/src/, as before.
 import { build } from "esbuild";
-import { rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { fileURLToPath, URL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -49,7 +51,7 @@ const lazyPackagesAreEsm = {
 };
 
 await rm(outdir, { recursive: true, force: true });
-await build({
+const { metafile } = await build({
   entryPoints: { hot: `${root}dist/src/commands/fast/hot.js` },
   outdir,
   bundle: true,
@@ -62,5 +64,9 @@ await build({
   // the CommonJS packages inside (dotenv, pino, …) require() Node's built-in modules
   banner: { js: `import { createRequire as __relayCreateRequire } from "node:module"; const require = __relayCreateRequire(import.meta.url);` },
   legalComments: "none",
+  minifyWhitespace: true,
   logLevel: "warning",
+  metafile: true,
 });
+// which sources each chunk holds and what it imports, for test/unit/command-imports.test.ts (not shipped)
+await writeFile(`${root}dist/hot.meta.json`, JSON.stringify(metafile));
