@@ -5,7 +5,7 @@
 // only when the pinned versions are neither cached nor installable from the npm registry.
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import { plainBlockReason } from "../../src/claude-code/hook.js";
 import { RELAY_INTRO } from "../../src/claude-code/handover.js";
 import { type ClaudeCodeVersion, type ClaudeWorld, killClaudes, locateClaudeCode, makeClaudeWorld, runClaude } from "../support/claude-code.js";
@@ -15,17 +15,41 @@ import { configYaml, exists, inputPath, killAll, lastUserText, makeRoot, readSta
 const SESSION = "session-1";
 
 const worlds: ClaudeWorld[] = [];
-const models: FakeClaudeModel[] = [];
-afterEach(async () => {
+afterAll(async () => {
   killClaudes();
   await killHooksUnder(worlds.map((w) => w.base));
-  await Promise.all(models.splice(0).map((m) => m.close()));
-});
-afterAll(async () => {
   await killAll();
   for (const w of worlds.splice(0)) await w.remove();
   await removeRoots();
 });
+
+/** One test's Claude Code side: its worlds and model stand-ins. */
+interface TestSide {
+  worlds: ClaudeWorld[];
+  models: FakeClaudeModel[];
+}
+const sides = new WeakMap<object, TestSide>();
+
+/**
+ * The test's own side, ended when that test finishes (its Claude Codes, their hooks, its model
+ * stand-ins), not by a file-wide afterEach: the tests of a file run concurrently, and a file-wide
+ * teardown would kill a sibling's processes. Registered at the test's first world, after its
+ * Scope, so it runs before the Scope's teardown (vitest runs them in reverse).
+ */
+function sideOf(ctx: TestContext): TestSide {
+  let side = sides.get(ctx.task);
+  if (side === undefined) {
+    const mine: TestSide = { worlds: [], models: [] };
+    side = mine;
+    sides.set(ctx.task, mine);
+    ctx.onTestFinished(async () => {
+      for (const w of mine.worlds) killClaudes(w);
+      await killHooksUnder(mine.worlds.map((w) => w.base));
+      await Promise.all(mine.models.splice(0).map((m) => m.close()));
+    });
+  }
+  return side;
+}
 
 /** Hooks run in their own process group and outlive a killed Claude Code: end the ones of these tests. */
 async function killHooksUnder(bases: string[]): Promise<void> {
@@ -59,15 +83,18 @@ async function transcripts(w: ClaudeWorld): Promise<string> {
 const shown = (request: ModelRequest | undefined): string => (request ? messageTexts(request).map((m) => `${m.role}: ${m.text}`).join("\n") : "");
 const occurrences = (haystack: string, needle: string): number => haystack.split(needle).length - 1;
 
-async function world(): Promise<ClaudeWorld> {
+async function world(ctx: TestContext): Promise<ClaudeWorld> {
+  const side = sideOf(ctx);
   const w = await makeClaudeWorld();
   worlds.push(w);
+  side.worlds.push(w);
   return w;
 }
 
-async function model(script: Parameters<typeof startFakeClaudeModel>[0]): Promise<FakeClaudeModel> {
+async function model(ctx: TestContext, script: Parameters<typeof startFakeClaudeModel>[0]): Promise<FakeClaudeModel> {
+  const side = sideOf(ctx);
   const m = await startFakeClaudeModel(script);
-  models.push(m);
+  side.models.push(m);
   return m;
 }
 
@@ -80,9 +107,15 @@ async function relayRootFor(w: ClaudeWorld, installArgs: string[] = [], extraCon
   return root;
 }
 
-/** The real-Claude-Code tests for one version (a file per version, so the versions run side by side). */
+/**
+ * The real-Claude-Code tests for one version (a file per version, so the versions run side by side).
+ * They run concurrently: each has its own world (HOME, project), relay root, stand-ins and ports,
+ * and each waits much of its time on hooks, the relay and deliberate API delays. The two whose
+ * point is a wait of 2–3 s racing a process start (a hook killed at Claude Code's 2 s timeout, a
+ * 3 s permission timeout) run alone (`it.sequential`), so a crowded machine cannot decide them.
+ */
 export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
-  describe(`Claude Code ${version}`, () => {
+  describe.concurrent(`Claude Code ${version}`, () => {
     let bin = "";
     let skipReason: string | null = null;
     beforeAll(async () => {
@@ -97,12 +130,12 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("relays the agent's message and hands the reply over once as the reviewer's words; [NEEDS-JC] lets it stop", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       const review = "Reviewer: good start. Now add a test for the parser's empty input. END-OF-REVIEW";
       scope.fake.setResponder((req) => (req.lastUserText.includes("Added the test") ? "[NEEDS-JC] Ship it to users now?" : review));
       await scope.start(root);
-      const m = await model((_req, i) => ({ text: i === 0 ? "I wrote the parser." : "Added the test for empty input." }));
+      const m = await model(ctx, (_req, i) => ({ text: i === 0 ? "I wrote the parser." : "Added the test for empty input." }));
 
       const run = await claude(w, m, ["-p", "Write the parser.", "--output-format", "stream-json", "--verbose"]);
       expect(run.code, run.stderr).toBe(0);
@@ -129,14 +162,14 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("hands a 15,000-character reply over whole", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       const review = `Reviewer: LONG-REVIEW-START ${"(step) ".repeat(2_200)}END-OF-LONG-REVIEW`;
       expect(review.length).toBeGreaterThan(15_000);
       scope.fake.setResponder((req) => (req.lastUserText.includes("Read it all") ? "[NEEDS-JC] done?" : review));
       await scope.start(root);
       // Like a model, it reads the file Claude Code names when it shows only a preview.
-      const m = await model((req, i) => {
+      const m = await model(ctx, (req, i) => {
         const saved = /Full output saved to: (\S+)/.exec(shown(req));
         if (i === 1 && saved?.[1]) return { tool: "Read", input: { file_path: saved[1] } };
         return { text: i === 0 ? "Planned the work." : "Read it all." };
@@ -160,12 +193,12 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("the reviewer's request carries the turn's evidence: a failing command and an edited file", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       await writeFile(join(w.project, "notes.txt"), "draft\n");
       scope.fake.setResponder(() => "[NEEDS-JC] the tests fail, look?");
       await scope.start(root);
-      const m = await model((_req, i) =>
+      const m = await model(ctx, (_req, i) =>
         [
           { tool: "Bash", input: { command: "SECRET_TOKEN=hunter2-very-secret ls /definitely-not-here", description: "list" } },
           { tool: "Read", input: { file_path: join(w.project, "notes.txt") } },
@@ -196,11 +229,11 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       it("this version decides a -p permission prompt itself: nothing reaches JC, nothing is left behind", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60", "--permissions"]);
       scope.fake.setResponder(() => "[NEEDS-JC] done?");
       await scope.start(root);
-      const m = await model((_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch made-by-agent.txt", description: "make the file" } } : { text: "Finished." }));
+      const m = await model(ctx, (_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch made-by-agent.txt", description: "make the file" } } : { text: "Finished." }));
       const run = await claude(w, m, ["-p", "Make the file.", "--output-format", "stream-json", "--verbose"]);
       expect(run.code, run.stderr).toBe(0);
       expect(await exists(join(w.project, "made-by-agent.txt"))).toBe(false);
@@ -216,11 +249,11 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       it(`a permission prompt goes to JC; answering "${answer}" decides it`, async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60", "--permissions"]);
       scope.fake.setResponder(() => "[NEEDS-JC] done?");
       await scope.start(root);
-      const m = await model((_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch made-by-agent.txt", description: "make the file" } } : { text: "Finished." }));
+      const m = await model(ctx, (_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch made-by-agent.txt", description: "make the file" } } : { text: "Finished." }));
       const run = claude(w, m, ["-p", "Make the file.", "--output-format", "stream-json", "--verbose"]);
       const q = await permissionQuestion(root);
       expect(q.question).toContain("touch made-by-agent.txt");
@@ -237,14 +270,14 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     }, 180_000);
 
     if (runsPermissionHooks)
-      it("no answer in time denies the prompt, and a late answer is refused", async (ctx) => {
+      it.sequential("no answer in time denies the prompt, and a late answer is refused", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60", "--permissions", "--permission-timeout", "3"]);
       scope.fake.setResponder(() => "[NEEDS-JC] done?");
       await scope.start(root);
-      const m = await model((_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch never.txt", description: "x" } } : { text: "Gave up." }));
+      const m = await model(ctx, (_req, i) => (i === 0 ? { tool: "Bash", input: { command: "touch never.txt", description: "x" } } : { text: "Gave up." }));
       const run = claude(w, m, ["-p", "Make it.", "--output-format", "stream-json", "--verbose"]);
       const q = await permissionQuestion(root);
       const done = await run;
@@ -263,11 +296,11 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       it("permissions.policy: a command it covers is allowed by chat-Claude without JC; one it does not cover goes to JC", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60", "--permissions"], 'permissions:\n  policy:\n    - {tool: Bash, command: "touch policy-*"}\n');
       scope.fake.setResponder((req) => (req.lastUserText.includes("asks permission to run Bash") ? "ALLOW: it only creates an empty file in the project." : "[NEEDS-JC] done?"));
       await scope.start(root);
-      const m = await model((_req, i) =>
+      const m = await model(ctx, (_req, i) =>
         [
           { tool: "Bash", input: { command: "touch policy-made.txt", description: "make the policy file" } },
           { tool: "Bash", input: { command: "touch jc-made.txt", description: "make the other file" } },
@@ -300,10 +333,10 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("StopFailure: a streak of turns ending on API errors notifies JC once, with the command that resumes the session", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       await scope.start(root);
-      const m = await model(() => ({ error: { status: 429, type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit" } }));
+      const m = await model(ctx, () => ({ error: { status: 429, type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit" } }));
       const failureFile = join(root, "state", "stop-failures", `${SESSION}.json`);
       const count = async () => ((await exists(failureFile)) ? (JSON.parse(await readFile(failureFile, "utf8")) as { count: number }).count : 0);
       // The second message goes in once the first failure is recorded, so it is a turn of its own.
@@ -330,9 +363,9 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
 
     it("lets the agent stop at once when no relay runs", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w);
-      const m = await model(() => ({ text: "Done with the task." }));
+      const m = await model(ctx, () => ({ text: "Done with the task." }));
       const run = await claude(w, m, ["-p", "Do the task.", "--output-format", "stream-json", "--verbose"]);
       expect(run.code, run.stderr).toBe(0);
       expect(m.turns()).toHaveLength(1);
@@ -343,11 +376,11 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("a reply Claude Code dropped (--max-turns) is handed over again in the next session, once", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       scope.fake.setResponder((req) => (req.lastUserText.includes("first run") ? "Reviewer: DROPPED-THEN-REDELIVERED please refactor." : "[NEEDS-JC] done?"));
       await scope.start(root);
-      const m = await model((req) => ({ text: shown(req).includes("Second task") ? "Second task: refactored." : "This is the first run's answer." }));
+      const m = await model(ctx, (req) => ({ text: shown(req).includes("Second task") ? "Second task: refactored." : "This is the first run's answer." }));
 
       const first = await claude(w, m, ["-p", "First task.", "--max-turns", "1", "--output-format", "stream-json", "--verbose"]);
       expect(first.code).not.toBeNull();
@@ -369,12 +402,12 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("a reply Claude Code dropped at its block cap is handed over again in the next session, once", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       let n = 0;
       scope.fake.setResponder((req) => (req.lastUserText.includes("Next session") ? "[NEEDS-JC] stop" : `Reviewer: CAPPED-REPLY-${++n} keep going.`));
       await scope.start(root);
-      const m = await model((req) => ({ text: shown(req).includes("Next task") ? "Next session: picked it up." : "Working on it." }));
+      const m = await model(ctx, (req) => ({ text: shown(req).includes("Next task") ? "Next session: picked it up." : "Working on it." }));
       // Cap 1: the first hand-over continues the turn, the second is dropped by Claude Code.
       const capped = await claude(w, m, ["-p", "Task.", "--output-format", "stream-json", "--verbose"], { env: w.env(m.url, { CLAUDE_CODE_STOP_HOOK_BLOCK_CAP: "1" }) });
       expect(capped.code).toBe(0);
@@ -391,10 +424,10 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     // On 2.1.197 the next -p session found the relay session still bound to the first one after its
     // Stop hook was killed (its binding is then released only by --release-after): checked on 2.1.332.
     if (version !== "2.1.197")
-    it("the hook killed at Claude Code's timeout loses nothing: the reply is handed over, labelled late, at the next session's start", async (ctx) => {
+    it.sequential("the hook killed at Claude Code's timeout loses nothing: the reply is handed over, labelled late, at the next session's start", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       // Claude Code's own timeout for the Stop hook cut to 2 s: it kills the waiting hook.
       const settingsFile = join(w.project, ".claude", "settings.local.json");
@@ -404,7 +437,7 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       scope.fake.setResponder((req) => (req.lastUserText.includes("Killed-hook task") ? "Reviewer: KILLED-HOOK-REPLY check the logs." : "[NEEDS-JC] done?"));
       scope.fake.setDelay((req) => (req.lastUserText.includes("Killed-hook task") ? 5_000 : 0));
       await scope.start(root);
-      const m = await model((req) => ({ text: shown(req).includes("KILLED-HOOK-REPLY") ? "Checked the logs." : "Killed-hook task done." }));
+      const m = await model(ctx, (req) => ({ text: shown(req).includes("KILLED-HOOK-REPLY") ? "Checked the logs." : "Killed-hook task done." }));
 
       const first = await claude(w, m, ["-p", "Do it.", "--output-format", "stream-json", "--verbose"]);
       expect(first.code).toBe(0);
@@ -421,11 +454,11 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("a reply Claude Code dropped (--max-turns) and replays itself on --continue is not doubled", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       scope.fake.setResponder((req) => (req.lastUserText.includes("first run") ? "Reviewer: REPLAYED-NOT-DOUBLED tidy up." : "[NEEDS-JC] done?"));
       await scope.start(root);
-      const m = await model((req) => ({ text: shown(req).includes("Go on") ? "Tidied up." : "This is the first run's answer." }));
+      const m = await model(ctx, (req) => ({ text: shown(req).includes("Go on") ? "Tidied up." : "This is the first run's answer." }));
 
       await claude(w, m, ["-p", "First task.", "--max-turns", "1", "--output-format", "stream-json", "--verbose"]);
       expect(m.turns()).toHaveLength(1);
@@ -437,12 +470,12 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("wake mode in plain -p: the dropped wake is handed over at the next session's start", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--mode", "wake", "--timeout", "60", "--max-turns", "1"]);
       // Not a question after the second step: a wake-mode hook waits through a question, and plain -p waits for it.
       scope.fake.setResponder((req) => (req.lastUserText.includes("first") ? "Reviewer: WAKE-DROPPED-BY-P now document it." : "Reviewer: fine."));
       await scope.start(root);
-      const m = await model((req) => ({ text: shown(req).includes("Second") ? "Documented." : "The first step is done." }));
+      const m = await model(ctx, (req) => ({ text: shown(req).includes("Second") ? "Documented." : "The first step is done." }));
 
       const first = await claude(w, m, ["-p", "First step.", "--output-format", "stream-json", "--verbose"]);
       expect(first.code).toBe(0);
@@ -455,12 +488,12 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("a late reply is handed over labelled as late at --continue (SessionStart)", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "2"]);
       scope.fake.setResponder(() => "Reviewer: LATE-BUT-LABELLED looks fine.");
       scope.fake.setDelay(() => 5_000);
       await scope.start(root);
-      const m = await model(() => ({ text: "Implemented the cache." }));
+      const m = await model(ctx, () => ({ text: "Implemented the cache." }));
 
       const first = await claude(w, m, ["-p", "Implement the cache.", "--output-format", "stream-json", "--verbose"]);
       expect(first.code).toBe(0);
@@ -479,13 +512,13 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("wake mode: the agent stops at once and the reply wakes it (stream-json session)", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       // --max-turns 1: the stop after the woken turn lets the agent stop at once, so the session can end.
       const root = await relayRootFor(w, ["--mode", "wake", "--timeout", "120", "--max-turns", "1"]);
       scope.fake.setResponder((req) => (req.lastUserText.includes("woken") ? "[NEEDS-JC] all good?" : "Reviewer: WAKE-REPLY run the linter."));
       scope.fake.setDelay(() => 3_000);
       await scope.start(root);
-      const m = await model((req) => ({ text: shown(req).includes("WAKE-REPLY") ? "I was woken and ran the linter." : "Finished the first step." }));
+      const m = await model(ctx, (req) => ({ text: shown(req).includes("WAKE-REPLY") ? "I was woken and ran the linter." : "Finished the first step." }));
 
       const results = (out: string): number => out.split("\n").filter((l) => l.includes('"type":"result"')).length;
       const run = await claude(w, m, ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"], {
@@ -502,7 +535,7 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
     it("a second Claude Code session on the same relay session is told so and let stop; it takes no reply", async (ctx) => {
       if (skipReason) return ctx.skip(skipReason);
       const scope = await Scope.create(ctx);
-      const w = await world();
+      const w = await world(ctx);
       const root = await relayRootFor(w, ["--timeout", "60"]);
       scope.fake.setResponder((req) => (req.lastUserText.includes("first session") ? "Reviewer: FOR-THE-FIRST-ONLY" : "[NEEDS-JC] ok?"));
       // The first session's reply is held until the second session has run, however long that takes.
@@ -511,8 +544,8 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       ctx.onTestFinished(() => releaseFirst());
       scope.fake.setDelay((req) => (req.lastUserText.includes("first session") ? firstHeld : 0));
       await scope.start(root);
-      const m1 = await model((_req, i) => ({ text: i === 0 ? "This is the first session." : "Done, thanks." }));
-      const m2 = await model(() => ({ text: "This is the second session." }));
+      const m1 = await model(ctx, (_req, i) => ({ text: i === 0 ? "This is the first session." : "Done, thanks." }));
+      const m2 = await model(ctx, () => ({ text: "This is the second session." }));
 
       const firstRun = claude(w, m1, ["-p", "Work.", "--output-format", "stream-json", "--verbose"]);
       await waitFor(() => scope.fake.requests.length > 0, { timeoutMs: 60_000, what: "the first session's message at the relay" });

@@ -81,7 +81,8 @@ export interface ClaudeRun {
   events: Record<string, unknown>[];
 }
 
-const running = new Set<ChildProcess>();
+/** Every Claude Code still running, by the world it runs in (so one test can end its own). */
+const running = new Map<ChildProcess, ClaudeWorld>();
 
 /**
  * `claude ARGS` in the world's project, to completion (killed, with its process group, after
@@ -104,7 +105,7 @@ export async function runClaude(
   },
 ): Promise<ClaudeRun> {
   const child = spawn(bin, args, { cwd: world.project, env: opts.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
-  running.add(child);
+  running.set(child, world);
   let stdout = "";
   let stderr = "";
   let stdinOpen = true;
@@ -156,8 +157,14 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-/** Kill every Claude Code still running (afterEach): hooks run in their own groups, and are the tests' to end. */
-export function killClaudes(): void {
-  for (const child of running) killGroup(child);
-  running.clear();
+/**
+ * Kill every Claude Code still running in `world` (a test's own, when the tests of a file run
+ * concurrently), or in any world: hooks run in their own groups, and are the tests' to end.
+ */
+export function killClaudes(world?: ClaudeWorld): void {
+  for (const [child, of] of running) {
+    if (world !== undefined && of !== world) continue;
+    killGroup(child);
+    running.delete(child);
+  }
 }
