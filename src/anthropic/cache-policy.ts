@@ -13,7 +13,8 @@
 // read restarts the lifetime, so each gap counts on its own). The option with the lowest
 // expected price wins. One exception: while the cache the previous call wrote is still alive,
 // `none` is not chosen (this call reads the prefix at the read price, whatever comes next). A
-// conversation's first call has no gaps: see firstCallTtl.
+// conversation's first call has no gaps of its own: it borrows the pace of the relay's other
+// conversations when they have one (their agents tend to work alike), else see firstCallTtl.
 import { type ConfiguredPrices, priceFor } from "../costs/pricing.js";
 
 export type CacheTtl = "5m" | "1h";
@@ -92,6 +93,8 @@ export interface CacheDecisionInput {
   /** the request's prompt, estimated */
   promptTokens: number;
   model: string;
+  /** the recent gaps between the calls of the relay's other conversations (ms): the pace a conversation with none yet borrows */
+  relayGaps?: readonly number[];
 }
 
 const minutes = (ms: number): string => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${Math.round(ms / 60_000)}m`);
@@ -120,7 +123,9 @@ export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
   if (input.setting !== "auto") return { ttl: input.setting, reason: `cache_ttl: ${input.setting}` };
   const minimum = minCacheablePrefixTokens(input.model);
   const below = input.promptTokens < minimum ? `; the prompt (~${input.promptTokens} tokens) is below ${input.model}'s minimum cacheable prefix (${minimum}), so nothing is written yet` : "";
-  const gaps = paceGaps(input.callTimes, input.now);
+  const own = paceGaps(input.callTimes, input.now);
+  const borrowed = own.length === 0 && (input.relayGaps?.length ?? 0) > 0;
+  const gaps = borrowed ? (input.relayGaps ?? []) : own;
   if (gaps.length === 0) {
     const { ttl, lossIf1h, lossIf5m } = firstCallTtl(input.rates);
     return { ttl, reason: `auto: no pace yet (first call), ${ttl}: should the calls come minutes apart, 1h costs ${lossIf1h.toFixed(2)}x the prompt more than 5m; a quarter-hour apart, 5m costs ${lossIf5m.toFixed(2)}x more than 1h${below}` };
@@ -133,5 +138,6 @@ export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
   for (const c of options) if (price[c] < price[best]) best = c;
   const prices = CACHE_CHOICES.map((c) => `${c} ${price[c].toFixed(2)}x`).join(", ");
   const keep = alive && last && best !== "none" && price.none < price[best] ? ` (the ${last.ttl} cache is still alive: read it)` : "";
-  return { ttl: best, reason: `auto: ${gaps.length} gaps, median ${minutes(median(gaps))}; expected prefix price ${prices}${keep}${below}` };
+  const whose = borrowed ? "no pace yet (first call); the relay's other conversations: " : "";
+  return { ttl: best, reason: `auto: ${whose}${gaps.length} gaps, median ${minutes(median(gaps))}; expected prefix price ${prices}${keep}${below}` };
 }

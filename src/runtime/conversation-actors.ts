@@ -5,7 +5,7 @@ import { conversationMachine } from "../../machines/conversation.js";
 import { permissionDecisionMachine } from "../../machines/permission-decision.js";
 import { relayMachine } from "../../machines/relay.js";
 import type { CallResult, CommitInput, CommitResult, Note, SummarizeResult, WorkItem } from "../../machines/types.js";
-import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW } from "../anthropic/cache-policy.js";
+import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW, paceGaps } from "../anthropic/cache-policy.js";
 import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, classifyFailure, type ApiReply, type MessagesRequest } from "../anthropic/messages.js";
 import type { RelayConfig, SessionConfig } from "../config/config.js";
 import { budgetExhausted } from "../costs/budget.js";
@@ -49,6 +49,8 @@ interface LastCall {
 
 export function conversationActors(deps: RelayDeps) {
   const lastCalls = new Map<string, LastCall>();
+  /** each conversation's recent gaps between calls, as its last decision saw them: a new conversation borrows the others' */
+  const paces = new Map<string, number[]>();
 
   /** The breakpoints' lifetime for the conversation's next request (cache_ttl: auto decides from its pace). */
   const decideCache = (conversation: string, model: string, entries: readonly HistoryEntry[], promptTokens: number): CacheDecision & { gapMs: number | null } => {
@@ -57,7 +59,10 @@ export function conversationActors(deps: RelayDeps) {
     const times = callTimesOf(entries);
     const last = lastCalls.get(conversation);
     const previous = Math.max(times[times.length - 1] ?? Number.NEGATIVE_INFINITY, last?.at ?? Number.NEGATIVE_INFINITY);
-    const decision = chooseCacheTtl({ setting: config.cacheTtl, callTimes: times, now, lastWrite: last ?? null, rates: cacheRatesFor(model, config.prices), promptTokens, model });
+    const own = paceGaps(times, now);
+    if (own.length > 0) paces.set(conversation, own);
+    const relayGaps = [...paces].filter(([c]) => c !== conversation).flatMap(([, gaps]) => gaps);
+    const decision = chooseCacheTtl({ setting: config.cacheTtl, callTimes: times, now, lastWrite: last ?? null, rates: cacheRatesFor(model, config.prices), promptTokens, model, relayGaps });
     return { ...decision, gapMs: Number.isFinite(previous) ? Math.max(0, now - previous) : null };
   };
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
 import type { MessagesRequest } from "../../src/anthropic/messages.js";
 import { conversationActors } from "../../src/runtime/conversation-actors.js";
-import { fakeConfig, fakeRelay } from "../support/fake-deps.js";
+import { fakeConfig, fakeRelay, session } from "../support/fake-deps.js";
 
 const MIN = 60_000;
 const T0 = Date.parse("2026-11-29T08:00:00Z");
@@ -44,6 +44,19 @@ describe("callApi under cache_ttl: auto", () => {
     expect(fake.ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), 1h: .*; the prompt \(~\d+ tokens\) is below claude-sonnet-4-6's minimum cacheable prefix \(1024\)/);
     expect(fake.ledger[4]?.cache?.gapMs).toBe(15 * MIN);
     expect(fake.ledger[4]?.cache?.reason).toMatch(/^auto: 4 gaps, median 1m; expected prefix price 5m 0\.39x, 1h 0\.10x, none 1\.00x/);
+  });
+
+  it("gives a new conversation's first call the pace of the relay's other conversations", async () => {
+    const { fake, actors, turn, setClock } = setUp({ sessions: [session("s1", false), session("s2", true)] });
+    for (let i = 0; i < 4; i++) await turn(i, T0 + i * MIN);
+    setClock(T0 + 4 * MIN);
+    const s2 = { id: "b0", source: "envelope" as const, session: "s2", text: "first of s2", inReplyTo: null };
+    const result = await actors.callApi({ conversation: "session.s2", item: s2, notes: [] }, new AbortController().signal);
+    expect(result.ok).toBe(true);
+    expect(ttlOf(fake.api.calls.at(-1)?.request)).toBe("5m");
+    expect(fake.ledger.at(-1)?.cache?.reason).toMatch(/^auto: no pace yet \(first call\); the relay's other conversations: \d+ gaps, median 1m/);
+    // the first conversation's own first call had nothing to borrow
+    expect(fake.ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), 1h/);
   });
 
   it("keeps a fixed cache_ttl whatever the pace", async () => {

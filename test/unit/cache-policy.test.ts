@@ -41,6 +41,20 @@ describe("cache_ttl: auto picks the cheapest lifetime for the conversation's pac
     expect(d.reason).toContain("5m costs 1.15x more than 1h");
   });
 
+  it("the first call of a conversation borrows the pace of the relay's other conversations when they have one", () => {
+    const first = (relayGaps: number[]) => chooseCacheTtl({ setting: "auto", callTimes: [], now: T0, lastWrite: null, rates: DEFAULT_CACHE_RATES, promptTokens: 20_000, model: MODEL, relayGaps });
+    expect(first([MIN, MIN, 2 * MIN]).ttl).toBe("5m");
+    expect(first([MIN, MIN, 2 * MIN]).reason).toMatch(/^auto: no pace yet \(first call\); the relay's other conversations: 3 gaps, median 1m; expected prefix price 5m 0\.10x/);
+    expect(first([15 * MIN, 20 * MIN]).ttl).toBe("1h");
+    expect(first([90 * MIN, 120 * MIN, 90 * MIN]).ttl).toBe("none");
+    // none to borrow: the worse-case rule, as before
+    expect(first([]).ttl).toBe("1h");
+    expect(first([]).reason).toContain("no pace yet (first call), 1h");
+    // a conversation with a pace of its own keeps it
+    const { callTimes } = paced(15 * MIN);
+    expect(chooseCacheTtl({ setting: "auto", callTimes, now: (callTimes.at(-1) ?? 0) + 15 * MIN, lastWrite: null, rates: DEFAULT_CACHE_RATES, promptTokens: 20_000, model: MODEL, relayGaps: [MIN, MIN, MIN] }).ttl).toBe("1h");
+  });
+
   it("the first call's choice follows the rates: were a 1h write dear enough, 5m", () => {
     expect(firstCallTtl({ read: 0.05, write5m: 1.25, write1h: 2 }).ttl).toBe("1h");
     expect(firstCallTtl({ read: 0.1, write5m: 1.25, write1h: 2.5 }).ttl).toBe("5m");
