@@ -36,9 +36,12 @@ describe("the young generation while relay run starts", () => {
     expect(after).toBeGreaterThan(4 * before); // 1 MB to 32 MB on Node 20
   });
 
-  it("stays at its starting size while held", () => {
+  it("stays at its starting size while held, far below the default's growth", () => {
     const { before, after } = youngGeneration("hold");
-    expect(after).toBeLessThanOrEqual(2 * before); // V8 commits its second semi-space: 1 MB to 2 MB, no further
+    // V8 commits its second semi-space: 1 MB to 2 MB. On Node 24 a run now and then reaches
+    // 3.5 MB all the same (measured on 2026-11-29: 2 MB in 15 of 16 runs, 3.5 MB in the other;
+    // a CI rehearsal failed on the earlier bound of 2 MB); unheld it reaches 32 MB there.
+    expect(after).toBeLessThanOrEqual(4 * before);
   });
 
   it("grows once released, to 2 MB a semi-space and no further (a step under way may pass it once)", () => {
