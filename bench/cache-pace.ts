@@ -23,8 +23,11 @@ const CALLS = 40;
 /** a fresh conversation's first call has no pace, its second knows one gap: the steady figure leaves them out */
 const LEARNING_CALLS = 2;
 export const PACES_MIN = [1, 15, 90] as const;
-type Setting = "5m" | "1h" | "auto" | "none";
-const SETTINGS: readonly Setting[] = ["5m", "1h", "auto", "none"];
+/** "joining": auto in a conversation that starts on a relay whose other conversations already call at this pace */
+type Setting = "5m" | "1h" | "auto" | "joining" | "none";
+const SETTINGS: readonly Setting[] = ["5m", "1h", "auto", "joining", "none"];
+/** the gaps the relay's other conversations show a joining one (their last decisions' recent gaps) */
+const OTHERS_GAPS = 4;
 
 const item = (i: number): WorkItem => ({ id: `e${i}`, source: "envelope", session: "session-1", text: `envelope ${i}: `.padEnd(1000, "x"), inReplyTo: null });
 
@@ -61,10 +64,20 @@ async function paced(setting: Setting, gapMs: number, calls: number): Promise<{ 
       const now = T0 + i * gapMs;
       c.setClock(now);
       const shape = { model: MODEL, maxTokens: 1024, systemPrompt: SYSTEM_PROMPT, history, notes: [], item: item(i) };
+      const relayGaps = setting === "joining" ? Array.from({ length: OTHERS_GAPS }, () => gapMs) : [];
       const ttl: CacheChoice =
         setting === "none"
           ? "none"
-          : chooseCacheTtl({ setting, callTimes: callTimesOf(history), now, lastWrite: last, rates: cacheRatesFor(MODEL), promptTokens: estimatePromptTokens(buildReplyRequest({ ...shape, cacheTtl: "none" })), model: MODEL }).ttl;
+          : chooseCacheTtl({
+              setting: setting === "joining" ? "auto" : setting,
+              callTimes: callTimesOf(history),
+              now,
+              lastWrite: last,
+              rates: cacheRatesFor(MODEL),
+              promptTokens: estimatePromptTokens(buildReplyRequest({ ...shape, cacheTtl: "none" })),
+              model: MODEL,
+              relayGaps,
+            }).ttl;
       choices[ttl] += 1;
       const billed = await c.call(buildReplyRequest({ ...shape, cacheTtl: ttl }));
       usd += billed;
@@ -105,23 +118,25 @@ async function summaryCycle(riding: boolean): Promise<{ turnsUsd: number; summar
 
 export interface CachePaceResult {
   calls: number;
-  paces: { minutes: number; usd: Record<Setting, number>; steadyUsd: Record<Setting, number>; autoChoices: Record<CacheChoice, number> }[];
+  paces: { minutes: number; usd: Record<Setting, number>; steadyUsd: Record<Setting, number>; autoChoices: Record<CacheChoice, number>; joiningChoices: Record<CacheChoice, number> }[];
   summary: { before: { turnsUsd: number; summaryUsd: number }; after: { turnsUsd: number; summaryUsd: number } };
 }
 
 export async function cachePace(calls = CALLS): Promise<CachePaceResult> {
   const paces: CachePaceResult["paces"] = [];
   for (const minutes of PACES_MIN) {
-    const usd = { "5m": 0, "1h": 0, auto: 0, none: 0 };
+    const usd = { "5m": 0, "1h": 0, auto: 0, joining: 0, none: 0 };
     const steadyUsd = { ...usd };
     let autoChoices: Record<CacheChoice, number> = { "5m": 0, "1h": 0, none: 0 };
+    let joiningChoices: Record<CacheChoice, number> = { ...autoChoices };
     for (const s of SETTINGS) {
       const r = await paced(s, minutes * MIN, calls);
       usd[s] = r.usd;
       steadyUsd[s] = r.steadyUsd;
       if (s === "auto") autoChoices = r.choices;
+      if (s === "joining") joiningChoices = r.choices;
     }
-    paces.push({ minutes, usd, steadyUsd, autoChoices });
+    paces.push({ minutes, usd, steadyUsd, autoChoices, joiningChoices });
   }
   return { calls, paces, summary: { before: await summaryCycle(false), after: await summaryCycle(true) } };
 }
@@ -147,14 +162,16 @@ export function cachePaceRows(r: CachePaceResult): { rows: CacheRow[]; notes: st
     const steadyBest = bestOf(p.steadyUsd);
     const steadyVsBest = p.steadyUsd.auto / steadyBest.usd;
     const cell = (s: Setting) => `${s} ${pct(p.usd[s] / p.usd.none)}`;
-    const chose = CACHE_CHOICES.filter((c) => p.autoChoices[c] > 0)
-      .map((c) => `${c} ×${p.autoChoices[c]}`)
-      .join(", ");
+    const chose = (choices: Record<CacheChoice, number>) =>
+      CACHE_CHOICES.filter((c) => choices[c] > 0)
+        .map((c) => `${c} ×${choices[c]}`)
+        .join(", ");
+    const joiningVsBest = p.usd.joining / best.usd;
     rows.push({
       figure: `billed input, ${r.calls} calls ${p.minutes} min apart (${MODEL}), relative to no caching`,
-      p50: `${cell("auto")} (chose ${chose})`,
+      p50: `${cell("auto")} (chose ${chose(p.autoChoices)}); joining a relay at this pace: ${pct(p.usd.joining / p.usd.none)} (chose ${chose(p.joiningChoices)})`,
       tail: `${cell("5m")} · ${cell("1h")}`,
-      target: `auto within 5 % of the best fixed choice (${best.s}): ${autoVsBest <= 1.05 ? "met" : "**missed**"} (${pct(autoVsBest)} of it; from call ${LEARNING_CALLS + 1} on, once the pace is known: ${pct(steadyVsBest)} of ${steadyBest.s})`,
+      target: `auto within 5 % of the best fixed choice (${best.s}): ${autoVsBest <= 1.05 ? "met" : "**missed**"} (${pct(autoVsBest)} of it; from call ${LEARNING_CALLS + 1} on, once the pace is known: ${pct(steadyVsBest)} of ${steadyBest.s}); joining a relay at this pace: ${joiningVsBest <= 1.05 ? "met" : "**missed**"} (${pct(joiningVsBest)})`,
       baseline: `no caching ${usdOf(p.usd.none)}; best fixed ${best.s} ${usdOf(best.usd)}`,
     });
   }
@@ -167,7 +184,7 @@ export function cachePaceRows(r: CachePaceResult): { rows: CacheRow[]; notes: st
     baseline: `before (uncached transcript, its own system prompt): summary ${usdOf(before.summaryUsd)}, cycle ${usdOf(before.turnsUsd + before.summaryUsd)}`,
   });
   const notes = [
-    `Cache paces: the relay's request builder, \`cache_ttl\` policy and SDK call against a fresh stand-in per run, its cache clock set to each call's simulated time (no real waiting); ${r.calls} turns of a 1,000-char envelope and a 1,000-char reply on a ${SYSTEM_PROMPT.length.toLocaleString("en-US")}-char system prompt; billed input is the stand-in's usage priced at ${MODEL}'s rates (reads 0.05x input), output left out. "auto" decides each call from the call times the history records, as \`relay run\` does. A fresh conversation's first call has no pace: auto writes 1h, the choice whose worse case loses less (0.75x the first prompt at a 1-minute pace, where 5m would have served; 5m would lose 1.2x it at a 15-minute pace, its write dying unread). No first choice is within 5 % at both paces here: the first prompt (~4,350 tokens) is 7.6 % of the 1-minute bill's 5m optimum and 5.8 % of the 15-minute bill's 1h optimum, so 1h loses 0.75 × 7.6 = 5.7 % at the first, 5m 1.2 × 5.8 = 7.0 % at the second, and writing nothing 0.95x at both (7.2 % and 5.5 %). The figure after the first ${LEARNING_CALLS} calls shows the policy once the pace is known.`,
+    `Cache paces: the relay's request builder, \`cache_ttl\` policy and SDK call against a fresh stand-in per run, its cache clock set to each call's simulated time (no real waiting); ${r.calls} turns of a 1,000-char envelope and a 1,000-char reply on a ${SYSTEM_PROMPT.length.toLocaleString("en-US")}-char system prompt; billed input is the stand-in's usage priced at ${MODEL}'s rates (reads 0.05x input), output left out. "auto" decides each call from the call times the history records, as \`relay run\` does. A fresh conversation's first call has no pace: auto writes 1h, the choice whose worse case loses less (0.75x the first prompt at a 1-minute pace, where 5m would have served; 5m would lose 1.2x it at a 15-minute pace, its write dying unread). No first choice is within 5 % at both paces here: the first prompt (~4,350 tokens) is 7.6 % of the 1-minute bill's 5m optimum and 5.8 % of the 15-minute bill's 1h optimum, so 1h loses 0.75 × 7.6 = 5.7 % at the first, 5m 1.2 × 5.8 = 7.0 % at the second, and writing nothing 0.95x at both (7.2 % and 5.5 %). The figure after the first ${LEARNING_CALLS} calls shows the policy once the pace is known. "Joining" is the same conversation started on a relay whose other conversations already call at this pace: its first call borrows their last ${OTHERS_GAPS} gaps, as \`relay run\` does, and only a relay with no other conversation leaves a first call without a pace.`,
     "Summarization cycle: the same 12 turns with 5m caching, then one summary keeping 2 turns. Before: the folded turns as one uncached transcript under the summarization prompt as system prompt (the old request). After: the conversation's last request byte for byte, its reply, then the summarization prompt as the last user turn, so the whole conversation is a cache read.",
   ];
   return { rows, notes };
