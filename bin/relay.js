@@ -9,7 +9,8 @@ import module from "node:module";
 module.enableCompileCache?.();
 // The hot commands (the Claude Code hooks, `relay status`, `relay run`) run without loading
 // oclif when their command line is plain, from their bundle (dist/hot/, scripts/bundle.mjs);
-// everything else, help and errors included, is oclif's, from dist/src/.
+// everything else, help and errors included, is oclif's, whose command map is in the same
+// bundle (dist/hot/commands.js, package.json "oclif").
 const { runWithoutOclif } = await import("../dist/hot/hot.js");
 
 if (!(await runWithoutOclif(process.argv.slice(2)))) {

@@ -81,6 +81,20 @@ describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)",
   });
 });
 
+describe("oclif's command map (package.json \"oclif\")", () => {
+  it("is the bundle's, dist/hot/commands.js, with every command of src/commands/index.ts, and so is the command_not_found hook", async () => {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { oclif: { commands: { target: string; identifier: string }; hooks: { command_not_found: string } } };
+    expect(pkg.oclif.commands.target).toBe("./dist/hot/commands.js");
+    expect(pkg.oclif.hooks.command_not_found).toBe("./dist/hot/command-not-found.js");
+    const meta = bundleMeta();
+    expect(sourcesOf(meta, ["dist/hot/commands.js"])).toContain("dist/src/commands/index.js");
+    expect(sourcesOf(meta, ["dist/hot/command-not-found.js"])).toContain("dist/src/commands/command-not-found.js");
+    const built = (await import(new URL(`../../${pkg.oclif.commands.target}`, import.meta.url).href)) as Record<string, Record<string, unknown>>;
+    const { commands } = await import("../../src/commands/index.js");
+    expect(Object.keys(built[pkg.oclif.commands.identifier] ?? {}).sort()).toEqual(Object.keys(commands).sort());
+  });
+});
+
 describe("relay run without oclif (src/commands/run-action.ts)", () => {
   it("never loads oclif: no module the daemon imports, statically or with import(), imports @oclif/core", () => {
     const action = new URL("../../dist/src/commands/run-action.js", import.meta.url).pathname;
