@@ -60,6 +60,8 @@ const { metafile } = await build({
     // oclif's command map and its command_not_found hook (package.json "oclif")
     commands: `${root}dist/src/commands/index.js`,
     "command-not-found": `${root}dist/src/commands/command-not-found.js`,
+    // the thread that reads a long cost ledger at start (src/costs/ledger-aside.ts)
+    "ledger-worker": `${root}dist/src/costs/ledger-worker.js`,
   },
   outdir,
   bundle: true,

@@ -25,7 +25,7 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
   // fetch's HTTP parser (WebAssembly) stays on V8's baseline compiler: its optimizing compile was the daemon's memory peak.
   keepWasmOnBaseline();
   // Loaded here, not at the top: bin/relay.js loads this module (RUN_FLAGS) for every command line.
-  const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { LedgerSummary }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
+  const [{ createClient }, { SpendTracker, unpricedUnderBudget }, { ensureTopic, loadConfig }, { startDaemon }, { createRelayDeps }, { LedgerSummary }, { ASIDE_BYTES, summarizeAside }, { acquireLock }, { createLogger }, { createNotifier }, { startConfigReloader }, { ensureDirs }] =
     await Promise.all([
       import("../anthropic/messages.js"),
       import("../costs/budget.js"),
@@ -33,6 +33,7 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
       import("../runtime/daemon.js"),
       import("../runtime/compose.js"),
       import("../costs/ledger-summary.js"),
+      import("../costs/ledger-aside.js"),
       import("../store/lock.js"),
       import("../runtime/log.js"),
       import("../operator/ntfy.js"),
@@ -96,6 +97,12 @@ export async function runRelay(flags: Omit<ParsedFlags<typeof RUN_FLAGS>, "root"
     const ledger = await LedgerSummary.open(paths.root);
     let ledgerRead: () => void = () => undefined;
     const readLedger = new Promise<void>((resolve) => (ledgerRead = resolve)).then(async () => {
+      const unread = await ledger.unreadBytes();
+      if (unread > ASIDE_BYTES) {
+        const aside = await summarizeAside(paths.root);
+        if (aside.saved) await ledger.reopen();
+        log.info({ bytes: unread, ...(aside.saved ? {} : { err: aside.error }) }, aside.saved ? "cost ledger summarized by a worker process" : "cost ledger: the worker process failed, so the relay reads it itself");
+      }
       await ledger.refresh();
       await ledger.save().catch((err: unknown) => log.warn({ err: (err as Error).message }, "cannot save state/costs.summary.json"));
       return ledger.allCells();

@@ -327,20 +327,46 @@ export class LedgerSummary {
    */
   static async open(root: string): Promise<LedgerSummary> {
     const summary = new LedgerSummary(root);
-    const saved = await readJsonFile(summaryPath(root), fileSchema).catch(() => null);
-    if (saved?.ok) {
-      for (const row of saved.value.cells) {
-        const c = fromRow(row);
-        summary.cells.map.set(`${c.day}\u0000${c.session}\u0000${c.model}`, c);
-      }
-      summary.dayStart = { ...saved.value.dayStart };
-      summary.dayEnd = { ...saved.value.dayEnd };
-      summary.ino = saved.value.ino;
-      summary.offset = saved.value.offset;
-      summary.savedOffset = saved.value.offset;
-      summary.pendingMark = saved.value.mark;
-    }
+    await summary.takeSaved();
     return summary;
+  }
+
+  /** Start again from the saved file (state/costs.summary.json), e.g. once another thread has brought it up to date. */
+  reopen(): Promise<void> {
+    return this.inTurn(async () => {
+      this.reset();
+      this.ino = -1;
+      this.savedOffset = -1;
+      this.unsaved = 0;
+      this.pendingMark = null;
+      await this.takeSaved();
+    });
+  }
+
+  private async takeSaved(): Promise<void> {
+    const saved = await readJsonFile(summaryPath(this.root), fileSchema).catch(() => null);
+    if (!saved?.ok) return;
+    for (const row of saved.value.cells) {
+      const c = fromRow(row);
+      this.cells.map.set(`${c.day}\u0000${c.session}\u0000${c.model}`, c);
+    }
+    this.dayStart = { ...saved.value.dayStart };
+    this.dayEnd = { ...saved.value.dayEnd };
+    this.ino = saved.value.ino;
+    this.offset = saved.value.offset;
+    this.savedOffset = saved.value.offset;
+    this.pendingMark = saved.value.mark;
+  }
+
+  /** Bytes of the ledger the next refresh would read: all of it when the saved summary is not this ledger's (the fingerprint is checked by the refresh itself). */
+  async unreadBytes(): Promise<number> {
+    try {
+      const st = await stat(ledgerPath(this.root));
+      return st.ino === this.ino && st.size >= this.offset ? st.size - this.offset : st.size;
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return 0;
+      throw err;
+    }
   }
 
   /** the fingerprint the saved file claims, checked once by the first refresh */

@@ -2,10 +2,11 @@
 // ready, not before (issue 15: 100,000 lines were half a second of start-up). What must not move:
 // the first envelope still waits on today's budget as the whole ledger counts it (a budget never
 // fails open, CONTRACT §10), and status.json's first costs are the whole ledger's.
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, it, type TestContext } from "vitest";
 import { makeLedgerRecord } from "../../src/costs/ledger.js";
+import { ASIDE_BYTES } from "../../src/costs/ledger-aside.js";
 import { configYaml, dropEnvelope, exists, killAll, makeRoot, readStatusJson, Scope, secretsCheck, settle, waitFor } from "../support/cli.js";
 
 afterAll(killAll);
@@ -47,8 +48,10 @@ describe("relay run with a ledger it has not summarized yet", () => {
       const { expect } = ctx;
       let ledger = { totalUsd: 0, calls: 0 };
       // 20,000 older calls, then 200 of $0.01 today: $2 spent today against a $1 budget
-      const { scope, root } = await startOnLedger(ctx, async (r) => {
+      const { scope, root, daemon } = await startOnLedger(ctx, async (r) => {
         ledger = await writeLedger(r, 20_000, 200, 0.01);
+        // over ASIDE_BYTES: read by the worker process (src/costs/ledger-aside.ts), not the daemon
+        expect((await stat(join(r, "state", "costs.jsonl"))).size).toBeGreaterThan(ASIDE_BYTES);
         expect(await exists(join(r, "state", "costs.summary.json"))).toBe(false);
       });
       const question = await waitFor(
@@ -69,6 +72,7 @@ describe("relay run with a ledger it has not summarized yet", () => {
       // read once: the summary is saved for the next start
       const saved = await waitFor(() => readFile(join(root, "state", "costs.summary.json"), "utf8").catch(() => null), { what: "state/costs.summary.json", timeoutMs: WAIT });
       expect(JSON.parse(saved)).toMatchObject({ format: expect.stringMatching(/^relay-costs-summary\//) });
+      expect(daemon.stderr()).toContain("cost ledger summarized by a worker process");
     },
     LONG,
   );

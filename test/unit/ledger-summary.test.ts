@@ -1,4 +1,5 @@
 // The ledger's incremental summary: the same totals as reading every line, from the tail alone.
+import { existsSync } from "node:fs";
 import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +7,7 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { appendLedger, ledgerPath, makeLedgerRecord, readLedger, summarize } from "../../src/costs/ledger.js";
 import { LedgerSummary, newestRecords, summaryPath, utcDayOf } from "../../src/costs/ledger-summary.js";
+import { LEDGER_WORKER, summarizeAside } from "../../src/costs/ledger-aside.js";
 
 const roots: string[] = [];
 afterAll(async () => {
@@ -106,6 +108,50 @@ describe("the ledger summary", () => {
     expect(opened.totals().calls).toBe(0);
     await opened.refresh();
     expect(opened.totals()).toEqual((await LedgerSummary.load(dir)).totals());
+  });
+
+  it("says how much of the ledger its next refresh reads: all of it with no summary, the tail after a saved one", async () => {
+    const dir = await root();
+    const opened = await LedgerSummary.open(dir);
+    expect(await opened.unreadBytes()).toBe(0);
+    for (let i = 0; i < 10; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`));
+    const size = (await stat(ledgerPath(dir))).size;
+    expect(await opened.unreadBytes()).toBe(size);
+    await opened.refresh();
+    await opened.save();
+    await appendLedger(dir, call("2026-11-22T10:00:00Z"));
+    const tail = (await stat(ledgerPath(dir))).size - size;
+    expect(await (await LedgerSummary.open(dir)).unreadBytes()).toBe(tail);
+  });
+
+  it("reopens from the saved file another process brought up to date, then reads only the tail after it", async () => {
+    const dir = await root();
+    for (let i = 0; i < 30; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`));
+    const relay = await LedgerSummary.open(dir);
+    const other = await LedgerSummary.load(dir);
+    await other.save();
+    await relay.reopen();
+    expect(await relay.unreadBytes()).toBe(0);
+    expect(relay.totals()).toEqual(other.totals());
+    await appendLedger(dir, call("2026-11-22T10:00:00Z", "s2"));
+    await relay.refresh();
+    expect(relay.totals().calls).toBe(31);
+  });
+
+  it("is summarized and saved by the ledger worker, a process of its own (src/costs/ledger-aside.ts)", async () => {
+    expect(existsSync(LEDGER_WORKER), "run `npm run build` first").toBe(true);
+    const dir = await root();
+    for (let i = 0; i < 40; i++) await appendLedger(dir, call(`2026-11-21T10:${String(i).padStart(2, "0")}:00Z`, i % 2 ? "s2" : "s1"));
+    expect(await summarizeAside(dir)).toEqual({ saved: true });
+    const saved = await LedgerSummary.open(dir);
+    expect(await saved.unreadBytes()).toBe(0);
+    expect(saved.totals()).toEqual((await LedgerSummary.load(dir)).totals());
+    // a ledger it cannot read: the answer says why, nothing is saved
+    const broken = await root();
+    await mkdir(join(broken, "state", "costs.jsonl"), { recursive: true });
+    const reply = await summarizeAside(broken);
+    expect(reply.saved).toBe(false);
+    expect(reply.saved ? "" : reply.error).toMatch(/EISDIR|directory/);
   });
 
   it("saves only between reads: a save asked for while the ledger is read names the cells it wrote", async () => {
