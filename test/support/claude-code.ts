@@ -61,6 +61,9 @@ export async function makeClaudeWorld(): Promise<ClaudeWorld> {
       XDG_CACHE_HOME: join(home, ".cache"),
       XDG_STATE_HOME: join(home, ".local", "state"),
       TMPDIR: base,
+      // The relay's hooks keep Node's compile cache where a user's would be, in one temp dir that
+      // outlives a test, not in this world's own (where every hook of every test started cold).
+      NODE_COMPILE_CACHE: join(tmpdir(), "node-compile-cache"),
       ANTHROPIC_API_KEY: "sk-ant-claude-code-dummy",
       ANTHROPIC_BASE_URL: modelUrl,
       DISABLE_AUTOUPDATER: "1",
