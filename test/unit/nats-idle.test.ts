@@ -13,7 +13,6 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KV } from "@nats-io/kv";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
 import { inputFile, type RelayPaths, relayPaths } from "../../src/config/paths.js";
@@ -32,6 +31,7 @@ import type { NatsRelayParts } from "../../src/transport/nats/start.js";
 import { ensureTopology } from "../../src/transport/nats/topology.js";
 import { jcRefusalKey } from "../../src/transport/nats/relay-side.js";
 import { fakeConfig, session } from "../support/fake-deps.js";
+import { linkWithBuckets } from "../support/nats-link.js";
 import { type NatsServer, natsSkipReason, startNatsServer } from "../support/nats-server.js";
 
 const dirs: string[] = [];
@@ -157,16 +157,6 @@ describe("an idle relay with transport: nats", () => {
 });
 
 if (natsSkipReason) console.warn(`skipping the NATS agent's idle test: ${natsSkipReason}`);
-
-/** The link, each bucket it binds passed through `wrap` (a view over the real one, to count or bend its calls). */
-function linkWithBuckets(link: NatsLink, wrap: (name: string, kv: KV, view: KV) => KV): NatsLink {
-  const kvm = Object.create(link.kvm) as NatsLink["kvm"];
-  kvm.open = async (name, o) => {
-    const kv = await link.kvm.open(name, o);
-    return wrap(name, kv, Object.create(kv) as KV);
-  };
-  return { ...link, kvm };
-}
 
 /** The link, with every bucket bound and every key listing counted. */
 function countedLink(link: NatsLink): { link: NatsLink; opens: () => number; listings: () => number } {

@@ -45,6 +45,8 @@ export const slotValueSchema = z.object({
   text: z.string(),
 });
 export type SlotValue = z.infer<typeof slotValueSchema>;
+/** A slot's value as written (JSON), checked. */
+export const parseSlotValue = (raw: string) => slotValueSchema.safeParse(safeJson(raw));
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -309,6 +311,15 @@ export class NatsOutbox implements Outbox {
   private readonly deleteSeen = new Set<string>();
   /** when each slot was last read for its acknowledgement (monotonic ms) */
   private readonly lastLook = new Map<string, number>();
+  /**
+   * Each slot's revision as the read that found it acknowledged saw it (the agent's delete), until
+   * the next reply is staged on it: that reply needs no read of its own (a round trip on the
+   * reply's path). Only the relay writes a value and an agent deletes only the value it delivered
+   * (previousSeq), so an emptied slot keeps its revision until the relay writes again. Forgotten at
+   * a reconnect: what happened to the bucket meanwhile is read again.
+   */
+  private readonly emptiedAt = new Map<string, number>();
+  private readonly stopReconnect: () => void;
 
   constructor(
     private readonly link: NatsLink,
@@ -318,6 +329,11 @@ export class NatsOutbox implements Outbox {
     private readonly crashPoint: (name: string) => Promise<void> = async () => {},
   ) {
     this.file = join(paths.state, "nats-slots.json");
+    this.stopReconnect = link.onReconnect(() => this.emptiedAt.clear());
+  }
+
+  stop(): void {
+    this.stopReconnect();
   }
 
   private async bucket(): Promise<KV> {
@@ -348,16 +364,20 @@ export class NatsOutbox implements Outbox {
       if (!staged.published) await this.publish(reply, staged.slotRev);
       return "delivered";
     }
-    const entry = await (await this.bucket()).get(session);
-    if (entry && entry.operation === "PUT") {
-      const value = slotValueSchema.safeParse(safeJson(entry.string()));
-      if (value.success && value.data.reply_id === reply.replyId) {
-        await this.record(session, { replyId: reply.replyId, slotRev: entry.revision - 1, published: true });
-        return "delivered";
+    let slotRev = this.emptiedAt.get(session);
+    this.emptiedAt.delete(session);
+    if (slotRev === undefined) {
+      const entry = await (await this.bucket()).get(session);
+      if (entry && entry.operation === "PUT") {
+        const value = parseSlotValue(entry.string());
+        if (value.success && value.data.reply_id === reply.replyId) {
+          await this.record(session, { replyId: reply.replyId, slotRev: entry.revision - 1, published: true });
+          return "delivered";
+        }
+        return "busy"; // the previous reply is not acknowledged yet
       }
-      return "busy"; // the previous reply is not acknowledged yet
+      slotRev = entry?.revision ?? 0;
     }
-    const slotRev = entry?.revision ?? 0;
     await this.record(session, { replyId: reply.replyId, slotRev, published: false });
     await this.crashPoint("nats-slot-staged");
     await this.publish(reply, slotRev);
@@ -393,7 +413,10 @@ export class NatsOutbox implements Outbox {
     const entry = await (await this.bucket()).get(session);
     const acknowledged = !entry || entry.operation !== "PUT";
     // Kept until the read agrees: the subscription can see a delete before the stream has stored it.
-    if (acknowledged) this.deleteSeen.delete(session);
+    if (acknowledged) {
+      this.deleteSeen.delete(session);
+      this.emptiedAt.set(session, entry?.revision ?? 0);
+    }
     return acknowledged;
   }
 }
