@@ -100,8 +100,11 @@ describe.skipIf(natsSkipReason !== null)("the relay's side of a reply", () => {
     expect(await outbox.deliver(reply("r2", "second"))).toBe("delivered");
     expect(gets).toBe(2); // no read: the acknowledgement's gave the revision
     expect(await replyIdIn(slots, "s1")).toBe("r2");
-    const staged = JSON.parse(await readFile(join(paths.state, "nats-slots.json"), "utf8")) as Record<string, { replyId: string; slotRev: number }>;
-    expect(staged.s1).toMatchObject({ replyId: "r2", slotRev: emptiedAt });
+    const journal = (await readFile(join(paths.state, "nats-slots.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { session: string; replyId: string; slotRev: number; published: boolean });
+    expect(journal.filter((r) => r.replyId === "r2")).toEqual([
+      { session: "s1", replyId: "r2", slotRev: emptiedAt, published: false },
+      { session: "s1", replyId: "r2", slotRev: emptiedAt, published: true },
+    ]);
 
     // The connection came back: the bucket may have changed meanwhile, so the next reply reads.
     await acknowledge();

@@ -12,10 +12,9 @@
 //
 // Dispatch. A slot is a KV key per session whose value only the relay writes, with an expected
 // last subject sequence: the slot's revision when it was seen empty. That revision is recorded
-// (state/nats-slots.json, fsynced) before the write, so a write repeated after a crash either lands
+// (state/nats-slots.jsonl, fsynced) before the write, so a write repeated after a crash either lands
 // once or is refused as "wrong last sequence", which means it was written: only an agent's delete
 // of the value it delivered can follow it.
-import { join } from "node:path";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
@@ -25,13 +24,13 @@ import { messageOf } from "../../../machines/types.js";
 import type { RelayPaths } from "../../config/paths.js";
 import type { JcSource, JcTaken } from "../../runtime/deps.js";
 import type { Logger } from "../../runtime/log.js";
-import { readJsonFile, writeAtomic } from "../../store/files.js";
 import { parseEnvelope } from "../file/queue.js";
 import type { DeliverOutcome, Inbox, Outbox } from "../port.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
 import { workingEveryMs } from "./timings.js";
+import { safeJson, type SlotRecord, SlotJournal } from "./slot-journal.js";
 import { ensurePullConsumer } from "./topology.js";
 
 const PULL_EXPIRES_MS = 30_000;
@@ -294,8 +293,7 @@ export class NatsInbox implements Inbox {
   }
 }
 
-const slotsSchema = z.record(z.string(), z.object({ replyId: z.string(), slotRev: z.number().int().min(0), published: z.boolean() }));
-type Slots = z.infer<typeof slotsSchema>;
+type Slots = Record<string, SlotRecord>;
 
 /**
  * A slot not seen deleted on the slot subscription is read again only this often: the read is the
@@ -305,7 +303,7 @@ const ACK_LOOK_EVERY_MS = 1_000;
 
 export class NatsOutbox implements Outbox {
   private slots: Slots = {};
-  private readonly file: string;
+  private readonly journal: SlotJournal;
   private kv: KV | null = null;
   /** sessions whose slot an agent deleted (the slot subscription saw it) since a read last found a reply there */
   private readonly deleteSeen = new Set<string>();
@@ -328,12 +326,13 @@ export class NatsOutbox implements Outbox {
     /** fault injection for the crash tests */
     private readonly crashPoint: (name: string) => Promise<void> = async () => {},
   ) {
-    this.file = join(paths.state, "nats-slots.json");
+    this.journal = new SlotJournal(paths.state);
     this.stopReconnect = link.onReconnect(() => this.emptiedAt.clear());
   }
 
   stop(): void {
     this.stopReconnect();
+    void this.journal.close();
   }
 
   private async bucket(): Promise<KV> {
@@ -342,19 +341,17 @@ export class NatsOutbox implements Outbox {
   }
 
   async load(): Promise<void> {
-    const read = await readJsonFile(this.file, slotsSchema);
-    if (read.ok) this.slots = read.value;
-    else if (!read.missing) throw new Error(`state/nats-slots.json is unreadable (${read.error}); move it aside only if no reply is being published`);
+    this.slots = await this.journal.load();
   }
 
   /**
    * Only the staging record must reach the disk (durably) before the publish. A "published" one is
-   * kept in memory and written with the next staging record, off the reply's path: lost in a crash,
-   * it means one more publish, which the server refuses as "wrong last sequence" (read as published).
+   * appended without a sync, off the reply's path: lost in a power cut, it means one more publish,
+   * which the server refuses as "wrong last sequence" (read as published).
    */
   private async record(session: string, value: Slots[string]): Promise<void> {
     this.slots = { ...this.slots, [session]: value };
-    if (!value.published) await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: true });
+    await this.journal.append(session, value, !value.published, () => this.slots);
   }
 
   async deliver(reply: Delivery): Promise<DeliverOutcome> {
@@ -421,13 +418,6 @@ export class NatsOutbox implements Outbox {
   }
 }
 
-const safeJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-};
 
 /** Where a refusal of JC's answer from agent `agent` waits for that agent (relay_agents). */
 export const jcRefusalKey = (agent: string, claim: string): string => `jcrefused.${agent}.${claim}`;
