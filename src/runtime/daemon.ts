@@ -152,6 +152,9 @@ class RelayLoop {
     await this.deliver();
     await this.performEffects();
     if (!this.stopping.signal.aborted) await this.offerEnvelopes();
+    // A reply made meanwhile (a fast API answers while the taking step writes its snapshot
+    // durably, as transport: nats does before its ack) goes out before its envelope is finished.
+    await this.deliver();
     await this.performEffects();
     await this.writeStatus();
   }

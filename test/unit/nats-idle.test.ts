@@ -13,7 +13,6 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KV } from "@nats-io/kv";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
 import { inputFile, type RelayPaths, relayPaths } from "../../src/config/paths.js";
@@ -32,6 +31,7 @@ import type { NatsRelayParts } from "../../src/transport/nats/start.js";
 import { ensureTopology } from "../../src/transport/nats/topology.js";
 import { jcRefusalKey } from "../../src/transport/nats/relay-side.js";
 import { fakeConfig, session } from "../support/fake-deps.js";
+import { linkWithBuckets } from "../support/nats-link.js";
 import { type NatsServer, natsSkipReason, startNatsServer } from "../support/nats-server.js";
 
 const dirs: string[] = [];
@@ -59,8 +59,12 @@ async function tempRoot(): Promise<RelayPaths> {
   return paths;
 }
 
-/** The relay's NATS side in memory: a delivery held until offered, every look at it counted. */
-function fakeNatsParts(): { parts: NatsRelayParts; hold(item: WorkItem): void; looks(): number; offered: WorkItem[]; watching: { on: boolean } } {
+/**
+ * The relay's NATS side in memory: a delivery held until offered, every look at it counted. With
+ * `record`, the replies delivered, the deliveries taken (each taking 100 ms) and finished are told
+ * in order.
+ */
+function fakeNatsParts(record?: (what: string) => void): { parts: NatsRelayParts; hold(item: WorkItem): void; looks(): number; offered: WorkItem[]; watching: { on: boolean } } {
   let wake: (reason: WakeReason) => void = () => undefined;
   let held: WorkItem | null = null;
   let looks = 0;
@@ -79,11 +83,21 @@ function fakeNatsParts(): { parts: NatsRelayParts; hold(item: WorkItem): void; l
         offered.push(item);
         return [item];
       },
-      taken: async () => undefined,
-      finish: async () => undefined,
+      taken: async (receipts) => {
+        if (!record) return;
+        record(`taken ${receipts.join(" ")}`);
+        await pause(100);
+      },
+      finish: async (receipt) => record?.(`finished ${receipt}`),
       reject: async () => undefined,
     },
-    outbox: { deliver: async () => "delivered", acknowledged: async () => true },
+    outbox: {
+      deliver: async (reply) => {
+        record?.(`delivered ${reply.inReplyTo}`);
+        return "delivered";
+      },
+      acknowledged: async () => true,
+    },
     jc: (local: JcSource): JcSource => ({
       async take() {
         looks += 1;
@@ -145,6 +159,19 @@ describe("an idle relay with transport: nats", () => {
     await until(() => expect(nats.offered.map((i) => i.id)).toEqual(["e1"]));
   });
 
+  it("a reply made while its envelope was being taken is delivered before the envelope is finished (no durable write and status on its path)", async () => {
+    const paths = await tempRoot();
+    const order: string[] = [];
+    const nats = fakeNatsParts((what) => order.push(what));
+    const handle = await relayWithNats(paths, nats.parts);
+    await until(() => expect(handle.status()?.state).toBe("idle"));
+    // --dry-run answers at once: while the taking step's ack waits, the reply is made
+    nats.hold({ id: "e1", source: "envelope", session: "s1", text: "hello", inReplyTo: "e1", receipt: "nats:1:ack" });
+    await until(() => expect(order).toContain("finished nats:1:ack"));
+    expect(order.filter((w) => !w.startsWith("finished")).slice(0, 2)).toEqual(["taken nats:1:ack", "delivered e1"]);
+    expect(order.indexOf("delivered e1")).toBeLessThan(order.indexOf("finished nats:1:ack"));
+  });
+
   it("with NATS not watching (not connected yet), every poll tick is a full step", async () => {
     const paths = await tempRoot();
     const nats = fakeNatsParts();
@@ -157,16 +184,6 @@ describe("an idle relay with transport: nats", () => {
 });
 
 if (natsSkipReason) console.warn(`skipping the NATS agent's idle test: ${natsSkipReason}`);
-
-/** The link, each bucket it binds passed through `wrap` (a view over the real one, to count or bend its calls). */
-function linkWithBuckets(link: NatsLink, wrap: (name: string, kv: KV, view: KV) => KV): NatsLink {
-  const kvm = Object.create(link.kvm) as NatsLink["kvm"];
-  kvm.open = async (name, o) => {
-    const kv = await link.kvm.open(name, o);
-    return wrap(name, kv, Object.create(kv) as KV);
-  };
-  return { ...link, kvm };
-}
 
 /** The link, with every bucket bound and every key listing counted. */
 function countedLink(link: NatsLink): { link: NatsLink; opens: () => number; listings: () => number } {

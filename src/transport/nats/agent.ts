@@ -5,14 +5,16 @@
 //   the PubAck; a publish in doubt is repeated under the same key.
 // - the reply slot → dispatch/<s>/input.txt in two phases recorded in state/agent.json: the reply
 //   under a staging name (and input.json), `staged`, the rename to input.txt (never over one),
-//   `delivered`. A revision at or below the recorded one is never delivered again.
+//   `delivered`. A revision at or below the recorded one is never delivered again. The value the
+//   slot's subscription brought is written out while the read that confirms it (and gives its
+//   revision) is under way.
 // - input.txt deleted → delete the slot's value with previousSeq = that revision (the
 //   acknowledgement); "wrong last sequence" means it was done. Then `acked`.
 // - RELAY_REJECT → queue/.rejected/NAME beside NAME.reason.json (the relay's reason).
 // - remote agents only: state/jc_input.txt → RELAY_JC, and the relay's status →
 //   state/remote_status.json.
 import { type FSWatcher, watch } from "node:fs";
-import { open, rename } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
@@ -35,7 +37,7 @@ import { EnvelopePublisher } from "./envelope-publisher.js";
 import { isWrongLastSequence, NatsSetupError } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
 import { heartbeatMs } from "./timings.js";
-import { jcRefusalKey, jcRefusalSchema, slotValueSchema } from "./relay-side.js";
+import { jcRefusalKey, jcRefusalSchema, parseSlotValue, slotValueSchema } from "./relay-side.js";
 import { ensurePullConsumer } from "./topology.js";
 
 const SLOT_POLL_MS = 5_000;
@@ -78,6 +80,9 @@ export interface AgentOptions {
 }
 
 const stagingName = (rev: number): string => `.reply-${rev}.tmp`;
+/** where a slot's value is written before its revision is known (then renamed to stagingName and input.json) */
+const PREPARED_REPLY = ".reply-next.tmp";
+const PREPARED_META = ".input.json.tmp";
 
 export class NatsAgent {
   private state: AgentState = { slots: {}, rejected: {} };
@@ -116,6 +121,8 @@ export class NatsAgent {
   private stopReconnect: (() => void) | null = null;
   /** sessions whose slot subscription saw the relay write a reply (when), until a read finds it */
   private readonly putSeenAt = new Map<string, number>();
+  /** the value of the relay's last write each slot subscription brought, until a read of the slot settles it */
+  private readonly carried = new Map<string, string>();
   private leftSomething = true;
   private done: Promise<void> = Promise.resolve();
   private readonly now: () => number;
@@ -166,7 +173,11 @@ export class NatsAgent {
     if (problem) throw new NatsSetupError(problem);
     const slotUpdates = link.nc.subscribe(`$KV.${names.dispatchBucket}.${session}`, {
       callback: (_err, m) => {
-        if (!m.headers?.get("KV-Operation")) this.putSeenAt.set(session, this.now()); // a PUT (the relay's)
+        if (!m.headers?.get("KV-Operation")) {
+          // a PUT (the relay's): its value comes with it
+          this.putSeenAt.set(session, this.now());
+          this.carried.set(session, m.string());
+        }
         this.wakeSlot(session);
       },
     });
@@ -359,8 +370,9 @@ export class NatsAgent {
       left = true;
       return Promise.resolve();
     };
-    if (!this.opts.builtIn) await linked("JC's answer", () => this.mirrorJc());
+    // Replies first: a reply the relay just wrote waits for nothing else in the step.
     for (const session of [...this.serving]) await part(`session ${session}`, () => this.syncSlot(session));
+    if (!this.opts.builtIn) await linked("JC's answer", () => this.mirrorJc());
     await linked("the queue", async () => {
       if (await this.envelopes.publishQueue(this.serving, () => this.stopped)) left = true;
     });
@@ -378,7 +390,11 @@ export class NatsAgent {
       await linked("the sessions of config.yaml", () => this.followSessions());
       await linked("the claim check", () => this.checkClaims());
     }
-    for (const [session, at] of this.putSeenAt) if (now - at >= PUT_SETTLE_MS) this.putSeenAt.delete(session);
+    for (const [session, at] of this.putSeenAt) {
+      if (now - at < PUT_SETTLE_MS) continue;
+      this.putSeenAt.delete(session);
+      this.carried.delete(session);
+    }
     this.leftSomething = left || !this.opts.link.up();
   }
 
@@ -427,41 +443,74 @@ export class NatsAgent {
     }
     if (!this.slotDue.has(session)) return;
     this.slotDue.delete(session);
-    const entry = await kv.get(session);
-    if (entry !== null && entry.operation === "PUT" && entry.revision > rec.rev) this.putSeenAt.delete(session);
-    else if (this.putSeenAt.has(session)) this.slotDue.add(session); // on its way into the stream: read again soon
-    if (!entry || entry.operation !== "PUT") return;
-    if (entry.revision < rec.rev) return;
-    if (entry.revision === rec.rev) {
-      // Delivered and acknowledged here, yet the value is still there: the delete was lost.
-      await this.ack(kv, session, rec.rev);
-      return;
-    }
-    const value = slotValueSchema.parse(JSON.parse(entry.string()));
-    const staging = join(dir, stagingName(entry.revision));
-    if ((await readReplyMeta(paths, session))?.reply_id === value.reply_id && !(await exists(staging))) {
-      // input.json names this reply and its staging file is gone: it reached input.txt before a
-      // crash (and may be acknowledged already). Never again.
+    // The value the subscription brought goes to disk while the read that confirms it (and gives
+    // its revision) is under way: the read's round trip is off the reply's path.
+    const carried = this.carried.get(session);
+    /** files may be under the prepared names: they go, unless renamed into place */
+    let leftover = carried !== undefined;
+    try {
+      const [read, early] = await Promise.allSettled([Promise.all([kv.get(session), readReplyMeta(paths, session), exists(input)]), carried === undefined ? null : this.prepare(dir, carried)]);
+      if (read.status === "rejected") throw read.reason;
+      const [entry, named, inputThere] = read.value;
+      /** the value the files under the prepared names hold */
+      let prepared = early.status === "fulfilled" ? early.value : null;
+      if (entry !== null && entry.operation === "PUT" && entry.revision > rec.rev) {
+        this.putSeenAt.delete(session);
+        this.carried.delete(session);
+      } else if (this.putSeenAt.has(session)) this.slotDue.add(session); // on its way into the stream: read again soon
+      if (!entry || entry.operation !== "PUT") return;
+      if (entry.revision < rec.rev) return;
+      if (entry.revision === rec.rev) {
+        // Delivered and acknowledged here, yet the value is still there: the delete was lost.
+        await this.ack(kv, session, rec.rev);
+        return;
+      }
+      const raw = entry.string();
+      const value = slotValueSchema.parse(JSON.parse(raw));
+      const staging = join(dir, stagingName(entry.revision));
+      if (named?.reply_id === value.reply_id && !(await exists(staging))) {
+        // input.json names this reply and its staging file is gone: it reached input.txt before a
+        // crash (and may be acknowledged already). Never again.
+        await this.record(session, entry.revision, "delivered");
+        return;
+      }
+      if (inputThere) {
+        this.slotDue.add(session); // the slot is ahead of a file someone else put there: wait
+        return;
+      }
+      if (prepared !== raw) {
+        leftover = true;
+        prepared = await this.prepare(dir, raw); // none brought, or not this value
+      }
+      // The staging file before input.json names the reply: a name without its staging file means
+      // "reached input.txt" (above).
+      await rename(join(dir, PREPARED_REPLY), staging);
+      await rename(join(dir, PREPARED_META), replyMetaFile(paths, session));
+      leftover = false;
+      await this.record(session, entry.revision, "staged");
+      await this.crashPoint("agent-after-meta");
+      if (await exists(input)) return; // appeared meanwhile: the staged phase finishes it later
+      await rename(staging, input);
+      await syncDir(dir);
+      await this.crashPoint("agent-after-rename");
       await this.record(session, entry.revision, "delivered");
-      return;
+      this.opts.log.info({ session, reply: value.reply_id, rev: entry.revision }, "reply delivered");
+    } finally {
+      if (leftover) await Promise.all([rm(join(dir, PREPARED_REPLY), { force: true }), rm(join(dir, PREPARED_META), { force: true })]);
     }
-    if (await exists(input)) {
-      this.slotDue.add(session); // the slot is ahead of a file someone else put there: wait
-      return;
-    }
-    const meta = { reply_id: value.reply_id, in_reply_to: value.in_reply_to, source: value.source, at: value.at };
-    const metaTmp = join(dir, ".input.json.tmp");
-    // both on disk before input.json names the reply: their two fsyncs at once, not one after the other
-    await Promise.all([writeDurable(staging, value.text), writeDurable(metaTmp, `${JSON.stringify(meta)}\n`)]);
-    await rename(metaTmp, replyMetaFile(paths, session));
-    await this.record(session, entry.revision, "staged");
-    await this.crashPoint("agent-after-meta");
-    if (await exists(input)) return; // appeared meanwhile: the staged phase finishes it later
-    await rename(staging, input);
-    await syncDir(dir);
-    await this.crashPoint("agent-after-rename");
-    await this.record(session, entry.revision, "delivered");
-    this.opts.log.info({ session, reply: value.reply_id, rev: entry.revision }, "reply delivered");
+  }
+
+  /**
+   * A slot's value on disk under PREPARED_NAMES: the reply, and input.json's record of it, each
+   * fsynced before input.json can name the reply (their two fsyncs side by side). Null when the
+   * value is not a reply (the read of the slot reports that).
+   */
+  private async prepare(dir: string, raw: string): Promise<string | null> {
+    const value = parseSlotValue(raw);
+    if (!value.success) return null;
+    const { reply_id, in_reply_to, source, at, text } = value.data;
+    await Promise.all([writeDurable(join(dir, PREPARED_REPLY), text), writeDurable(join(dir, PREPARED_META), `${JSON.stringify({ reply_id, in_reply_to, source, at })}\n`)]);
+    return raw;
   }
 
   private async ack(kv: KV, session: string, rev: number): Promise<void> {

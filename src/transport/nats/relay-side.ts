@@ -12,10 +12,9 @@
 //
 // Dispatch. A slot is a KV key per session whose value only the relay writes, with an expected
 // last subject sequence: the slot's revision when it was seen empty. That revision is recorded
-// (state/nats-slots.json, fsynced) before the write, so a write repeated after a crash either lands
+// (state/nats-slots.jsonl, fsynced) before the write, so a write repeated after a crash either lands
 // once or is refused as "wrong last sequence", which means it was written: only an agent's delete
 // of the value it delivered can follow it.
-import { join } from "node:path";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
@@ -25,13 +24,13 @@ import { messageOf } from "../../../machines/types.js";
 import type { RelayPaths } from "../../config/paths.js";
 import type { JcSource, JcTaken } from "../../runtime/deps.js";
 import type { Logger } from "../../runtime/log.js";
-import { readJsonFile, writeAtomic } from "../../store/files.js";
 import { parseEnvelope } from "../file/queue.js";
 import type { DeliverOutcome, Inbox, Outbox } from "../port.js";
 import type { NatsLink } from "./connection.js";
 import { isWrongLastSequence } from "./errors.js";
 import { H, type NatsNames } from "./names.js";
 import { workingEveryMs } from "./timings.js";
+import { safeJson, type SlotRecord, SlotJournal } from "./slot-journal.js";
 import { ensurePullConsumer } from "./topology.js";
 
 const PULL_EXPIRES_MS = 30_000;
@@ -45,6 +44,8 @@ export const slotValueSchema = z.object({
   text: z.string(),
 });
 export type SlotValue = z.infer<typeof slotValueSchema>;
+/** A slot's value as written (JSON), checked. */
+export const parseSlotValue = (raw: string) => slotValueSchema.safeParse(safeJson(raw));
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -292,8 +293,7 @@ export class NatsInbox implements Inbox {
   }
 }
 
-const slotsSchema = z.record(z.string(), z.object({ replyId: z.string(), slotRev: z.number().int().min(0), published: z.boolean() }));
-type Slots = z.infer<typeof slotsSchema>;
+type Slots = Record<string, SlotRecord>;
 
 /**
  * A slot not seen deleted on the slot subscription is read again only this often: the read is the
@@ -303,12 +303,21 @@ const ACK_LOOK_EVERY_MS = 1_000;
 
 export class NatsOutbox implements Outbox {
   private slots: Slots = {};
-  private readonly file: string;
+  private readonly journal: SlotJournal;
   private kv: KV | null = null;
   /** sessions whose slot an agent deleted (the slot subscription saw it) since a read last found a reply there */
   private readonly deleteSeen = new Set<string>();
   /** when each slot was last read for its acknowledgement (monotonic ms) */
   private readonly lastLook = new Map<string, number>();
+  /**
+   * Each slot's revision as the read that found it acknowledged saw it (the agent's delete), until
+   * the next reply is staged on it: that reply needs no read of its own (a round trip on the
+   * reply's path). Only the relay writes a value and an agent deletes only the value it delivered
+   * (previousSeq), so an emptied slot keeps its revision until the relay writes again. Forgotten at
+   * a reconnect: what happened to the bucket meanwhile is read again.
+   */
+  private readonly emptiedAt = new Map<string, number>();
+  private readonly stopReconnect: () => void;
 
   constructor(
     private readonly link: NatsLink,
@@ -317,7 +326,13 @@ export class NatsOutbox implements Outbox {
     /** fault injection for the crash tests */
     private readonly crashPoint: (name: string) => Promise<void> = async () => {},
   ) {
-    this.file = join(paths.state, "nats-slots.json");
+    this.journal = new SlotJournal(paths.state);
+    this.stopReconnect = link.onReconnect(() => this.emptiedAt.clear());
+  }
+
+  stop(): void {
+    this.stopReconnect();
+    void this.journal.close();
   }
 
   private async bucket(): Promise<KV> {
@@ -326,19 +341,17 @@ export class NatsOutbox implements Outbox {
   }
 
   async load(): Promise<void> {
-    const read = await readJsonFile(this.file, slotsSchema);
-    if (read.ok) this.slots = read.value;
-    else if (!read.missing) throw new Error(`state/nats-slots.json is unreadable (${read.error}); move it aside only if no reply is being published`);
+    this.slots = await this.journal.load();
   }
 
   /**
    * Only the staging record must reach the disk (durably) before the publish. A "published" one is
-   * kept in memory and written with the next staging record, off the reply's path: lost in a crash,
-   * it means one more publish, which the server refuses as "wrong last sequence" (read as published).
+   * appended without a sync, off the reply's path: lost in a power cut, it means one more publish,
+   * which the server refuses as "wrong last sequence" (read as published).
    */
   private async record(session: string, value: Slots[string]): Promise<void> {
     this.slots = { ...this.slots, [session]: value };
-    if (!value.published) await writeAtomic(this.file, `${JSON.stringify(this.slots)}\n`, { durable: true });
+    await this.journal.append(session, value, !value.published, () => this.slots);
   }
 
   async deliver(reply: Delivery): Promise<DeliverOutcome> {
@@ -348,16 +361,20 @@ export class NatsOutbox implements Outbox {
       if (!staged.published) await this.publish(reply, staged.slotRev);
       return "delivered";
     }
-    const entry = await (await this.bucket()).get(session);
-    if (entry && entry.operation === "PUT") {
-      const value = slotValueSchema.safeParse(safeJson(entry.string()));
-      if (value.success && value.data.reply_id === reply.replyId) {
-        await this.record(session, { replyId: reply.replyId, slotRev: entry.revision - 1, published: true });
-        return "delivered";
+    let slotRev = this.emptiedAt.get(session);
+    this.emptiedAt.delete(session);
+    if (slotRev === undefined) {
+      const entry = await (await this.bucket()).get(session);
+      if (entry && entry.operation === "PUT") {
+        const value = parseSlotValue(entry.string());
+        if (value.success && value.data.reply_id === reply.replyId) {
+          await this.record(session, { replyId: reply.replyId, slotRev: entry.revision - 1, published: true });
+          return "delivered";
+        }
+        return "busy"; // the previous reply is not acknowledged yet
       }
-      return "busy"; // the previous reply is not acknowledged yet
+      slotRev = entry?.revision ?? 0;
     }
-    const slotRev = entry?.revision ?? 0;
     await this.record(session, { replyId: reply.replyId, slotRev, published: false });
     await this.crashPoint("nats-slot-staged");
     await this.publish(reply, slotRev);
@@ -393,18 +410,14 @@ export class NatsOutbox implements Outbox {
     const entry = await (await this.bucket()).get(session);
     const acknowledged = !entry || entry.operation !== "PUT";
     // Kept until the read agrees: the subscription can see a delete before the stream has stored it.
-    if (acknowledged) this.deleteSeen.delete(session);
+    if (acknowledged) {
+      this.deleteSeen.delete(session);
+      this.emptiedAt.set(session, entry?.revision ?? 0);
+    }
     return acknowledged;
   }
 }
 
-const safeJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-};
 
 /** Where a refusal of JC's answer from agent `agent` waits for that agent (relay_agents). */
 export const jcRefusalKey = (agent: string, claim: string): string => `jcrefused.${agent}.${claim}`;

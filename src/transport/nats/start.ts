@@ -167,6 +167,7 @@ export async function startRelaySide(opts: {
         unsub: () => {
           sub.unsubscribe();
           unlisten();
+          outbox.stop();
         },
       };
       begin();
