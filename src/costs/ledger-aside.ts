@@ -18,7 +18,8 @@ export const LEDGER_WORKER = packageFile("dist/hot/ledger-worker.js");
 export async function summarizeAside(root: string): Promise<LedgerWorkerReply> {
   const { fork } = await import("node:child_process");
   return new Promise((resolve) => {
-    const child = fork(LEDGER_WORKER, [root], { stdio: ["ignore", "ignore", "ignore", "ipc"] });
+    // none of the relay's own Node options (an --inspect port would be taken twice)
+    const child = fork(LEDGER_WORKER, [root], { execArgv: [], stdio: ["ignore", "ignore", "ignore", "ipc"] });
     child.once("message", (reply: LedgerWorkerReply) => resolve(reply));
     child.once("error", (err) => resolve({ saved: false, error: err.message }));
     // "close", not "exit": by then any message the worker sent has been delivered
