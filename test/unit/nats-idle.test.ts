@@ -10,12 +10,11 @@
 // refused answers are listed at start and then only when their subscription or the slow safety net
 // says so (no kv.keys() per tick), and at rest its loop too waits REST_LOOK_INTERVAL_MS between
 // ticks. Against a real nats-server (skipped, saying why, when it is not installed).
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
-import { inputFile, type RelayPaths, relayPaths } from "../../src/config/paths.js";
+import { inputFile, type RelayPaths } from "../../src/config/paths.js";
 import { SpendTracker } from "../../src/costs/budget.js";
 import { LedgerSummary } from "../../src/costs/ledger-summary.js";
 import { createRelayDeps } from "../../src/runtime/compose.js";
@@ -23,7 +22,6 @@ import { type DaemonHandle, startDaemon } from "../../src/runtime/daemon.js";
 import type { JcSource, WakeReason } from "../../src/runtime/deps.js";
 import { silentLogger } from "../../src/runtime/log.js";
 import { REST_LOOK_INTERVAL_MS } from "../../src/runtime/poll-look.js";
-import { ensureDirs } from "../../src/store/files.js";
 import { NatsAgent } from "../../src/transport/nats/agent.js";
 import { connectNats, type NatsLink } from "../../src/transport/nats/connection.js";
 import { natsNames } from "../../src/transport/nats/names.js";
@@ -31,7 +29,7 @@ import type { NatsRelayParts } from "../../src/transport/nats/start.js";
 import { ensureTopology } from "../../src/transport/nats/topology.js";
 import { jcRefusalKey } from "../../src/transport/nats/relay-side.js";
 import { fakeConfig, session } from "../support/fake-deps.js";
-import { linkWithBuckets } from "../support/nats-link.js";
+import { linkWithBuckets, natsTempRoot } from "../support/nats-link.js";
 import { type NatsServer, natsSkipReason, startNatsServer } from "../support/nats-server.js";
 
 const dirs: string[] = [];
@@ -51,13 +49,7 @@ afterAll(async () => {
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const until = (assertion: () => void, timeout = 20_000) => vi.waitFor(assertion, { timeout, interval: 10 });
 
-async function tempRoot(): Promise<RelayPaths> {
-  const root = await mkdtemp(join(tmpdir(), "relay-nats-idle-"));
-  dirs.push(root);
-  const paths = relayPaths(root);
-  await ensureDirs(paths.state, paths.queue, paths.rejected, paths.dispatch, paths.history, paths.logs);
-  return paths;
-}
+const tempRoot = (): Promise<RelayPaths> => natsTempRoot("relay-nats-idle-", dirs);
 
 /**
  * The relay's NATS side in memory: a delivery held until offered, every look at it counted. With

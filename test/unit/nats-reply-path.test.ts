@@ -4,20 +4,18 @@
 // seen through a view that counts or holds the slot's reads. Skipped, saying why, when nats-server
 // is not installed.
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Delivery } from "../../machines/types.js";
-import { inputFile, type RelayPaths, relayPaths, sessionDir } from "../../src/config/paths.js";
+import { inputFile, type RelayPaths, sessionDir } from "../../src/config/paths.js";
 import { silentLogger } from "../../src/runtime/log.js";
-import { ensureDirs } from "../../src/store/files.js";
 import { NatsAgent } from "../../src/transport/nats/agent.js";
 import { connectNats, type NatsLink } from "../../src/transport/nats/connection.js";
 import { natsNames } from "../../src/transport/nats/names.js";
 import { NatsOutbox } from "../../src/transport/nats/relay-side.js";
 import { ensureTopology } from "../../src/transport/nats/topology.js";
-import { linkWithBuckets } from "../support/nats-link.js";
+import { linkWithBuckets, natsTempRoot } from "../support/nats-link.js";
 import { type NatsServer, natsSkipReason, startNatsServer } from "../support/nats-server.js";
 
 if (natsSkipReason) console.warn(`skipping the NATS reply path tests: ${natsSkipReason}`);
@@ -36,13 +34,7 @@ afterAll(async () => {
 
 const until = (assertion: () => void | Promise<void>, timeout = 20_000) => vi.waitFor(assertion, { timeout, interval: 10 });
 
-async function tempRoot(): Promise<RelayPaths> {
-  const root = await mkdtemp(join(tmpdir(), "relay-nats-reply-"));
-  dirs.push(root);
-  const paths = relayPaths(root);
-  await ensureDirs(paths.state, paths.queue, paths.rejected, paths.dispatch, paths.history, paths.logs);
-  return paths;
-}
+const tempRoot = (): Promise<RelayPaths> => natsTempRoot("relay-nats-reply-", dirs);
 
 /** A connection under its own prefix on the file's server, with the relay's topology. */
 async function connected(prefix: string) {
