@@ -5,6 +5,7 @@
 // state/.lock also records the holder's pid, for messages and `relay status`.
 import { closeSync, ftruncateSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { monotonicMs } from "../runtime/monotonic.js";
 import { isErrno } from "./files.js";
 import { isFlocked, takeFlock } from "./lock-flock.js";
 import { askHolder, bindLockSocket, isListening } from "./lock-socket.js";
@@ -113,11 +114,11 @@ export function acquireLock(path: string): Promise<Acquired> {
  * two Claude Code hooks updating one file at once.
  */
 export async function acquireLockWaiting(path: string, timeoutMs: number): Promise<HeldLock | null> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = monotonicMs() + timeoutMs;
   for (;;) {
     const got = await acquireLock(path);
     if (got.ok) return got.lock;
-    if (performance.now() >= deadline) return null;
+    if (monotonicMs() >= deadline) return null;
     await sleep(RETRY_MS);
   }
 }

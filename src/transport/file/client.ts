@@ -5,13 +5,13 @@ import { randomBytes } from "node:crypto";
 import { type FSWatcher, watch } from "node:fs";
 import { access, type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ClientConfig, SESSION_ID } from "../../config/config.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { parseJcInput } from "../../operator/jc-input.js";
 import { readRelayStatus } from "../../status/remote-status.js";
 import type { QuestionView } from "../../status/status-file.js";
+import { monotonicMs } from "../../runtime/monotonic.js";
 import { ensureDirs, isErrno, syncDir, writeAtomic, writeDurable } from "../../store/files.js";
 import { ENVELOPE_ID, MAX_CONTENT_BYTES } from "./queue.js";
 import { type ReplyMeta, readReplyMeta } from "./reply-meta.js";
@@ -111,7 +111,7 @@ export async function awaitReply(
   const dir = sessionDir(paths, session);
   await ensureDirs(dir);
   const pollMs = opts.pollMs ?? Math.min(250, config.pollIntervalMs);
-  const deadline = performance.now() + opts.timeoutMs;
+  const deadline = monotonicMs() + opts.timeoutMs;
   let wake: () => void = () => undefined;
   let watcher: FSWatcher | null = null;
   try {
@@ -132,7 +132,7 @@ export async function awaitReply(
           opts.onQuestion(question);
         }
       }
-      const left = deadline - performance.now();
+      const left = deadline - monotonicMs();
       if (left <= 0) return { kind: "timeout" };
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(pollMs, left));
@@ -215,9 +215,9 @@ export async function submitJcInput(paths: RelayPaths, config: ClientConfig, tex
         : { kind: "chat", ...(parsed.session === undefined ? {} : { session: parsed.session }), ...(parsed.question === undefined ? {} : { question: parsed.question }) };
   }
   await ensureDirs(paths.state);
-  const deadline = performance.now() + (opts.waitMs ?? Math.max(5_000, 3 * config.pollIntervalMs));
+  const deadline = monotonicMs() + (opts.waitMs ?? Math.max(5_000, 3 * config.pollIntervalMs));
   while (await exists(paths.jcInput)) {
-    if (performance.now() > deadline) return { ok: false, error: "an earlier JC answer in state/jc_input.txt has not been read yet; is `relay run` running?" };
+    if (monotonicMs() > deadline) return { ok: false, error: "an earlier JC answer in state/jc_input.txt has not been read yet; is `relay run` running?" };
     await sleep(25);
   }
   await writeAtomic(paths.jcInput, `${body}\n`);

@@ -1,0 +1,39 @@
+// What a Claude Code hook loads as it starts, on every agent turn: the real CLI, spawned with
+// pipes as Claude Code runs it, reports Node's own list of the built-in modules it loaded
+// (process.moduleLoadList). Modules that only some calls use are loaded by those calls.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeRoot, removeRoots, runCli } from "../support/cli.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "relay-start-up-"));
+  await writeFile(join(dir, "record.cjs"), `process.on("exit", () => require("node:fs").writeFileSync(process.env.RELAY_TEST_MODULES, JSON.stringify(process.moduleLoadList)));\n`);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await removeRoots();
+});
+
+/** The built-in modules `relay <args>` loaded, by their names in Node's source (node:perf_hooks is "NativeModule perf_hooks"). */
+async function builtinsLoaded(args: string[], input: string): Promise<string[]> {
+  const list = join(dir, `${args[1] ?? args[0]}.json`);
+  const out = await runCli(args, { input, env: { NODE_OPTIONS: `--require ${join(dir, "record.cjs")}`, RELAY_TEST_MODULES: list } });
+  expect(out.code, out.stderr).toBe(0);
+  const loaded = JSON.parse(await readFile(list, "utf8")) as string[];
+  return loaded.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice("NativeModule ".length));
+}
+
+describe("the Stop hook's start-up", () => {
+  it("does not load node:perf_hooks: its deadlines are on process.hrtime (src/runtime/monotonic.ts), not performance.now()", async () => {
+    const root = await makeRoot();
+    const stop = JSON.stringify({ session_id: "cc-start-up", transcript_path: join(root, "none.jsonl"), cwd: root, hook_event_name: "Stop", stop_hook_active: false });
+    const loaded = await builtinsLoaded(["hook", "claude-stop", "--session", "session-1", "--root", root], stop);
+    // the list is the hook's: it did load the files API and the hash that names the relay's lock
+    expect(loaded).toContain("fs/promises");
+    expect(loaded).toContain("crypto");
+    expect(loaded.filter((m) => ["perf_hooks", "internal/perf/performance", "internal/perf/usertiming"].includes(m))).toEqual([]);
+  });
+});
