@@ -3,7 +3,7 @@
 // that session refreshes `seenAt` (a waiting hook every minute); SessionEnd releases it; a binding
 // not seen for `releaseAfterMs` is taken to be gone and another session may take it.
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, readJsonFile, removeIfPresent, writeAtomic } from "../store/files.js";
 

@@ -4,7 +4,7 @@
 // output of test commands. Appended to the envelope after the agent's message; capped,
 // deterministic, never file contents, secrets redacted, and never more than about a second.
 import { isAbsolute, relative } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 
 /** The longest `git` may take before it is skipped with a note. */
 export const GIT_BUDGET_MS = 800;
@@ -28,13 +28,13 @@ export interface TurnActivity {
 }
 
 const entrySchema = z.looseObject({
-  type: z.string().optional(),
-  isSidechain: z.boolean().optional(),
-  message: z.looseObject({ role: z.string().optional(), content: z.unknown() }).optional(),
-  attachment: z.looseObject({ type: z.string().optional() }).optional(),
+  type: z.optional(z.string()),
+  isSidechain: z.optional(z.boolean()),
+  message: z.optional(z.looseObject({ role: z.optional(z.string()), content: z.unknown() })),
+  attachment: z.optional(z.looseObject({ type: z.optional(z.string()) })),
 });
-const toolUseSchema = z.looseObject({ type: z.literal("tool_use"), id: z.string(), name: z.string(), input: z.record(z.string(), z.unknown()).optional() });
-const toolResultSchema = z.looseObject({ type: z.literal("tool_result"), tool_use_id: z.string(), is_error: z.boolean().optional(), content: z.unknown() });
+const toolUseSchema = z.looseObject({ type: z.literal("tool_use"), id: z.string(), name: z.string(), input: z.optional(z.record(z.string(), z.unknown())) });
+const toolResultSchema = z.looseObject({ type: z.literal("tool_result"), tool_use_id: z.string(), is_error: z.optional(z.boolean()), content: z.unknown() });
 
 const partsOf = (content: unknown): unknown[] => (Array.isArray(content) ? content : typeof content === "string" ? [{ type: "text", text: content }] : []);
 

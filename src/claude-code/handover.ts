@@ -9,7 +9,7 @@
 // at the next stop or session start.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { REPLY_SOURCES } from "../transport/file/reply-meta.js";
 import { ensureDirs, readdirIfPresent, readIfPresent, readJsonFile, removeIfPresent, writeAtomic } from "../store/files.js";
@@ -19,7 +19,7 @@ export const handoverDir = (paths: RelayPaths, session: string): string => join(
 const handedSchema = z.object({
   /** The Claude Code session it was handed to, and that session's transcript */
   ccSession: z.string(),
-  transcript: z.string().nullable(),
+  transcript: z.nullable(z.string()),
   at: z.string(),
   channel: z.enum(["stop-context", "wake", "start-context"]),
 });
@@ -38,12 +38,12 @@ export type HandoverOrigin = z.infer<typeof originSchema>;
 
 const itemSchema = z.object({
   replyId: z.string(),
-  inReplyTo: z.string().nullable(),
-  source: z.enum(REPLY_SOURCES).nullable(),
+  inReplyTo: z.nullable(z.string()),
+  source: z.nullable(z.enum(REPLY_SOURCES)),
   origin: originSchema,
   text: z.string(),
   takenAt: z.string(),
-  handed: handedSchema.nullable(),
+  handed: z.nullable(handedSchema),
 });
 export type HandoverItem = z.infer<typeof itemSchema>;
 export type Handed = z.infer<typeof handedSchema>;
@@ -100,10 +100,10 @@ export async function forgetItem(paths: RelayPaths, session: string, stored: Sto
 export type DeliveryState = "delivered" | "queued" | "absent";
 
 const lineSchema = z.looseObject({
-  type: z.string().optional(),
-  isSidechain: z.boolean().optional(),
-  message: z.looseObject({ role: z.string().optional(), content: z.unknown() }).optional(),
-  attachment: z.looseObject({ type: z.string().optional(), content: z.unknown() }).optional(),
+  type: z.optional(z.string()),
+  isSidechain: z.optional(z.boolean()),
+  message: z.optional(z.looseObject({ role: z.optional(z.string()), content: z.unknown() })),
+  attachment: z.optional(z.looseObject({ type: z.optional(z.string()), content: z.unknown() })),
 });
 
 const textsOf = (content: unknown): string[] => {

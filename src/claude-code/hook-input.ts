@@ -1,29 +1,30 @@
 // What Claude Code writes on a hook's standard input (FACTS "Claude Code hooks"), parsed
 // leniently: unknown fields are kept, a missing optional field is not an error.
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-english.js";
 
 const stopInputSchema = z.looseObject({
-  session_id: z.string().optional(),
-  transcript_path: z.string().optional(),
-  cwd: z.string().optional(),
-  hook_event_name: z.string().optional(),
-  stop_hook_active: z.boolean().default(false),
-  permission_mode: z.string().optional(),
-  last_assistant_message: z.string().nullable().optional(),
+  session_id: z.optional(z.string()),
+  transcript_path: z.optional(z.string()),
+  cwd: z.optional(z.string()),
+  hook_event_name: z.optional(z.string()),
+  stop_hook_active: z._default(z.boolean(), false),
+  permission_mode: z.optional(z.string()),
+  last_assistant_message: z.optional(z.nullable(z.string())),
 });
 export type StopInput = z.infer<typeof stopInputSchema>;
 
 const startInputSchema = z.looseObject({
-  session_id: z.string().optional(),
-  transcript_path: z.string().optional(),
-  hook_event_name: z.string().optional(),
-  source: z.string().optional(),
+  session_id: z.optional(z.string()),
+  transcript_path: z.optional(z.string()),
+  hook_event_name: z.optional(z.string()),
+  source: z.optional(z.string()),
 });
 export type StartInput = z.infer<typeof startInputSchema>;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
-export function parseJsonWith<T>(raw: string, schema: z.ZodType<T>): Parsed<T> {
+export function parseJsonWith<T>(raw: string, schema: z.ZodMiniType<T>): Parsed<T> {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -40,7 +41,7 @@ export function parseJsonWith<T>(raw: string, schema: z.ZodType<T>): Parsed<T> {
 export const parseStopInput = (raw: string): Parsed<StopInput> => parseJsonWith(raw, stopInputSchema);
 export const parseStartInput = (raw: string): Parsed<StartInput> => parseJsonWith(raw, startInputSchema);
 
-const endInputSchema = z.looseObject({ session_id: z.string().optional(), hook_event_name: z.string().optional(), reason: z.string().optional() });
+const endInputSchema = z.looseObject({ session_id: z.optional(z.string()), hook_event_name: z.optional(z.string()), reason: z.optional(z.string()) });
 export type EndInput = z.infer<typeof endInputSchema>;
 export const parseEndInput = (raw: string): Parsed<EndInput> => parseJsonWith(raw, endInputSchema);
 

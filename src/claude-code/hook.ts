@@ -6,7 +6,7 @@
 // background hook that exits 2 (Claude Code wakes the session).
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { ClientConfig } from "../config/config.js";
 import { inputFile, type RelayPaths } from "../config/paths.js";
 import { probeLock } from "../store/lock.js";
@@ -80,7 +80,7 @@ const oneLine = (text: string, max = 200): string => {
 const hooksDir = (paths: RelayPaths): string => join(paths.state, "hooks");
 export const hookStateFile = (paths: RelayPaths, session: string): string => join(hooksDir(paths), `${session}.json`);
 
-const hookStateSchema = z.object({ consecutive: z.number().int().min(0), updatedAt: z.string().optional() });
+const hookStateSchema = z.object({ consecutive: z.int().check(z.gte(0)), updatedAt: z.optional(z.string()) });
 export type HookState = z.infer<typeof hookStateSchema>;
 
 export async function readHookState(paths: RelayPaths, session: string): Promise<HookState> {

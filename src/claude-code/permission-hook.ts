@@ -3,7 +3,7 @@
 // decision. No answer within the wait is a deny, never an allow; no relay running leaves the
 // prompt to Claude Code (interactively it asks at the terminal; `-p` denies by itself).
 import { randomBytes } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { closeRequest, permissionsDir, readDecision, writeRequest } from "../operator/permissions.js";
 import { DirWaiter } from "../store/dir-waiter.js";
@@ -14,12 +14,12 @@ import { redact } from "./evidence.js";
 import { type HookOutcome, turnEvidence } from "./hook.js";
 
 const inputSchema = z.looseObject({
-  session_id: z.string().optional(),
-  transcript_path: z.string().optional(),
-  cwd: z.string().optional(),
-  hook_event_name: z.string().optional(),
-  tool_name: z.string().optional(),
-  tool_input: z.record(z.string(), z.unknown()).optional(),
+  session_id: z.optional(z.string()),
+  transcript_path: z.optional(z.string()),
+  cwd: z.optional(z.string()),
+  hook_event_name: z.optional(z.string()),
+  tool_name: z.optional(z.string()),
+  tool_input: z.optional(z.record(z.string(), z.unknown())),
 });
 
 export const permissionOutput = (allow: boolean, message: string): string =>

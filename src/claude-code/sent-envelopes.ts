@@ -6,7 +6,7 @@
 // hook waits for is left for that hook.
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, isErrno, readdirIfPresent, readJsonFile, removeIfPresent, writeJsonAtomic } from "../store/files.js";
 import { ENVELOPE_ID } from "../transport/file/queue.js";
@@ -36,7 +36,7 @@ const sentSchema = z.object({
   quote: z.string(),
   sentAt: z.string(),
   /** The hook process that waits for the reply, and until when */
-  pid: z.number().int(),
+  pid: z.int(),
   deadline: z.number(),
   waiting: z.boolean(),
 });

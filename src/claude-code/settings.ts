@@ -2,7 +2,8 @@
 // SessionEnd and StopFailure hooks of one relay session (and PermissionRequest with --permissions), merged with whatever else the file holds, written to
 // .claude/settings.local.json by default (the entries hold this machine's absolute paths).
 import { fileURLToPath } from "node:url";
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-english.js";
 import { packageFile } from "../package-files.js";
 import type { Parsed } from "./hook-input.js";
 
@@ -114,23 +115,24 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** The parts of settings.json we touch, checked before anything is changed. */
 const groupSchema = z.looseObject({
-  matcher: z.string({ error: "expected a string" }).optional(),
+  matcher: z.optional(z.string({ error: "expected a string" })),
   hooks: z.array(z.looseObject({}, { error: "expected an object" }), { error: "expected a list of hooks" }),
 }, { error: "expected an object with a hooks list" });
+const groupsSchema = z.optional(z.array(groupSchema, { error: "expected a list" }));
 const settingsSchema = z.looseObject(
   {
-    hooks: z
-      .looseObject(
+    hooks: z.optional(
+      z.looseObject(
         {
-          Stop: z.array(groupSchema, { error: "expected a list" }).optional(),
-          SessionStart: z.array(groupSchema, { error: "expected a list" }).optional(),
-          SessionEnd: z.array(groupSchema, { error: "expected a list" }).optional(),
-          StopFailure: z.array(groupSchema, { error: "expected a list" }).optional(),
-          PermissionRequest: z.array(groupSchema, { error: "expected a list" }).optional(),
+          Stop: groupsSchema,
+          SessionStart: groupsSchema,
+          SessionEnd: groupsSchema,
+          StopFailure: groupsSchema,
+          PermissionRequest: groupsSchema,
         },
         { error: "expected an object" },
-      )
-      .optional(),
+      ),
+    ),
   },
   { error: "expected a JSON object" },
 );

@@ -5,7 +5,7 @@
 // normally. Claude Code ignores this hook's output and exit code; it exits 0 and writes nothing
 // when no relay is running.
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { StopFailure } from "../../machines/types.js";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, readdirIfPresent, readJsonFile, removeIfPresent, writeAtomic } from "../store/files.js";
@@ -24,23 +24,23 @@ const RECORD_LOCK_WAIT_MS = 10_000;
 const recordSchema = z.object({
   streak: z.string(),
   session: z.string(),
-  ccSession: z.string().nullable(),
-  cwd: z.string().nullable(),
+  ccSession: z.nullable(z.string()),
+  cwd: z.nullable(z.string()),
   error: z.string(),
   message: z.string(),
-  resetsAt: z.string().nullable(),
-  count: z.number().int().positive(),
+  resetsAt: z.nullable(z.string()),
+  count: z.int().check(z.positive()),
   first: z.string(),
   last: z.string(),
 });
 
 const inputSchema = z.looseObject({
-  session_id: z.string().optional(),
-  cwd: z.string().optional(),
-  hook_event_name: z.string().optional(),
-  error: z.string().optional(),
-  error_details: z.string().optional(),
-  last_assistant_message: z.string().optional(),
+  session_id: z.optional(z.string()),
+  cwd: z.optional(z.string()),
+  hook_event_name: z.optional(z.string()),
+  error: z.optional(z.string()),
+  error_details: z.optional(z.string()),
+  last_assistant_message: z.optional(z.string()),
 });
 
 /** "resets at 3pm (Europe/Paris)", "resets in 2 hours": the limit's reset, when the error says it. */

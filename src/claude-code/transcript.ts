@@ -4,25 +4,25 @@ import { open } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { readIfPresent } from "../store/files.js";
 
 /** How long to re-read a transcript that does not yet end with the agent's final text. */
 export const TRANSCRIPT_LAG_MS = 3_000;
 export const TRANSCRIPT_POLL_MS = 100;
 
-const blockSchema = z.looseObject({ type: z.string(), text: z.string().optional() });
+const blockSchema = z.looseObject({ type: z.string(), text: z.optional(z.string()) });
 const entrySchema = z.looseObject({
-  type: z.string().optional(),
-  isSidechain: z.boolean().optional(),
-  isMeta: z.boolean().optional(),
-  message: z
-    .looseObject({
-      id: z.string().optional(),
-      role: z.string().optional(),
-      content: z.union([z.string(), z.array(z.unknown())]).optional(),
-    })
-    .optional(),
+  type: z.optional(z.string()),
+  isSidechain: z.optional(z.boolean()),
+  isMeta: z.optional(z.boolean()),
+  message: z.optional(
+    z.looseObject({
+      id: z.optional(z.string()),
+      role: z.optional(z.string()),
+      content: z.optional(z.union([z.string(), z.array(z.unknown())])),
+    }),
+  ),
 });
 
 interface Line {

@@ -4,11 +4,11 @@
 // labelled); SessionEnd ends it.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, readJsonFile, removeIfPresent, writeAtomic } from "../store/files.js";
 
-const waiterSchema = z.object({ pid: z.number().int(), ccSession: z.string(), since: z.string() });
+const waiterSchema = z.object({ pid: z.int(), ccSession: z.string(), since: z.string() });
 export type Waiter = z.infer<typeof waiterSchema>;
 
 export const waiterFile = (paths: RelayPaths, session: string): string => join(paths.state, "hooks", `${session}.waiter.json`);

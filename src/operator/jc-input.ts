@@ -10,7 +10,8 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-english.js";
 import type { RelayPaths } from "../config/paths.js";
 import { isErrno, PRIVATE_FILE, writeAtomic } from "../store/files.js";
 
@@ -27,10 +28,10 @@ const SESSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const DIRECT = /^@([A-Za-z0-9][A-Za-z0-9._-]{0,63}):[ \t]*([\s\S]*)$/;
 
 const jcObjectSchema = z.object({
-  direct: z.boolean({ error: "direct must be true or false" }).optional(),
-  session: z.string({ error: "session must be a string" }).regex(SESSION, { error: `session must match ${SESSION.source}` }).optional(),
-  text: z.string({ error: "text must be a non-empty string" }).trim().min(1, { error: "text must be a non-empty string" }),
-  question: z.string({ error: "question must be a non-empty string" }).min(1, { error: "question must be a non-empty string" }).optional(),
+  direct: z.optional(z.boolean({ error: "direct must be true or false" })),
+  session: z.optional(z.string({ error: "session must be a string" }).check(z.regex(SESSION, { error: `session must match ${SESSION.source}` }))),
+  text: z.string({ error: "text must be a non-empty string" }).check(z.trim(), z.minLength(1, { error: "text must be a non-empty string" })),
+  question: z.optional(z.string({ error: "question must be a non-empty string" }).check(z.minLength(1, { error: "question must be a non-empty string" }))),
 });
 
 /** `{...}` that parses as a JSON object; anything else (including `{` prose) is not the JSON form. */

@@ -5,7 +5,7 @@
 // A hook that gives up (its timeout: a deny) removes the request; the relay then closes the
 // question, and a later answer to it is refused.
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { PermissionRequest } from "../../machines/types.js";
 import type { RelayPaths } from "../config/paths.js";
 import { ensureDirs, readdirIfPresent, readJsonFile, removeIfPresent, writeAtomic } from "../store/files.js";
@@ -18,16 +18,16 @@ const decisionFile = (paths: RelayPaths, id: string): string => join(permissions
 export const PERMISSION_ID = /^p-[a-z0-9]+-[0-9a-f]{6}$/;
 
 const requestSchema = z.object({
-  id: z.string().regex(PERMISSION_ID),
+  id: z.string().check(z.regex(PERMISSION_ID)),
   session: z.string(),
   text: z.string(),
   since: z.number(),
-  tool: z.string().optional(),
-  command: z.string().optional(),
-  path: z.string().optional(),
-  reason: z.string().optional(),
-  evidence: z.string().optional(),
-  deadline: z.number().optional(),
+  tool: z.optional(z.string()),
+  command: z.optional(z.string()),
+  path: z.optional(z.string()),
+  reason: z.optional(z.string()),
+  evidence: z.optional(z.string()),
+  deadline: z.optional(z.number()),
 });
 const decisionSchema = z.object({ allow: z.boolean(), reason: z.string(), by: z.string(), at: z.string() });
 export type PermissionDecision = z.infer<typeof decisionSchema>;

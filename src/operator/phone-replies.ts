@@ -49,7 +49,7 @@
  */
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { Logger } from "../runtime/log.js";
 import { longGet, type LongGetResponse } from "./long-get.js";
 import type { RelayPaths } from "../config/paths.js";
@@ -98,15 +98,15 @@ const TOKEN_RE = /^[\x21-\x7e]+$/;
 export const repliesStatePath = (paths: RelayPaths): string => join(paths.state, REPLIES_STATE_FILE);
 
 const PendingSchema = z.object({
-  id: z.string().min(1),
+  id: z.string().check(z.minLength(1)),
   text: z.string(),
-  time: z.number().int().nonnegative(),
+  time: z.int().check(z.nonnegative()),
 });
 
 const StateSchema = z.object({
   version: z.literal(1),
-  firstStart: z.number().int().nonnegative(),
-  since: z.number().int().nonnegative(),
+  firstStart: z.int().check(z.nonnegative()),
+  since: z.int().check(z.nonnegative()),
   ids: z.array(z.string()),
   pending: z.array(PendingSchema),
 });
@@ -114,13 +114,13 @@ export type RepliesState = z.infer<typeof StateSchema>;
 
 /** One line of the JSON stream. Unknown fields are dropped, unknown events ignored. */
 const EventSchema = z.object({
-  id: z.string().min(1),
-  time: z.number().int().nonnegative(),
+  id: z.string().check(z.minLength(1)),
+  time: z.int().check(z.nonnegative()),
   event: z.string(),
-  message: z.string().optional(),
-  title: z.string().optional(),
-  tags: z.array(z.string()).optional(),
-  attachment: z.object({}).passthrough().optional(),
+  message: z.optional(z.string()),
+  title: z.optional(z.string()),
+  tags: z.optional(z.array(z.string())),
+  attachment: z.optional(z.looseObject({})),
 });
 type StreamEvent = z.infer<typeof EventSchema>;
 type PendingMessage = z.infer<typeof PendingSchema>;

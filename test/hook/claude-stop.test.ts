@@ -333,6 +333,7 @@ describe("relay hook claude-stop", { timeout: 60_000 }, () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toBe("");
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      if (input.includes("yes")) expect(r.stderr).toContain("stop_hook_active: Invalid input: expected boolean, received string");
     }
     const sub = await stopHook(root, stopInput({ hook_event_name: "SubagentStop", last_assistant_message: "subagent done" }));
     expect(sub.code).toBe(0);

@@ -71,7 +71,8 @@ describe("the Stop hook's standard input", () => {
     expect(parseStopInput("")).toMatchObject({ ok: false, error: expect.stringMatching(/empty/) });
     expect(parseStopInput("{not json")).toMatchObject({ ok: false, error: expect.stringMatching(/not JSON/) });
     expect(parseStopInput("[1,2]")).toMatchObject({ ok: false });
-    expect(parseStopInput(JSON.stringify({ stop_hook_active: "yes" }))).toMatchObject({ ok: false, error: expect.stringMatching(/stop_hook_active/) });
+    // zod's English messages (zod/mini registers no locale of its own: without one this reads "Invalid input")
+    expect(parseStopInput(JSON.stringify({ stop_hook_active: "yes" }))).toEqual({ ok: false, error: "standard input is not the hook's JSON (stop_hook_active: Invalid input: expected boolean, received string)" });
     expect(parseStartInput(JSON.stringify({ hook_event_name: "SessionStart", source: "compact" }))).toMatchObject({ ok: true, value: { source: "compact" } });
   });
 });
