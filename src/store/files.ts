@@ -3,7 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, open, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-english.js";
 
 /** fsync a directory so a rename or unlink in it survives a power cut, not only a kill. */
 export async function syncDir(dir: string): Promise<void> {
@@ -101,7 +102,8 @@ export async function appendLine(path: string, line: string): Promise<void> {
 
 export type ReadResult<T> = { ok: true; value: T } | { ok: false; missing: boolean; error: string };
 
-export async function readJsonFile<T>(path: string, schema: z.ZodType<T>): Promise<ReadResult<T>> {
+/** Read and validate a JSON file; `schema` may be a classic or a mini zod schema (both share zod's core). */
+export async function readJsonFile<T>(path: string, schema: z.core.$ZodType<T>): Promise<ReadResult<T>> {
   let raw: string;
   try {
     raw = await readFile(path, "utf8");
@@ -115,7 +117,7 @@ export async function readJsonFile<T>(path: string, schema: z.ZodType<T>): Promi
   } catch (err) {
     return { ok: false, missing: false, error: `${path} is not valid JSON: ${(err as Error).message}` };
   }
-  const parsed = schema.safeParse(json);
+  const parsed = z.safeParse(schema, json);
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, missing: false, error: `${path}: ${parsed.error.message}` };
 }
 
