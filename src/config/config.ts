@@ -1,11 +1,12 @@
 // config.yaml + .env + the environment, validated at the edge (CONTRACT §3, §4).
 import { randomBytes } from "node:crypto";
 import { copyFile } from "node:fs/promises";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "./paths.js";
 import type { ModelPrice } from "../costs/pricing.js";
 import { ConfigError } from "../errors.js";
 import { isErrno, readIfPresent, writeAtomic } from "../store/files.js";
+import "../zod-english.js";
 import { SESSION_ID } from "./session-id.js";
 import { packageFile } from "../package-files.js";
 import { readConfigCache, writeConfigCache } from "./config-cache.js";
@@ -21,25 +22,24 @@ export const NATS_PREFIX = /^[a-z][a-z0-9_-]{0,31}$/;
 /** One nats:// or tls:// URL, or several comma-separated (a cluster's members). */
 const NATS_URL = /^(nats|tls):\/\/[^\s,]+(,(nats|tls):\/\/[^\s,]+)*$/;
 
-const positiveInt = (what: string) =>
-  z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
-const text = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}` });
+const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).check(z.int({ error: `expected ${what}` }), z.positive({ error: `expected ${what}` }));
+const text = (what: string) => z.string({ error: `expected ${what}` }).check(z.trim(), z.minLength(1, { error: `expected ${what}` }));
 
-const usdPerMillion = z.number({ error: "expected a number of USD per million tokens" }).nonnegative({ error: "expected a number of USD per million tokens, 0 or more" });
+const usdPerMillion = z.number({ error: "expected a number of USD per million tokens" }).check(z.nonnegative({ error: "expected a number of USD per million tokens, 0 or more" }));
 
 const sessionSchema = z.strictObject(
   {
-    id: z.string({ error: "expected a session id" }).regex(SESSION_ID, { error: `expected a session id matching ${SESSION_ID.source}` }),
-    system_prompt: text("a non-empty system prompt").optional(),
-    model: z.string().regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }).optional(),
-    host: z.string({ error: "expected an agent name" }).regex(AGENT_NAME, { error: `expected an agent name matching ${AGENT_NAME.source}` }).optional(),
+    id: z.string({ error: "expected a session id" }).check(z.regex(SESSION_ID, { error: `expected a session id matching ${SESSION_ID.source}` })),
+    system_prompt: z.optional(text("a non-empty system prompt")),
+    model: z.optional(z.string().check(z.regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }))),
+    host: z.optional(z.string({ error: "expected an agent name" }).check(z.regex(AGENT_NAME, { error: `expected an agent name matching ${AGENT_NAME.source}` }))),
   },
   { error: "expected a mapping with id (and optionally system_prompt, model, host)" },
 );
 
-const glob = (what: string) => z.string({ error: `expected ${what} (a glob: * matches anything)` }).min(1, { error: `expected ${what} (a glob: * matches anything)` });
+const glob = (what: string) => z.string({ error: `expected ${what} (a glob: * matches anything)` }).check(z.minLength(1, { error: `expected ${what} (a glob: * matches anything)` }));
 const policyRuleSchema = z.strictObject(
-  { tool: glob("a tool name such as Bash or Edit"), command: glob("a command pattern").optional(), path: glob("a file path pattern").optional() },
+  { tool: glob("a tool name such as Bash or Edit"), command: z.optional(glob("a command pattern")), path: z.optional(glob("a file path pattern")) },
   { error: "expected a rule {tool, command?, path?}" },
 );
 
@@ -48,26 +48,26 @@ export const DEFAULT_POLICY_DECIDE_WITHIN_MS = 30_000;
 
 export const fileConfigSchema = z.strictObject(
   {
-    model: z.string({ error: "expected an Anthropic model id" }).regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }),
-    max_tokens: positiveInt("a positive whole number of tokens").max(128_000, { error: "expected at most 128000" }).default(4096),
+    model: z.string({ error: "expected an Anthropic model id" }).check(z.regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" })),
+    max_tokens: z._default(positiveInt("a positive whole number of tokens").check(z.lte(128_000, { error: "expected at most 128000" })), 4096),
     system_prompt: text("a non-empty system prompt"),
     summarization_prompt: text("a non-empty summarization prompt"),
-    keep_recent_turns: z.number().int().min(0, { error: "expected a whole number ≥ 0" }).default(10),
-    history_char_cap: positiveInt("a positive whole number of characters").default(400_000),
-    poll_interval_ms: positiveInt("a positive whole number of milliseconds").default(1000),
-    api_timeout_ms: positiveInt("a positive whole number of milliseconds").default(300_000),
-    cache_ttl: z.enum(["auto", "5m", "1h"], { error: 'expected "auto", "5m" or "1h"' }).default("auto"),
-    max_parallel_calls: positiveInt("a positive whole number of calls").max(64, { error: "expected at most 64" }).default(4),
-    ntfy: z.strictObject({ server: z.url({ error: "expected an http(s) URL" }).optional() }).default({}),
-    budget: z
-      .strictObject({
-        daily_usd: z.number({ error: "expected a number of USD" }).positive({ error: "expected a positive number of USD" }).optional(),
-        session_daily_usd: z.number({ error: "expected a number of USD" }).positive({ error: "expected a positive number of USD" }).optional(),
-      })
-      .optional(),
-    prices: z
-      .record(
-        z.string().regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" }),
+    keep_recent_turns: z._default(z.int().check(z.gte(0, { error: "expected a whole number ≥ 0" })), 10),
+    history_char_cap: z._default(positiveInt("a positive whole number of characters"), 400_000),
+    poll_interval_ms: z._default(positiveInt("a positive whole number of milliseconds"), 1000),
+    api_timeout_ms: z._default(positiveInt("a positive whole number of milliseconds"), 300_000),
+    cache_ttl: z._default(z.enum(["auto", "5m", "1h"], { error: 'expected "auto", "5m" or "1h"' }), "auto"),
+    max_parallel_calls: z._default(positiveInt("a positive whole number of calls").check(z.lte(64, { error: "expected at most 64" })), 4),
+    ntfy: z._default(z.strictObject({ server: z.optional(z.url({ error: "expected an http(s) URL" })) }), {}),
+    budget: z.optional(
+      z.strictObject({
+        daily_usd: z.optional(z.number({ error: "expected a number of USD" }).check(z.positive({ error: "expected a positive number of USD" }))),
+        session_daily_usd: z.optional(z.number({ error: "expected a number of USD" }).check(z.positive({ error: "expected a positive number of USD" }))),
+      }),
+    ),
+    prices: z.optional(
+      z.record(
+        z.string().check(z.regex(MODEL_ID, { error: "expected an Anthropic model id such as claude-sonnet-4-6" })),
         z.strictObject(
           {
             input: usdPerMillion,
@@ -79,38 +79,40 @@ export const fileConfigSchema = z.strictObject(
           { error: "expected {input, output, cache_write_5m, cache_write_1h, cache_read} in USD per million tokens" },
         ),
         { error: "expected a mapping of model id to its rates" },
-      )
-      .optional(),
-    status_http: z.string().optional(),
-    public_url: z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as https://relay.example.net/" }).optional(),
-    permissions: z
-      .strictObject({
-        policy: z.array(policyRuleSchema, { error: "expected a list of rules such as {tool: Bash, command: \"npm test*\"}" }).default([]),
-        decide_within_s: positiveInt("a positive whole number of seconds").max(300, { error: "expected at most 300" }).default(DEFAULT_POLICY_DECIDE_WITHIN_MS / 1000),
-      })
-      .optional(),
-    limits: z
-      .strictObject({
-        log_max_bytes: positiveInt("a positive whole number of bytes").min(64 * 1024, { error: "expected at least 65536 bytes" }).default(10 * 1024 * 1024),
-        log_files: positiveInt("a positive whole number of files").max(100, { error: "expected at most 100" }).default(5),
-        rejected_keep: positiveInt("a positive whole number of rejections").default(1000),
-        rejected_days: positiveInt("a positive whole number of days").default(30),
-        page_clients: positiveInt("a positive whole number of clients").max(1000, { error: "expected at most 1000" }).default(16),
-      })
-      .default({ log_max_bytes: 10 * 1024 * 1024, log_files: 5, rejected_keep: 1000, rejected_days: 30, page_clients: 16 }),
-    transport: z.enum(["files", "nats"], { error: 'expected "files" or "nats"' }).default("files"),
-    nats: z
-      .strictObject({
-        url: z.string({ error: "expected a nats:// or tls:// URL" }).regex(NATS_URL, { error: "expected a nats:// or tls:// URL" }).optional(),
-        prefix: z.string({ error: "expected a prefix" }).regex(NATS_PREFIX, { error: `expected a prefix matching ${NATS_PREFIX.source}` }).default("relay"),
-        replicas: z.union([z.literal(1), z.literal(3)], { error: "expected 1 or 3" }).default(1),
-      })
-      .default({ prefix: "relay", replicas: 1 }),
-    agent: z.strictObject({ name: z.string({ error: "expected an agent name" }).regex(AGENT_NAME, { error: `expected an agent name matching ${AGENT_NAME.source}` }) }).optional(),
-    sessions: z
-      .array(sessionSchema, { error: "expected a list of sessions" })
-      .min(1, { error: "expected at least one session" })
-      .refine((list) => new Set(list.map((s) => s.id)).size === list.length, { error: "expected unique session ids" }),
+      ),
+    ),
+    status_http: z.optional(z.string()),
+    public_url: z.optional(z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as https://relay.example.net/" })),
+    permissions: z.optional(
+      z.strictObject({
+        policy: z._default(z.array(policyRuleSchema, { error: "expected a list of rules such as {tool: Bash, command: \"npm test*\"}" }), []),
+        decide_within_s: z._default(positiveInt("a positive whole number of seconds").check(z.lte(300, { error: "expected at most 300" })), DEFAULT_POLICY_DECIDE_WITHIN_MS / 1000),
+      }),
+    ),
+    limits: z._default(
+      z.strictObject({
+        log_max_bytes: z._default(positiveInt("a positive whole number of bytes").check(z.gte(64 * 1024, { error: "expected at least 65536 bytes" })), 10 * 1024 * 1024),
+        log_files: z._default(positiveInt("a positive whole number of files").check(z.lte(100, { error: "expected at most 100" })), 5),
+        rejected_keep: z._default(positiveInt("a positive whole number of rejections"), 1000),
+        rejected_days: z._default(positiveInt("a positive whole number of days"), 30),
+        page_clients: z._default(positiveInt("a positive whole number of clients").check(z.lte(1000, { error: "expected at most 1000" })), 16),
+      }),
+      { log_max_bytes: 10 * 1024 * 1024, log_files: 5, rejected_keep: 1000, rejected_days: 30, page_clients: 16 },
+    ),
+    transport: z._default(z.enum(["files", "nats"], { error: 'expected "files" or "nats"' }), "files"),
+    nats: z._default(
+      z.strictObject({
+        url: z.optional(z.string({ error: "expected a nats:// or tls:// URL" }).check(z.regex(NATS_URL, { error: "expected a nats:// or tls:// URL" }))),
+        prefix: z._default(z.string({ error: "expected a prefix" }).check(z.regex(NATS_PREFIX, { error: `expected a prefix matching ${NATS_PREFIX.source}` })), "relay"),
+        replicas: z._default(z.union([z.literal(1), z.literal(3)], { error: "expected 1 or 3" }), 1),
+      }),
+      { prefix: "relay", replicas: 1 },
+    ),
+    agent: z.optional(z.strictObject({ name: z.string({ error: "expected an agent name" }).check(z.regex(AGENT_NAME, { error: `expected an agent name matching ${AGENT_NAME.source}` })) })),
+    sessions: z.array(sessionSchema, { error: "expected a list of sessions" }).check(
+      z.minLength(1, { error: "expected at least one session" }),
+      z.refine((list) => new Set(list.map((s) => s.id)).size === list.length, { error: "expected unique session ids" }),
+    ),
   },
   { error: "expected a YAML mapping" },
 );
@@ -419,7 +421,7 @@ export async function loadAgentConfig(paths: RelayPaths, env: NodeJS.ProcessEnv 
   const yaml = await readConfigYaml(paths, opts);
   if (yaml.kind === "missing") throw new ConfigError(`config.yaml: missing in ${paths.root} (an agent's root needs transport: nats, nats.url, agent.name and its sessions)`);
   if (yaml.kind === "other" && yaml.error !== null) throw malformedYaml("config.yaml", yaml.error);
-  const parsed = fileConfigSchema.partial({ model: true, system_prompt: true, summarization_prompt: true }).safeParse(yaml.kind === "mapping" ? yaml.js : yaml.js());
+  const parsed = z.partial(fileConfigSchema, { model: true, system_prompt: true, summarization_prompt: true }).safeParse(yaml.kind === "mapping" ? yaml.js : yaml.js());
   if (!parsed.success) throw schemaError(parsed.error.issues[0], "config.yaml");
   const file = parsed.data;
   if (file.transport !== "nats") throw new ConfigError('config.yaml: transport: expected "nats" on an agent\'s root');

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { isErrno, PRIVATE_FILE, readJsonFile, writeAtomic } from "../store/files.js";
 import { readLinesBackward } from "../store/lines-backward.js";
 import { type CostRow, type CostsBy, type LedgerRecord, LedgerRecordSchema, ledgerPath } from "./ledger.js";
@@ -76,12 +76,12 @@ const fromRow = ([day, session, model, calls, inputTokens, outputTokens, cacheWr
 const fileSchema = z.object({
   format: z.literal(FORMAT),
   ino: z.number(),
-  offset: z.number().int().nonnegative(),
+  offset: z.int().check(z.nonnegative()),
   mark: z.string(),
   cells: z.array(cellRow),
   /** the byte offsets of the first record of each day and just after its last, for a --since inside a day */
-  dayStart: z.record(z.string(), z.number().int().nonnegative()),
-  dayEnd: z.record(z.string(), z.number().int().nonnegative()),
+  dayStart: z.record(z.string(), z.int().check(z.nonnegative())),
+  dayEnd: z.record(z.string(), z.int().check(z.nonnegative())),
 });
 
 const parsedDay = (iso: string): string => {

@@ -10,7 +10,7 @@
  */
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/files.js";
 import type { CacheChoice } from "../anthropic/cache-policy.js";
 import { costUsd, type Usage } from "./pricing.js";
@@ -47,7 +47,7 @@ export interface CallCache {
   reusableTokens: number;
 }
 
-const tokens = z.number().int().nonnegative();
+const tokens = z.int().check(z.nonnegative());
 
 export const LedgerRecordSchema = z.object({
   at: z.iso.datetime({ offset: true }),
@@ -61,11 +61,9 @@ export const LedgerRecordSchema = z.object({
   cacheReadTokens: tokens,
   cacheWrite5mTokens: tokens,
   cacheWrite1hTokens: tokens,
-  usd: z.number().nonnegative().nullable(),
-  latencyMs: z.number().nonnegative(),
-  cache: z
-    .object({ ttl: z.enum(["5m", "1h", "none"]), reason: z.string(), gapMs: z.number().nonnegative().nullable(), reusableTokens: tokens })
-    .optional(),
+  usd: z.nullable(z.number().check(z.nonnegative())),
+  latencyMs: z.number().check(z.nonnegative()),
+  cache: z.optional(z.object({ ttl: z.enum(["5m", "1h", "none"]), reason: z.string(), gapMs: z.nullable(z.number().check(z.nonnegative())), reusableTokens: tokens })),
 });
 
 export function ledgerPath(root: string): string {

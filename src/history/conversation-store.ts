@@ -2,7 +2,7 @@
 // rendered into Messages API turns, and folded into a summary past the char cap.
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { Note, WorkItem } from "../../machines/types.js";
 import type { RelayPaths } from "../config/paths.js";
 import { appendLine, ensureDirs, isErrno, PRIVATE_FILE, writeAtomic } from "../store/files.js";
@@ -15,7 +15,7 @@ const entrySchema = z.discriminatedUnion("kind", [
     source: z.enum(["envelope", "jc"]),
     text: z.string(),
     reply: z.string(),
-    timestamp: z.string().optional(),
+    timestamp: z.optional(z.string()),
     at: z.string(),
   }),
   z.object({ kind: z.literal("note"), id: z.string(), session: z.string(), text: z.string(), at: z.string() }),

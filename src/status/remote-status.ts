@@ -4,7 +4,7 @@
 // MIRROR_STALE_MS. The age is measured on this host's clock (`mirroredAt`, written by the agent
 // here), never against the relay host's clock.
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { readJsonFile } from "../store/files.js";
 import { readStatusFile, type StatusFile, type StatusFileRead, statusFileSchema } from "./status-file.js";
@@ -14,9 +14,9 @@ export const MIRROR_STALE_MS = 30_000;
 
 export const remoteStatusSchema = z.looseObject({
   /** the relay's state/status.json object; null while the relay has published none */
-  status: statusFileSchema.nullable(),
+  status: z.nullable(statusFileSchema),
   /** the relay's last heartbeat, on the relay host's clock */
-  relayHeartbeatAt: z.string().nullable(),
+  relayHeartbeatAt: z.nullable(z.string()),
   agent: z.looseObject({ name: z.string(), pid: z.number(), sessions: z.array(z.string()) }),
   /** when the agent wrote this file, on this host's clock */
   mirroredAt: z.string(),

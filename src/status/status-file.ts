@@ -2,7 +2,7 @@
 // change that matters; the hook, `relay status`, the status page and scripts read it. It is the
 // object `relay status --json` prints, minus what only a reader can know at read time (whether a
 // daemon holds the lock, the queue's depth, which input.txt files exist), which readers overlay.
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import { readJsonFile } from "../store/files.js";
 
@@ -27,7 +27,7 @@ export const conversationViewSchema = z.object({
   chars: z.number(),
   turns: z.number(),
   /** the id of this conversation's open question, if any */
-  question: z.string().nullable(),
+  question: z.nullable(z.string()),
 });
 export type ConversationView = z.infer<typeof conversationViewSchema>;
 
@@ -36,25 +36,23 @@ export const statusFileSchema = z.looseObject({
   updatedAt: iso,
   pid: z.number(),
   state: z.string(),
-  needsJc: z.object({ id: z.string(), session: z.string(), question: z.string(), since: iso }).nullable(),
+  needsJc: z.nullable(z.object({ id: z.string(), session: z.string(), question: z.string(), since: iso })),
   questions: z.array(questionSchema),
   conversations: z.record(z.string(), conversationViewSchema),
   /** pending: replies waiting in the relay for that session (not the one in input.txt) */
-  sessions: z.record(z.string(), z.object({ pending: z.number(), conversation: z.string(), awaitingAck: z.boolean().optional() })),
+  sessions: z.record(z.string(), z.object({ pending: z.number(), conversation: z.string(), awaitingAck: z.optional(z.boolean()) })),
   history: z.object({ chars: z.number(), turns: z.number() }),
-  lastError: z.object({ message: z.string(), at: iso }).nullable(),
-  retry: z
-    .object({ kind: z.enum(["transient", "permanent"]), attempt: z.number(), nextTryAt: iso, since: iso, message: z.string() })
-    .nullable(),
+  lastError: z.nullable(z.object({ message: z.string(), at: iso })),
+  retry: z.nullable(z.object({ kind: z.enum(["transient", "permanent"]), attempt: z.number(), nextTryAt: iso, since: iso, message: z.string() })),
   calls: z.object({ inFlight: z.number(), maxParallel: z.number() }),
   cost: z.object({ totalUsd: z.number(), todayUsd: z.number(), calls: z.number(), unpricedCalls: z.number() }),
   /** Claude Code permission prompts: those chat-Claude is deciding (permissions.policy), and the latest decisions with who made them */
-  permissions: z
-    .object({
+  permissions: z.optional(
+    z.object({
       deciding: z.array(z.string()),
       recent: z.array(z.object({ id: z.string(), session: z.string(), allow: z.boolean(), by: z.string(), reason: z.string() })),
-    })
-    .optional(),
+    }),
+  ),
 });
 export type StatusFile = z.infer<typeof statusFileSchema>;
 

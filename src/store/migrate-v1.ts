@@ -2,7 +2,7 @@
 // of its context onto the root machine and its conversations. Nothing of it is lost: the input
 // under way and its reply, JC's waiting turns and notes, the replies not yet delivered, the open
 // question, the failure, and the ids already answered.
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { MigratedState } from "../../machines/relay.js";
 import type { Delivery, Question, WorkItem } from "../../machines/types.js";
 
@@ -11,23 +11,21 @@ const v1Item = z.object({
   source: z.enum(["envelope", "jc"]),
   session: z.string(),
   text: z.string(),
-  file: z.string().optional(),
-  timestamp: z.string().optional(),
+  file: z.optional(z.string()),
+  timestamp: z.optional(z.string()),
 });
 
 export const v1ContextSchema = z.object({
-  current: v1Item.nullable(),
-  reply: z.string().nullable(),
+  current: z.nullable(v1Item),
+  reply: z.nullable(z.string()),
   notes: z.array(z.object({ id: z.string(), session: z.string(), text: z.string() })),
   jcChats: z.array(v1Item),
   outbox: z.record(z.string(), z.array(z.object({ id: z.string(), text: z.string(), staged: z.boolean() }))),
   unacked: z.array(z.string()),
-  needsJc: z.object({ session: z.string(), question: z.string(), since: z.number() }).nullable(),
-  failure: z
-    .object({ kind: z.enum(["transient", "permanent"]), message: z.string(), attempt: z.number(), nextAt: z.number(), since: z.number() })
-    .nullable(),
-  lastError: z.object({ message: z.string(), at: z.number() }).nullable(),
-  lastSession: z.string().nullable(),
+  needsJc: z.nullable(z.object({ session: z.string(), question: z.string(), since: z.number() })),
+  failure: z.nullable(z.object({ kind: z.enum(["transient", "permanent"]), message: z.string(), attempt: z.number(), nextAt: z.number(), since: z.number() })),
+  lastError: z.nullable(z.object({ message: z.string(), at: z.number() })),
+  lastSession: z.nullable(z.string()),
   done: z.array(z.string()),
   rejections: z.array(z.object({ id: z.string(), file: z.string(), reason: z.string(), at: z.number() })),
   overCap: z.array(z.string()),

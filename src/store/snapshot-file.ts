@@ -1,7 +1,7 @@
 // state/snapshot.json: the machines' persisted snapshot (the root and its conversations), private
 // to the relay. It is written where a side effect depends on it (see src/runtime/daemon.ts); a
 // snapshot of the single-machine version is recognised and handed to the migration.
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RelayPaths } from "../config/paths.js";
 import type { Logger } from "../runtime/log.js";
 import { PRIVATE_FILE, readJsonFile, writeAtomic } from "./files.js";
@@ -11,17 +11,20 @@ const FORMAT = "relay-snapshot/2";
 const V1_FORMAT = "relay-snapshot/1";
 
 /** The shape a restore relies on; the rest is XState's own and is checked by the restore. */
-const persistedSchema = z.looseObject({
-  status: z.literal("active", { error: "the snapshot is not of a running relay" }),
-  value: z.unknown(),
-  context: z.looseObject({
-    questions: z.array(z.looseObject({ id: z.string(), conversation: z.string(), session: z.string() })),
-    outbox: z.record(z.string(), z.array(z.looseObject({ replyId: z.string(), session: z.string(), text: z.string() }))),
-    unacked: z.array(z.string()),
-    done: z.array(z.string()),
+const persistedSchema = z.pipe(
+  z.looseObject({
+    status: z.literal("active", { error: "the snapshot is not of a running relay" }),
+    value: z.unknown(),
+    context: z.looseObject({
+      questions: z.array(z.looseObject({ id: z.string(), conversation: z.string(), session: z.string() })),
+      outbox: z.record(z.string(), z.array(z.looseObject({ replyId: z.string(), session: z.string(), text: z.string() }))),
+      unacked: z.array(z.string()),
+      done: z.array(z.string()),
+    }),
+    children: z.record(z.string(), z.looseObject({ src: z.literal("conversation"), snapshot: z.looseObject({ status: z.string(), context: z.looseObject({ id: z.string() }) }) })),
   }),
-  children: z.record(z.string(), z.looseObject({ src: z.literal("conversation"), snapshot: z.looseObject({ status: z.string(), context: z.looseObject({ id: z.string() }) }) })),
-}).transform((s) => ({ ...s, status: "active" as const, output: undefined, error: undefined }));
+  z.transform((s) => ({ ...s, status: "active" as const, output: undefined, error: undefined })),
+);
 
 const fileSchema = z.discriminatedUnion("format", [
   z.object({ format: z.literal(FORMAT), savedAt: z.string(), snapshot: persistedSchema }),

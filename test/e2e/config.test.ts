@@ -51,6 +51,13 @@ describe.concurrent("config errors", () => {
     expect(await listing(root)).toEqual(["config.yaml"]);
   });
 
+  it("stops `relay run` on a value of the wrong type with one line in zod's English words (zod/mini registers no locale of its own), and creates nothing", async () => {
+    const root = await makeRoot({ config: configYaml().replace("keep_recent_turns: 10", 'keep_recent_turns: "ten"') });
+    const line = oneLineFailure(await runCli(["run", "--root", root], { env: vars() }));
+    expect(line).toBe("relay: config.yaml: keep_recent_turns: Invalid input: expected number, received string");
+    expect(await listing(root)).toEqual(["config.yaml"]);
+  });
+
   it("stops `relay run` without ANTHROPIC_API_KEY (and no --dry-run) with one line naming the variable, and creates no queue/", async () => {
     const root = await makeRoot();
     const line = oneLineFailure(await runCli(["run", "--root", root], { env: vars({ ANTHROPIC_API_KEY: undefined }) }));

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { appendLine, ensureDirs, isErrno, readJsonFile, removeIfPresent, writeAtomic, writeJsonAtomic } from "../../src/store/files.js";
 
 let dir: string;
@@ -84,7 +84,7 @@ describe("appendLine", () => {
 });
 
 describe("readJsonFile", () => {
-  const schema = z.object({ name: z.string(), count: z.number().int().default(1) });
+  const schema = z.object({ name: z.string(), count: z._default(z.int(), 1) });
 
   it("a missing file is reported as missing, not thrown", async () => {
     const result = await readJsonFile(join(dir, "nope.json"), schema);
@@ -105,6 +105,7 @@ describe("readJsonFile", () => {
     const result = await readJsonFile(path, schema);
     expect(result).toMatchObject({ ok: false, missing: false });
     expect(result.ok ? "" : result.error).toContain(path);
+    expect(result.ok ? "" : result.error).toContain("Invalid input: expected string, received number");
   });
 
   it("valid JSON comes back parsed by the schema (defaults applied, unknown keys stripped)", async () => {

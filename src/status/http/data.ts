@@ -3,7 +3,7 @@
 // from files only.
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { CostRow, LedgerRecord } from "../../costs/ledger.js";
 import { type CellReport, type CostCell, reportOfCells } from "../../costs/ledger-summary.js";
 import type { RelayPaths } from "../../config/paths.js";
@@ -22,7 +22,7 @@ export interface Rejection {
 const REASON_SUFFIX = ".reason.json";
 const MAX_REASON_BYTES = 64 * 1024;
 const MAX_ERROR_CHARS = 500;
-const reasonSchema = z.object({ error: z.string(), at: z.string().optional() });
+const reasonSchema = z.object({ error: z.string(), at: z.optional(z.string()) });
 
 /** The newest `limit` rejections (by the reason file's mtime), newest first. */
 export async function readRejections(paths: RelayPaths, limit = 5): Promise<Rejection[]> {

@@ -2,7 +2,7 @@
 import { type FSWatcher, watch } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { toMermaid } from "../chart.js";
 import { toSvg } from "../chart-svg.js";
 import { conversationMachine } from "../../../machines/conversation.js";
@@ -94,8 +94,8 @@ const QUESTION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 const jcBodySchema = z.object({
   text: z.string({ error: 'expected {"text": "..."}' }),
-  question: z.string().optional(),
-  csrf: z.string().optional(),
+  question: z.optional(z.string()),
+  csrf: z.optional(z.string()),
 });
 
 class HttpError extends Error {

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, open, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { WorkItem } from "../../../machines/types.js";
 import { SESSION_ID } from "../../config/config.js";
 import type { RelayPaths } from "../../config/paths.js";
@@ -58,17 +58,16 @@ const envelopeSchema = z.object(
     session_id: z.string({ error: "session_id must be a string" }),
     content: z
       .string({ error: "content must be a string" })
-      .refine((s) => s.trim().length > 0, { error: "content must be a non-empty string" })
-      .refine((s) => Buffer.byteLength(s, "utf8") <= MAX_CONTENT_BYTES, { error: "content is over 1 MiB (UTF-8 bytes)" }),
-    id: z
-      .string({ error: "id must be a string" })
-      .regex(ENVELOPE_ID, { error: `id must match ${ENVELOPE_ID.source}` })
-      .optional(),
-    timestamp: z
-      .union([z.iso.datetime({ offset: true, local: true }), z.iso.datetime({ offset: true, local: true, precision: -1 })], {
+      .check(
+        z.refine((s) => s.trim().length > 0, { error: "content must be a non-empty string" }),
+        z.refine((s) => Buffer.byteLength(s, "utf8") <= MAX_CONTENT_BYTES, { error: "content is over 1 MiB (UTF-8 bytes)" }),
+      ),
+    id: z.optional(z.string({ error: "id must be a string" }).check(z.regex(ENVELOPE_ID, { error: `id must match ${ENVELOPE_ID.source}` }))),
+    timestamp: z.optional(
+      z.union([z.iso.datetime({ offset: true, local: true }), z.iso.datetime({ offset: true, local: true, precision: -1 })], {
         error: "timestamp must be an ISO 8601 time",
-      })
-      .optional(),
+      }),
+    ),
   },
   { error: "the envelope must be a JSON object" },
 );

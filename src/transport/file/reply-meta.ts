@@ -2,7 +2,7 @@
 // its input.txt appears and never rewritten while input.txt exists, so a reader that sees
 // input.txt and then reads input.json gets the matching pair.
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { type RelayPaths, sessionDir } from "../../config/paths.js";
 import { readJsonFile } from "../../store/files.js";
 
@@ -12,7 +12,7 @@ export type ReplySource = (typeof REPLY_SOURCES)[number];
 export const replyMetaSchema = z.looseObject({
   reply_id: z.string(),
   /** the id of the envelope this reply answers; null for JC's unprompted turns */
-  in_reply_to: z.string().nullable(),
+  in_reply_to: z.nullable(z.string()),
   source: z.enum(REPLY_SOURCES),
   at: z.string(),
 });

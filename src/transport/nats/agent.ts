@@ -20,7 +20,7 @@ import { basename, join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Subscription } from "@nats-io/transport-node";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { messageOf } from "../../../machines/types.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { claimJcInput, refuseJcInput, releaseJcClaim } from "../../operator/jc-input.js";
@@ -55,8 +55,8 @@ const SLOT_REREAD_MS = 50;
 const PUT_SETTLE_MS = 5_000;
 
 const agentStateSchema = z.object({
-  slots: z.record(z.string(), z.object({ rev: z.number().int().min(0), phase: z.enum(["staged", "delivered", "acked"]) })).default({}),
-  rejected: z.record(z.string(), z.number().int().min(0)).default({}),
+  slots: z._default(z.record(z.string(), z.object({ rev: z.int().check(z.gte(0)), phase: z.enum(["staged", "delivered", "acked"]) })), {}),
+  rejected: z._default(z.record(z.string(), z.int().check(z.gte(0))), {}),
 });
 type AgentState = z.infer<typeof agentStateSchema>;
 

@@ -18,7 +18,7 @@
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { Delivery, WorkItem } from "../../../machines/types.js";
 import { messageOf } from "../../../machines/types.js";
 import type { RelayPaths } from "../../config/paths.js";
@@ -38,7 +38,7 @@ const PULL_EXPIRES_MS = 30_000;
 /** The value of a dispatch slot: the reply and what input.json says about it. */
 export const slotValueSchema = z.object({
   reply_id: z.string(),
-  in_reply_to: z.string().nullable(),
+  in_reply_to: z.nullable(z.string()),
   source: z.enum(["envelope", "jc-chat", "jc-direct"]),
   at: z.string(),
   text: z.string(),
@@ -421,7 +421,7 @@ export class NatsOutbox implements Outbox {
 
 /** Where a refusal of JC's answer from agent `agent` waits for that agent (relay_agents). */
 export const jcRefusalKey = (agent: string, claim: string): string => `jcrefused.${agent}.${claim}`;
-export const jcRefusalSchema = z.object({ reason: z.string(), raw: z.string().nullable(), at: z.string() });
+export const jcRefusalSchema = z.object({ reason: z.string(), raw: z.nullable(z.string()), at: z.string() });
 
 /** JC's answers written on agents' roots, through RELAY_JC; read before envelopes on every step. */
 export class NatsJcSource implements JcSource {

@@ -12,12 +12,12 @@
 import type { FileHandle } from "node:fs/promises";
 import { open, readFile, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { isErrno, readJsonFile, syncDir, writeAtomic } from "../../store/files.js";
 
-const recordSchema = z.object({ replyId: z.string(), slotRev: z.number().int().min(0), published: z.boolean() });
+const recordSchema = z.object({ replyId: z.string(), slotRev: z.int().check(z.gte(0)), published: z.boolean() });
 export type SlotRecord = z.infer<typeof recordSchema>;
-const lineSchema = recordSchema.extend({ session: z.string() });
+const lineSchema = z.extend(recordSchema, { session: z.string() });
 const legacySchema = z.record(z.string(), recordSchema);
 
 const COMPACT_AFTER = 1_000;

@@ -3,7 +3,7 @@
 // starts even when the server is unreachable and connects in the background with back-off; the
 // first start on a root needs the server, and says so in one line.
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { messageOf } from "../../../machines/types.js";
 import type { NatsSettings } from "../../config/config.js";
 import type { RelayPaths } from "../../config/paths.js";
@@ -19,7 +19,7 @@ import { natsNames, type NatsNames } from "./names.js";
 import { combinedJcSource, NatsInbox, NatsJcSource, NatsOutbox, StatusPublisher, watchSlots } from "./relay-side.js";
 import { ensureTopology } from "./topology.js";
 
-const markerSchema = z.object({ url: z.string(), prefix: z.string(), envCreated: z.string().nullable(), verifiedAt: z.string() });
+const markerSchema = z.object({ url: z.string(), prefix: z.string(), envCreated: z.nullable(z.string()), verifiedAt: z.string() });
 
 /**
  * state/nats.json: this root verified its server's topology once (so later starts need not reach
