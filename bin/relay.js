@@ -7,13 +7,15 @@
 import module from "node:module";
 
 module.enableCompileCache?.();
-// The hot commands (the Claude Code hooks, `relay status`, `relay run`) run without loading
-// oclif when their command line is plain, from their bundle (dist/hot/, scripts/bundle.mjs);
-// everything else, help and errors included, is oclif's, whose command map is in the same
-// bundle (dist/hot/commands.js, package.json "oclif").
-const { runWithoutOclif } = await import("../dist/hot/hot.js");
+// The hot commands run without loading oclif when their command line is plain, from their
+// bundle (dist/hot/, scripts/bundle.mjs): the Claude Code hooks from one file of their own,
+// `relay status` and `relay run` from the chunks every command shares. Everything else, help and
+// errors included, is oclif's, whose command map is in the same bundle (dist/hot/commands.js,
+// package.json "oclif").
+const argv = process.argv.slice(2);
+const { runWithoutOclif } = await import(argv[0] === "hook" ? "../dist/hot/hooks.js" : "../dist/hot/hot.js");
 
-if (!(await runWithoutOclif(process.argv.slice(2)))) {
+if (!(await runWithoutOclif(argv))) {
   const { execute } = await import("@oclif/core");
   await execute({ dir: import.meta.url });
 }

@@ -40,7 +40,7 @@ const englishOnlyZod = {
  * were undefined); such a package is imported statically by a module of ours that is itself
  * loaded lazily (src/config/config-yaml.ts, src/config/dotenv-file.ts).
  */
-const LAZY_PACKAGES = new Set(["@anthropic-ai/sdk", "@oclif/core", "zod"]);
+const LAZY_PACKAGES = new Set(["@anthropic-ai/sdk", "@oclif/core"]);
 const lazyPackagesAreEsm = {
   name: "lazy-packages-are-esm",
   setup(b) {
@@ -53,8 +53,37 @@ const lazyPackagesAreEsm = {
   },
 };
 
+/**
+ * The hooks' one file leaves the YAML and .env parsers out: the modules that wrap them import no
+ * module of the relay's (but types), so the hooks load them, when they need them, from the
+ * files the main build gives them (dist/hot/yaml-text.js, dist/hot/dotenv-file.js).
+ */
+const PARSER_MODULES = ["yaml-text", "dotenv-file"];
+const parsersOutside = {
+  name: "parsers-outside",
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^\\./(${PARSER_MODULES.join("|")})\\.js$`) }, (args) => (args.importer === `${root}dist/src/config/config.js` ? { path: args.path, external: true } : undefined));
+  },
+};
+
+const common = {
+  outdir,
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20.19",
+  external: ["@oclif/core"],
+  // the CommonJS packages inside (dotenv, pino, …) require() Node's built-in modules
+  banner: { js: `import { createRequire as __relayCreateRequire } from "node:module"; const require = __relayCreateRequire(import.meta.url);` },
+  legalComments: "none",
+  minifyWhitespace: true,
+  logLevel: "warning",
+  metafile: true,
+};
+
 await rm(outdir, { recursive: true, force: true });
-const { metafile } = await build({
+const shared = await build({
+  ...common,
   entryPoints: {
     hot: `${root}dist/src/commands/fast/hot.js`,
     // oclif's command map and its command_not_found hook (package.json "oclif")
@@ -62,21 +91,19 @@ const { metafile } = await build({
     "command-not-found": `${root}dist/src/commands/command-not-found.js`,
     // the thread that reads a long cost ledger at start (src/costs/ledger-aside.ts)
     "ledger-worker": `${root}dist/src/costs/ledger-worker.js`,
+    // the parsers, under names the hooks' file imports them by
+    ...Object.fromEntries(PARSER_MODULES.map((name) => [name, `${root}dist/src/config/${name}.js`])),
   },
-  outdir,
-  bundle: true,
   splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node20.19",
-  external: ["@oclif/core"],
   plugins: [englishOnlyZod, lazyPackagesAreEsm],
-  // the CommonJS packages inside (dotenv, pino, …) require() Node's built-in modules
-  banner: { js: `import { createRequire as __relayCreateRequire } from "node:module"; const require = __relayCreateRequire(import.meta.url);` },
-  legalComments: "none",
-  minifyWhitespace: true,
-  logLevel: "warning",
-  metafile: true,
+});
+// The Claude Code hooks: one file, every import() of the relay's own modules inlined (src/commands/fast/hooks.ts).
+const hooks = await build({
+  ...common,
+  entryPoints: { hooks: `${root}dist/src/commands/fast/hooks.js` },
+  splitting: false,
+  plugins: [englishOnlyZod, lazyPackagesAreEsm, parsersOutside],
 });
 // which sources each chunk holds and what it imports, for test/unit/command-imports.test.ts (not shipped)
+const metafile = { inputs: { ...shared.metafile.inputs, ...hooks.metafile.inputs }, outputs: { ...shared.metafile.outputs, ...hooks.metafile.outputs } };
 await writeFile(`${root}dist/hot.meta.json`, JSON.stringify(metafile));

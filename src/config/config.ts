@@ -284,7 +284,7 @@ async function readConfigYaml(paths: RelayPaths, opts: { keepCopy?: boolean } = 
   if (cache.hit) return { kind: "mapping", js: cache.document };
   const text = await readIfPresent(paths.config);
   if (text === null) return { kind: "missing" };
-  const parsed = (await import("./config-yaml.js")).parseYaml(text);
+  const parsed = (await import("./yaml-text.js")).parseYaml(text);
   if (parsed.kind === "mapping" && opts.keepCopy !== false) await writeConfigCache(paths, cache.key, parsed.js);
   return parsed;
 }

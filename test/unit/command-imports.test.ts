@@ -43,6 +43,7 @@ interface BundleMeta {
 }
 const BUNDLE_META = new URL("../../dist/hot.meta.json", import.meta.url).pathname;
 const HOT_CHUNK = "dist/hot/hot.js";
+const HOOKS_FILE = "dist/hot/hooks.js";
 const bundleMeta = (): BundleMeta => JSON.parse(readFileSync(BUNDLE_META, "utf8")) as BundleMeta;
 
 /** The chunks loaded with `from` (itself included): through static imports only, or through `import()` too. */
@@ -70,7 +71,7 @@ describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)",
   it("is run from its bundle, which loads no oclif either: oclif stays outside it, imported only where a failure is handed to it", () => {
     expect(existsSync(BUNDLE_META), "run `npm run build` first").toBe(true);
     const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
-    expect(bin).toMatch(/^const \{ runWithoutOclif \} = await import\("\.\.\/dist\/hot\/hot\.js"\);$/m);
+    expect(bin).toMatch(/^const \{ runWithoutOclif \} = await import\(argv\[0\] === "hook" \? "\.\.\/dist\/hot\/hooks\.js" : "\.\.\/dist\/hot\/hot\.js"\);$/m);
     expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
     const meta = bundleMeta();
     const atStart = chunkGraph(meta, HOT_CHUNK, false);
@@ -127,18 +128,53 @@ describe("the YAML and .env parsers on the hot commands' path", () => {
     const parsers = [...loaded].filter((f) => /^\s*import\s[^;]*?\sfrom\s+"(yaml|dotenv)"/m.test(readFileSync(f, "utf8")));
     expect(parsers).toEqual([]);
     const config = readFileSync(roots[1] ?? "", "utf8");
-    expect(config).toMatch(/await import\("\.\/config-yaml\.js"\)/);
+    expect(config).toMatch(/await import\("\.\/yaml-text\.js"\)/);
     expect(config).toMatch(/await import\("\.\/dotenv-file\.js"\)/);
   });
 
   it("are not in the bundle's chunks that loading the settings brings, only in the chunks config.yaml and .env load", () => {
     const meta = bundleMeta();
-    const config = Object.keys(meta.outputs).filter((c) => "dist/src/config/config.js" in (meta.outputs[c]?.inputs ?? {}));
+    const config = Object.keys(meta.outputs).filter((c) => c !== HOOKS_FILE && "dist/src/config/config.js" in (meta.outputs[c]?.inputs ?? {}));
     expect(config).toHaveLength(1);
     const parsers = (f: string) => /node_modules\/(yaml|dotenv)\//.test(f);
     expect(sourcesOf(meta, chunkGraph(meta, config[0] ?? "", false)).filter(parsers)).toEqual([]);
     const everything = sourcesOf(meta, chunkGraph(meta, HOT_CHUNK, true));
     expect(everything).toContain("node_modules/yaml/dist/index.js");
     expect(everything.some((f) => f.startsWith("node_modules/dotenv/"))).toBe(true);
+  });
+});
+
+describe("the Claude Code hooks' own file (dist/hot/hooks.js, src/commands/fast/hooks.ts)", () => {
+  it("is one file: it imports none of the shared chunks, only Node's modules and, lazily, the YAML and .env parsers' files", () => {
+    const meta = bundleMeta();
+    const hooks = meta.outputs[HOOKS_FILE];
+    expect(hooks, "run `npm run build` first").toBeDefined();
+    const imports = hooks?.imports ?? [];
+    expect(imports.filter((i) => !i.path.startsWith("node:")).map((i) => [i.path, i.kind, i.external])).toEqual(
+      expect.arrayContaining([
+        ["./yaml-text.js", "dynamic-import", true],
+        ["./dotenv-file.js", "dynamic-import", true],
+      ]),
+    );
+    expect(new Set(imports.filter((i) => !i.path.startsWith("node:")).map((i) => i.path))).toEqual(new Set(["./yaml-text.js", "./dotenv-file.js"]));
+    // the parsers it imports are the shared build's files of those names
+    expect(sourcesOf(meta, ["dist/hot/yaml-text.js"])).toContain("dist/src/config/yaml-text.js");
+    expect(sourcesOf(meta, ["dist/hot/dotenv-file.js", ...chunkGraph(meta, "dist/hot/dotenv-file.js", false)])).toContain("dist/src/config/dotenv-file.js");
+  });
+
+  it("holds every hook and none of the YAML parser, dotenv, the Anthropic SDK, oclif or zod's classic API", () => {
+    const meta = bundleMeta();
+    const sources = sourcesOf(meta, [HOOKS_FILE]);
+    expect(sources).toEqual(expect.arrayContaining(["dist/src/commands/fast/hooks.js", "dist/src/claude-code/hook.js", "dist/src/claude-code/stop-failure.js", "dist/src/claude-code/permission-hook.js"]));
+    expect(sources.filter((f) => /node_modules\/(yaml|dotenv|@anthropic-ai|@oclif)\//.test(f) || f.includes("node_modules/zod/v4/classic/"))).toEqual([]);
+  });
+});
+
+describe("zod", () => {
+  it("is zod/mini everywhere: no chunk holds zod's classic API, which cannot be tree-shaken (300 KB of a hook's start-up)", () => {
+    const meta = bundleMeta();
+    const zod = sourcesOf(meta, Object.keys(meta.outputs)).filter((f) => f.includes("node_modules/zod/"));
+    expect(zod.length).toBeGreaterThan(0);
+    expect(zod.filter((f) => f.includes("/v4/classic/"))).toEqual([]);
   });
 });

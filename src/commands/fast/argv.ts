@@ -1,7 +1,13 @@
-// A strict parser for the flags of the commands `bin/relay.js` runs without oclif (./hot.ts).
+// A strict parser for the flags of the commands `bin/relay.js` runs without oclif (./hot.ts, ./hooks.ts).
 // It accepts only command lines whose meaning is plain (each known flag at most once, valid
 // values, nothing positional); for anything else it answers null and oclif parses the line, so
 // help, errors and their exit codes stay oclif's.
+
+/** Environment that changes how oclif runs a command (debug output, JSON by default): leave those runs to oclif. */
+const OCLIF_ENV = ["DEBUG", "RELAY_DEBUG", "RELAY_CONTENT_TYPE"];
+
+/** Whether `env` asks oclif for something of its own, so no command line is run without it. */
+export const oclifEnvironment = (env: NodeJS.ProcessEnv): boolean => OCLIF_ENV.some((name) => env[name] !== undefined);
 
 /** What the parser needs to know of one flag: the facts oclif's own definition holds too. */
 export type FlagSpec =
