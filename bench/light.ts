@@ -48,10 +48,13 @@ export interface HotStartups {
   version: number[];
 }
 
+/** Spawn → exit of `node argv…`, with pipes on all three descriptors, as Claude Code runs a hook: its answer is read, and the child pays for writing into a pipe. */
 async function spawnToExit(argv: string[], input: string): Promise<number> {
   const { spawn } = await import("node:child_process");
   const started = nowMs();
-  const child = spawn(process.execPath, argv, { stdio: ["pipe", "ignore", "ignore"] });
+  const child = spawn(process.execPath, argv, { stdio: ["pipe", "pipe", "pipe"] });
+  child.stdout.resume();
+  child.stderr.resume();
   child.stdin.end(input);
   const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
   await new Promise((ok) => child.once("close", ok));
