@@ -1,21 +1,32 @@
 #!/usr/bin/env node
 // The CLI entry: plain node, compiled sources in dist/ (built by `npm ci` via `prepare`).
+//
+// A CommonJS script (bin/package.json), not an ES module: an ES module entry makes Node 20 set up
+// its ES module loader first, about 10 ms of every Claude Code hook's start-up, and the hooks
+// (dist/hot/hooks.cjs) need none. The other commands are ES modules, loaded with import().
+"use strict";
+
 // On Node >= 22.1 Node's compile cache keeps the compiled code of the modules below across runs
 // (in $NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache; NODE_DISABLE_COMPILE_CACHE=1 turns
 // it off): the Claude Code hooks start on every agent turn. Node 20 has none. It is enabled
-// before anything of the relay's is imported, hence the import() below.
-import module from "node:module";
+// before anything of the relay's is loaded.
+require("node:module").enableCompileCache?.();
 
-module.enableCompileCache?.();
 // The hot commands run without loading oclif when their command line is plain, from their
-// bundle (dist/hot/, scripts/bundle.mjs): the Claude Code hooks from one file of their own,
-// `relay status` and `relay run` from the chunks every command shares. Everything else, help and
-// errors included, is oclif's, whose command map is in the same bundle (dist/hot/commands.js,
-// package.json "oclif").
-const argv = process.argv.slice(2);
-const { runWithoutOclif } = await import(argv[0] === "hook" ? "../dist/hot/hooks.js" : "../dist/hot/hot.js");
-
-if (!(await runWithoutOclif(argv))) {
-  const { execute } = await import("@oclif/core");
-  await execute({ dir: import.meta.url });
+// bundle (dist/hot/, scripts/bundle.mjs): the Claude Code hooks from one CommonJS file of their
+// own, `relay status` and `relay run` from the chunks every command shares. Everything else, help
+// and errors included, is oclif's, whose command map is in the same bundle (dist/hot/commands.js,
+// package.json "oclif"); oclif finds the package from its package.json.
+async function main(argv) {
+  const { runWithoutOclif } = argv[0] === "hook" ? require("../dist/hot/hooks.cjs") : await import("../dist/hot/hot.js");
+  if (!(await runWithoutOclif(argv))) {
+    const { execute } = await import("@oclif/core");
+    await execute({ dir: require.resolve("../package.json") });
+  }
 }
+
+main(process.argv.slice(2)).catch((err) => {
+  // what an ES module entry did with a failure it did not handle: the stack on stderr, exit 1
+  process.exitCode = 1;
+  console.error(err);
+});

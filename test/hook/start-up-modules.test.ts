@@ -1,7 +1,7 @@
 // What a Claude Code hook loads as it starts, on every agent turn: the real CLI, spawned with
 // pipes as Claude Code runs it, reports Node's own list of the built-in modules it loaded
 // (process.moduleLoadList). Modules that only some calls use are loaded by those calls.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,13 +27,21 @@ async function builtinsLoaded(args: string[], input: string): Promise<string[]> 
 }
 
 describe("the Stop hook's start-up", () => {
-  it("does not load node:perf_hooks: its deadlines are on process.hrtime (src/runtime/monotonic.ts), not performance.now()", async () => {
+  it("loads no ES module (bin/relay.js and dist/hot/hooks.cjs are CommonJS) and not node:perf_hooks (deadlines are on process.hrtime, src/runtime/monotonic.ts)", async () => {
     const root = await makeRoot();
+    // config.yaml as on a root in use: old enough that the first hook keeps its parsed copy, which the second reads
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(join(root, "config.yaml"), longAgo, longAgo);
     const stop = JSON.stringify({ session_id: "cc-start-up", transcript_path: join(root, "none.jsonl"), cwd: root, hook_event_name: "Stop", stop_hook_active: false });
-    const loaded = await builtinsLoaded(["hook", "claude-stop", "--session", "session-1", "--root", root], stop);
+    const args = ["hook", "claude-stop", "--session", "session-1", "--root", root];
+    const first = await builtinsLoaded(args, stop);
+    // without the copy, config.yaml's parser is an ES module the hook imports (dist/hot/yaml-text.js)
+    expect(first).toContain("internal/modules/esm/module_job");
+    const loaded = await builtinsLoaded(args, stop);
     // the list is the hook's: it did load the files API and the hash that names the relay's lock
     expect(loaded).toContain("fs/promises");
     expect(loaded).toContain("crypto");
-    expect(loaded.filter((m) => ["perf_hooks", "internal/perf/performance", "internal/perf/usertiming"].includes(m))).toEqual([]);
+    // (Node 20 sets up a little of the loader for any CommonJS file holding an import(); no ES module is loaded)
+    expect(loaded.filter((m) => ["internal/modules/esm/module_job", "internal/modules/esm/translators", "perf_hooks", "internal/perf/performance", "internal/perf/usertiming"].includes(m))).toEqual([]);
   });
 });

@@ -43,7 +43,7 @@ interface BundleMeta {
 }
 const BUNDLE_META = new URL("../../dist/hot.meta.json", import.meta.url).pathname;
 const HOT_CHUNK = "dist/hot/hot.js";
-const HOOKS_FILE = "dist/hot/hooks.js";
+const HOOKS_FILE = "dist/hot/hooks.cjs";
 const bundleMeta = (): BundleMeta => JSON.parse(readFileSync(BUNDLE_META, "utf8")) as BundleMeta;
 
 /** The chunks loaded with `from` (itself included): through static imports only, or through `import()` too. */
@@ -71,7 +71,7 @@ describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)",
   it("is run from its bundle, which loads no oclif either: oclif stays outside it, imported only where a failure is handed to it", () => {
     expect(existsSync(BUNDLE_META), "run `npm run build` first").toBe(true);
     const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
-    expect(bin).toMatch(/^const \{ runWithoutOclif \} = await import\(argv\[0\] === "hook" \? "\.\.\/dist\/hot\/hooks\.js" : "\.\.\/dist\/hot\/hot\.js"\);$/m);
+    expect(bin).toMatch(/^ {2}const \{ runWithoutOclif \} = argv\[0\] === "hook" \? require\("\.\.\/dist\/hot\/hooks\.cjs"\) : await import\("\.\.\/dist\/hot\/hot\.js"\);$/m);
     expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
     const meta = bundleMeta();
     const atStart = chunkGraph(meta, HOT_CHUNK, false);
@@ -144,7 +144,7 @@ describe("the YAML and .env parsers on the hot commands' path", () => {
   });
 });
 
-describe("the Claude Code hooks' own file (dist/hot/hooks.js, src/commands/fast/hooks.ts)", () => {
+describe("the Claude Code hooks' own file (dist/hot/hooks.cjs, src/commands/fast/hooks.ts)", () => {
   it("is one file: it imports none of the shared chunks, only Node's modules and, lazily, the YAML and .env parsers' files", () => {
     const meta = bundleMeta();
     const hooks = meta.outputs[HOOKS_FILE];

@@ -157,9 +157,9 @@ describe("a hot command run without oclif", () => {
     for (const dir of [root, empty, runRoot]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /** stdout, stderr and exit code of `relay ARGS` (standard input closed), through bin/relay.js or through oclif alone. */
+  /** stdout, stderr and exit code of `relay ARGS` (standard input closed), through bin/relay.js or through oclif alone, pointed at the package.json (bin/ has one of its own, which makes bin/relay.js CommonJS). */
   async function run(args: string[], via: "bin" | "oclif"): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const script = via === "bin" ? [BIN, ...args] : ["--input-type=module", "-e", `import { execute } from "@oclif/core"; await execute({ dir: ${JSON.stringify(pathToFileURL(BIN).href)}, args: ${JSON.stringify(args)} });`];
+    const script = via === "bin" ? [BIN, ...args] : ["--input-type=module", "-e", `import { execute } from "@oclif/core"; await execute({ dir: ${JSON.stringify(pathToFileURL(join(BIN, "..", "..", "package.json")).href)}, args: ${JSON.stringify(args)} });`];
     const child = spawn(process.execPath, script, { env: await childEnv(), cwd: join(BIN, "..", "..") });
     children.add(child);
     child.stdin.end();

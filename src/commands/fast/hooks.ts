@@ -1,11 +1,11 @@
 // The Claude Code hooks, run by bin/relay.js without loading oclif: they start on every agent
-// turn. Bundled on their own into one file (dist/hot/hooks.js, scripts/bundle.mjs), which leaves
-// out only the YAML and .env parsers (loaded when config.yaml has no cached copy, or .env is
-// read): Node 20 has no compile cache, and each module file costs a hook its resolution, read and
-// link, so one file starts faster than the few dozen chunks the other commands share. A command
-// line is run here only when it is plain (./argv.ts); anything else (help, a bad flag, an unknown
-// hook) goes to oclif, whose output and exit codes stay the reference. Each hook's work is the
-// same function its oclif command calls (../hook/hook-actions.ts).
+// turn. Bundled on their own into one CommonJS file (dist/hot/hooks.cjs, scripts/bundle.mjs),
+// which leaves out only the YAML and .env parsers (loaded when config.yaml has no cached copy, or
+// .env is read): Node 20 has no compile cache, and each module file costs a hook its resolution,
+// read and link, so one file starts faster than the few dozen chunks the other commands share. A
+// command line is run here only when it is plain (./argv.ts); anything else (help, a bad flag, an
+// unknown hook) goes to oclif, whose output and exit codes stay the reference. Each hook's work
+// is the same function its oclif command calls (../hook/hook-actions.ts).
 import type { HookOutcome } from "../../claude-code/hook.js";
 import { zodWithoutJit } from "../../zod-jitless.js";
 import { END_FLAGS, endHook, FAILURE_FLAGS, failureHook, PERMISSION_FLAGS, permissionHook, START_FLAGS, startHook, STOP_FLAGS, stopHook, writeHookFailure, writeOutcome } from "../hook/hook-actions.js";
