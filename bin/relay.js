@@ -13,12 +13,15 @@
 require("node:module").enableCompileCache?.();
 
 // The hot commands run without loading oclif when their command line is plain, from their
-// bundle (dist/hot/, scripts/bundle.mjs): the Claude Code hooks from one CommonJS file of their
-// own, `relay status` and `relay run` from the chunks every command shares. Everything else, help
-// and errors included, is oclif's, whose command map is in the same bundle (dist/hot/commands.js,
-// package.json "oclif"); oclif finds the package from its package.json.
+// bundle (dist/hot/, scripts/bundle.mjs): the Claude Code hooks and `relay status` each from one
+// CommonJS file of their own, `relay run` from the ES module chunks every other command shares.
+// Everything else, help and errors included, is oclif's, whose command map is in the same bundle
+// (dist/hot/commands.js, package.json "oclif"); oclif finds the package from its package.json.
+const OWN_FILE = { hook: "../dist/hot/hooks.cjs", status: "../dist/hot/status.cjs" };
+
 async function main(argv) {
-  const { runWithoutOclif } = argv[0] === "hook" ? require("../dist/hot/hooks.cjs") : await import("../dist/hot/hot.js");
+  const own = Object.hasOwn(OWN_FILE, argv[0]) ? OWN_FILE[argv[0]] : null;
+  const { runWithoutOclif } = own !== null ? require(own) : await import("../dist/hot/hot.js");
   if (!(await runWithoutOclif(argv))) {
     const { execute } = await import("@oclif/core");
     await execute({ dir: require.resolve("../package.json") });

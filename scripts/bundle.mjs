@@ -104,7 +104,8 @@ const shared = await build({
 // import.meta.url (src/package-files.ts) is the file's own URL, made from __filename.
 const hooks = await build({
   ...common,
-  entryPoints: { hooks: `${root}dist/src/commands/fast/hooks.js` },
+  // and `relay status` (src/commands/fast/status.ts) likewise, in a file of its own
+  entryPoints: { hooks: `${root}dist/src/commands/fast/hooks.js`, status: `${root}dist/src/commands/fast/status.js` },
   format: "cjs",
   outExtension: { ".js": ".cjs" },
   splitting: false,

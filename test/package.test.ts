@@ -62,7 +62,7 @@ describe("the packed tarball, installed globally with --ignore-scripts", () => {
   it("holds what the README's steps need and none of the build's leftovers", async (ctx) => {
     if (unreachable) return ctx.skip(unreachable);
     const listed = (await run("tar", ["tzf", tarball])).stdout.split("\n");
-    for (const file of [".env.example", "config.yaml", "README.md", "docs/protocol.md", "bin/relay.js", "bin/package.json", "dist/src/commands/index.js", "dist/hot/hot.js", "dist/hot/hooks.cjs", "dist/hot/yaml-text.js", "dist/hot/dotenv-file.js", "dist/hot/commands.js", "dist/hot/command-not-found.js", "dist/hot/ledger-worker.js", "src/status/http/page/index.html", "src/status/http/page/app.js"]) {
+    for (const file of [".env.example", "config.yaml", "README.md", "docs/protocol.md", "bin/relay.js", "bin/package.json", "dist/src/commands/index.js", "dist/hot/hot.js", "dist/hot/hooks.cjs", "dist/hot/status.cjs", "dist/hot/yaml-text.js", "dist/hot/dotenv-file.js", "dist/hot/commands.js", "dist/hot/command-not-found.js", "dist/hot/ledger-worker.js", "src/status/http/page/index.html", "src/status/http/page/app.js"]) {
       expect(listed, file).toContain(`package/${file}`);
     }
     expect(listed.filter((f) => f.includes(".tsbuildinfo") || f.endsWith(".meta.json") || f.startsWith("package/test/"))).toEqual([]);

@@ -1,5 +1,5 @@
 // What `relay status` does once its flags are parsed, free of oclif so that bin/relay.js can run
-// it without loading oclif (../commands/fast/hot.ts); the oclif command ./status.ts calls it too.
+// it without loading oclif (./fast/status.ts); the oclif command ./status.ts calls it too.
 // STATUS_FLAGS must match the oclif flags (test/unit/fast-path.test.ts checks).
 import { pathsForRoot } from "../config/paths.js";
 import type { ConfiguredSession, RootRole, StatusReport } from "../status/report.js";

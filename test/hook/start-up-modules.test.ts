@@ -1,4 +1,4 @@
-// What a Claude Code hook loads as it starts, on every agent turn: the real CLI, spawned with
+// What a Claude Code hook (on every agent turn) and `relay status` load as they start: the real CLI, spawned with
 // pipes as Claude Code runs it, reports Node's own list of the built-in modules it loaded
 // (process.moduleLoadList). Modules that only some calls use are loaded by those calls.
 import { mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
@@ -26,22 +26,37 @@ async function builtinsLoaded(args: string[], input: string): Promise<string[]> 
   return loaded.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice("NativeModule ".length));
 }
 
+/** An ES module loaded: Node 20 sets up a little of its loader for any CommonJS file holding an import(), but these come only with a module. */
+const ES_MODULE = ["internal/modules/esm/module_job", "internal/modules/esm/translators"];
+
+/** A root as one in use: config.yaml old enough that the first Stop hook keeps its parsed copy; `stop` runs a Stop hook on it. */
+async function rootInUse(): Promise<{ root: string; stop: () => Promise<string[]> }> {
+  const root = await makeRoot();
+  const longAgo = new Date(Date.now() - 60_000);
+  await utimes(join(root, "config.yaml"), longAgo, longAgo);
+  const input = JSON.stringify({ session_id: "cc-start-up", transcript_path: join(root, "none.jsonl"), cwd: root, hook_event_name: "Stop", stop_hook_active: false });
+  return { root, stop: () => builtinsLoaded(["hook", "claude-stop", "--session", "session-1", "--root", root], input) };
+}
+
 describe("the Stop hook's start-up", () => {
   it("loads no ES module (bin/relay.js and dist/hot/hooks.cjs are CommonJS) and not node:perf_hooks (deadlines are on process.hrtime, src/runtime/monotonic.ts)", async () => {
-    const root = await makeRoot();
-    // config.yaml as on a root in use: old enough that the first hook keeps its parsed copy, which the second reads
-    const longAgo = new Date(Date.now() - 60_000);
-    await utimes(join(root, "config.yaml"), longAgo, longAgo);
-    const stop = JSON.stringify({ session_id: "cc-start-up", transcript_path: join(root, "none.jsonl"), cwd: root, hook_event_name: "Stop", stop_hook_active: false });
-    const args = ["hook", "claude-stop", "--session", "session-1", "--root", root];
-    const first = await builtinsLoaded(args, stop);
+    const { stop } = await rootInUse();
     // without the copy, config.yaml's parser is an ES module the hook imports (dist/hot/yaml-text.js)
-    expect(first).toContain("internal/modules/esm/module_job");
-    const loaded = await builtinsLoaded(args, stop);
+    expect(await stop()).toContain("internal/modules/esm/module_job");
+    const loaded = await stop();
     // the list is the hook's: it did load the files API and the hash that names the relay's lock
     expect(loaded).toContain("fs/promises");
     expect(loaded).toContain("crypto");
-    // (Node 20 sets up a little of the loader for any CommonJS file holding an import(); no ES module is loaded)
-    expect(loaded.filter((m) => ["internal/modules/esm/module_job", "internal/modules/esm/translators", "perf_hooks", "internal/perf/performance", "internal/perf/usertiming"].includes(m))).toEqual([]);
+    expect(loaded.filter((m) => [...ES_MODULE, "perf_hooks", "internal/perf/performance", "internal/perf/usertiming"].includes(m))).toEqual([]);
+  });
+});
+
+describe("relay status's start-up", () => {
+  it("loads no ES module either (dist/hot/status.cjs) on a root with config.yaml's parsed copy", async () => {
+    const { root, stop } = await rootInUse();
+    await stop(); // keeps the parsed copy (status itself only reads)
+    const loaded = await builtinsLoaded(["status", "--root", root], "");
+    expect(loaded).toContain("fs/promises");
+    expect(loaded.filter((m) => ES_MODULE.includes(m))).toEqual([]);
   });
 });

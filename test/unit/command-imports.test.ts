@@ -44,6 +44,7 @@ interface BundleMeta {
 const BUNDLE_META = new URL("../../dist/hot.meta.json", import.meta.url).pathname;
 const HOT_CHUNK = "dist/hot/hot.js";
 const HOOKS_FILE = "dist/hot/hooks.cjs";
+const STATUS_FILE = "dist/hot/status.cjs";
 const bundleMeta = (): BundleMeta => JSON.parse(readFileSync(BUNDLE_META, "utf8")) as BundleMeta;
 
 /** The chunks loaded with `from` (itself included): through static imports only, or through `import()` too. */
@@ -71,7 +72,8 @@ describe("the hot commands' path (bin/relay.js, then src/commands/fast/hot.ts)",
   it("is run from its bundle, which loads no oclif either: oclif stays outside it, imported only where a failure is handed to it", () => {
     expect(existsSync(BUNDLE_META), "run `npm run build` first").toBe(true);
     const bin = readFileSync(new URL("../../bin/relay.js", import.meta.url), "utf8");
-    expect(bin).toMatch(/^ {2}const \{ runWithoutOclif \} = argv\[0\] === "hook" \? require\("\.\.\/dist\/hot\/hooks\.cjs"\) : await import\("\.\.\/dist\/hot\/hot\.js"\);$/m);
+    expect(bin).toMatch(/^const OWN_FILE = \{ hook: "\.\.\/dist\/hot\/hooks\.cjs", status: "\.\.\/dist\/hot\/status\.cjs" \};$/m);
+    expect(bin).toMatch(/^ {2}const \{ runWithoutOclif \} = own !== null \? require\(own\) : await import\("\.\.\/dist\/hot\/hot\.js"\);$/m);
     expect(bin).not.toMatch(/^import .* from "@oclif\/core";$/m);
     const meta = bundleMeta();
     const atStart = chunkGraph(meta, HOT_CHUNK, false);
@@ -134,7 +136,7 @@ describe("the YAML and .env parsers on the hot commands' path", () => {
 
   it("are not in the bundle's chunks that loading the settings brings, only in the chunks config.yaml and .env load", () => {
     const meta = bundleMeta();
-    const config = Object.keys(meta.outputs).filter((c) => c !== HOOKS_FILE && "dist/src/config/config.js" in (meta.outputs[c]?.inputs ?? {}));
+    const config = Object.keys(meta.outputs).filter((c) => c !== HOOKS_FILE && c !== STATUS_FILE && "dist/src/config/config.js" in (meta.outputs[c]?.inputs ?? {}));
     expect(config).toHaveLength(1);
     const parsers = (f: string) => /node_modules\/(yaml|dotenv)\//.test(f);
     expect(sourcesOf(meta, chunkGraph(meta, config[0] ?? "", false)).filter(parsers)).toEqual([]);
@@ -144,10 +146,13 @@ describe("the YAML and .env parsers on the hot commands' path", () => {
   });
 });
 
-describe("the Claude Code hooks' own file (dist/hot/hooks.cjs, src/commands/fast/hooks.ts)", () => {
+describe.each([
+  ["the Claude Code hooks' own file (dist/hot/hooks.cjs, src/commands/fast/hooks.ts)", HOOKS_FILE, ["dist/src/commands/fast/hooks.js", "dist/src/claude-code/hook.js", "dist/src/claude-code/stop-failure.js", "dist/src/claude-code/permission-hook.js"]],
+  ["relay status's own file (dist/hot/status.cjs, src/commands/fast/status.ts)", STATUS_FILE, ["dist/src/commands/fast/status.js", "dist/src/commands/status-action.js", "dist/src/status/report.js"]],
+])("%s", (_, file, own) => {
   it("is one file: it imports none of the shared chunks, only Node's modules and, lazily, the YAML and .env parsers' files", () => {
     const meta = bundleMeta();
-    const hooks = meta.outputs[HOOKS_FILE];
+    const hooks = meta.outputs[file];
     expect(hooks, "run `npm run build` first").toBeDefined();
     const imports = hooks?.imports ?? [];
     expect(imports.filter((i) => !i.path.startsWith("node:")).map((i) => [i.path, i.kind, i.external])).toEqual(
@@ -162,10 +167,10 @@ describe("the Claude Code hooks' own file (dist/hot/hooks.cjs, src/commands/fast
     expect(sourcesOf(meta, ["dist/hot/dotenv-file.js", ...chunkGraph(meta, "dist/hot/dotenv-file.js", false)])).toContain("dist/src/config/dotenv-file.js");
   });
 
-  it("holds every hook and none of the YAML parser, dotenv, the Anthropic SDK, oclif or zod's classic API", () => {
+  it("holds its command's modules and none of the YAML parser, dotenv, the Anthropic SDK, oclif or zod's classic API", () => {
     const meta = bundleMeta();
-    const sources = sourcesOf(meta, [HOOKS_FILE]);
-    expect(sources).toEqual(expect.arrayContaining(["dist/src/commands/fast/hooks.js", "dist/src/claude-code/hook.js", "dist/src/claude-code/stop-failure.js", "dist/src/claude-code/permission-hook.js"]));
+    const sources = sourcesOf(meta, [file]);
+    expect(sources).toEqual(expect.arrayContaining(own));
     expect(sources.filter((f) => /node_modules\/(yaml|dotenv|@anthropic-ai|@oclif)\//.test(f) || f.includes("node_modules/zod/v4/classic/"))).toEqual([]);
   });
 });

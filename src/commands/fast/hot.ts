@@ -1,34 +1,12 @@
-// The commands bin/relay.js runs without loading oclif: `relay status`, and `relay run`, which
-// would otherwise hold oclif in memory for its whole life (the Claude Code hooks are ./hooks.ts).
-// Loading oclif and its command map costs more than these commands' own work. A command line is run here only when it is plain (./argv.ts); anything else (help, a bad
-// flag, an unknown word) goes to oclif, whose output and exit codes stay the reference. Each
-// command's work is the same function its oclif command calls.
+// `relay run`, run by bin/relay.js without loading oclif, which it would otherwise hold in memory
+// for its whole life (the Claude Code hooks are ./hooks.ts, `relay status` ./status.ts). A
+// command line is run here only when it is plain (./argv.ts); anything else (help, a bad flag,
+// an unknown word) goes to oclif, whose output and exit codes stay the reference. The command's
+// work is the function its oclif command calls (../run-action.ts).
 import { pathsForRoot, type RelayPaths } from "../../config/paths.js";
 import { expectedFailure, scrubError } from "../failure.js";
 import { RUN_FLAGS, runRelay } from "../run-action.js";
-import { STATUS_FLAGS, statusOf } from "../status-action.js";
 import { oclifEnvironment, parsePlainFlags } from "./argv.js";
-
-/** `relay status` parses a few small objects and exits: zod's JIT costs it more than it saves (src/zod-jitless.ts). */
-async function withoutZodJit(): Promise<void> {
-  const { zodWithoutJit } = await import("../../zod-jitless.js");
-  zodWithoutJit();
-}
-
-async function status(words: readonly string[]): Promise<boolean> {
-  const flags = parsePlainFlags(STATUS_FLAGS, words);
-  if (flags === null) return false;
-  let out: Awaited<ReturnType<typeof statusOf>>;
-  try {
-    await withoutZodJit();
-    out = await statusOf(flags);
-  } catch {
-    // status only reads: oclif runs it again and reports the failure in its own words
-    return false;
-  }
-  console.log(flags.json ? JSON.stringify(out.report, null, 2) : out.text);
-  return true;
-}
 
 /**
  * `relay run`, reporting a failure as its oclif command does (RelayCommand.catch): an expected one
@@ -60,13 +38,10 @@ async function run(words: readonly string[]): Promise<boolean> {
 }
 
 /**
- * Runs `argv` (the words after `relay`) when it is a plain call of `relay status` or `relay run`
- * and returns true; returns false, having done nothing, when oclif should run it.
+ * Runs `argv` (the words after `relay`) when it is a plain call of `relay run` and returns true;
+ * returns false, having done nothing, when oclif should run it.
  */
 export async function runWithoutOclif(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
-  if (oclifEnvironment(env)) return false;
-  const [command] = argv;
-  if (command === "status") return status(argv.slice(1));
-  if (command === "run") return run(argv.slice(1));
-  return false;
+  if (oclifEnvironment(env) || argv[0] !== "run") return false;
+  return run(argv.slice(1));
 }

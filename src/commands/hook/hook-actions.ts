@@ -1,6 +1,6 @@
 // What the Claude Code hook commands do once their flags are parsed, free of oclif so that
 // bin/relay.js can run them without loading it (they start on every agent turn). The oclif
-// commands in this folder call the same functions; ../fast/hot.ts calls them with the flags of
+// commands in this folder call the same functions; ../fast/hooks.ts calls them with the flags of
 // ../fast/argv.ts. FLAGS here must match the oclif flags (test/unit/fast-path.test.ts checks).
 import type { HookOutcome } from "../../claude-code/hook.js";
 import { DEFAULT_MAX_TURNS, DEFAULT_PERMISSION_WAIT_S, DEFAULT_RELEASE_AFTER_S, DEFAULT_WAIT_S, DEFAULT_WAKE_WAIT_S, DEFAULT_EVIDENCE_MAX } from "../../claude-code/defaults.js";
