@@ -26,8 +26,13 @@ async function builtinsLoaded(args: string[], input: string): Promise<string[]> 
   return loaded.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice("NativeModule ".length));
 }
 
-/** An ES module loaded: Node 20 sets up a little of its loader for any CommonJS file holding an import(), but these come only with a module. */
-const ES_MODULE = ["internal/modules/esm/module_job", "internal/modules/esm/translators"];
+/**
+ * An ES module loaded: Node 20 sets up a little of its loader for any CommonJS file holding an
+ * import(), but these come only with a module. Node 22 and later load them for every CommonJS
+ * script too (require() of ES modules), so there they tell nothing: the check is Node 20's, where
+ * a hook has no compile cache and the bench's start-up targets are measured.
+ */
+const ES_MODULE = Number(process.versions.node.split(".")[0]) < 22 ? ["internal/modules/esm/module_job", "internal/modules/esm/translators"] : [];
 
 /** A root as one in use: config.yaml old enough that the first Stop hook keeps its parsed copy; `stop` runs a Stop hook on it. */
 async function rootInUse(): Promise<{ root: string; stop: () => Promise<string[]> }> {
@@ -42,7 +47,7 @@ describe("the Stop hook's start-up", () => {
   it("loads no ES module (bin/relay.js and dist/hot/hooks.cjs are CommonJS) and not node:perf_hooks (deadlines are on process.hrtime, src/runtime/monotonic.ts)", async () => {
     const { stop } = await rootInUse();
     // without the copy, config.yaml's parser is an ES module the hook imports (dist/hot/yaml-text.js)
-    expect(await stop()).toContain("internal/modules/esm/module_job");
+    expect(await stop()).toEqual(expect.arrayContaining(ES_MODULE));
     const loaded = await stop();
     // the list is the hook's: it did load the files API and the hash that names the relay's lock
     expect(loaded).toContain("fs/promises");
