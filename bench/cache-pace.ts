@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import type { WorkItem } from "../machines/types.js";
 import { CACHE_CHOICES, type CacheChoice, cacheRatesFor, chooseCacheTtl } from "../src/anthropic/cache-policy.js";
 import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, callMessages, createClient, estimatePromptTokens, type MessagesRequest } from "../src/anthropic/messages.js";
+import { splitSystemPrompt } from "../src/anthropic/system-split.js";
 import { costUsd, type Usage } from "../src/costs/pricing.js";
 import { type HistoryEntry, splitForSummary, transcript, turnEntry } from "../src/history/conversation-store.js";
 import { callTimesOf } from "../src/runtime/conversation-actors.js";
@@ -28,6 +29,10 @@ type Setting = "5m" | "1h" | "auto" | "joining" | "none";
 const SETTINGS: readonly Setting[] = ["5m", "1h", "auto", "joining", "none"];
 /** the gaps the relay's other conversations show a joining one (their last decisions' recent gaps) */
 const OTHERS_GAPS = 4;
+/** what a call's breakpoints carried: a lifetime, none, or the first call's hedge (1h on the system prompt's first part, 5m after it) */
+type Chosen = CacheChoice | "hedge";
+const CHOSEN: readonly Chosen[] = ["hedge", ...CACHE_CHOICES];
+const noChoices = (): Record<Chosen, number> => ({ hedge: 0, "5m": 0, "1h": 0, none: 0 });
 
 const item = (i: number): WorkItem => ({ id: `e${i}`, source: "envelope", session: "session-1", text: `envelope ${i}: `.padEnd(1000, "x"), inReplyTo: null });
 
@@ -52,10 +57,12 @@ async function conversation(): Promise<{ fake: FakeAnthropic; call: (req: Messag
 }
 
 /** `calls` turns `gapMs` apart under one setting, as callApi decides them; the billed input in USD. */
-async function paced(setting: Setting, gapMs: number, calls: number): Promise<{ usd: number; steadyUsd: number; choices: Record<CacheChoice, number> }> {
+async function paced(setting: Setting, gapMs: number, calls: number): Promise<{ usd: number; steadyUsd: number; choices: Record<Chosen, number> }> {
   const c = await conversation();
   const history: HistoryEntry[] = [];
-  const choices: Record<CacheChoice, number> = { "5m": 0, "1h": 0, none: 0 };
+  const choices = noChoices();
+  // as relay run renders it: in two blocks under auto, one otherwise
+  const systemSplit = setting === "auto" || setting === "joining" ? splitSystemPrompt(SYSTEM_PROMPT, MODEL, cacheRatesFor(MODEL)) : null;
   let last: { ttl: CacheChoice; at: number } | null = null;
   let usd = 0;
   let steadyUsd = 0;
@@ -65,21 +72,23 @@ async function paced(setting: Setting, gapMs: number, calls: number): Promise<{ 
       c.setClock(now);
       const shape = { model: MODEL, maxTokens: 1024, systemPrompt: SYSTEM_PROMPT, history, notes: [], item: item(i) };
       const relayGaps = setting === "joining" ? Array.from({ length: OTHERS_GAPS }, () => gapMs) : [];
-      const ttl: CacheChoice =
+      const decision: { ttl: CacheChoice; hedge: boolean } =
         setting === "none"
-          ? "none"
+          ? { ttl: "none", hedge: false }
           : chooseCacheTtl({
               setting: setting === "joining" ? "auto" : setting,
               callTimes: callTimesOf(history),
               now,
               lastWrite: last,
               rates: cacheRatesFor(MODEL),
-              promptTokens: estimatePromptTokens(buildReplyRequest({ ...shape, cacheTtl: "none" })),
+              promptTokens: estimatePromptTokens(buildReplyRequest({ ...shape, cacheTtl: "none", systemSplit })),
               model: MODEL,
               relayGaps,
-            }).ttl;
-      choices[ttl] += 1;
-      const billed = await c.call(buildReplyRequest({ ...shape, cacheTtl: ttl }));
+              systemSplit,
+            });
+      const { ttl, hedge } = decision;
+      choices[hedge ? "hedge" : ttl] += 1;
+      const billed = await c.call(buildReplyRequest({ ...shape, cacheTtl: ttl, hedge, systemSplit }));
       usd += billed;
       if (i >= LEARNING_CALLS) steadyUsd += billed;
       history.push(turnEntry(item(i), REPLY, new Date(now)));
@@ -118,7 +127,7 @@ async function summaryCycle(riding: boolean): Promise<{ turnsUsd: number; summar
 
 export interface CachePaceResult {
   calls: number;
-  paces: { minutes: number; usd: Record<Setting, number>; steadyUsd: Record<Setting, number>; autoChoices: Record<CacheChoice, number>; joiningChoices: Record<CacheChoice, number> }[];
+  paces: { minutes: number; usd: Record<Setting, number>; steadyUsd: Record<Setting, number>; autoChoices: Record<Chosen, number>; joiningChoices: Record<Chosen, number> }[];
   summary: { before: { turnsUsd: number; summaryUsd: number }; after: { turnsUsd: number; summaryUsd: number } };
 }
 
@@ -127,8 +136,8 @@ export async function cachePace(calls = CALLS): Promise<CachePaceResult> {
   for (const minutes of PACES_MIN) {
     const usd = { "5m": 0, "1h": 0, auto: 0, joining: 0, none: 0 };
     const steadyUsd = { ...usd };
-    let autoChoices: Record<CacheChoice, number> = { "5m": 0, "1h": 0, none: 0 };
-    let joiningChoices: Record<CacheChoice, number> = { ...autoChoices };
+    let autoChoices = noChoices();
+    let joiningChoices = noChoices();
     for (const s of SETTINGS) {
       const r = await paced(s, minutes * MIN, calls);
       usd[s] = r.usd;
@@ -151,6 +160,8 @@ export interface CacheRow {
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+/** the share of the system prompt a first call without a pace writes with 1h */
+const HEDGE_SHARE = splitSystemPrompt(SYSTEM_PROMPT, MODEL, cacheRatesFor(MODEL))?.share ?? 0;
 const usdOf = (x: number): string => `$${x.toFixed(4)}`;
 
 export function cachePaceRows(r: CachePaceResult): { rows: CacheRow[]; notes: string[] } {
@@ -162,8 +173,8 @@ export function cachePaceRows(r: CachePaceResult): { rows: CacheRow[]; notes: st
     const steadyBest = bestOf(p.steadyUsd);
     const steadyVsBest = p.steadyUsd.auto / steadyBest.usd;
     const cell = (s: Setting) => `${s} ${pct(p.usd[s] / p.usd.none)}`;
-    const chose = (choices: Record<CacheChoice, number>) =>
-      CACHE_CHOICES.filter((c) => choices[c] > 0)
+    const chose = (choices: Record<Chosen, number>) =>
+      CHOSEN.filter((c) => choices[c] > 0)
         .map((c) => `${c} ×${choices[c]}`)
         .join(", ");
     const joiningVsBest = p.usd.joining / best.usd;
@@ -184,7 +195,7 @@ export function cachePaceRows(r: CachePaceResult): { rows: CacheRow[]; notes: st
     baseline: `before (uncached transcript, its own system prompt): summary ${usdOf(before.summaryUsd)}, cycle ${usdOf(before.turnsUsd + before.summaryUsd)}`,
   });
   const notes = [
-    `Cache paces: the relay's request builder, \`cache_ttl\` policy and SDK call against a fresh stand-in per run, its cache clock set to each call's simulated time (no real waiting); ${r.calls} turns of a 1,000-char envelope and a 1,000-char reply on a ${SYSTEM_PROMPT.length.toLocaleString("en-US")}-char system prompt; billed input is the stand-in's usage priced at ${MODEL}'s rates (reads 0.05x input), output left out. "auto" decides each call from the call times the history records, as \`relay run\` does. A fresh conversation's first call has no pace: auto writes 1h, the choice whose worse case loses less (0.75x the first prompt at a 1-minute pace, where 5m would have served; 5m would lose 1.2x it at a 15-minute pace, its write dying unread). No first choice is within 5 % at both paces here: the first prompt (~4,350 tokens) is 7.6 % of the 1-minute bill's 5m optimum and 5.8 % of the 15-minute bill's 1h optimum, so 1h loses 0.75 × 7.6 = 5.7 % at the first, 5m 1.2 × 5.8 = 7.0 % at the second, and writing nothing 0.95x at both (7.2 % and 5.5 %). The figure after the first ${LEARNING_CALLS} calls shows the policy once the pace is known. "Joining" is the same conversation started on a relay whose other conversations already call at this pace: its first call borrows their last ${OTHERS_GAPS} gaps, as \`relay run\` does, and only a relay with no other conversation leaves a first call without a pace.`,
+    `Cache paces: the relay's request builder, \`cache_ttl\` policy and SDK call against a fresh stand-in per run, its cache clock set to each call's simulated time (no real waiting); ${r.calls} turns of a 1,000-char envelope and a 1,000-char reply on a ${SYSTEM_PROMPT.length.toLocaleString("en-US")}-char system prompt; billed input is the stand-in's usage priced at ${MODEL}'s rates (reads 0.05x input), output left out. "auto" decides each call from the call times the history records, as \`relay run\` does. A fresh conversation's first call has no pace: auto hedges, writing the system prompt's first ${pct(HEDGE_SHARE)} (cut at a space: the prompt has no line break) with 1h and the rest, the turn included, with 5m. A whole choice would miss 5 % at one pace here: the first prompt (~4,350 tokens) is 7.6 % of the 1-minute bill's 5m optimum and 5.8 % of the 15-minute bill's 1h optimum, so all-1h loses 0.75 × 7.6 = 5.7 % at the first and all-5m 1.2 × 5.8 = 7.0 % at the second. The hedge puts 58 % of that prompt in 1h: 0.75 × 0.58 × 7.6 ≈ 3.3 % at the first, 1.2 × 0.42 × 5.8 ≈ 2.9 % at the second. The figure after the first ${LEARNING_CALLS} calls shows the policy once the pace is known. "Joining" is the same conversation started on a relay whose other conversations already call at this pace: its first call borrows their last ${OTHERS_GAPS} gaps, as \`relay run\` does, and only a relay with no other conversation leaves a first call without a pace.`,
     "Summarization cycle: the same 12 turns with 5m caching, then one summary keeping 2 turns. Before: the folded turns as one uncached transcript under the summarization prompt as system prompt (the old request). After: the conversation's last request byte for byte, its reply, then the summarization prompt as the last user turn, so the whole conversation is a cache read.",
   ];
   return { rows, notes };

@@ -453,6 +453,60 @@ describe("fake Anthropic: prompt caching", () => {
     expect(c.usage).toMatchObject({ cache_read_input_tokens: 1200, cache_creation_input_tokens: 450, input_tokens: 0 });
   });
 
+  it("bills a system prompt in two blocks, 1h then 5m, as the API's mixed lifetimes: 1h up to the last 1h breakpoint, 5m after it", async () => {
+    const text = (t: number, seed: string) => ({ type: "text" as const, text: textOf(t, seed) });
+    const hedged = base({
+      system: [
+        { ...text(1200, "a"), cache_control: { type: "ephemeral", ttl: "1h" } },
+        { ...text(800, "b"), cache_control: { type: "ephemeral" } },
+      ],
+      messages: [{ role: "user", content: [{ ...text(100, "u"), cache_control: { type: "ephemeral" } }] }],
+    });
+    const first = await client.messages.create(hedged);
+    expect(first.usage).toMatchObject({ input_tokens: 0, cache_read_input_tokens: 0, cache_creation_input_tokens: 2100, cache_creation: { ephemeral_1h_input_tokens: 1200, ephemeral_5m_input_tokens: 900 } });
+
+    // 15 minutes on, the next request marks only the system's second block and the turns (1h now):
+    // the 5m entries are dead, the 1h one is found by the lookback from the system's breakpoint
+    clock += 15 * 60_000;
+    const next = base({
+      system: [text(1200, "a"), { ...text(800, "b"), cache_control: { type: "ephemeral", ttl: "1h" } }],
+      messages: [
+        { role: "user", content: [{ ...text(100, "u"), cache_control: { type: "ephemeral", ttl: "1h" } }] },
+        { role: "assistant", content: textOf(50, "r") },
+        { role: "user", content: [{ ...text(30, "v"), cache_control: { type: "ephemeral", ttl: "1h" } }] },
+      ],
+    });
+    const second = await client.messages.create(next);
+    expect(second.usage).toMatchObject({ input_tokens: 0, cache_read_input_tokens: 1200, cache_creation_input_tokens: 980, cache_creation: { ephemeral_1h_input_tokens: 980, ephemeral_5m_input_tokens: 0 } });
+
+    // two hours on, everything is dead: written again
+    clock += 120 * 60_000;
+    expect((await client.messages.create(next)).usage).toMatchObject({ cache_read_input_tokens: 0, cache_creation_input_tokens: 2180 });
+  });
+
+  it("finds an earlier request's entry up to 20 blocks before a breakpoint, and not further (the API's lookback)", async () => {
+    const sys = { type: "text" as const, text: textOf(1500, "s") };
+    // one user message of `blocks` small blocks after the system prompt, the last one marked
+    const body = (blocks: number, markSystem: boolean) =>
+      base({
+        system: [markSystem ? { ...sys, cache_control: { type: "ephemeral" } } : sys],
+        messages: [{ role: "user", content: Array.from({ length: blocks }, (_, i) => ({ type: "text", text: `block ${i}`, ...(i === blocks - 1 ? { cache_control: { type: "ephemeral" } } : {}) })) }],
+      });
+    await client.messages.create(body(1, true)); // writes the system prefix (and the one after the first block)
+    const near = await client.messages.create(body(20, false)); // the system's boundary is 20 blocks before the breakpoint
+    expect(near.usage.cache_read_input_tokens).toBeGreaterThanOrEqual(1500);
+    const fresh = await startFakeAnthropic({ apiKey: "sk-ant-test" });
+    try {
+      const other = new Anthropic({ apiKey: "sk-ant-test", baseURL: fresh.url, maxRetries: 0 });
+      await other.messages.create(body(1, true));
+      const far = await other.messages.create(body(22, false)); // 22 blocks: the system's boundary is 22 before the breakpoint
+      expect(far.usage).toMatchObject({ cache_read_input_tokens: 0 });
+      expect(far.usage.cache_creation_input_tokens).toBeGreaterThan(1500);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it("writes from the start when an earlier breakpoint is too short to cache", async () => {
     const body = base({
       system: [{ type: "text", text: textOf(500, "a"), cache_control: { type: "ephemeral" } }],

@@ -14,7 +14,8 @@
 // expected price wins. One exception: while the cache the previous call wrote is still alive,
 // `none` is not chosen (this call reads the prefix at the read price, whatever comes next). A
 // conversation's first call has no gaps of its own: it borrows the pace of the relay's other
-// conversations when they have one (their agents tend to work alike), else see firstCallTtl.
+// conversations when they have one (their agents tend to work alike), else it hedges (see
+// firstCallHedge), or, with a system prompt too short to split, see firstCallTtl.
 import { type ConfiguredPrices, priceFor } from "../costs/pricing.js";
 
 export type CacheTtl = "5m" | "1h";
@@ -77,7 +78,10 @@ export function expectedPrice(gaps: readonly number[], rates: CacheRates): Recor
 }
 
 export interface CacheDecision {
+  /** the lifetime of the request's breakpoints; with `hedge`, 1h, its longest-lived part */
   ttl: CacheChoice;
+  /** the first call's hedge: 1h on the system prompt's first block, 5m on its second and on the turn's breakpoints */
+  hedge: boolean;
   /** one line for the log and the ledger */
   reason: string;
 }
@@ -95,6 +99,8 @@ export interface CacheDecisionInput {
   model: string;
   /** the recent gaps between the calls of the relay's other conversations (ms): the pace a conversation with none yet borrows */
   relayGaps?: readonly number[];
+  /** the conversation's system prompt split (see splitSystemPrompt): a first call without a pace hedges across it */
+  systemSplit?: SystemSplit | null;
 }
 
 const minutes = (ms: number): string => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${Math.round(ms / 60_000)}m`);
@@ -118,9 +124,43 @@ export function firstCallTtl(rates: CacheRates): { ttl: CacheTtl; lossIf1h: numb
   return { ttl: lossIf1h <= lossIf5m ? "1h" : "5m", lossIf1h, lossIf5m };
 }
 
+/**
+ * A conversation's first call, whose pace is unknown, split between the two lifetimes: the first
+ * `share` of its cached prefix written with 1h, the rest with 5m. Should the calls come minutes
+ * apart, the 1h part loses share × lossIf1h; a quarter-hour apart, the 5m part dies unread and
+ * loses (1 − share) × lossIf5m. The share that makes the two equal, lossIf5m / (lossIf1h +
+ * lossIf5m), gives the smallest worse case: at list rates 0.6 of the prefix in 1h and 0.45x the
+ * prompt at worst, where a whole choice loses 0.75x. null when one of the losses is not positive
+ * (a whole choice then loses nothing).
+ */
+export function firstCallHedge(rates: CacheRates): { share: number; worstCase: number } | null {
+  const { lossIf1h, lossIf5m } = firstCallTtl(rates);
+  if (!(lossIf1h > 0 && lossIf5m > 0)) return null;
+  const share = lossIf5m / (lossIf1h + lossIf5m);
+  return { share, worstCase: share * lossIf1h };
+}
+
+/** Where a conversation's system prompt is split in two blocks (`cache_ttl: auto`): the same in every request of the conversation, so each reads what the one before wrote. */
+export interface SystemSplit {
+  /** the first block is the system prompt's characters before this index */
+  at: number;
+  /** the first block's share of the system prompt's characters */
+  share: number;
+  /** the first block, estimated in tokens */
+  tokens: number;
+}
+
+/** The worse case of a first call whose 1h part is `share` of its prompt, relative to the prompt. */
+export function hedgeWorstCase(share: number, rates: CacheRates): number {
+  const { lossIf1h, lossIf5m } = firstCallTtl(rates);
+  return Math.max(share * lossIf1h, (1 - share) * lossIf5m);
+}
+
+const percent = (x: number): string => `${Math.round(x * 100)} %`;
+
 /** The lifetime of the next request's breakpoints, and why. */
 export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
-  if (input.setting !== "auto") return { ttl: input.setting, reason: `cache_ttl: ${input.setting}` };
+  if (input.setting !== "auto") return { ttl: input.setting, hedge: false, reason: `cache_ttl: ${input.setting}` };
   const minimum = minCacheablePrefixTokens(input.model);
   const below = input.promptTokens < minimum ? `; the prompt (~${input.promptTokens} tokens) is below ${input.model}'s minimum cacheable prefix (${minimum}), so nothing is written yet` : "";
   const own = paceGaps(input.callTimes, input.now);
@@ -128,7 +168,17 @@ export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
   const gaps = borrowed ? (input.relayGaps ?? []) : own;
   if (gaps.length === 0) {
     const { ttl, lossIf1h, lossIf5m } = firstCallTtl(input.rates);
-    return { ttl, reason: `auto: no pace yet (first call), ${ttl}: should the calls come minutes apart, 1h costs ${lossIf1h.toFixed(2)}x the prompt more than 5m; a quarter-hour apart, 5m costs ${lossIf5m.toFixed(2)}x more than 1h${below}` };
+    const split = input.systemSplit;
+    if (split && firstCallHedge(input.rates)) {
+      const whole = Math.min(lossIf1h, lossIf5m);
+      const ofPrompt = input.promptTokens > 0 ? Math.min(1, split.tokens / input.promptTokens) : split.share;
+      return {
+        ttl: "1h",
+        hedge: true,
+        reason: `auto: no pace yet (first call), hedge: 1h on the first ${percent(split.share)} of the system prompt (${percent(ofPrompt)} of this prompt), 5m after it; worst case ${hedgeWorstCase(ofPrompt, input.rates).toFixed(2)}x the prompt instead of ${whole.toFixed(2)}x${below}`,
+      };
+    }
+    return { ttl, hedge: false, reason: `auto: no pace yet (first call), ${ttl}: should the calls come minutes apart, 1h costs ${lossIf1h.toFixed(2)}x the prompt more than 5m; a quarter-hour apart, 5m costs ${lossIf5m.toFixed(2)}x more than 1h${below}` };
   }
   const price = expectedPrice(gaps, input.rates);
   const last = input.lastWrite;
@@ -139,5 +189,5 @@ export function chooseCacheTtl(input: CacheDecisionInput): CacheDecision {
   const prices = CACHE_CHOICES.map((c) => `${c} ${price[c].toFixed(2)}x`).join(", ");
   const keep = alive && last && best !== "none" && price.none < price[best] ? ` (the ${last.ttl} cache is still alive: read it)` : "";
   const whose = borrowed ? "no pace yet (first call); the relay's other conversations: " : "";
-  return { ttl: best, reason: `auto: ${whose}${gaps.length} gaps, median ${minutes(median(gaps))}; expected prefix price ${prices}${keep}${below}` };
+  return { ttl: best, hedge: false, reason: `auto: ${whose}${gaps.length} gaps, median ${minutes(median(gaps))}; expected prefix price ${prices}${keep}${below}` };
 }

@@ -8,7 +8,8 @@ import type { Failure, Note, WorkItem } from "../../machines/types.js";
 import type { Block, HistoryEntry } from "../history/conversation-store.js";
 import { entryBlocks, userText } from "../history/conversation-store.js";
 import { type Usage, usageFromApi } from "../costs/pricing.js";
-import type { CacheChoice, CacheTtl } from "./cache-policy.js";
+import type { CacheChoice, CacheTtl, SystemSplit } from "./cache-policy.js";
+import { systemBlocks } from "./system-split.js";
 
 type TextBlockParam = Anthropic.TextBlockParam;
 type MessageParam = Anthropic.MessageParam;
@@ -37,17 +38,30 @@ function conversationBlocks(history: HistoryEntry[], notes: Note[], item: WorkIt
   ];
 }
 
+/** How a request's breakpoints are laid (cache_ttl and the conversation's system prompt split). */
+export interface RequestCache {
+  /** the lifetime of every breakpoint, or none at all */
+  cacheTtl: CacheChoice;
+  /** the conversation's system prompt split (splitSystemPrompt): two system blocks, alike in every request of the conversation */
+  systemSplit?: SystemSplit | null;
+  /** the first call's hedge (needs systemSplit): 1h on the system's first block, 5m on its second and on the turn's breakpoints */
+  hedge?: boolean;
+}
+
 /**
  * The request over `blocks`. Cache breakpoints (at most 3 of the 4 allowed, all with one
- * lifetime, so a 1-hour one never follows a 5-minute one): the system prompt and the ends of the
- * last two user messages before `uncachedTail` (the previous call's prefix, and this one's).
+ * lifetime, so a 1-hour one never follows a 5-minute one): the system prompt's last block and
+ * the ends of the last two user messages before `uncachedTail` (the previous call's prefix, and
+ * this one's). The hedge adds a fourth, 1h on the system's first block, before the 5m others.
  * `none`: no breakpoint at all.
  */
-function conversationRequest(args: { model: string; maxTokens: number; systemPrompt: string; blocks: Block[]; uncachedTail?: Block; cacheTtl: CacheChoice }): MessagesRequest {
+function conversationRequest(args: { model: string; maxTokens: number; systemPrompt: string; blocks: Block[]; uncachedTail?: Block } & RequestCache): MessagesRequest {
   const messages = toMessages(args.uncachedTail ? [...args.blocks, args.uncachedTail] : args.blocks);
   const ttl = args.cacheTtl;
+  const system: TextBlockParam[] = systemBlocks(args.systemPrompt, args.systemSplit).map((text) => ({ type: "text", text }));
   if (ttl !== "none") {
-    const cc = cacheControl(ttl);
+    const hedged = args.hedge === true && system.length === 2;
+    const cc = cacheControl(hedged ? "5m" : ttl);
     let marked = 0;
     for (let i = messages.length - (args.uncachedTail ? 2 : 1); i >= 0 && marked < 2; i--) {
       const m = messages[i];
@@ -56,13 +70,12 @@ function conversationRequest(args: { model: string; maxTokens: number; systemPro
       if (tail && tail.type === "text") tail.cache_control = cc;
       marked++;
     }
+    const last = system[system.length - 1];
+    if (last) last.cache_control = cc;
+    const first = system[0];
+    if (hedged && first) first.cache_control = cacheControl("1h");
   }
-  return {
-    model: args.model,
-    max_tokens: args.maxTokens,
-    system: [{ type: "text", text: args.systemPrompt, ...(ttl === "none" ? {} : { cache_control: cacheControl(ttl) }) }],
-    messages,
-  };
+  return { model: args.model, max_tokens: args.maxTokens, system, messages };
 }
 
 /**
@@ -76,8 +89,7 @@ export function buildReplyRequest(args: {
   history: HistoryEntry[];
   notes: Note[];
   item: WorkItem;
-  cacheTtl: CacheChoice;
-}): MessagesRequest {
+} & RequestCache): MessagesRequest {
   return conversationRequest({ ...args, blocks: conversationBlocks(args.history, args.notes, args.item) });
 }
 
@@ -99,8 +111,7 @@ export function buildSummaryRequest(args: {
   history: HistoryEntry[];
   summarizationPrompt: string;
   keptTurns: number;
-  cacheTtl: CacheChoice;
-}): MessagesRequest {
+} & RequestCache): MessagesRequest {
   return conversationRequest({
     ...args,
     blocks: conversationBlocks(args.history, [], null),

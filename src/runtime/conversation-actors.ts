@@ -5,8 +5,9 @@ import { conversationMachine } from "../../machines/conversation.js";
 import { permissionDecisionMachine } from "../../machines/permission-decision.js";
 import { relayMachine } from "../../machines/relay.js";
 import type { CallResult, CommitInput, CommitResult, Note, SummarizeResult, WorkItem } from "../../machines/types.js";
-import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW, paceGaps } from "../anthropic/cache-policy.js";
+import { type CacheChoice, type CacheDecision, cacheRatesFor, chooseCacheTtl, PACE_WINDOW, paceGaps, type SystemSplit } from "../anthropic/cache-policy.js";
 import { buildReplyRequest, buildSummaryRequest, buildTranscriptSummaryRequest, classifyFailure, type ApiReply, type MessagesRequest } from "../anthropic/messages.js";
+import { splitSystemPrompt } from "../anthropic/system-split.js";
 import type { RelayConfig, SessionConfig } from "../config/config.js";
 import { budgetExhausted } from "../costs/budget.js";
 import type { CallCache } from "../costs/ledger.js";
@@ -42,7 +43,9 @@ export function callTimesOf(entries: readonly HistoryEntry[]): number[] {
 /** What a conversation's latest call sent and wrote: the next call's reusable prefix, and whether its cache still lives. */
 interface LastCall {
   at: number;
+  /** a hedged call's is 1h: its 1h part lives on */
   ttl: CacheChoice;
+  hedge: boolean;
   promptTokens: number;
   purpose: "reply" | "summary";
 }
@@ -52,8 +55,14 @@ export function conversationActors(deps: RelayDeps) {
   /** each conversation's recent gaps between calls, as its last decision saw them: a new conversation borrows the others' */
   const paces = new Map<string, number[]>();
 
+  /** Where the conversation's system prompt is cut in two blocks (cache_ttl: auto): the same for every request of the conversation. */
+  const systemSplitOf = (settings: SessionConfig): SystemSplit | null => {
+    const config = deps.config();
+    return config.cacheTtl === "auto" ? splitSystemPrompt(settings.systemPrompt, settings.model, cacheRatesFor(settings.model, config.prices)) : null;
+  };
+
   /** The breakpoints' lifetime for the conversation's next request (cache_ttl: auto decides from its pace). */
-  const decideCache = (conversation: string, model: string, entries: readonly HistoryEntry[], promptTokens: number): CacheDecision & { gapMs: number | null } => {
+  const decideCache = (conversation: string, model: string, entries: readonly HistoryEntry[], promptTokens: number, systemSplit: SystemSplit | null): CacheDecision & { gapMs: number | null } => {
     const config = deps.config();
     const now = deps.now();
     const times = callTimesOf(entries);
@@ -62,7 +71,7 @@ export function conversationActors(deps: RelayDeps) {
     const own = paceGaps(times, now);
     if (own.length > 0) paces.set(conversation, own);
     const relayGaps = [...paces].filter(([c]) => c !== conversation).flatMap(([, gaps]) => gaps);
-    const decision = chooseCacheTtl({ setting: config.cacheTtl, callTimes: times, now, lastWrite: last ?? null, rates: cacheRatesFor(model, config.prices), promptTokens, model, relayGaps });
+    const decision = chooseCacheTtl({ setting: config.cacheTtl, callTimes: times, now, lastWrite: last ?? null, rates: cacheRatesFor(model, config.prices), promptTokens, model, relayGaps, systemSplit });
     return { ...decision, gapMs: Number.isFinite(previous) ? Math.max(0, now - previous) : null };
   };
 
@@ -74,8 +83,8 @@ export function conversationActors(deps: RelayDeps) {
     return Math.min(prompt, last.purpose === "summary" ? Math.ceil(systemPrompt.length / 4) : last.promptTokens);
   };
 
-  const record = (session: SessionConfig, conversation: string, purpose: "reply" | "summary", reply: ApiReply, cache: CallCache) => {
-    lastCalls.set(conversation, { at: deps.now(), ttl: cache.ttl, promptTokens: promptTokensOf(reply.usage), purpose });
+  const record = (session: SessionConfig, conversation: string, purpose: "reply" | "summary", reply: ApiReply, cache: CallCache, hedge: boolean) => {
+    lastCalls.set(conversation, { at: deps.now(), ttl: cache.ttl, hedge, promptTokens: promptTokensOf(reply.usage), purpose });
     recordApiCall(deps, { session: session.id, conversation, purpose, reply, cache });
   };
 
@@ -98,8 +107,9 @@ export function conversationActors(deps: RelayDeps) {
       const history = await deps.history.entries(conversation);
       const shape = { model: session.model, maxTokens: config.maxTokens, systemPrompt: session.systemPrompt, history, notes, item };
       const estimate = Math.ceil((session.systemPrompt.length + (await deps.history.chars(conversation)) + item.text.length) / 4);
-      const cache = decideCache(conversation, session.model, history, estimate);
-      const request = buildReplyRequest({ ...shape, cacheTtl: cache.ttl });
+      const systemSplit = systemSplitOf(session);
+      const cache = decideCache(conversation, session.model, history, estimate, systemSplit);
+      const request = buildReplyRequest({ ...shape, cacheTtl: cache.ttl, hedge: cache.hedge, systemSplit });
       // Today's spend counts every call in the ledger first (a ledger without a summary is read after start).
       await deps.costs.spend.settled();
       // The budget check and the reservation happen together, with nothing awaited between them,
@@ -111,7 +121,7 @@ export function conversationActors(deps: RelayDeps) {
       const release = deps.costs.spend.reserve(item.session, worstCaseUsd(session.model, JSON.stringify(request.messages).length, config.maxTokens, config.prices));
       try {
         const reply = await deps.api.call(request, signal);
-        record(session, conversation, "reply", reply, { ttl: cache.ttl, reason: cache.reason, gapMs: cache.gapMs, reusableTokens: reusableTokens(conversation, session.systemPrompt, reply) });
+        record(session, conversation, "reply", reply, { ttl: cache.ttl, reason: cache.reason, gapMs: cache.gapMs, reusableTokens: reusableTokens(conversation, session.systemPrompt, reply) }, cache.hedge);
         await deps.crashPoint("after-call");
         return { ok: true, text: reply.text, at: deps.now(), called: true };
       } finally {
@@ -143,18 +153,20 @@ export function conversationActors(deps: RelayDeps) {
     const last = lastCalls.get(conversation);
     const shape = { model: settings.model, maxTokens: config.maxTokens, systemPrompt: settings.systemPrompt, history: entries, summarizationPrompt: config.summarizationPrompt, keptTurns: split.keep.filter(isTurn).length };
     const estimate = Math.ceil((settings.systemPrompt.length + (await deps.history.chars(conversation))) / 4);
-    const decided = decideCache(conversation, settings.model, entries, estimate);
-    // the same lifetime as the request whose prefix it reads, when that is known
+    const systemSplit = systemSplitOf(settings);
+    const decided = decideCache(conversation, settings.model, entries, estimate, systemSplit);
+    // the same breakpoints as the request whose prefix it reads, when that is known
     const ttl = last ? last.ttl : decided.ttl;
-    const reason = last ? `summary: the prefix of the conversation's last request (${last.ttl})` : `summary: ${decided.reason}`;
+    const hedge = last ? last.hedge : decided.hedge;
+    const reason = last ? `summary: the prefix of the conversation's last request (${last.ttl}${last.hedge ? ", hedged" : ""})` : `summary: ${decided.reason}`;
     /** reusable: null when the request extends the conversation's last one */
     const call = async (request: MessagesRequest, cache: Omit<CallCache, "reusableTokens">, reusable: number | null): Promise<ApiReply> => {
       const reply = await api.call(request, signal);
-      record(settings, conversation, "summary", reply, { ...cache, reusableTokens: reusable ?? reusableTokens(conversation, settings.systemPrompt, reply) });
+      record(settings, conversation, "summary", reply, { ...cache, reusableTokens: reusable ?? reusableTokens(conversation, settings.systemPrompt, reply) }, cache.ttl !== "none" && hedge);
       return reply;
     };
     try {
-      return await call(buildSummaryRequest({ ...shape, cacheTtl: ttl }), { ttl, reason, gapMs: decided.gapMs }, null);
+      return await call(buildSummaryRequest({ ...shape, cacheTtl: ttl, hedge, systemSplit }), { ttl, reason, gapMs: decided.gapMs }, null);
     } catch (err) {
       if (classifyFailure(err).kind !== "tooLong") throw err;
       deps.log.info({ conversation }, "the conversation does not fit the model for a cached summary: summarizing its folded part alone");

@@ -26,11 +26,18 @@ const MIN = 60_000;
 /** ~1,500 tokens by the stand-in's count: over Sonnet's 1,024-token minimum, so every prefix is cacheable. */
 const LONG_SYSTEM_PROMPT = `${"You are the e2e reviewer. Answer each session briefly. ".repeat(110)}`.trim();
 
-/** The lifetime a request's breakpoints carry: the system block's, or none. */
+/**
+ * The lifetime a request's breakpoints carry: the last system block's, or none; "hedge" for a
+ * first call's 1h on the system prompt's first block and 5m after it. Under cache_ttl: auto the
+ * system prompt is two blocks (the hedge's cut), with the breakpoint on the second after the
+ * first call.
+ */
 const ttlOf = (r: RecordedRequest | undefined): string => {
   const system = bodyOf(r).system;
-  const cc = Array.isArray(system) ? system[0]?.cache_control : undefined;
-  return cc === undefined ? "none" : (cc.ttl ?? "5m");
+  const blocks = Array.isArray(system) ? system : [];
+  const lifetime = (cc: { ttl?: string } | undefined) => (cc === undefined ? "none" : (cc.ttl ?? "5m"));
+  const [first, last] = [lifetime(blocks[0]?.cache_control), lifetime(blocks.at(-1)?.cache_control)];
+  return blocks.length === 2 && first === "1h" && last === "5m" ? "hedge" : last;
 };
 
 const turnsIn = async (root: string): Promise<number> => Object.values(await readHistory(root)).flat().filter((l) => l.kind === "turn").length;
@@ -64,16 +71,27 @@ describe.concurrent("cache_ttl: auto", () => {
     }
 
     const ttls = fake.requests.map(ttlOf);
-    // the first call, no pace yet: 1h; a minute apart: 5m; from the first quarter-hour gap: 1h; once most recent gaps are 90
+    // the system prompt in two blocks, alike in every request
+    const systemTexts = fake.requests.map((r) => {
+      const system = bodyOf(r).system;
+      return JSON.stringify(Array.isArray(system) ? system.map((b) => b.text) : [system]);
+    });
+    expect(new Set(systemTexts).size).toBe(1);
+    expect(bodyOf(fake.requests[0]).system).toHaveLength(2);
+    // the first call, no pace yet: the hedge (1h on the system prompt's first part, 5m after it); a minute apart: 5m; from the first quarter-hour gap: 1h; once most recent gaps are 90
     // minutes (the 1h price passes plain input, and the last 1h cache is dead): no cache write
-    expect(ttls).toEqual(["1h", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
+    expect(ttls).toEqual(["hedge", "5m", "5m", "5m", "1h", "1h", "1h", "1h", "1h", "1h", "1h", "none", "none"]);
 
     // every call's choice and reason are in the ledger; the stand-in billed the 1h cache's reads
     const ledger = await waitFor(async () => {
       const lines = await readLedger(root);
       return lines.length === paces.length ? lines : null;
     });
-    expect(ledger.map((l) => l.cache?.ttl)).toEqual(ttls);
+    // the hedge is recorded as 1h, its longest-lived part, with its reason
+    expect(ledger.map((l) => l.cache?.ttl)).toEqual(ttls.map((t) => (t === "hedge" ? "1h" : t)));
+    expect(ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), hedge: 1h on the first \d+ % of the system prompt/);
+    expect(ledger[0]?.cacheWrite1hTokens).toBeGreaterThanOrEqual(1024);
+    expect(ledger[0]?.cacheWrite5mTokens).toBeGreaterThan(0);
     expect(ledger[5]?.cache?.reason).toMatch(/^auto: \d gaps, median 1m; expected prefix price 5m 0\.\d+x, 1h 0\.10x/);
     expect(ledger[5]?.cache?.gapMs).toBeGreaterThanOrEqual(15 * MIN);
     for (const i of [5, 6, 7]) expect(ledger[i]?.cacheReadTokens).toBeGreaterThan(1000);

@@ -67,6 +67,52 @@ describe("callApi under cache_ttl: auto", () => {
   });
 });
 
+describe("a brand-new conversation's first call hedges", () => {
+  /** ~8,000 characters in lines: a system prompt long enough to cut */
+  const LONG = Array.from({ length: 160 }, (_, i) => `Rule ${i}: review the session's work and answer it briefly.`).join("\n");
+  const systemOf = (req: MessagesRequest | undefined) => (Array.isArray(req?.system) ? req.system : []);
+
+  it("writes 1h on the system prompt's first block and 5m after it, records 1h with the hedge's reason, and keeps the cut on every later call and the summary", async () => {
+    const { fake, actors, turn, signal, setClock } = setUp({ keepRecentTurns: 1, sessions: [{ id: "s1", conversation: "shared", systemPrompt: LONG, model: "claude-sonnet-4-6" }] });
+    await turn(0, T0);
+    const first = fake.api.calls[0]?.request;
+    expect(systemOf(first).map((b) => b.cache_control)).toEqual([{ type: "ephemeral", ttl: "1h" }, { type: "ephemeral" }]);
+    expect(systemOf(first).map((b) => b.text).join("")).toBe(LONG);
+    expect(JSON.stringify(first?.messages)).toContain('"cache_control":{"type":"ephemeral"}');
+    expect(JSON.stringify(first?.messages)).not.toContain('"ttl":"1h"');
+    expect(fake.ledger[0]?.cache).toMatchObject({ ttl: "1h", gapMs: null });
+    expect(fake.ledger[0]?.cache?.reason).toMatch(/^auto: no pace yet \(first call\), hedge: 1h on the first \d+ % of the system prompt/);
+
+    // the next call, 15 minutes on: the same two blocks, its lifetime on the second
+    await turn(1, T0 + 15 * MIN);
+    const second = fake.api.calls[1]?.request;
+    expect(systemOf(second).map((b) => b.text)).toEqual(systemOf(first).map((b) => b.text));
+    expect(systemOf(second).map((b) => b.cache_control)).toEqual([undefined, { type: "ephemeral", ttl: "1h" }]);
+    expect(fake.ledger[1]?.cache?.ttl).toBe("1h");
+
+    setClock(T0 + 15 * MIN + 1000);
+    expect(await actors.summarize({ conversation: "shared" }, signal)).toMatchObject({ ok: true });
+    expect(JSON.stringify(systemOf(fake.api.calls.at(-1)?.request))).toBe(JSON.stringify(systemOf(second)));
+  });
+
+  it("a summary right after the hedged first call repeats its breakpoints", async () => {
+    const { fake, actors, turn, signal, setClock } = setUp({ keepRecentTurns: 0, sessions: [{ id: "s1", conversation: "shared", systemPrompt: LONG, model: "claude-sonnet-4-6" }] });
+    await turn(0, T0);
+    setClock(T0 + 1000);
+    expect(await actors.summarize({ conversation: "shared" }, signal)).toMatchObject({ ok: true });
+    const [first, summary] = [fake.api.calls[0]?.request, fake.api.calls[1]?.request];
+    expect(JSON.stringify(summary?.system)).toBe(JSON.stringify(first?.system));
+    expect(JSON.stringify(summary?.messages.slice(0, first?.messages.length))).toBe(JSON.stringify(first?.messages));
+    expect(fake.ledger.at(-1)?.cache?.reason).toBe("summary: the prefix of the conversation's last request (1h, hedged)");
+  });
+
+  it("a fixed cache_ttl keeps the system prompt in one block", async () => {
+    const { fake, turn } = setUp({ cacheTtl: "1h", sessions: [{ id: "s1", conversation: "shared", systemPrompt: LONG, model: "claude-sonnet-4-6" }] });
+    await turn(0, T0);
+    expect(systemOf(fake.api.calls[0]?.request)).toEqual([{ type: "text", text: LONG, cache_control: { type: "ephemeral", ttl: "1h" } }]);
+  });
+});
+
 describe("summarize rides the cache", () => {
   it("sends the last request byte for byte with its lifetime, then the reply and the summarization prompt, and records a summary call", async () => {
     const { fake, actors, turn, signal, setClock } = setUp({ keepRecentTurns: 1 });

@@ -20,9 +20,9 @@
  *   real API does; scripted errors carry only the headers they script.
  * - Token counting is an estimate: ceil(characters / 4) for each block's text
  *   (a tool definition counts its canonical JSON). Output tokens likewise.
- * - Prompt caching: see `CacheModel` below. Simplifications (on purpose): no
- *   20-block lookback (any cached breakpoint prefix can be hit), caches are per
- *   fake instance and per model, no eviction other than TTL.
+ * - Prompt caching: see `CacheModel` below, with the API's 20-block lookback
+ *   from each breakpoint. Simplifications (on purpose): caches are per fake
+ *   instance and per model, no eviction other than TTL.
  * - Model names are not checked against a list (any non-empty string works),
  *   unless `opts.models` lists the known ones: then another is a 404
  *   `not_found_error` "model: <id>", as the real API answers.
@@ -142,6 +142,8 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024; // Messages API request size limit
 const TTL_MS = { "5m": 5 * 60_000, "1h": 60 * 60_000 } as const;
 type Ttl = keyof typeof TTL_MS;
 const LARGE_MIN_MODELS = ["claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-6"];
+/** How many block boundaries before a breakpoint the cache looks for a hit (docs: prompt caching, "automatic prefix checking"). */
+const LOOKBACK_BLOCKS = 20;
 
 /** Minimum cacheable prefix in tokens (FACTS.md): 4096 for Haiku 4.5 and Opus 4.5/4.6, 1024 otherwise. */
 export function minCacheableTokens(model: string): number {
@@ -399,14 +401,21 @@ export interface CacheUsage {
  * including it, keyed by the model and the canonical JSON of the blocks'
  * role+text (the cache_control fields themselves are not part of the key).
  *
- * On a request: the longest breakpoint prefix present (and unexpired) is read
- * (cache_read_input_tokens) and its entry's TTL restarts. Then each later
- * breakpoint whose prefix is at least the model's minimum writes the tokens
- * between the previous cached point and itself (cache_creation_input_tokens,
- * split by that breakpoint's TTL). Tokens after the last cached point are
+ * On a request: each breakpoint looks for a cached prefix (present and
+ * unexpired) at its own block and at the 20 block boundaries before it, as
+ * the API does ("checks for cache hits at all previous content block
+ * boundaries, up to approximately 20 blocks before your explicit
+ * breakpoint"), so an entry written at a breakpoint of an earlier request is
+ * found even where this request has none. The longest prefix found is read
+ * (cache_read_input_tokens: position A of the API's mixed-TTL billing) and
+ * its entry's TTL restarts. Then each later breakpoint whose prefix is at
+ * least the model's minimum writes the tokens between the previous cached
+ * point and itself (cache_creation_input_tokens, split by that breakpoint's
+ * TTL: 1h writes up to the last 1h breakpoint, B − A, then 5m writes up to
+ * the last breakpoint, C − B). Tokens after the last cached point are
  * input_tokens. Entries live for their TTL from the last write or read.
- * Ignored on purpose: the 20-block lookback, eviction under load, and the
- * cache being shared across an organisation.
+ * Ignored on purpose: eviction under load, and the cache being shared across
+ * an organisation.
  */
 class CacheModel {
   private readonly entries = new Map<string, { expiresAt: number; ttl: Ttl }>();
@@ -422,31 +431,34 @@ class CacheModel {
     };
     const total = blocks.reduce((n, b) => n + b.tokens, 0);
 
-    // Breakpoints with their cumulative token count and prefix key.
-    const points: { key: string; tokens: number; ttl: Ttl }[] = [];
+    // Every block boundary's prefix key and cumulative token count; breakpoints are the blocks with a TTL.
+    const boundaries: { key: string; tokens: number; ttl?: Ttl }[] = [];
     const hash = createHash("sha256").update(model).update("\0");
     let tokens = 0;
     for (const b of blocks) {
       hash.update(JSON.stringify([b.role, b.text])).update("\0");
       tokens += b.tokens;
-      if (b.ttl) points.push({ key: hash.copy().digest("hex"), tokens, ttl: b.ttl });
+      boundaries.push({ key: hash.copy().digest("hex"), tokens, ...(b.ttl ? { ttl: b.ttl } : {}) });
     }
 
-    let hit = -1;
-    for (let i = points.length - 1; i >= 0; i--) {
-      const p = points[i];
-      const e = p && this.entries.get(p.key);
-      if (p && e) {
+    // The longest live prefix within the lookback of a breakpoint (expired entries met on the way are dropped).
+    let hitAt = -1;
+    for (let j = boundaries.length - 1; j > hitAt; j--) {
+      if (boundaries[j]?.ttl === undefined) continue;
+      for (let i = j; i >= Math.max(0, j - LOOKBACK_BLOCKS) && i > hitAt; i--) {
+        const key = boundaries[i]?.key ?? "";
+        const e = this.entries.get(key);
+        if (!e) continue;
         if (e.expiresAt > now) {
-          hit = i;
+          hitAt = i;
           break;
         }
-        this.entries.delete(p.key);
+        this.entries.delete(key);
       }
     }
+    const hitPoint = boundaries[hitAt];
 
     let cachedUpTo = 0;
-    const hitPoint = points[hit];
     if (hitPoint) {
       const e = this.entries.get(hitPoint.key);
       const ttl: Ttl = e?.ttl === "1h" || hitPoint.ttl === "1h" ? "1h" : "5m";
@@ -457,7 +469,8 @@ class CacheModel {
     }
 
     const min = minCacheableTokens(model);
-    for (const p of points.slice(hit + 1)) {
+    for (const p of boundaries.slice(hitAt + 1)) {
+      if (!p.ttl) continue; // not a breakpoint
       if (p.tokens < min) continue; // too short: its tokens stay uncached unless a later breakpoint writes them
       const written = p.tokens - cachedUpTo;
       usage.cache_creation_input_tokens += written;

@@ -3,6 +3,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Note, WorkItem } from "../../machines/types.js";
 import { buildReplyRequest, buildSummaryRequest, callMessages, classifyFailure, createClient, replyText, type MessagesRequest } from "../../src/anthropic/messages.js";
+import { DEFAULT_CACHE_RATES } from "../../src/anthropic/cache-policy.js";
+import { splitSystemPrompt } from "../../src/anthropic/system-split.js";
 import { noteEntry, turnEntry, type HistoryEntry } from "../../src/history/conversation-store.js";
 import { startFakeAnthropic, type Behaviour, type FakeAnthropic } from "../support/fake-anthropic.js";
 
@@ -135,6 +137,92 @@ describe("buildReplyRequest: the request is always one the API accepts", () => {
   });
 });
 
+// ---------------------------------------------------------------------------
+// The first call's hedge: the system prompt in two blocks
+
+/** ~12,000 characters in 200 lines: long enough that the hedge's share, not Sonnet's 1,024-token minimum, places the cut. */
+const LONG_SYSTEM = Array.from({ length: 200 }, (_, i) => `Rule ${String(i).padStart(3, "0")}: review the session's work and answer briefly.`).join("\n");
+const SPLIT = splitSystemPrompt(LONG_SYSTEM, MODEL, DEFAULT_CACHE_RATES);
+const H1 = { type: "ephemeral", ttl: "1h" };
+const M5 = { type: "ephemeral" };
+const choiceArb = fc.constantFrom<"5m" | "1h" | "none">("5m", "1h", "none");
+const reqWith = (history: HistoryEntry[], notes: Note[], item: WorkItem, cacheTtl: "5m" | "1h" | "none", hedge: boolean) =>
+  buildReplyRequest({ model: MODEL, maxTokens: 512, systemPrompt: LONG_SYSTEM, history, notes, item, cacheTtl, hedge, systemSplit: SPLIT });
+const systemTexts = (req: MessagesRequest): string[] => (Array.isArray(req.system) ? req.system.map((b) => b.text) : [String(req.system)]);
+
+describe("the first call's hedge: the system prompt in two blocks, alike in every request", () => {
+  it("cuts the system prompt at a line break near 60 % of it, the same cut every time", () => {
+    expect(SPLIT).not.toBeNull();
+    expect(SPLIT?.share).toBeGreaterThan(0.55);
+    expect(SPLIT?.share).toBeLessThan(0.65);
+    expect(LONG_SYSTEM[(SPLIT?.at ?? 0) - 1]).toBe("\n");
+    expect(splitSystemPrompt(LONG_SYSTEM, MODEL, DEFAULT_CACHE_RATES)).toEqual(SPLIT);
+  });
+
+  it("property: hedged, 1h on the system's first block and 5m on its second and the turn's; else one lifetime on the second; never more than 4, never a 1h after a 5m", () => {
+    fc.assert(
+      fc.property(historyArb, fc.array(noteArb, { maxLength: 3 }), itemArb, choiceArb, fc.boolean(), (history, notes, item, ttl, hedge) => {
+        const req = reqWith(history, notes, item, ttl, hedge);
+        expect(systemTexts(req).join("")).toBe(LONG_SYSTEM);
+        expect(systemTexts(req)).toHaveLength(2);
+        const blocks = flatten(req);
+        const marks = blocks.map((b) => b.cache).filter((c) => c !== undefined && c !== null);
+        expect(marks.length).toBeLessThanOrEqual(4);
+        const lifetimes = marks.map((c) => JSON.stringify(c));
+        const first5m = lifetimes.indexOf(JSON.stringify(M5));
+        if (first5m >= 0) expect(lifetimes.slice(first5m)).not.toContain(JSON.stringify(H1));
+        const [sys0, sys1] = blocks;
+        if (ttl === "none") {
+          expect(marks).toEqual([]);
+        } else if (hedge) {
+          expect([sys0?.cache, sys1?.cache]).toEqual([H1, M5]);
+          expect(blocks[blocks.length - 1]?.cache).toEqual(M5);
+        } else {
+          const one = ttl === "1h" ? H1 : M5;
+          expect(sys0?.cache).toBeUndefined();
+          expect(sys1?.cache).toEqual(one);
+          for (const c of marks) expect(c).toEqual(one);
+        }
+      }),
+      { numRuns: 250 },
+    );
+  });
+
+  it("property: the hedged first call's blocks are the start of the next call's and of the summary's, byte for byte", () => {
+    fc.assert(
+      fc.property(fc.array(noteArb, { maxLength: 2 }), itemArb, text, itemArb, choiceArb, (notes, item, reply, nextItem, nextTtl) => {
+        const first = reqWith([], notes, item, "1h", true);
+        const history = [...notes.map((n) => noteEntry(n, AT)), turnEntry(item, reply, AT)];
+        const next = reqWith(history, [], nextItem, nextTtl, false);
+        const summary = buildSummaryRequest({ model: MODEL, maxTokens: 512, systemPrompt: LONG_SYSTEM, history, summarizationPrompt: "Fold it.", keptTurns: 0, cacheTtl: "1h", hedge: true, systemSplit: SPLIT });
+        const strip = (blocks: FlatBlock[]) => JSON.stringify(blocks.map(({ role, text: t }) => [role, t]));
+        const a = flatten(first);
+        for (const later of [next, summary]) expect(strip(flatten(later).slice(0, a.length))).toBe(strip(a));
+        expect(JSON.stringify(summary.system)).toBe(JSON.stringify(first.system));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("the stand-in accepts the hedged call, and the next call 15 minutes later reads the 1h part the first wrote", async () => {
+    const fake = await startFakeAnthropic({ apiKey: KEY });
+    let clock = AT.getTime();
+    fake.setNow(() => clock);
+    try {
+      const client = await createClient({ apiKey: KEY, baseUrl: fake.url, timeoutMs: 10_000 });
+      const item = (n: number): WorkItem => ({ id: `e${n}`, source: "envelope", session: "session-1", text: `envelope ${n}`, inReplyTo: null });
+      const first = await callMessages(client, reqWith([], [], item(0), "1h", true));
+      expect(first.usage.cacheWrite1hTokens).toBe(SPLIT?.tokens);
+      expect(first.usage.cacheWrite5mTokens).toBeGreaterThan(0);
+      clock += 15 * 60_000;
+      const second = await callMessages(client, reqWith([turnEntry(item(0), first.text, AT)], [], item(1), "1h", false));
+      expect(second.usage.cacheReadTokens).toBe(SPLIT?.tokens);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe("replyText", () => {
   it("concatenates the text blocks only, in order", () => {
     const content: Anthropic.ContentBlock[] = [
@@ -214,6 +302,16 @@ describe("against the fake Messages API", () => {
       await fc.assert(
         fc.asyncProperty(historyArb, fc.array(noteArb, { maxLength: 2 }), itemArb, ttlArb, async (history, notes, item, ttl) => {
           const reply = await callMessages(client, build(history, notes, item, ttl));
+          expect(typeof reply.text).toBe("string");
+        }),
+        { numRuns: 40 },
+      );
+    });
+
+    it("property: random histories in two system blocks, hedged or not, are accepted by the validating fake (≤ 4 breakpoints, no 1h after a 5m)", async () => {
+      await fc.assert(
+        fc.asyncProperty(historyArb, fc.array(noteArb, { maxLength: 2 }), itemArb, choiceArb, fc.boolean(), async (history, notes, item, ttl, hedge) => {
+          const reply = await callMessages(client, reqWith(history, notes, item, ttl, hedge));
           expect(typeof reply.text).toBe("string");
         }),
         { numRuns: 40 },

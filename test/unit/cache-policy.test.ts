@@ -2,7 +2,8 @@
 // and what relay costs says the other choices would have cost (src/costs/cache-counterfactual.ts).
 import { describe, expect, it } from "vitest";
 import type { WorkItem } from "../../machines/types.js";
-import { type CacheChoice, cacheRatesFor, chooseCacheTtl, DEFAULT_CACHE_RATES, expectedPrice, firstCallTtl, minCacheablePrefixTokens, paceGaps } from "../../src/anthropic/cache-policy.js";
+import { type CacheChoice, cacheRatesFor, chooseCacheTtl, DEFAULT_CACHE_RATES, expectedPrice, firstCallHedge, firstCallTtl, hedgeWorstCase, minCacheablePrefixTokens, paceGaps } from "../../src/anthropic/cache-policy.js";
+import { splitSystemPrompt } from "../../src/anthropic/system-split.js";
 import { buildReplyRequest, buildSummaryRequest, type MessagesRequest } from "../../src/anthropic/messages.js";
 import { counterfactualUsd } from "../../src/costs/cache-counterfactual.js";
 import { makeLedgerRecord } from "../../src/costs/ledger.js";
@@ -112,6 +113,72 @@ describe("cache_ttl: auto picks the cheapest lifetime for the conversation's pac
       { kind: "turn", id: "t", session: "session-1", source: "envelope", text: "x", reply: "y", at: at(2) },
     ];
     expect(callTimesOf(entries)).toEqual([T0, T0 + 2 * MIN]);
+  });
+});
+
+describe("a brand-new conversation's first call hedges its cache lifetime", () => {
+  /** 20,000 characters in 400 lines of 49 and a line break */
+  const LINES = Array.from({ length: 400 }, (_, i) => `line ${String(i).padStart(3, "0")} of the reviewer's instructions.`.padEnd(49, ".")).join("\n");
+  const SPLIT = splitSystemPrompt(LINES, MODEL, DEFAULT_CACHE_RATES);
+  const first = (extra: Partial<Parameters<typeof chooseCacheTtl>[0]> = {}) =>
+    chooseCacheTtl({ setting: "auto", callTimes: [], now: T0, lastWrite: null, rates: DEFAULT_CACHE_RATES, promptTokens: 5_500, model: MODEL, systemSplit: SPLIT, ...extra });
+
+  it("the 1h share makes both worse cases equal: lossIf5m / (lossIf1h + lossIf5m), from the model's rates", () => {
+    // list rates: 1.15 / (0.75 + 1.15) = 0.605; the worse case 0.45x the prompt instead of 0.75x
+    expect(firstCallHedge(DEFAULT_CACHE_RATES)?.share).toBeCloseTo(1.15 / 1.9, 6);
+    expect(firstCallHedge(DEFAULT_CACHE_RATES)?.worstCase).toBeCloseTo(0.454, 3);
+    // Sonnet 5.5 reads at 0.05x: 1.2 / 1.95 = 0.615
+    expect(firstCallHedge(cacheRatesFor("claude-sonnet-5-5"))?.share).toBeCloseTo(1.2 / 1.95, 6);
+    for (const share of [0.3, 0.5, 0.7, 0.9]) expect(hedgeWorstCase(share, DEFAULT_CACHE_RATES)).toBeGreaterThan(hedgeWorstCase(1.15 / 1.9, DEFAULT_CACHE_RATES));
+    // a 1h write no dearer than a 5m one: nothing to hedge
+    expect(firstCallHedge({ read: 0.1, write5m: 1.25, write1h: 1.25 })).toBeNull();
+  });
+
+  it("cuts the system prompt at the line break nearest the share, after a space when it has none, and not at all when too short", () => {
+    expect(LINES[(SPLIT?.at ?? 0) - 1]).toBe("\n");
+    expect(Math.abs((SPLIT?.share ?? 0) - 1.15 / 1.9)).toBeLessThan(50 / LINES.length);
+    const words = "Review the work and answer briefly. ".repeat(500).trim();
+    const bySpace = splitSystemPrompt(words, MODEL, DEFAULT_CACHE_RATES);
+    expect(words[(bySpace?.at ?? 0) - 1]).toBe(" ");
+    expect(Math.abs((bySpace?.share ?? 0) - 1.15 / 1.9)).toBeLessThan(0.01);
+    // a first block below the model's minimum cacheable prefix is never written: the cut moves later
+    const haiku = splitSystemPrompt(LINES, "claude-haiku-4-5", DEFAULT_CACHE_RATES);
+    expect(haiku?.tokens).toBeGreaterThanOrEqual(4096);
+    expect(haiku?.share).toBeGreaterThan(0.8);
+    // too short for a cacheable first block and a second one, or nowhere to cut: no split
+    expect(splitSystemPrompt("You review.", MODEL, DEFAULT_CACHE_RATES)).toBeNull();
+    expect(splitSystemPrompt("x".repeat(20_000), MODEL, DEFAULT_CACHE_RATES)).toBeNull();
+    expect(splitSystemPrompt(LINES.slice(0, 4_500), "claude-haiku-4-5", DEFAULT_CACHE_RATES)).toBeNull();
+  });
+
+  it("no pace yet, a system prompt to split: the hedge, 1h on its first part and 5m after, and a reason with the arithmetic", () => {
+    const d = first();
+    expect(d).toMatchObject({ ttl: "1h", hedge: true });
+    expect(d.reason).toMatch(/^auto: no pace yet \(first call\), hedge: 1h on the first 6\d % of the system prompt \(\d+ % of this prompt\), 5m after it; worst case 0\.\d\dx the prompt instead of 0\.75x$/);
+  });
+
+  it("no system prompt split: the whole-1h choice, as before", () => {
+    expect(first({ systemSplit: null })).toMatchObject({ ttl: "1h", hedge: false });
+  });
+
+  it("a pace of its own or a borrowed one: no hedge", () => {
+    const { callTimes, now } = paced(MIN);
+    expect(first({ callTimes, now })).toMatchObject({ ttl: "5m", hedge: false });
+    expect(first({ relayGaps: [15 * MIN, 15 * MIN] })).toMatchObject({ ttl: "1h", hedge: false });
+    expect(first({ relayGaps: [MIN, MIN] })).toMatchObject({ ttl: "5m", hedge: false });
+  });
+
+  it("a fixed setting is untouched by the split", () => {
+    expect(first({ setting: "5m" })).toEqual({ ttl: "5m", hedge: false, reason: "cache_ttl: 5m" });
+    expect(first({ setting: "1h" })).toEqual({ ttl: "1h", hedge: false, reason: "cache_ttl: 1h" });
+  });
+
+  it("the next call treats the hedge's 1h part as alive: never none within its hour", () => {
+    // a slow pace (the conversation had summaries long ago), but the hedged call 40 minutes ago still lives
+    const times = [T0 - 6 * 90 * MIN, T0 - 4 * 90 * MIN, T0 - 2 * 90 * MIN, T0];
+    const d = chooseCacheTtl({ setting: "auto", callTimes: times, now: T0 + 40 * MIN, lastWrite: { ttl: first().ttl, at: T0 }, rates: DEFAULT_CACHE_RATES, promptTokens: 5_500, model: MODEL, systemSplit: SPLIT });
+    expect(d.ttl).not.toBe("none");
+    expect(d.hedge).toBe(false);
   });
 });
 
