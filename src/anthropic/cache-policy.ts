@@ -137,7 +137,7 @@ export function firstCallHedge(rates: CacheRates): { share: number; worstCase: n
   const { lossIf1h, lossIf5m } = firstCallTtl(rates);
   if (!(lossIf1h > 0 && lossIf5m > 0)) return null;
   const share = lossIf5m / (lossIf1h + lossIf5m);
-  return { share, worstCase: share * lossIf1h };
+  return { share, worstCase: hedgeWorstCase(share, rates) };
 }
 
 /** Where a conversation's system prompt is split in two blocks (`cache_ttl: auto`): the same in every request of the conversation, so each reads what the one before wrote. */
