@@ -1,11 +1,18 @@
 /**
- * A real nats-server for the tests: `nats-server -c` with OS-chosen ports (found in its log), a
- * temporary store, `max_payload: 8MB`, ready once `/healthz?js-enabled-only=true` says so.
+ * A real nats-server for the tests: `nats-server -c` on free ports below the kernel's ephemeral
+ * range, a temporary store, `max_payload: 8MB`, ready once `/healthz?js-enabled-only=true` says so.
  * `kill9()` and `restart()` keep the ports and the store, as a crashed server on the same host would.
+ *
+ * Why below the ephemeral range: a port the OS hands out for `listen(0)` or an outgoing connection
+ * comes from that range, so a port chosen there and named in a config (a cluster's routes, a
+ * restart after kill -9) can be taken by another test's socket before nats-server binds it again.
+ * CI saw exactly that: "bind: address already in use" on a cluster member's route port.
  * `natsSkipReason` is set when nats-server is not installed (the NATS tests skip, saying so).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -59,8 +66,8 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const dir = await mkdtemp(join(tmpdir(), "relay-nats-"));
   const storeDir = join(dir, "store");
   const confFile = join(dir, "nats.conf");
-  let port = opts.port ?? -1;
-  let httpPort = -1;
+  let port = opts.port ?? (await freePort());
+  let httpPort = await freePort();
   let child: ChildProcess | null = null;
 
   const writeConf = () =>
@@ -131,8 +138,22 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     await exited;
   };
 
-  await launch();
-  // The ports the OS chose are kept for every restart (the config now names them).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (error) {
+      // Another process took a port between our check and nats-server's bind: new ports, unless
+      // the caller named them (a cluster retries as a whole).
+      if (!isAddressInUse(error) || opts.port !== undefined || attempt === 5) {
+        await rm(dir, { recursive: true, force: true });
+        throw error;
+      }
+      port = await freePort();
+      httpPort = await freePort();
+    }
+  }
+  // The ports are kept for every restart (the config names them).
   return {
     get url() {
       return `nats://127.0.0.1:${port}`;
@@ -157,15 +178,44 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   };
 }
 
-/** A free TCP port on 127.0.0.1 (bound, read, released: a cluster's config must name its ports up front). */
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no free port");
-  return address.port;
+export function isAddressInUse(error: unknown): boolean {
+  return error instanceof Error && error.message.includes("address already in use");
+}
+
+/** The first port of the kernel's ephemeral range (Linux's default when it cannot be read). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 12_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port on 127.0.0.1 that is free now and that the OS will not hand to anyone else: picked at
+ * random between 10000 and the ephemeral range, checked by binding it, never the same twice in
+ * one test file.
+ */
+export async function freePort(): Promise<number> {
+  const low = 10_000;
+  const high = ephemeralLow() - 1;
+  for (let tries = 0; tries < 200; tries++) {
+    const candidate = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOut.has(candidate)) continue;
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(candidate, "127.0.0.1", () => resolve(true));
+    });
+    if (!bound) continue;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    handedOut.add(candidate);
+    return candidate;
+  }
+  throw new Error(`no free port between ${low} and ${high}`);
 }
 
 export interface NatsCluster {
@@ -180,16 +230,7 @@ export interface NatsCluster {
  * sees a meta leader and three peers.
  */
 export async function startNatsCluster(): Promise<NatsCluster> {
-  const clientPorts = [await freePort(), await freePort(), await freePort()];
-  const routePorts = [await freePort(), await freePort(), await freePort()];
-  const nodes = await Promise.all(
-    [0, 1, 2].map((i) =>
-      startNatsServer({
-        port: clientPorts[i] ?? 0,
-        cluster: { serverName: `n${i + 1}`, port: routePorts[i] ?? 0, routes: routePorts.filter((_, j) => j !== i) },
-      }),
-    ),
-  );
+  const nodes = await startClusterMembers();
   await waitForMetaLeader(nodes);
   return {
     nodes,
@@ -198,6 +239,27 @@ export async function startNatsCluster(): Promise<NatsCluster> {
       await Promise.all(nodes.map((n) => n.stop()));
     },
   };
+}
+
+/** Three members on fresh ports; all started again on new ports if one of them lost a port race. */
+async function startClusterMembers(): Promise<NatsServer[]> {
+  for (let attempt = 1; ; attempt++) {
+    const clientPorts = [await freePort(), await freePort(), await freePort()];
+    const routePorts = [await freePort(), await freePort(), await freePort()];
+    const started = await Promise.allSettled(
+      [0, 1, 2].map((i) =>
+        startNatsServer({
+          port: clientPorts[i] ?? 0,
+          cluster: { serverName: `n${i + 1}`, port: routePorts[i] ?? 0, routes: routePorts.filter((_, j) => j !== i) },
+        }),
+      ),
+    );
+    const nodes = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    const failure = started.find((s) => s.status === "rejected");
+    if (failure === undefined) return nodes;
+    await Promise.all(nodes.map((n) => n.stop()));
+    if (!isAddressInUse(failure.reason) || attempt === 3) throw failure.reason;
+  }
 }
 
 /** Until every running member reports a JetStream meta leader in a cluster of three. */
