@@ -18,6 +18,7 @@ import {
 } from "../src/operator/phone-replies.js";
 import { relayPaths, type RelayPaths } from "../src/config/paths.js";
 import { startFakeNtfy, type FakeNtfy, type FakeNtfyRequest } from "./support/fake-ntfy.js";
+import { freePort } from "./support/free-port.js";
 
 const TOPIC = "reply-Topic_Zq8xW3kLm9Pa2Hf7Uw";
 const TOKEN = "tk_r3plyt0k3nvalue0123456789";
@@ -161,10 +162,9 @@ async function startProxy(target: string): Promise<Proxy> {
         resolve();
       });
     });
-  await listen(0);
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  const port = address.port;
+  // A port the kernel never hands out: `accept()` binds it again after `refuse()` released it.
+  const port = await freePort();
+  await listen(port);
   const drop = (): void => {
     for (const p of [...pairs]) {
       p.client.destroy();

@@ -3,19 +3,17 @@
  * range, a temporary store, `max_payload: 8MB`, ready once `/healthz?js-enabled-only=true` says so.
  * `kill9()` and `restart()` keep the ports and the store, as a crashed server on the same host would.
  *
- * Why below the ephemeral range: a port the OS hands out for `listen(0)` or an outgoing connection
- * comes from that range, so a port chosen there and named in a config (a cluster's routes, a
- * restart after kill -9) can be taken by another test's socket before nats-server binds it again.
- * CI saw exactly that: "bind: address already in use" on a cluster member's route port.
+ * Ports come from `freePort()` (below the kernel's ephemeral range), as a port named in a config (a
+ * cluster's routes, a restart after kill -9) must not be handed to another test's socket meanwhile:
+ * CI saw "bind: address already in use" on a cluster member's route port chosen by listen(0).
  * `natsSkipReason` is set when nats-server is not installed (the NATS tests skip, saying so).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "./free-port.js";
 
 function findServer(): string | null {
   for (const candidate of [process.env.NATS_SERVER_BIN, "nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]) {
@@ -180,42 +178,6 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 
 export function isAddressInUse(error: unknown): boolean {
   return error instanceof Error && error.message.includes("address already in use");
-}
-
-/** The first port of the kernel's ephemeral range (Linux's default when it cannot be read). */
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 12_000 ? low : 32_768;
-  } catch {
-    return 32_768;
-  }
-}
-
-const handedOut = new Set<number>();
-
-/**
- * A TCP port on 127.0.0.1 that is free now and that the OS will not hand to anyone else: picked at
- * random between 10000 and the ephemeral range, checked by binding it, never the same twice in
- * one test file.
- */
-export async function freePort(): Promise<number> {
-  const low = 10_000;
-  const high = ephemeralLow() - 1;
-  for (let tries = 0; tries < 200; tries++) {
-    const candidate = low + Math.floor(Math.random() * (high - low + 1));
-    if (handedOut.has(candidate)) continue;
-    const server = createServer();
-    const bound = await new Promise<boolean>((resolve) => {
-      server.once("error", () => resolve(false));
-      server.listen(candidate, "127.0.0.1", () => resolve(true));
-    });
-    if (!bound) continue;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    handedOut.add(candidate);
-    return candidate;
-  }
-  throw new Error(`no free port between ${low} and ${high}`);
 }
 
 export interface NatsCluster {
