@@ -59,6 +59,9 @@ class RelayLoop {
   /** state/jc_input.txt and state/resume.request are looked for when an event names them, and on the timer */
   private jcDue = true;
   private resumeDue = true;
+  /** state/permissions/ and state/stop-failures/ likewise: read on their own events and on the timer, not on every step */
+  private permissionsDue = true;
+  private stopFailuresDue = true;
   private loadedConfig: RelayConfig | null = null;
   /** the text of JC's answers under way, for the refusal file */
   private readonly jcTexts = new Map<string, string>();
@@ -97,6 +100,8 @@ class RelayLoop {
   readonly wake = (reason: WakeReason = "other"): void => {
     if (reason === "jc") this.jcDue = true;
     if (reason === "resume") this.resumeDue = true;
+    if (reason === "permissions") this.permissionsDue = true;
+    if (reason === "stopFailures") this.stopFailuresDue = true;
     this.wakeRequested = true;
     this.wakeLoop?.();
   };
@@ -133,8 +138,14 @@ class RelayLoop {
       this.jcDue = false;
       await this.takeJcAnswer();
     }
-    await this.syncPermissions();
-    await this.syncStopFailures();
+    if (this.permissionsDue) {
+      this.permissionsDue = false;
+      await this.syncPermissions();
+    }
+    if (this.stopFailuresDue) {
+      this.stopFailuresDue = false;
+      await this.syncStopFailures();
+    }
     if (this.resumeDue) {
       this.resumeDue = false;
       if (await deps.takeResumeRequest()) {
@@ -179,6 +190,7 @@ class RelayLoop {
     try {
       pending = await this.deps.permissions.pending();
     } catch (err) {
+      this.permissionsDue = true; // again at the next step
       this.deps.log.error({ err: messageOf(err) }, "cannot read state/permissions/");
       return;
     }
@@ -205,6 +217,7 @@ class RelayLoop {
     try {
       streaks = await this.deps.stopFailures.streaks();
     } catch (err) {
+      this.stopFailuresDue = true; // again at the next step
       this.deps.log.error({ err: messageOf(err) }, "cannot read state/stop-failures/");
       return;
     }
@@ -447,6 +460,8 @@ class RelayLoop {
         this.deps.inbox.rescan(); // the safety net: whatever the events missed
         this.jcDue = true;
         this.resumeDue = true;
+        this.permissionsDue = true;
+        this.stopFailuresDue = true;
         break;
       }
     }

@@ -48,8 +48,12 @@ export interface MessagesApi {
   call(request: MessagesRequest, signal: AbortSignal): Promise<ApiReply>;
 }
 
-/** What a wake-up says changed: JC's answer or `relay resume` arrived (else: look at everything else). */
-export type WakeReason = "jc" | "resume" | "other";
+/**
+ * What a wake-up says changed: JC's answer or `relay resume` arrived, a permission prompt or a
+ * StopFailure streak changed (else: look at everything else). Each of the four is looked for
+ * only when an event names it, and at every safety-net tick.
+ */
+export type WakeReason = "jc" | "resume" | "permissions" | "stopFailures" | "other";
 
 /** Wake-ups: file-system events (or a NATS subscription) that make the loop look sooner. */
 export interface Wakeups {

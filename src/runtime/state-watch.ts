@@ -20,16 +20,19 @@ export interface StateWatch {
 const isAbsent = (err: unknown): boolean => typeof err === "object" && err !== null && "code" in err && err.code === "ENOENT";
 
 export function watchState(paths: RelayPaths, onWake: (reason: WakeReason) => void): StateWatch {
-  const subdirs = new Map([permissionsDir(paths), stopFailuresDir(paths)].map((dir) => [basename(dir), { dir, watcher: null as FSWatcher | null, failed: false }]));
+  const subdirs = new Map(
+    ([[permissionsDir(paths), "permissions"], [stopFailuresDir(paths), "stopFailures"]] as const).map(([dir, reason]) => [basename(dir), { dir, reason, watcher: null as FSWatcher | null, failed: false }]),
+  );
+  type Subdir = NonNullable<ReturnType<typeof subdirs.get>>;
   let state: FSWatcher | null = null;
 
   /** (Re)watch a subdirectory: absent is fine (its creation is an event on state/), any other failure is not. */
-  const watchSubdir = (entry: { dir: string; watcher: FSWatcher | null; failed: boolean }): void => {
+  const watchSubdir = (entry: Subdir): void => {
     entry.watcher?.close();
     entry.watcher = null;
     entry.failed = false;
     try {
-      const w = watch(entry.dir, { persistent: false }, () => onWake("other"));
+      const w = watch(entry.dir, { persistent: false }, () => onWake(entry.reason));
       w.on("error", () => {
         w.close();
         if (entry.watcher === w) {
@@ -47,10 +50,10 @@ export function watchState(paths: RelayPaths, onWake: (reason: WakeReason) => vo
     const w = watch(paths.state, { persistent: false }, (_event, name) => {
       if (name === null || name === "jc_input.txt") onWake("jc");
       if (name === null || name === "resume.request") onWake("resume");
-      const entry = name === null ? undefined : subdirs.get(name);
-      if (entry) {
+      for (const entry of name === null ? [...subdirs.values()] : [subdirs.get(name)]) {
+        if (!entry) continue;
         watchSubdir(entry); // made, removed or replaced: watch what is there now
-        onWake("other");
+        onWake(entry.reason);
       }
     });
     w.on("error", () => {

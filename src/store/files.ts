@@ -1,19 +1,41 @@
 // Files the relay owns: atomic writes (temporary file in the same directory, fsync, rename,
 // fsync of the directory) and reads that validate what they find.
+//
+// Every call here but fsync is synchronous. The files are small and local, and a call through
+// libuv's thread pool costs about 40 µs of CPU against 2 µs for the same call made directly
+// (measured: 20,000 stats each way); the relay makes about 90 of them per envelope. fsync, the
+// one call that can take milliseconds, still runs on the pool, off the event loop.
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, open, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { closeSync, fchmodSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { chmod, lstat, readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import * as z from "zod/mini";
 import "../zod-english.js";
 
+/** fsync(2) on the thread pool: the one call here that may wait for the disk. */
+export function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** `body` with the file descriptor `fd`, closed afterwards whatever happens. */
+async function withFd<T>(fd: number, body: (fd: number) => Promise<T> | T): Promise<T> {
+  try {
+    return await body(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Write all of `data` at the descriptor's position (a single write(2) for anything but huge data). */
+function writeAll(fd: number, data: string): void {
+  const bytes = Buffer.from(data, "utf8");
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+}
+
 /** fsync a directory so a rename or unlink in it survives a power cut, not only a kill. */
 export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await withFd(openSync(dir, "r"), fsyncFd);
 }
 
 /** The temporary name of an atomic write: hidden, beside its target, ending in .tmp (CONTRACT §5 ignores such names). */
@@ -30,18 +52,20 @@ const V1_TMP_NAME = /^(snapshot\.json|ntfy_replies\.json|jc_input\.txt|jc_input\
 export async function writeAtomic(path: string, data: string, opts: { mode?: number; durable?: boolean } = {}): Promise<void> {
   const durable = opts.durable ?? true;
   const tmp = tmpNameFor(path);
-  const handle = await open(tmp, "w", opts.mode ?? 0o644);
+  const fd = openSync(tmp, "w", opts.mode ?? 0o644);
   try {
-    try {
-      await handle.writeFile(data, "utf8");
-      if (opts.mode !== undefined) await handle.chmod(opts.mode);
-      if (durable) await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
+    await withFd(fd, async () => {
+      writeAll(fd, data);
+      if (opts.mode !== undefined) fchmodSync(fd, opts.mode); // the umask may have taken bits off
+      if (durable) await fsyncFd(fd);
+    });
+    renameSync(tmp, path);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
     throw err;
   }
   if (durable) await syncDir(dirname(path));
@@ -50,7 +74,7 @@ export async function writeAtomic(path: string, data: string, opts: { mode?: num
 /** The names in `dir`; none when it does not exist. */
 export async function readdirIfPresent(dir: string): Promise<string[]> {
   try {
-    return await readdir(dir);
+    return readdirSync(dir);
   } catch (err) {
     if (isErrno(err, "ENOENT")) return [];
     throw err;
@@ -80,24 +104,19 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
 
 /** Write and fsync a file under a name of our choosing (the caller renames it into place); private (0600): it holds conversation text. */
 export async function writeDurable(path: string, data: string): Promise<void> {
-  const handle = await open(path, "w", PRIVATE_FILE);
-  try {
-    await handle.writeFile(data, "utf8");
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await withFd(openSync(path, "w", PRIVATE_FILE), async (fd) => {
+    writeAll(fd, data);
+    await fsyncFd(fd);
+  });
 }
 
 /** Append one line with a single write() and fsync: a kill never leaves half a line. */
 export async function appendLine(path: string, line: string): Promise<void> {
-  const handle = await open(path, "a", PRIVATE_FILE);
-  try {
-    await handle.write(`${line}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await withFd(openSync(path, "a", PRIVATE_FILE), async (fd) => {
+    const bytes = Buffer.from(`${line}\n`, "utf8");
+    if (writeSync(fd, bytes) !== bytes.length) throw new Error(`${path}: short append`);
+    await fsyncFd(fd);
+  });
 }
 
 export type ReadResult<T> = { ok: true; value: T } | { ok: false; missing: boolean; error: string };
@@ -106,7 +125,7 @@ export type ReadResult<T> = { ok: true; value: T } | { ok: false; missing: boole
 export async function readJsonFile<T>(path: string, schema: z.core.$ZodType<T>): Promise<ReadResult<T>> {
   let raw: string;
   try {
-    raw = await readFile(path, "utf8");
+    raw = readFileSync(path, "utf8");
   } catch (err) {
     if (isErrno(err, "ENOENT")) return { ok: false, missing: true, error: `${path} does not exist` };
     throw err;
@@ -124,7 +143,7 @@ export async function readJsonFile<T>(path: string, schema: z.core.$ZodType<T>):
 /** A file's text, or null when it does not exist. */
 export async function readIfPresent(path: string): Promise<string | null> {
   try {
-    return await readFile(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (err) {
     if (isErrno(err, "ENOENT")) return null;
     throw err;
@@ -133,7 +152,7 @@ export async function readIfPresent(path: string): Promise<string | null> {
 
 /** Directories the relay makes are private (0700); existing ones keep their mode. */
 export async function ensureDirs(...dirs: string[]): Promise<void> {
-  for (const dir of dirs) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  for (const dir of dirs) mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
 }
 
 /**
@@ -164,7 +183,7 @@ export async function tightenModes(dirs: string[]): Promise<void> {
 
 export async function removeIfPresent(path: string): Promise<boolean> {
   try {
-    await unlink(path);
+    unlinkSync(path);
     return true;
   } catch (err) {
     if (isErrno(err, "ENOENT")) return false;

@@ -24,7 +24,10 @@ afterEach(async () => {
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const until = (assertion: () => void, timeout = 10_000) => vi.waitFor(assertion, { timeout, interval: 10 });
 
-/** A fake relay whose steps are counted (each reads the permission prompts once) and whose look answers `missed()`. */
+/**
+ * A fake relay whose full steps are counted (a step the safety net or a wake-up naming every
+ * reason runs reads the permission prompts once) and whose look answers `missed()`.
+ */
 function counted(missed: () => boolean): { fake: FakeRelay; steps: () => number; looks: () => number } {
   const fake = fakeRelay();
   let steps = 0;
@@ -97,6 +100,39 @@ describe("poll ticks of the daemon loop", () => {
     watching = false;
     fake.wake(); // the next sleep is computed with the watcher down
     await until(() => expect(looks()).toBeGreaterThanOrEqual(3));
+  });
+
+  it("a step woken by another event does not read the permission prompts; an event naming them does", async () => {
+    const { fake, steps } = counted(() => false);
+    fake.deps.wakeups.watchingAll = () => true; // at rest, no safety-net tick for REST_LOOK_INTERVAL_MS
+    let wakeWith: (reason: WakeReason) => void = () => undefined;
+    const start = fake.deps.wakeups.start.bind(fake.deps.wakeups);
+    fake.deps.wakeups.start = (onWake) => {
+      wakeWith = onWake;
+      start(onWake);
+    };
+    let configReads = 0;
+    const config = fake.deps.config;
+    fake.deps.config = () => {
+      configReads += 1;
+      return config();
+    };
+    const handle = await startDaemon(fake.deps, { shutdownGraceMs: 1_000 });
+    running.push(handle);
+    await pause(100);
+    const before = steps();
+    const readsBefore = configReads;
+    fake.permissions.pending.push({ id: "p-1-aaaaaa", session: "s1", text: "s1 asks permission to run Bash: ls", since: Date.now() });
+    for (let i = 0; i < 3; i++) {
+      wakeWith("other");
+      await pause(20);
+    }
+    await until(() => expect(configReads).toBeGreaterThanOrEqual(readsBefore + 3)); // three steps ran
+    expect(steps()).toBe(before);
+    expect(handle.actor.getSnapshot().context.questions).toEqual([]);
+    wakeWith("permissions");
+    await until(() => expect(handle.actor.getSnapshot().context.questions.map((q) => q.id)).toEqual(["p-1-aaaaaa"]));
+    expect(steps()).toBe(before + 1);
   });
 
   it("an event still wakes a relay at rest at once (a new envelope is answered)", async () => {
@@ -182,12 +218,14 @@ describe("the watchers on state/ (state-watch.ts)", () => {
     await until(() => expect(wakes).toContain("jc"));
     await writeFile(paths.resumeRequest, "");
     await until(() => expect(wakes).toContain("resume"));
-    for (const sub of ["permissions", "stop-failures"]) {
+    for (const [sub, reason] of [["permissions", "permissions"], ["stop-failures", "stopFailures"]] as const) {
       await mkdir(join(paths.state, sub));
+      await until(() => expect(wakes).toContain(reason)); // the directory's creation
       await pause(50); // the watcher on the new directory is attached from state/'s event
       wakes.length = 0;
       await writeFile(join(paths.state, sub, "x.json"), "{}");
-      await until(() => expect(wakes).toContain("other"));
+      await until(() => expect(wakes).toContain(reason));
+      expect(wakes.every((w) => w === reason)).toBe(true);
     }
     expect(w.up()).toBe(true);
   });
@@ -203,7 +241,7 @@ describe("the watchers on state/ (state-watch.ts)", () => {
     await pause(50);
     wakes.length = 0;
     await writeFile(join(dir, "p-1.json"), "{}");
-    await until(() => expect(wakes).toContain("other"));
+    await until(() => expect(wakes).toContain("permissions"));
   });
 
   it("the relay's own writes into state/ (status, snapshot) wake nothing", async () => {

@@ -306,10 +306,12 @@ export interface FakeRelay {
 
 export function fakeRelay(config: RelayConfig = fakeConfig()): FakeRelay {
   let wakeLoop: (reason: WakeReason) => void = () => undefined;
-  /** a manual wake-up: as if JC's answer, a resume request and anything else had arrived */
+  /** a manual wake-up: as if JC's answer, a resume request, a permission prompt, a StopFailure streak and anything else had arrived */
   const wake = () => {
     wakeLoop("jc");
     wakeLoop("resume");
+    wakeLoop("permissions");
+    wakeLoop("stopFailures");
   };
   const registered = () => new Set(config.sessions.map((s) => s.id));
   const inbox = new FakeInbox(registered);

@@ -1,7 +1,7 @@
 // dispatch/ and dispatch/<session>/: real directories only (a link or file there is refused), and
 // whether a session's input.txt exists (its acknowledgement). Delivery itself is FileOutbox's
 // (file-transport.ts).
-import { lstat, mkdir } from "node:fs/promises";
+import { lstatSync, mkdirSync } from "node:fs";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { isErrno } from "../../store/files.js";
 
@@ -11,7 +11,7 @@ export class DispatchPathError extends Error {
 
 export async function kindOf(path: string): Promise<"missing" | "dir" | "file" | "other"> {
   try {
-    const st = await lstat(path);
+    const st = lstatSync(path); // direct, not on the thread pool: see src/store/files.ts
     return st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
   } catch (err) {
     if (isErrno(err, "ENOENT")) return "missing";
@@ -23,7 +23,7 @@ export async function kindOf(path: string): Promise<"missing" | "dir" | "file" |
 export async function ensureSessionDir(paths: RelayPaths, session: string): Promise<string> {
   for (const dir of [paths.dispatch, sessionDir(paths, session)]) {
     const kind = await kindOf(dir);
-    if (kind === "missing") await mkdir(dir, { recursive: true });
+    if (kind === "missing") mkdirSync(dir, { recursive: true });
     else if (kind !== "dir") throw new DispatchPathError(`${dir} is not a directory (a link or file there is refused); remove it and the relay will recreate it`);
   }
   return sessionDir(paths, session);

@@ -1,7 +1,7 @@
 // The file transport (CONTRACT §5): envelopes are files in queue/, replies are
 // dispatch/<session>/input.txt with input.json beside it. Receipts are queue/ file names.
 import { type FSWatcher, watch } from "node:fs";
-import { rename } from "node:fs/promises";
+import { renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Delivery, WorkItem } from "../../../machines/types.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
@@ -174,7 +174,7 @@ export class FileOutbox implements Outbox {
     if (meta?.reply_id === reply.replyId) {
       // input.json names this reply: it was delivered, or a crash came before its rename.
       if ((await kindOf(staging)) === "file") {
-        await rename(staging, inputFile(this.paths, session));
+        renameSync(staging, inputFile(this.paths, session));
         await syncDir(dir);
       }
       return "delivered";
@@ -185,9 +185,9 @@ export class FileOutbox implements Outbox {
     const record: ReplyMeta = { reply_id: reply.replyId, in_reply_to: reply.inReplyTo, source: reply.source, at: new Date(reply.at).toISOString() };
     const metaTmp = join(dir, ".input.json.tmp");
     await writeDurable(metaTmp, `${JSON.stringify(record)}\n`);
-    await rename(metaTmp, replyMetaFile(this.paths, session));
+    renameSync(metaTmp, replyMetaFile(this.paths, session));
     await this.crashPoint("after-meta");
-    await rename(staging, inputFile(this.paths, session));
+    renameSync(staging, inputFile(this.paths, session));
     await syncDir(dir);
     return "delivered";
   }
