@@ -36,6 +36,7 @@ import { cachePace, cachePaceRows } from "./cache-pace.js";
 import { lightRows } from "./light.js";
 import { natsPlan, natsRows } from "./nats.js";
 import { cleanup, figureKey, fmtMs, fmtNum, fsTypeOf, fsyncProbe, log, median, percentile, POLL_MS, prepareEnvironment, readPrevious } from "./lib.js";
+import { otherMachine } from "./machine-line.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
@@ -266,11 +267,11 @@ function parallelNotes(par: Outcome<ParallelResult>, iso: Outcome<IsolationResul
   return notes;
 }
 
-function table(rows: Row[], previous: Map<string, string> | null, baselineHeader = "seed-design baseline"): string {
+function table(rows: Row[], previous: Map<string, string> | null, baselineHeader = "seed-design baseline", previousElsewhere = false): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
   const prev = (r: Row) => (previous ? ` ${esc(previous.get(figureKey(r.figure)) ?? "—")} |` : "");
   return [
-    `| figure | p50 | p95 / p99 | target | ${baselineHeader} |${previous ? " previous run (p50) |" : ""}`,
+    `| figure | p50 | p95 / p99 | target | ${baselineHeader} |${previous ? ` previous run (p50${previousElsewhere ? ", another machine" : ""}) |` : ""}`,
     `|---|---|---|---|---|${previous ? "---|" : ""}`,
     ...rows.map((r) => `| ${esc(r.figure)} | ${esc(r.p50)} | ${esc(r.tail)} | ${esc(r.target)} | ${esc(r.baseline)} |${prev(r)}`),
   ].join("\n");
@@ -284,14 +285,16 @@ async function main(): Promise<number> {
   if (previous) log(`previous figures: ${previous.size} rows from ${previousFile}`);
   const loadBefore = load();
   const host = machine();
+  const elsewhere = previousFile ? otherMachine(readFileSync(previousFile, "utf8"), host) : null;
+  const elsewhereNote = elsewhere === null ? [] : [`The previous column comes from another machine (${elsewhere}): its times and CPU figures do not compare with this run's.`];
   log(`${quick ? "quick run" : "full run"} on ${host}; load average ${loadBefore}`);
   await prepareEnvironment();
   const fsyncMs = await fsyncProbe(20);
   log(`one durable atomic write (write + fsync, rename, fsync of the directory): ${fmtMs(fsyncMs)} (median of 20)`);
   if (transport === "nats") {
     const nats = await natsRows(natsPlan(quick), log, fsyncMs);
-    const notes = [...nats.notes, `Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${load()}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`];
-    const md = [`Machine: ${host}. One durable atomic write there took ${fmtMs(fsyncMs)} (median of 20).`, "", table(nats.rows, previous, "transport: files, same run"), "", ...notes.map((n) => `- ${n}`), ""].join("\n");
+    const notes = [...nats.notes, ...elsewhereNote, `Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${load()}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`];
+    const md = [`Machine: ${host}. One durable atomic write there took ${fmtMs(fsyncMs)} (median of 20).`, "", table(nats.rows, previous, "transport: files, same run", elsewhere !== null), "", ...notes.map((n) => `- ${n}`), ""].join("\n");
     process.stdout.write(`\n${md}`);
     if (outFile) await writeFile(outFile, `# relay benchmark (\`npm run bench -- --transport nats${quick ? " --quick" : ""}\`), ${new Date().toISOString().slice(0, 10)}\n\n${md}`);
     return nats.failed ? 1 : 0;
@@ -405,12 +408,13 @@ async function main(): Promise<number> {
   }
   notes.push(...paceRows.notes);
   notes.push(...parallelNotes(par, iso, lp, per));
+  notes.push(...elsewhereNote);
   notes.push(`Load average (1 / 5 / 15 min) before: ${loadBefore}; after: ${loadAfter}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s${quick ? " (--quick: fewer samples, 4 s throughput window, 10 s CPU window, no seed-design memory run)" : ""}.`);
 
   const md = [
     `Machine: ${host}. One durable atomic write there (write + fsync, rename, directory fsync) took ${fmtMs(fsyncMs)} (median of 20) at the start of the run.`,
     "",
-    table(rows, previous),
+    table(rows, previous, undefined, elsewhere !== null),
     "",
     ...notes.map((n) => `- ${n}`),
     "",
