@@ -6,7 +6,7 @@
 // (measured: 20,000 stats each way); the relay makes about 90 of them per envelope. fsync, the
 // one call that can take milliseconds, still runs on the pool, off the event loop.
 import { randomBytes } from "node:crypto";
-import { closeSync, fchmodSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fdatasync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { chmod, lstat, readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import * as z from "zod/mini";
@@ -15,6 +15,11 @@ import "../zod-english.js";
 /** fsync(2) on the thread pool: the one call here that may wait for the disk. */
 export function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** fdatasync(2) on the thread pool: the data, without the metadata a later read does not need. */
+export function datasyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** `body` with the file descriptor `fd`, closed afterwards whatever happens. */

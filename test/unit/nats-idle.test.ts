@@ -239,6 +239,8 @@ describe.skipIf(natsSkipReason !== null)("an idle `relay agent`", () => {
       await agentsKv.put(jcRefusalKey("laptop", "c1"), JSON.stringify({ reason: "@s9 is not a session in config.yaml", raw: "@s9 hi", at: new Date().toISOString() }));
       await until(() => expect(listings()).toBe(2));
       await until(async () => expect((await agentsKv.get(jcRefusalKey("laptop", "c1")))?.operation).toBe("DEL"));
+      await pause(200);
+      expect(listings()).toBe(2); // the agent's own delete of the refusal lists nothing again
       expect(opens()).toBe(opened);
 
       // An envelope renamed into queue/ wakes it through the watcher and is published.

@@ -1,6 +1,6 @@
 // queue/ intake (CONTRACT §5): list, read safely, validate, reject with a reason file.
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, lstatSync } from "node:fs";
 import { lstat, open, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod/mini";
@@ -179,7 +179,7 @@ export async function rejectFile(paths: RelayPaths, name: string, reason: string
 
 export async function exists(path: string): Promise<boolean> {
   try {
-    await lstat(path);
+    lstatSync(path); // direct, not on the thread pool: see src/store/files.ts
     return true;
   } catch (err) {
     if (isErrno(err, "ENOENT")) return false;

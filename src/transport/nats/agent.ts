@@ -13,8 +13,7 @@
 // - RELAY_REJECT → queue/.rejected/NAME beside NAME.reason.json (the relay's reason).
 // - remote agents only: state/jc_input.txt → RELAY_JC, and the relay's status →
 //   state/remote_status.json.
-import { type FSWatcher, watch } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { closeSync, type FSWatcher, openSync, renameSync, rmSync, watch, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
@@ -25,7 +24,7 @@ import { messageOf } from "../../../machines/types.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { claimJcInput, refuseJcInput, releaseJcClaim } from "../../operator/jc-input.js";
 import type { Logger } from "../../runtime/log.js";
-import { ensureDirs, readJsonFile, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
+import { ensureDirs, fsyncFd, readJsonFile, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
 import { ensureSessionDir } from "../file/dispatch.js";
 import { exists, listQueue } from "../file/queue.js";
 import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
@@ -153,7 +152,15 @@ export class NatsAgent {
     for (const session of await this.claimSessions(sessions, "start")) await this.serve(session);
     if (!this.opts.builtIn) {
       this.subs.push(link.nc.subscribe(`$KV.${names.statusBucket}.>`, { callback: () => this.wake("status") }));
-      this.subs.push(link.nc.subscribe(`$KV.${names.agentsBucket}.${jcRefusalKey(this.opts.name, ">")}`, { callback: () => this.wake("refusal") }));
+      // A refusal the relay PUTs wakes the listing; the agent's own delete of one it handled
+      // (a DEL, or a PURGE) leaves nothing to list.
+      this.subs.push(
+        link.nc.subscribe(`$KV.${names.agentsBucket}.${jcRefusalKey(this.opts.name, ">")}`, {
+          callback: (_err, m) => {
+            if (!m.headers?.get("KV-Operation")) this.wake("refusal");
+          },
+        }),
+      );
     }
     // What failed while the server was away is retried as soon as it is back, not at the next tick,
     // and every slot is read: a reply the relay wrote meanwhile was missed by the slot subscription.
@@ -428,7 +435,7 @@ export class NatsAgent {
       const staging = join(dir, stagingName(rec.rev));
       if (await exists(staging)) {
         if (await exists(input)) return; // never over an existing input.txt
-        await rename(staging, input);
+        renameSync(staging, input);
         await syncDir(dir);
       }
       await this.record(session, rec.rev, "delivered");
@@ -484,19 +491,19 @@ export class NatsAgent {
       }
       // The staging file before input.json names the reply: a name without its staging file means
       // "reached input.txt" (above).
-      await rename(join(dir, PREPARED_REPLY), staging);
-      await rename(join(dir, PREPARED_META), replyMetaFile(paths, session));
+      renameSync(join(dir, PREPARED_REPLY), staging);
+      renameSync(join(dir, PREPARED_META), replyMetaFile(paths, session));
       leftover = false;
       await this.record(session, entry.revision, "staged");
       await this.crashPoint("agent-after-meta");
       if (await exists(input)) return; // appeared meanwhile: the staged phase finishes it later
-      await rename(staging, input);
+      renameSync(staging, input);
       await syncDir(dir);
       await this.crashPoint("agent-after-rename");
       await this.record(session, entry.revision, "delivered");
       this.opts.log.info({ session, reply: value.reply_id, rev: entry.revision }, "reply delivered");
     } finally {
-      if (leftover) await Promise.all([rm(join(dir, PREPARED_REPLY), { force: true }), rm(join(dir, PREPARED_META), { force: true })]);
+      if (leftover) for (const name of [PREPARED_REPLY, PREPARED_META]) rmSync(join(dir, name), { force: true });
     }
   }
 
@@ -549,7 +556,7 @@ export class NatsAgent {
       const staged = join(paths.rejected, `.${target}.tmp`);
       await writeBytesDurable(staged, m.data);
       await writeJsonAtomic(join(paths.rejected, `${target}.reason.json`), { error: reason, at: new Date(at).toISOString(), ...(target === name ? {} : { file: name }) });
-      await rename(staged, join(paths.rejected, target));
+      renameSync(staged, join(paths.rejected, target));
       await syncDir(paths.rejected);
       this.state = { ...this.state, rejected: { ...this.state.rejected, [session]: m.seq } };
       await this.saveState();
@@ -617,11 +624,11 @@ export class NatsAgent {
 }
 
 async function writeBytesDurable(path: string, data: Uint8Array): Promise<void> {
-  const handle = await open(path, "w", 0o644);
+  const fd = openSync(path, "w", 0o644);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
+    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

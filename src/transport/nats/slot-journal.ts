@@ -9,11 +9,11 @@
 // torn last line: its record was not synced, so no write to the slot followed it; it is cut off.
 // Past COMPACT_AFTER lines the journal is rewritten (atomically, fsynced) with one line per session.
 // state/nats-slots.json, the whole-file record before this journal, is read first if present.
-import type { FileHandle } from "node:fs/promises";
-import { open, readFile, truncate, unlink } from "node:fs/promises";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { readFile, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod/mini";
-import { isErrno, readJsonFile, syncDir, writeAtomic } from "../../store/files.js";
+import { datasyncFd, isErrno, readJsonFile, syncDir, writeAtomic } from "../../store/files.js";
 
 const recordSchema = z.object({ replyId: z.string(), slotRev: z.int().check(z.gte(0)), published: z.boolean() });
 export type SlotRecord = z.infer<typeof recordSchema>;
@@ -25,7 +25,8 @@ const COMPACT_AFTER = 1_000;
 export class SlotJournal {
   private readonly file: string;
   private readonly legacy: string;
-  private handle: FileHandle | null = null;
+  /** the journal opened to append (direct writes; only the data sync runs on the thread pool) */
+  private fd: number | null = null;
   private lines = 0;
 
   constructor(private readonly stateDir: string) {
@@ -70,24 +71,30 @@ export class SlotJournal {
   /** Append one session's record; `durable` (a staging record) returns once it is on disk. */
   async append(session: string, record: SlotRecord, durable: boolean, all: () => Record<string, SlotRecord>): Promise<void> {
     if (this.lines >= COMPACT_AFTER) await this.compact(all());
-    const handle = await this.open();
-    await handle.write(`${JSON.stringify({ session, ...record })}\n`);
+    const fd = await this.open();
+    const line = Buffer.from(`${JSON.stringify({ session, ...record })}\n`, "utf8");
+    if (writeSync(fd, line) !== line.length) throw new Error(`${this.file}: short append`);
     this.lines += 1;
-    if (durable) await handle.datasync();
+    if (durable) await datasyncFd(fd);
   }
 
   async close(): Promise<void> {
-    await this.handle?.close();
-    this.handle = null;
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
   }
 
   /** The journal, opened to append once per process; the first open makes sure its name is on disk (it may be new). */
-  private async open(): Promise<FileHandle> {
-    if (this.handle) return this.handle;
-    const handle = await open(this.file, "a", 0o600);
-    await syncDir(this.stateDir);
-    this.handle = handle;
-    return handle;
+  private async open(): Promise<number> {
+    if (this.fd !== null) return this.fd;
+    const fd = openSync(this.file, "a", 0o600);
+    try {
+      await syncDir(this.stateDir);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.fd = fd;
+    return fd;
   }
 
   /** One line per session, written whole (fsynced) in place of the journal; the whole-file form goes once folded in. */
