@@ -17,6 +17,9 @@ import { REST_LOOK_INTERVAL_MS } from "./poll-look.js";
 
 export type RelayActor = Actor<typeof relayMachine>;
 
+type LookedFor = Exclude<WakeReason, "other">;
+const LOOKED_FOR: readonly LookedFor[] = ["jc", "resume", "permissions", "stopFailures"];
+
 export interface DaemonHandle {
   actor: RelayActor;
   /** resolves with the exit code once the daemon has stopped */
@@ -56,12 +59,12 @@ class RelayLoop {
   private wakeLoop: (() => void) | null = null;
   /** the clock is sent when a deadline the machines wait for is due: an idle step sends nothing, so it wakes nothing */
   private tickDue = true;
-  /** state/jc_input.txt and state/resume.request are looked for when an event names them, and on the timer */
-  private jcDue = true;
-  private resumeDue = true;
-  /** state/permissions/ and state/stop-failures/ likewise: read on their own events and on the timer, not on every step */
-  private permissionsDue = true;
-  private stopFailuresDue = true;
+  /**
+   * What to look at in state/ at the next step: JC's answer, a resume request, the permission
+   * prompts, the StopFailure streaks. Each is looked for when an event names it and at every
+   * safety-net tick, not on every step.
+   */
+  private readonly due = new Set<LookedFor>(LOOKED_FOR);
   private loadedConfig: RelayConfig | null = null;
   /** the text of JC's answers under way, for the refusal file */
   private readonly jcTexts = new Map<string, string>();
@@ -98,10 +101,7 @@ class RelayLoop {
   }
 
   readonly wake = (reason: WakeReason = "other"): void => {
-    if (reason === "jc") this.jcDue = true;
-    if (reason === "resume") this.resumeDue = true;
-    if (reason === "permissions") this.permissionsDue = true;
-    if (reason === "stopFailures") this.stopFailuresDue = true;
+    if (reason !== "other") this.due.add(reason);
     this.wakeRequested = true;
     this.wakeLoop?.();
   };
@@ -134,20 +134,12 @@ class RelayLoop {
   async step(): Promise<void> {
     const { deps, actor } = this;
     await this.loadConfig();
-    if (this.jcDue && !this.stopping.signal.aborted) {
-      this.jcDue = false;
+    if (!this.stopping.signal.aborted && this.due.delete("jc")) {
       await this.takeJcAnswer();
     }
-    if (this.permissionsDue) {
-      this.permissionsDue = false;
-      await this.syncPermissions();
-    }
-    if (this.stopFailuresDue) {
-      this.stopFailuresDue = false;
-      await this.syncStopFailures();
-    }
-    if (this.resumeDue) {
-      this.resumeDue = false;
+    if (this.due.delete("permissions")) await this.syncPermissions();
+    if (this.due.delete("stopFailures")) await this.syncStopFailures();
+    if (this.due.delete("resume")) {
       if (await deps.takeResumeRequest()) {
         deps.log.info({}, "resume requested");
         actor.send({ type: "operator.resume" });
@@ -190,7 +182,7 @@ class RelayLoop {
     try {
       pending = await this.deps.permissions.pending();
     } catch (err) {
-      this.permissionsDue = true; // again at the next step
+      this.due.add("permissions"); // again at the next step
       this.deps.log.error({ err: messageOf(err) }, "cannot read state/permissions/");
       return;
     }
@@ -217,7 +209,7 @@ class RelayLoop {
     try {
       streaks = await this.deps.stopFailures.streaks();
     } catch (err) {
-      this.stopFailuresDue = true; // again at the next step
+      this.due.add("stopFailures"); // again at the next step
       this.deps.log.error({ err: messageOf(err) }, "cannot read state/stop-failures/");
       return;
     }
@@ -458,10 +450,7 @@ class RelayLoop {
       this.tickDue = this.deps.monotonic() >= this.nextDue();
       if (this.tickDue || this.stopping.signal.aborted || !this.atRest() || (this.deps.wakeups.missedSomething?.() ?? true)) {
         this.deps.inbox.rescan(); // the safety net: whatever the events missed
-        this.jcDue = true;
-        this.resumeDue = true;
-        this.permissionsDue = true;
-        this.stopFailuresDue = true;
+        for (const what of LOOKED_FOR) this.due.add(what);
         break;
       }
     }

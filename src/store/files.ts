@@ -32,8 +32,8 @@ async function withFd<T>(fd: number, body: (fd: number) => Promise<T> | T): Prom
 }
 
 /** Write all of `data` at the descriptor's position (a single write(2) for anything but huge data). */
-function writeAll(fd: number, data: string): void {
-  const bytes = Buffer.from(data, "utf8");
+function writeAll(fd: number, data: string | Uint8Array): void {
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   let done = 0;
   while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
 }
@@ -107,9 +107,9 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeAtomic(path, `${JSON.stringify(value, null, 1)}\n`, { mode: PRIVATE_FILE });
 }
 
-/** Write and fsync a file under a name of our choosing (the caller renames it into place); private (0600): it holds conversation text. */
-export async function writeDurable(path: string, data: string): Promise<void> {
-  await withFd(openSync(path, "w", PRIVATE_FILE), async (fd) => {
+/** Write and fsync a file under a name of our choosing (the caller renames it into place); private (0600) unless `mode` says otherwise: it holds conversation text. */
+export async function writeDurable(path: string, data: string | Uint8Array, mode = PRIVATE_FILE): Promise<void> {
+  await withFd(openSync(path, "w", mode), async (fd) => {
     writeAll(fd, data);
     await fsyncFd(fd);
   });

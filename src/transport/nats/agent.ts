@@ -13,7 +13,7 @@
 // - RELAY_REJECT → queue/.rejected/NAME beside NAME.reason.json (the relay's reason).
 // - remote agents only: state/jc_input.txt → RELAY_JC, and the relay's status →
 //   state/remote_status.json.
-import { closeSync, type FSWatcher, openSync, renameSync, rmSync, watch, writeSync } from "node:fs";
+import { type FSWatcher, renameSync, rmSync, watch } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
@@ -24,7 +24,7 @@ import { messageOf } from "../../../machines/types.js";
 import { inputFile, type RelayPaths, sessionDir } from "../../config/paths.js";
 import { claimJcInput, refuseJcInput, releaseJcClaim } from "../../operator/jc-input.js";
 import type { Logger } from "../../runtime/log.js";
-import { ensureDirs, fsyncFd, readJsonFile, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
+import { ensureDirs, readJsonFile, syncDir, writeAtomic, writeDurable, writeJsonAtomic } from "../../store/files.js";
 import { ensureSessionDir } from "../file/dispatch.js";
 import { exists, listQueue } from "../file/queue.js";
 import { readReplyMeta, replyMetaFile } from "../file/reply-meta.js";
@@ -554,7 +554,7 @@ export class NatsAgent {
       let target = name;
       for (let n = 2; (await exists(join(paths.rejected, target))) || (await exists(join(paths.rejected, `${target}.reason.json`))); n++) target = `${name}.${n}`;
       const staged = join(paths.rejected, `.${target}.tmp`);
-      await writeBytesDurable(staged, m.data);
+      await writeDurable(staged, m.data, 0o644);
       await writeJsonAtomic(join(paths.rejected, `${target}.reason.json`), { error: reason, at: new Date(at).toISOString(), ...(target === name ? {} : { file: name }) });
       renameSync(staged, join(paths.rejected, target));
       await syncDir(paths.rejected);
@@ -620,15 +620,5 @@ export class NatsAgent {
     if (text === this.lastStatus) return;
     this.lastStatus = text;
     await writeAtomic(remoteStatusPath(paths), `${JSON.stringify({ ...body, mirroredAt: new Date(this.now()).toISOString() }, null, 1)}\n`, { durable: false });
-  }
-}
-
-async function writeBytesDurable(path: string, data: Uint8Array): Promise<void> {
-  const fd = openSync(path, "w", 0o644);
-  try {
-    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
-    await fsyncFd(fd);
-  } finally {
-    closeSync(fd);
   }
 }
