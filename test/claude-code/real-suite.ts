@@ -316,7 +316,10 @@ export function realClaudeCodeSuite(version: ClaudeCodeVersion): void {
       expect(asked).toHaveLength(1);
       expect(asked[0]).toContain("Command: touch policy-made.txt");
       expect(asked[0]).toContain("The agent's reason: make the policy file");
-      expect(scope.ntfy.messages.filter((n) => (n.title ?? "").includes("asks permission")).map((n) => n.message)).toEqual([expect.stringContaining("touch jc-made.txt")]);
+      // JC's notification goes out over HTTP beside status.json's write, which may come first.
+      const permissionNotes = () => scope.ntfy.messages.filter((n) => (n.title ?? "").includes("asks permission")).map((n) => n.message);
+      await waitFor(() => permissionNotes().length > 0, { timeoutMs: 30_000, what: "JC's notification of the prompt" });
+      expect(permissionNotes()).toEqual([expect.stringContaining("touch jc-made.txt")]);
       const jc = await runCli(["jc", "--root", root, "--question", q.id, "deny: not that one"]);
       expect(jc.code, jc.stderr).toBe(0);
       const done = await run;
